@@ -1,0 +1,1 @@
+"""hfa_jax: HFA-Net micro-expression recognition in JAX/Flax."""

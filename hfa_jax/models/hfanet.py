@@ -1,0 +1,49 @@
+"""HFA-Net (Zhang et al., Complex & Intelligent Systems 2025): the whole network."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from hfa_jax.models.aaff import AAFF
+from hfa_jax.models.layers import dense
+from hfa_jax.models.mlfa import MLFA
+from hfa_jax.models.msa import MSA
+from hfa_jax.models.rmt import RMT
+
+
+class HFANet(nn.Module):
+  """Hierarchical feature aggregation network for micro-expression recognition.
+
+  A local CNN branch (MSA) and a global retention branch (RMT) each give four
+  levels; MLFA aggregates the concatenated levels, AAFF fuses the result with the
+  last level, and a linear head classifies the global average.
+
+  x: (B, S, S, 3) float NHWC flow image (u, v, strain), S a multiple of 32.
+  Returns logits (B, num_classes); with `return_features=True`, also a dict of
+  `msa_1..4`, `rmt_1..4` (NHWC, strides 4..32) and `mlfa` (B, S/32, S/32, 512).
+
+  `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters, BatchNorm
+  statistics and the logits stay float32.
+  """
+  num_classes: int = 3
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
+    if x.ndim != 4 or x.shape[-1] != 3 or x.shape[1] % 32 or x.shape[2] % 32:
+      raise ValueError(f'HFANet expects NHWC input (B, S, S, 3) with S a multiple of 32, '
+                       f'got shape {x.shape}')
+    if self.dtype is not None:
+      x = x.astype(self.dtype)
+    m = MSA(name='msa', dtype=self.dtype)(x, train)
+    t = RMT(name='rmt', dtype=self.dtype)(x, train)
+    mt = [jnp.concatenate([a, b.astype(a.dtype)], axis=-1) for a, b in zip(m, t)]
+    fused = MLFA(name='mlfa', dtype=self.dtype)(*mt, train)
+    out = AAFF(name='aaff', dtype=self.dtype)(mt[3], fused)
+    pooled = out.astype(jnp.float32).mean(axis=(1, 2))
+    logits = dense(self.num_classes, name='head')(pooled)
+    if not return_features:
+      return logits
+    features = {f'msa_{i + 1}': f for i, f in enumerate(m)}
+    features.update({f'rmt_{i + 1}': f for i, f in enumerate(t)})
+    features['mlfa'] = fused
+    return logits, features

@@ -1,0 +1,91 @@
+"""Building blocks shared by the HFA-Net modules, with PyTorch's numerics.
+
+All tensors are NHWC. Convolutions take PyTorch-style symmetric padding (Flax's
+'SAME' pads a stride-2 convolution asymmetrically, PyTorch does not).
+"""
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# Initialisers. MSA convolutions follow the original (Kaiming normal, fan-out); other
+# convolutions PyTorch's default; Linear layers the original's truncated normal (std .02).
+kaiming_fan_out = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+torch_conv_default = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
+linear_default = nn.initializers.truncated_normal(0.02)
+
+
+def gelu(x):
+  """Exact (erf) GELU, as torch.nn.GELU / F.gelu."""
+  return nn.gelu(x, approximate=False)
+
+
+def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, *,
+         groups: int = 1, bias: bool = True, name: str | None = None,
+         kernel_init: Callable = torch_conv_default, dtype=None) -> nn.Conv:
+  """A Conv2d with PyTorch's argument order and symmetric padding."""
+  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
+                 padding=((padding, padding), (padding, padding)),
+                 feature_group_count=groups, use_bias=bias, kernel_init=kernel_init,
+                 bias_init=nn.initializers.zeros, name=name, dtype=dtype)
+
+
+def dense(features: int, *, name: str | None = None, dtype=None) -> nn.Dense:
+  """A Linear layer initialised like the original (trunc. normal .02, zero bias)."""
+  return nn.Dense(features, kernel_init=linear_default, name=name, dtype=dtype)
+
+
+def layer_norm(name: str | None = None, dtype=None) -> nn.LayerNorm:
+  """nn.LayerNorm(eps=1e-6) over the channel axis (two-pass variance)."""
+  return nn.LayerNorm(epsilon=1e-6, use_fast_variance=False, name=name, dtype=dtype)
+
+
+class BatchNorm(nn.Module):
+  """BatchNorm2d with PyTorch's semantics over the last (channel) axis.
+
+  Training normalises with the biased batch variance and updates the running
+  variance with the unbiased one (as PyTorch does; Flax's BatchNorm uses the
+  biased one). `momentum` is PyTorch's: new = (1 - m) * old + m * batch.
+  Statistics are computed in float32 whatever the input dtype.
+
+  Variables: params `scale`, `bias`; batch_stats `mean`, `var`, all (C,).
+  """
+  momentum: float = 0.1
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    c = x.shape[-1]
+    scale = self.param('scale', nn.initializers.ones, (c,), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, (c,), jnp.float32)
+    running_mean = self.variable('batch_stats', 'mean', jnp.zeros, (c,), jnp.float32)
+    running_var = self.variable('batch_stats', 'var', jnp.ones, (c,), jnp.float32)
+    x32 = x.astype(jnp.float32)
+    if train:
+      axes = tuple(range(x.ndim - 1))
+      mean = x32.mean(axes)
+      var = jnp.square(x32 - mean).mean(axes)
+      if not self.is_initializing():
+        n = x.size // c
+        m = self.momentum
+        running_mean.value = (1 - m) * running_mean.value + m * mean
+        running_var.value = (1 - m) * running_var.value + m * var * (n / max(n - 1, 1))
+    else:
+      mean, var = running_mean.value, running_var.value
+    y = (x32 - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
+    return y.astype(x.dtype)
+
+
+class DWConv(nn.Module):
+  """Depthwise k x k convolution with bias, 'same' size (RMT's DWConv2d).
+
+  x: (B, H, W, C) -> (B, H, W, C). The parameters sit under `conv`, as in the original.
+  """
+  kernel: int
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    c = x.shape[-1]
+    return conv(c, self.kernel, 1, self.kernel // 2, groups=c, name='conv', dtype=self.dtype)(x)

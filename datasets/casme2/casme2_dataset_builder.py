@@ -1,0 +1,35 @@
+"""CASME II (Yan et al. 2014): one example per annotated micro-expression clip.
+
+Build: `python -m datasets.build casme2 --manual_dir DIR` (from the repository root), or
+`tfds build datasets/casme2 --manual_dir DIR` where TensorFlow is installed.
+"""
+
+import pathlib
+import sys
+
+_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # `tfds build datasets/NAME` imports this file without the repo root
+    sys.path.insert(0, _ROOT)
+
+from datasets.common import builder, labels, layout, sources  # noqa: E402
+
+EMOTIONS = labels.EMOTIONS['casme2']
+
+
+class Builder(builder.FlowBuilder):
+    """CASME II flow images (u, v, optical strain) from onset to apex."""
+
+    EMOTIONS = EMOTIONS
+    DATABASE = 'casme2'
+    HOMEPAGE = 'http://casme.psych.ac.cn/casme/e2'
+    BUILDER_CONFIGS = (builder.size_configs()
+                       + builder.size_configs(missing_apex='middle'))
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        'Request CASME II from its owners (http://casme.psych.ac.cn/casme/e2), unzip it and '
+        'pass the folder as --manual_dir. The raw (CASME2_RAW_selected) or the cropped '
+        '(Cropped, reg_img*.jpg) release both work, also nested after unzipping; with both '
+        'present the cropped one is used. Layout:\n' + layout.LAYOUTS['casme2'])
+
+    def _find_samples(self, manual_dir):
+        return sources.annotated('casme2', manual_dir, self.builder_config.missing_apex)
+

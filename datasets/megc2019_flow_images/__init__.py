@@ -1,0 +1,1 @@
+"""Precomputed MEGC2019 flow images (STSTNet/HTNet format) as a TFDS dataset (see README.md)."""

@@ -1,0 +1,1 @@
+"""SAMM as a TFDS dataset of optical-flow images (see README.md)."""

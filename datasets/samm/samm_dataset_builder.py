@@ -1,0 +1,32 @@
+"""SAMM (Davison et al. 2018): one example per annotated micro-movement clip.
+
+Build: `python -m datasets.build samm --manual_dir DIR` (from the repository root), or
+`tfds build datasets/samm --manual_dir DIR` where TensorFlow is installed.
+"""
+
+import pathlib
+import sys
+
+_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # `tfds build datasets/NAME` imports this file without the repo root
+    sys.path.insert(0, _ROOT)
+
+from datasets.common import builder, labels, layout, sources  # noqa: E402
+
+EMOTIONS = labels.EMOTIONS['samm']
+
+
+class Builder(builder.FlowBuilder):
+    """SAMM flow images (u, v, optical strain) from onset to apex."""
+
+    EMOTIONS = EMOTIONS
+    DATABASE = 'samm'
+    HOMEPAGE = 'http://www2.docm.mmu.ac.uk/STAFF/m.yap/dataset.php'
+    BUILDER_CONFIGS = (builder.size_configs()
+                       + builder.size_configs(missing_apex='middle'))
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        'Request SAMM from its owners (Manchester Metropolitan University), unzip it and pass '
+        'the folder as --manual_dir. Layout:\n' + layout.LAYOUTS['samm'])
+
+    def _find_samples(self, manual_dir):
+        return sources.annotated('samm', manual_dir, self.builder_config.missing_apex)

@@ -1,0 +1,1 @@
+"""SMIC-HS as a TFDS dataset of optical-flow images (see README.md)."""

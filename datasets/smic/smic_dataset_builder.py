@@ -1,0 +1,38 @@
+"""SMIC-HS (Li et al. 2013): one example per micro-expression clip of the high-speed camera.
+
+SMIC has no annotation file: onset = first frame, offset = last frame, the label is the
+folder name, and the apex is chosen by the config's strategy ('middle' frame by default,
+'max_motion' in the `size_N_apex_max_motion` configs).
+
+Build: `python -m datasets.build smic --manual_dir DIR [--apex max_motion]` (from the
+repository root), or `tfds build datasets/smic --manual_dir DIR` where TensorFlow is installed.
+"""
+
+import pathlib
+import sys
+
+_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # `tfds build datasets/NAME` imports this file without the repo root
+    sys.path.insert(0, _ROOT)
+
+from datasets.common import builder, labels, layout, sources  # noqa: E402
+
+EMOTIONS = labels.EMOTIONS['smic']
+
+
+class Builder(builder.FlowBuilder):
+    """SMIC-HS flow images (u, v, optical strain) from the first frame to the apex."""
+
+    EMOTIONS = EMOTIONS
+    DATABASE = 'smic'
+    HOMEPAGE = 'https://www.oulu.fi/en/university/faculties-and-units/faculty-information-technology-and-electrical-engineering/center-machine-vision-and-signal-analysis'
+    BUILDER_CONFIGS = (builder.size_configs()
+                       + builder.size_configs(apex='max_motion'))
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        'Request SMIC from its owners (University of Oulu), unzip it and pass the folder as '
+        '--manual_dir (SMIC_all_raw or SMIC_all_cropped, or its HS folder; VIS and NIR are '
+        'ignored; with both releases present the cropped one is used). Layout:\n'
+        + layout.LAYOUTS['smic'])
+
+    def _find_samples(self, manual_dir):
+        return sources.smic(manual_dir, self.builder_config.apex)

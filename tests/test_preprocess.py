@@ -65,6 +65,8 @@ def test_list_frames_errors(tmp_path):
     with pytest.raises(P.PreprocessError, match='does not exist'):
         P.list_frames(tmp_path / 'missing')
     (tmp_path / 'Thumbs.db').write_bytes(b'junk')
+    with pytest.raises(P.PreprocessError, match='Thumbs.db is a file, not a folder'):
+        P.list_frames(tmp_path / 'Thumbs.db')
     with pytest.raises(P.PreprocessError, match='holds no image frames'):
         P.list_frames(tmp_path)
     for name in ('img4.jpg', 'img4.png'):

@@ -52,7 +52,8 @@ def list_frames(clip_dir: str | Path) -> list[Frame]:
     """
     clip_dir = Path(clip_dir)
     if not clip_dir.is_dir():
-        raise PreprocessError(f'clip folder {clip_dir} does not exist; check --manual_dir '
+        problem = 'is a file, not a folder' if clip_dir.exists() else 'does not exist'
+        raise PreprocessError(f'clip folder {clip_dir} {problem}; check --manual_dir '
                               'and the database layout')
     frames = sorted((Frame(frame_number(p), p) for p in clip_dir.iterdir() if is_frame_file(p)),
                     key=lambda f: f.number)

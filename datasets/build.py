@@ -98,6 +98,8 @@ def build(args: argparse.Namespace) -> int:
         print(f'\n{args.name}: unusable manual folder {args.manual_dir}\n{e}', file=sys.stderr)
         return 2
     except BuildStopped as e:
+        if builder.report.skipped:
+            print(builder.report.format(), file=sys.stderr)
         print(f'\n{e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -125,14 +125,16 @@ class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         for problem in problems:
             self._bad(problem)
         if not samples:
-            raise BuildStopped(f'{self.name}: no sample could be built from the manual folder; '
-                               'see the problems above' if problems else
-                               f'{self.name}: the manual folder holds no samples')
+            raise BuildStopped(f'{self.name}: no sample could be built from the manual folder '
+                               '(every one is listed as skipped above); nothing was written'
+                               if problems else f'{self.name}: the manual folder holds no samples')
         by_key = {s.key: s for s in samples}
         jobs = [self._job(s) for s in samples]
         bar = tqdm.tqdm(total=len(jobs), desc=f'{self.name} flows', unit='sample',
                         disable=not self.progress)
-        results = flows.run_all(jobs, self.workers, self.cache_dir)
+        # Reading PNGs is cheaper than starting worker processes.
+        workers = 1 if all(isinstance(j, flows.PngJob) for j in jobs) else self.workers
+        results = flows.run_all(jobs, workers, self.cache_dir)
         try:
             for result in results:
                 bar.update()

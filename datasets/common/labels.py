@@ -69,15 +69,29 @@ def sample_key(database: str, subject: str, sample: str) -> tuple[str, str, str]
     raise ValueError(f'unknown database {database!r}')
 
 
-@functools.lru_cache(maxsize=None)
-def composite_list(path: str | None = None) -> dict[tuple[str, str, str], int]:
+class CompositeList(dict):
     """The MEGC2019 CDE sample list: sample key -> composite class index."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+
+    def original(self, key) -> tuple[str, str, str]:
+        """The list's own spelling (database, subject, sample) of a key."""
+        return self.names.get(key, key)
+
+
+@functools.lru_cache(maxsize=None)
+def composite_list(path: str | None = None) -> CompositeList:
+    """Read the list (default: hfa_jax/data/megc2019_cde_samples.csv)."""
     path = pathlib.Path(path) if path else COMPOSITE_LIST
-    out = {}
+    out = CompositeList()
     with open(path, newline='', encoding='utf-8') as f:
         for row in csv.DictReader(f):
-            key = sample_key(row['database'].strip().lower(), row['subject'], row['sample'])
+            database = row['database'].strip().lower()
+            key = sample_key(database, row['subject'], row['sample'])
             out[key] = COMPOSITE_CLASSES.index(row['label'].strip().lower())
+            out.names[key] = (database, row['subject'].strip(), row['sample'].strip())
     return out
 
 

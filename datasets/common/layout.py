@@ -126,8 +126,8 @@ def _roots(database: str, top: pathlib.Path) -> list[pathlib.Path]:
 
 
 def _cropped(database: str, root: pathlib.Path, top: pathlib.Path) -> bool:
-    rel = str(root.relative_to(top) if root != top else root.name).lower()
-    if 'crop' in rel or 'crop' in top.name.lower():
+    rel = (root.relative_to(top).as_posix() if root != top else root.name).lower()
+    if 'crop' in rel:
         return True
     for subject in sorted(root.iterdir()):
         for path in subject.rglob('*'):

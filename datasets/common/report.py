@@ -46,7 +46,7 @@ class BuildReport:
             lines += [f'    {s}: {n}' for s, n in self.notes]
         if self.skipped:
             lines.append(f'  SKIPPED ({len(self.skipped)}):')
-            lines += [f'    {s}: {r}' for s, r in self.skipped]
+            lines += [f'    {s}: {_short(r)}' for s, r in self.skipped]
         else:
             lines.append('  skipped: none')
         return '\n'.join(lines)
@@ -54,3 +54,8 @@ class BuildReport:
 
 def _counts(counter: collections.Counter) -> str:
     return ', '.join(f'{k} {v}' for k, v in sorted(counter.items())) or 'none'
+
+
+def _short(text: str, limit: int = 400) -> str:
+    """A long reason cut for the console (the dataset's metadata keeps it whole)."""
+    return text if len(text) <= limit else text[:limit] + ' ...'

@@ -77,8 +77,11 @@ def composite_samples(manual_dir, apex='middle', missing_apex='skip', listing=No
             if problem.match_key is None or problem.match_key in wanted:
                 seen.add(problem.match_key)
                 problems.append(problem)
-        for key in sorted(wanted - seen):
+        missing = ['/'.join(listing.original(k)) for k in sorted(wanted - seen)]
+        if missing:
+            title = layout.database_title(database)
             problems.append(Problem(
-                '/'.join(key), f'listed in the MEGC2019 composite but not found in the '
-                f'{layout.database_title(database)} copy ({source})', key))
+                f'{database}: {len(missing)} listed sample(s)',
+                f'in the MEGC2019 composite list but not in the {title} copy: '
+                + ', '.join(missing)))
     return found, problems, '; '.join(sources_)

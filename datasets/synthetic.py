@@ -34,6 +34,7 @@ import functools
 import sys
 import time
 import zlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,14 +70,15 @@ NATIVE = {
              'positive': ('Happiness',), 'surprise': ('Surprise',)},
     'smic': {'negative': ('negative',), 'positive': ('positive',), 'surprise': ('surprise',)},
 }
-# Samples outside the MEGC2019 composite: (database, subject index, name, emotion, quirk).
+# Samples outside the MEGC2019 composite: (database, subject index, name, emotion, apex quirk);
+# apex quirk '/' writes '/' as the apex cell, 'after_offset' an apex 2 frames after the offset.
 EXTRA_SAMPLES = (
-    ('casme2', 0, 'EP03_09', 'others', 'stray Thumbs.db in the clip folder'),
-    ('casme2', 1, 'EP08_07f', 'fear', ''),
-    ('casme2', 2, 'EP15_05', 'sadness', "ApexFrame is '/'"),
-    ('samm', 0, '{sub}_4_9', 'Other', ''),
-    ('samm', 1, '{sub}_2_11', 'Others', ''),
-    ('samm', 2, '{sub}_3_12', 'Anger', 'apex frame after the offset frame'),
+    ('casme2', 0, 'EP03_09', 'others', None),
+    ('casme2', 1, 'EP08_07f', 'fear', None),
+    ('casme2', 2, 'EP15_05', 'sadness', '/'),
+    ('samm', 0, '{sub}_4_9', 'Other', None),
+    ('samm', 1, '{sub}_2_11', 'Others', None),
+    ('samm', 2, '{sub}_3_12', 'Anger', 'after_offset'),
 )
 QUIRKS = {
     'casme2': ['frame numbers unpadded; the first clip runs across img99 -> img100',
@@ -111,7 +113,6 @@ class Sample:
     first: int            # first frame on disk
     last: int             # last frame on disk
     apex_cell: object = None  # the spreadsheet's apex cell when it differs from apex
-    quirk: str = ''
 
 
 def _rng(*keys) -> np.random.Generator:
@@ -140,22 +141,18 @@ def plan(database: str, subjects: int = 4, seed: int = 0) -> list[Sample]:
         emotion = str(rng.choice(NATIVE[database][row['label']]))
         samples.append(_timing(database, row['subject'], row['sample'], emotion, row['label'],
                                rng, cross_100=(index == 0 and database == 'casme2')))
-    for db, subject_index, name, emotion, quirk in EXTRA_SAMPLES:
+    for db, subject_index, name, emotion, apex_quirk in EXTRA_SAMPLES:
         if db != database or subject_index >= len(chosen):
             continue
         subject = chosen[subject_index]
         name = name.format(sub=subject)
         sample = _timing(database, subject, name, emotion, None, _rng(seed, database, name))
-        if 'after the offset' in quirk:
-            sample = _replace(sample, apex_cell=sample.offset + 2, last=sample.offset + 2)
-        elif "'/'" in quirk:
-            sample = _replace(sample, apex_cell='/')
-        samples.append(_replace(sample, quirk=quirk))
+        if apex_quirk == 'after_offset':  # the frame exists on disk: only the range is wrong
+            sample = dataclasses.replace(sample, apex_cell=sample.offset + 2, last=sample.offset + 2)
+        elif apex_quirk == '/':
+            sample = dataclasses.replace(sample, apex_cell='/')
+        samples.append(sample)
     return samples
-
-
-def _replace(sample: Sample, **changes) -> Sample:
-    return Sample(**{**sample.__dict__, **changes})
 
 
 def _timing(database, subject, name, emotion, label, rng, cross_100=False) -> Sample:
@@ -407,7 +404,7 @@ def write_smic(out: Path, subjects: int, seed: int) -> list[Sample]:
      / 'Thumbs.db').write_bytes(b'\xd0\xcf\x11\xe0 not an image')
     non_micro = root / smic_folder_id(first.subject) / 'non_micro' / f'{smic_folder_id(first.subject)}_no_01'
     non_micro.mkdir(parents=True, exist_ok=True)
-    rest = _replace(first, name=f'{first.subject}_no_01', emotion='others')
+    rest = dataclasses.replace(first, name=f'{first.subject}_no_01', emotion='others')
     for number, gray in render_clip(rest, seed, list(range(first.first, first.first + 5))).items():
         _write(non_micro / f'image{number:06d}.bmp', _colour(gray))
     return samples

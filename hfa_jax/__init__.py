@@ -2,8 +2,21 @@
 
 HFA-Net: Zhang et al., "HFA-Net: hierarchical feature aggregation network for
 micro-expression recognition", Complex & Intelligent Systems 11(3):169, 2025.
-"""
-from hfa_jax.models import HFANet
 
-__all__ = ['HFANet']
+`hfa_jax.HFANet` (and the other JAX parts) are imported on first use, so that
+`hfa_jax.preprocess` can be used, e.g. in data-building worker processes,
+without loading JAX.
+"""
+import importlib
+
 __version__ = '0.1.0'
+
+_LAZY = {'HFANet': ('hfa_jax.models.hfanet', 'HFANet')}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    module, attr = _LAZY[name]
+    return getattr(importlib.import_module(module), attr)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -1,0 +1,89 @@
+"""HFA-Net shapes, input checks, and that a jitted training step learns."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from hfa_jax import HFANet
+
+
+@pytest.mark.parametrize('side', [32, 64, 160])
+@pytest.mark.parametrize('classes', [3, 5])
+def test_output_and_feature_shapes(side, classes):
+  model = HFANet(num_classes=classes)
+  x = jnp.zeros((2, side, side, 3))
+  variables = jax.eval_shape(model.init, jax.random.key(0), x)
+  logits, feats = jax.eval_shape(
+      lambda v, x: model.apply(v, x, train=False, return_features=True), variables, x)
+  assert logits.shape == (2, classes)
+  for i, (stride, width) in enumerate(zip((4, 8, 16, 32), (64, 128, 256, 512))):
+    assert feats[f'msa_{i + 1}'].shape == (2, side // stride, side // stride, width)
+    assert feats[f'rmt_{i + 1}'].shape == (2, side // stride, side // stride, width)
+  assert feats['mlfa'].shape == (2, side // 32, side // 32, 512)
+  (train_logits, updates) = jax.eval_shape(
+      lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats']), variables, x)
+  assert train_logits.shape == (2, classes)
+  assert jax.tree.structure(updates['batch_stats']) == jax.tree.structure(
+      variables['batch_stats'])
+
+
+@pytest.mark.parametrize('shape', [(1, 48, 48, 3), (1, 64, 64, 2), (64, 64, 3)])
+def test_bad_input_shape_is_a_clear_error(shape):
+  with pytest.raises(ValueError, match='multiple of 32'):
+    jax.eval_shape(HFANet().init, jax.random.key(0), jnp.zeros(shape))
+
+
+def test_parameter_count():
+  variables = jax.eval_shape(HFANet(num_classes=3).init, jax.random.key(0),
+                             jnp.zeros((1, 32, 32, 3)))
+  # The original creates 27,308,023 parameters; 3,113,936 of them (rmt.proj/norm/head,
+  # msa.fc_1, aaff.cov) are never used in forward and are not created here.
+  assert sum(p.size for p in jax.tree.leaves(variables['params'])) == 24_194_087
+
+
+def random_variables(model, seed):
+  """Fan-in scaled normal weights, unit scales, zero biases, default BatchNorm statistics."""
+  rng = np.random.default_rng(seed)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+  def draw(path, spec):
+    name = path[-1].key
+    if name == 'kernel':
+      fan_in = int(np.prod(spec.shape[:-1]))
+      return jnp.asarray(rng.normal(size=spec.shape) / np.sqrt(fan_in), jnp.float32)
+    return jnp.ones(spec.shape) if name in ('scale', 'var') else jnp.zeros(spec.shape)
+
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+def test_jitted_training_step_learns():
+  """A few Adam steps on one small batch drive the loss down; gradients stay finite."""
+  model = HFANet(num_classes=3)
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(6, 32, 32, 3)), jnp.float32)
+  y = jnp.asarray([0, 1, 2, 0, 1, 2])
+  variables = random_variables(model, seed=0)     # no init compile: numpy draws
+  tx = optax.adam(1e-3)
+  state = (variables['params'], variables['batch_stats'], tx.init(variables['params']))
+
+  @jax.jit
+  def step(state):
+    params, stats, opt = state
+
+    def loss_fn(params):
+      logits, upd = model.apply({'params': params, 'batch_stats': stats}, x, train=True,
+                                mutable=['batch_stats'])
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), upd
+
+    (loss, upd), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    updates, opt = tx.update(grads, opt, params)
+    return (optax.apply_updates(params, updates), upd['batch_stats'], opt), loss, finite
+
+  losses = []
+  for _ in range(8):
+    state, loss, finite = step(state)
+    assert bool(finite)
+    losses.append(float(loss))
+  assert losses[-1] < 0.5 * losses[0], losses

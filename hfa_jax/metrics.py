@@ -1,0 +1,76 @@
+"""Classification metrics for micro-expression recognition (numpy, host side).
+
+All metrics are computed over predictions POOLED across the LOSO folds (the MEGC
+protocol), never averaged per fold.
+
+Convention for classes (MEGC 2019): UF1 and UAR average over the classes PRESENT in
+the pooled ground truth. A class that never occurs in `y_true` is left out of the
+mean, even if it is predicted (such predictions are still errors: they lower
+accuracy and the recall and F1 of the sample's true class). A class that occurs but
+is never predicted has recall 0 and F1 0. A fold whose test subject lacks a class is
+therefore harmless: pooling makes the class present overall.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+  """Counts (num_classes, num_classes) int64: rows true class, columns predicted."""
+  y_true = np.asarray(y_true, np.int64).reshape(-1)
+  y_pred = np.asarray(y_pred, np.int64).reshape(-1)
+  if y_true.shape != y_pred.shape:
+    raise ValueError(f'y_true {y_true.shape} and y_pred {y_pred.shape} differ in length')
+  for name, y in (('y_true', y_true), ('y_pred', y_pred)):
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+      raise ValueError(f'{name} has labels outside 0..{num_classes - 1}')
+  cm = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(cm, (y_true, y_pred), 1)
+  return cm
+
+
+def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
+  """Per-class support, precision, recall, F1 from a confusion matrix (rows true).
+
+  Undefined ratios (0/0) are 0; `present` marks classes with support > 0.
+  """
+  cm = np.asarray(cm, np.float64)
+  tp = np.diag(cm)
+  support = cm.sum(1)
+  predicted = cm.sum(0)
+  div = lambda a, b: np.divide(a, b, out=np.zeros_like(a), where=b > 0)
+  precision = div(tp, predicted)
+  recall = div(tp, support)
+  f1 = div(2 * tp, support + predicted)  # == 2PR/(P+R), and 0 when tp == 0
+  return dict(support=support.astype(np.int64), precision=precision, recall=recall,
+              f1=f1, present=support > 0)
+
+
+def uf1(y_true, y_pred, num_classes: int) -> float:
+  """Unweighted F1: mean F1 over the classes present in y_true."""
+  pc = per_class(confusion_matrix(y_true, y_pred, num_classes))
+  return float(pc['f1'][pc['present']].mean()) if pc['present'].any() else float('nan')
+
+
+def uar(y_true, y_pred, num_classes: int) -> float:
+  """Unweighted average recall: mean recall over the classes present in y_true."""
+  pc = per_class(confusion_matrix(y_true, y_pred, num_classes))
+  return float(pc['recall'][pc['present']].mean()) if pc['present'].any() else float('nan')
+
+
+def accuracy(y_true, y_pred) -> float:
+  y_true, y_pred = np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1)
+  return float((y_true == y_pred).mean()) if y_true.size else float('nan')
+
+
+def summarize(y_true, y_pred, num_classes: int) -> dict:
+  """UF1, UAR, accuracy, sample count and confusion matrix (as nested lists)."""
+  cm = confusion_matrix(y_true, y_pred, num_classes)
+  pc = per_class(cm)
+  present = pc['present']
+  mean = lambda v: float(v[present].mean()) if present.any() else float('nan')
+  return dict(uf1=mean(pc['f1']), uar=mean(pc['recall']),
+              accuracy=accuracy(y_true, y_pred), n=int(cm.sum()),
+              confusion=cm.tolist(), f1_per_class=pc['f1'].tolist(),
+              recall_per_class=pc['recall'].tolist(), support=pc['support'].tolist())

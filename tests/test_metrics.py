@@ -1,0 +1,63 @@
+"""UF1 / UAR / accuracy against hand-computed cases."""
+
+import numpy as np
+import pytest
+
+from hfa_jax import metrics
+
+
+def test_hand_checked_three_classes():
+  # rows true, columns predicted: [[1,1,0],[0,2,0],[1,0,1]]
+  y_true = [0, 0, 1, 1, 2, 2]
+  y_pred = [0, 1, 1, 1, 2, 0]
+  np.testing.assert_array_equal(metrics.confusion_matrix(y_true, y_pred, 3),
+                                [[1, 1, 0], [0, 2, 0], [1, 0, 1]])
+  # F1: class 0 = 2*1/(2+2) = .5, class 1 = 2*2/(2+3) = .8, class 2 = 2*1/(2+1) = 2/3
+  assert metrics.uf1(y_true, y_pred, 3) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+  # recall: 1/2, 2/2, 1/2
+  assert metrics.uar(y_true, y_pred, 3) == pytest.approx(2 / 3)
+  assert metrics.accuracy(y_true, y_pred) == pytest.approx(4 / 6)
+
+
+def test_class_never_predicted_has_f1_zero():
+  y_true = [0, 0, 1, 1, 2]
+  y_pred = [0, 0, 1, 1, 1]          # class 2 has support 1, never predicted
+  pc = metrics.per_class(metrics.confusion_matrix(y_true, y_pred, 3))
+  np.testing.assert_allclose(pc['f1'], [1.0, 0.8, 0.0])
+  assert metrics.uf1(y_true, y_pred, 3) == pytest.approx(1.8 / 3)
+  assert metrics.uar(y_true, y_pred, 3) == pytest.approx(2 / 3)
+
+
+def test_class_absent_from_ground_truth_is_left_out():
+  y_true = [0, 0, 1, 1]             # class 2 absent, but predicted once
+  y_pred = [0, 2, 1, 1]
+  # class 0: F1 2*1/(2+1) = 2/3, recall 1/2; class 1: F1 1, recall 1; class 2 excluded
+  assert metrics.uf1(y_true, y_pred, 3) == pytest.approx((2 / 3 + 1) / 2)
+  assert metrics.uar(y_true, y_pred, 3) == pytest.approx(0.75)
+  assert metrics.accuracy(y_true, y_pred) == pytest.approx(0.75)
+  s = metrics.summarize(y_true, y_pred, 3)
+  assert s['support'] == [2, 2, 0] and s['n'] == 4
+
+
+def test_fold_missing_a_class_is_pooled_not_averaged():
+  # Fold A's test subject has only class 0, fold B's classes 1 and 2.
+  true_a, pred_a = [0, 0], [0, 1]
+  true_b, pred_b = [1, 2], [1, 2]
+  pooled_true, pooled_pred = true_a + true_b, pred_a + pred_b
+  # pooled: class 0 F1 2/3 (tp 1, support 2, predicted 1), class 1 F1 2/3 (tp 1, support 1,
+  # predicted 2), class 2 F1 1; recalls 1/2, 1, 1.
+  assert metrics.uf1(pooled_true, pooled_pred, 3) == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+  assert metrics.uar(pooled_true, pooled_pred, 3) == pytest.approx(2.5 / 3)
+  # averaging per fold would give a different (wrong) number
+  per_fold = (metrics.uf1(true_a, pred_a, 3) + metrics.uf1(true_b, pred_b, 3)) / 2
+  assert per_fold == pytest.approx((2 / 3 + 1) / 2)
+  assert per_fold != pytest.approx(metrics.uf1(pooled_true, pooled_pred, 3))
+
+
+def test_perfect_and_errors():
+  assert metrics.uf1([0, 1, 2], [0, 1, 2], 3) == 1.0
+  assert np.isnan(metrics.uf1([], [], 3))
+  with pytest.raises(ValueError, match='outside'):
+    metrics.confusion_matrix([0, 3], [0, 1], 3)
+  with pytest.raises(ValueError, match='differ'):
+    metrics.confusion_matrix([0, 1], [0], 3)

@@ -1,0 +1,164 @@
+"""Train state, optimiser, augmentation, train_step and eval_step for one model.
+
+Everything here is functional and jit-able: the fold-parallel LOSO trainer
+(`hfa_jax.loso`) vmaps these functions over a leading fold axis.
+
+The model is any linen module called as `model.apply(variables, x, train=...)` on
+NHWC float32 flow images (B, S, S, 3) with channels (u, v, strain), returning logits
+(B, num_classes), with a `batch_stats` collection (e.g. `hfa_jax.HFANet`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  """Optimiser and augmentation settings (a subset of `hfa_jax.loso.LosoConfig`)."""
+  optimizer: str = 'adamw'         # 'adamw' | 'adam'
+  learning_rate: float = 1e-3
+  schedule: str = 'cosine'         # 'cosine' | 'constant'
+  warmup_steps: int = 0
+  total_steps: int = 1000          # for the cosine decay
+  weight_decay: float = 1e-4       # decoupled (AdamW); with 'adam' added to the gradient (L2)
+  grad_clip: float = 0.0           # global-norm clipping; 0 disables
+  label_smoothing: float = 0.0
+
+
+class TrainState(train_state.TrainState):
+  """flax TrainState + BatchNorm statistics + the fold's PRNG key (raw uint32[2])."""
+  batch_stats: Any = None
+  rng: jax.Array | None = None
+
+
+def make_schedule(cfg: OptimConfig) -> optax.Schedule:
+  """Linear warmup from 0, then cosine decay to 0 or constant."""
+  warmup = max(int(cfg.warmup_steps), 0)
+  if cfg.schedule == 'cosine':
+    main = optax.cosine_decay_schedule(cfg.learning_rate, max(cfg.total_steps - warmup, 1))
+  elif cfg.schedule == 'constant':
+    main = optax.constant_schedule(cfg.learning_rate)
+  else:
+    raise ValueError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
+  if warmup == 0:
+    return main
+  ramp = optax.linear_schedule(0.0, cfg.learning_rate, warmup)
+  return optax.join_schedules([ramp, main], [warmup])
+
+
+def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
+  """AdamW (decoupled weight decay) or Adam (+ L2), with the schedule and optional clipping."""
+  lr = make_schedule(cfg)
+  if cfg.optimizer == 'adamw':
+    tx = optax.adamw(lr, weight_decay=cfg.weight_decay)
+  elif cfg.optimizer == 'adam':
+    tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay), optax.adam(lr))
+  else:
+    raise ValueError(f"optimizer must be 'adamw' or 'adam', got {cfg.optimizer!r}")
+  if cfg.grad_clip > 0:
+    tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), tx)
+  return tx
+
+
+def create_train_state(rng: jax.Array, model: nn.Module, input_shape,
+                       tx: OptimConfig | optax.GradientTransformation) -> TrainState:
+  """Initialises the model on zeros of `input_shape` (1, S, S, 3) and the optimiser.
+
+  `tx` is an optax transformation or an OptimConfig for `make_optimizer`. States
+  that should share a compiled step must share the same `tx` object (it is static
+  pytree metadata).
+
+  `rng` is a raw uint32[2] key; it is split into the init key and the training key
+  stored in the state (from which every epoch's and step's keys are derived).
+  """
+  init_rng, train_rng = jax.random.split(rng)
+  variables = model.init(init_rng, jnp.zeros(input_shape, jnp.float32), train=False)
+  return TrainState.create(apply_fn=model.apply, params=variables['params'],
+                           batch_stats=variables.get('batch_stats', {}),
+                           tx=make_optimizer(tx) if isinstance(tx, OptimConfig) else tx,
+                           rng=train_rng)
+
+
+def augment(rng: jax.Array, images: jax.Array, flip: bool = True, shift: int = 0) -> jax.Array:
+  """Random horizontal flip and shift of flow images (B, S, S, 3) -> same shape.
+
+  A mirrored flow field points the other way horizontally, so a flip also negates
+  u (channel 0); v and strain are only mirrored. A shift moves the image by up to
+  `shift` pixels in each direction, filling with zeros (no motion).
+  """
+  b, h, w, _ = images.shape
+  flip_rng, shift_rng = jax.random.split(rng)
+  if flip:
+    do = jax.random.bernoulli(flip_rng, 0.5, (b, 1, 1, 1))
+    mirrored = images[:, :, ::-1, :] * jnp.array([-1.0, 1.0, 1.0], images.dtype)
+    images = jnp.where(do, mirrored, images)
+  if shift > 0:
+    padded = jnp.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)))
+    offsets = jax.random.randint(shift_rng, (b, 2), 0, 2 * shift + 1)
+    crop = lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, im.shape[-1]))
+    images = jax.vmap(crop)(padded, offsets)
+  return images
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
+                  label_smoothing: float = 0.0) -> jax.Array:
+  """Mean softmax cross-entropy; logits (B, C), integer labels (B,)."""
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing) \
+      if label_smoothing > 0 else jax.nn.one_hot(labels, num_classes)
+  return optax.softmax_cross_entropy(logits, targets).mean()
+
+
+def train_step(state: TrainState, images: jax.Array, labels: jax.Array,
+               label_smoothing: float = 0.0) -> tuple[TrainState, dict]:
+  """One optimiser step on a batch: images (B, S, S, 3), labels (B,) int.
+
+  Returns the new state and {'loss', 'accuracy'} (scalars) of the batch.
+  """
+  def loss_fn(params):
+    logits, new_vars = state.apply_fn({'params': params, 'batch_stats': state.batch_stats},
+                                      images, train=True, mutable=['batch_stats'])
+    loss = cross_entropy(logits, labels, logits.shape[-1], label_smoothing)
+    return loss, (logits, new_vars['batch_stats'])
+
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
+  state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  accuracy = (logits.argmax(-1) == labels).mean()
+  return state, {'loss': loss, 'accuracy': accuracy}
+
+
+def eval_step(state: TrainState, images: jax.Array) -> jax.Array:
+  """Logits (B, C) of images (B, S, S, 3) with BatchNorm running statistics."""
+  return state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats},
+                        images, train=False)
+
+
+def precise_batch_stats(state: TrainState, images: jax.Array) -> Any:
+  """BatchNorm statistics of `images` (B, S, S, 3) under the current parameters.
+
+  Few training steps leave the running averages far from the population statistics
+  ("precise BN", Wu & Johnson 2021, recomputes them). A running statistic is updated
+  as new = k * old + (1 - k) * batch whatever the layer's momentum, so two train-mode
+  passes, from old = 0 and from old = 1, give the batch statistic of every layer:
+  k = r1 - r0 (one value per layer, the median guards against rounding) and
+  batch = r0 / (1 - k). Uses training images only, so evaluation stays honest.
+  """
+  def run(fill):
+    stats = jax.tree.map(lambda s: jnp.full_like(s, fill), state.batch_stats)
+    _, new = state.apply_fn({'params': state.params, 'batch_stats': stats}, images,
+                            train=True, mutable=['batch_stats'])
+    return new['batch_stats']
+
+  def solve(r0, r1):
+    keep = jnp.median(r1 - r0)
+    return jnp.where(jnp.abs(1 - keep) > 1e-6, r0 / (1 - keep), r0)
+
+  return jax.tree.map(solve, run(0.0), run(1.0))

@@ -1,0 +1,239 @@
+"""Fold-parallel LOSO trainer: augmentation, precise BN, vmap == one at a time,
+1 == 4 devices, no recompilation, resume == uninterrupted (tiny model, tiny data)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import monitoring
+
+from hfa_jax import loso
+from hfa_jax import train as train_lib
+from hfa_jax.loso import LosoConfig, run_loso
+from tests.tiny import TinyNet, toy_data
+
+HERE = pathlib.Path(__file__).resolve().parent
+CFG = LosoConfig(epochs=3, batch_size=8, learning_rate=1e-2, augment='flip+shift', max_shift=1,
+                 precise_bn=8)
+
+_compiles = []
+monitoring.register_event_duration_secs_listener(
+    lambda event, secs, **kw: _compiles.append(kw.get('fun_name'))
+    if event == '/jax/core/compile/backend_compile_duration' else None)
+
+
+def test_flip_negates_u_and_mirrors():
+  x = np.random.default_rng(0).normal(size=(16, 6, 6, 3)).astype(np.float32)
+  y = jax.jit(train_lib.augment, static_argnums=(2, 3))(jax.random.PRNGKey(1), x, True, 0)
+  x, y = np.asarray(x), np.asarray(y)
+  mirrored = x[:, :, ::-1, :] * np.array([-1.0, 1, 1], np.float32)
+  same = np.all(y == x, axis=(1, 2, 3))
+  flipped = np.all(y == mirrored, axis=(1, 2, 3))
+  assert np.all(same | flipped) and 0 < flipped.sum() < 16
+  # flipping twice restores the image, u included
+  twice = mirrored[:, :, ::-1, :] * np.array([-1.0, 1, 1], np.float32)
+  np.testing.assert_array_equal(twice, x)
+
+
+def test_shift_keeps_shape_and_content():
+  x = jnp.arange(2 * 5 * 5 * 3, dtype=jnp.float32).reshape(2, 5, 5, 3) + 1
+  y = jax.jit(train_lib.augment, static_argnums=(2, 3))(jax.random.PRNGKey(3), x, False, 1)
+  assert y.shape == x.shape
+  for a, b in zip(np.asarray(x), np.asarray(y)):   # b is a window of zero-padded a
+    padded = np.pad(a, ((1, 1), (1, 1), (0, 0)))
+    assert any(np.array_equal(padded[i:i + 5, j:j + 5], b) for i in range(3) for j in range(3))
+
+
+def test_precise_batch_stats_recovers_batch_statistics():
+  model = TinyNet()
+  x = np.random.default_rng(1).normal(1, 2, (32, 8, 8, 3)).astype(np.float32)
+
+  @jax.jit
+  def both(key, x):
+    state = train_lib.create_train_state(key, model, (1, 8, 8, 3), train_lib.OptimConfig())
+    _, new = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x,
+                         train=True, mutable=['batch_stats'])
+    return train_lib.precise_batch_stats(state, x), state.batch_stats, new['batch_stats']
+
+  precise, old, new = both(jax.random.PRNGKey(0), x)
+  # Flax BatchNorm(momentum=0.9): new = 0.9 old + 0.1 batch, from the initial (0, 1).
+  for k in ('mean', 'var'):
+    want = (new['BatchNorm_0'][k] - 0.9 * old['BatchNorm_0'][k]) / 0.1
+    np.testing.assert_allclose(precise['BatchNorm_0'][k], want, rtol=1e-4, atol=1e-5)
+
+
+def test_train_and_eval_step():
+  state = train_lib.create_train_state(jax.random.PRNGKey(0), TinyNet(), (1, 8, 8, 3),
+                                       train_lib.OptimConfig(learning_rate=1e-2))
+  x, y, _ = toy_data()
+  step = jax.jit(train_lib.train_step)
+  losses = []
+  for _ in range(20):
+    state, m = step(state, jnp.asarray(x), jnp.asarray(y))
+    losses.append(float(m['loss']))
+  assert losses[-1] < losses[0]
+  assert int(state.step) == 20
+  assert train_lib.eval_step(state, jnp.asarray(x[:5])).shape == (5, 3)
+
+
+def test_schedules():
+  cos = train_lib.make_schedule(train_lib.OptimConfig(learning_rate=1.0, warmup_steps=2,
+                                                      total_steps=10))
+  assert float(cos(0)) == 0 and float(cos(2)) == pytest.approx(1.0)
+  assert float(cos(10)) == pytest.approx(0.0, abs=1e-6)
+  const = train_lib.make_schedule(train_lib.OptimConfig(learning_rate=0.5, schedule='constant'))
+  assert float(const(0)) == float(const(1000)) == 0.5
+  with pytest.raises(ValueError, match='schedule'):
+    train_lib.make_schedule(train_lib.OptimConfig(schedule='step'))
+
+
+def test_config_validation():
+  with pytest.raises(ValueError, match='epochs'):
+    LosoConfig(epochs=0).validate()
+  with pytest.raises(ValueError, match='augment'):
+    LosoConfig(augment='flip+rotate').validate()
+  assert LosoConfig(augment='flip+shift', max_shift=3).augmentations() == (True, 3)
+  assert LosoConfig(augment='none').augmentations() == (False, 0)
+
+
+def test_plan_pads_tables_and_orders_subjects():
+  x, y, s = toy_data(n_subjects=3, per_subject=4)
+  s = s.astype('<U3')
+  s[:2] = 's10'                               # natural order: s1 < s2 < s3 < s10
+  plan = loso.make_plan(y, s, LosoConfig(batch_size=4, eval_batch_size=3))
+  assert plan.subjects == ['s1', 's2', 's3', 's10']
+  assert plan.train_idx.shape == (4, 10) and plan.test_idx.shape[1] % plan.eval_batch == 0
+  for f, subj in enumerate(plan.subjects):
+    train = plan.train_idx[f, :plan.train_count[f]]
+    test = plan.test_idx[f, :plan.test_count[f]]
+    assert set(s[train]) == set(s) - {subj} and set(s[test]) == {subj}
+  with pytest.raises(ValueError, match='unknown subjects'):
+    loso.make_plan(y, s, LosoConfig(), only_subjects=['s9'])
+
+
+def _compare(a, b, atol=1e-5):
+  np.testing.assert_array_equal(a['predictions']['index'], b['predictions']['index'])
+  np.testing.assert_allclose(a['predictions']['probs'], b['predictions']['probs'], atol=atol)
+  np.testing.assert_array_equal(a['predictions']['pred'], b['predictions']['pred'])
+  for s in a['history']:
+    np.testing.assert_allclose(a['history'][s]['train_loss'], b['history'][s]['train_loss'],
+                               rtol=1e-4)
+
+
+def test_vmap_together_equals_one_at_a_time_without_recompiling():
+  x, y, s = toy_data()
+  before = len(_compiles)
+  together = run_loso(x, y, s, CFG, TinyNet(), progress=False)             # 4 folds at once
+  n_together = _compiles[before:].count('epoch_one')
+  before = len(_compiles)
+  alone = run_loso(x, y, s, dataclasses_replace(CFG, folds_in_parallel=1), TinyNet(),
+                   progress=False)                                           # 4 groups of 1
+  # one compiled epoch program per run, whatever the number of groups and epochs
+  assert n_together <= 1 and _compiles[before:].count('epoch_one') <= 1
+  _compare(together, alone)
+  assert together['metrics']['uf1'] > 0.5
+  assert set(together['per_subject']) == {'s1', 's2', 's3', 's4'}
+  # a part of the LOSO gives the same folds as the whole
+  part = run_loso(x, y, s, dataclasses_replace(CFG, folds_in_parallel=1), TinyNet(),
+                  only_subjects=['s3'], progress=False)
+  sel = together['predictions']['subject'] == 's3'
+  np.testing.assert_allclose(part['predictions']['probs'], together['predictions']['probs'][sel],
+                             atol=1e-5)
+
+
+def dataclasses_replace(cfg, **kw):
+  import dataclasses
+  return dataclasses.replace(cfg, **kw)
+
+
+_DEVICES_SCRIPT = r'''
+import os, sys, json
+import numpy as np
+import jax
+sys.path.insert(0, {root!r})
+from tests.tiny import TinyNet, toy_data
+from hfa_jax.loso import LosoConfig, run_loso
+assert jax.device_count() == 4, jax.devices()
+x, y, s = toy_data()
+out = {{}}
+for fp in (0, 3):
+  cfg = LosoConfig(**json.loads({cfg!r}), folds_in_parallel=fp)
+  r = run_loso(x, y, s, cfg, TinyNet(), progress=False)
+  out[fp] = r['predictions']['probs']
+np.savez({path!r}, **{{str(k): v for k, v in out.items()}})
+'''
+
+
+def test_one_and_four_devices_agree(tmp_path):
+  import dataclasses
+  cfg = {k: v for k, v in dataclasses.asdict(CFG).items() if k != 'folds_in_parallel'}
+  path = str(tmp_path / 'four.npz')
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
+             JAX_PLATFORMS='cpu')
+  script = _DEVICES_SCRIPT.format(root=str(HERE.parent), cfg=json.dumps(cfg), path=path)
+  proc = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True,
+                        cwd=str(HERE.parent), timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  four = np.load(path)
+  x, y, s = toy_data()
+  one = run_loso(x, y, s, CFG, TinyNet(), progress=False)['predictions']['probs']
+  # 4 folds on 4 devices (one each), and 3-fold groups padded to 4
+  np.testing.assert_allclose(four['0'], one, atol=1e-5)
+  np.testing.assert_allclose(four['3'], one, atol=1e-5)
+
+
+class Stop(Exception):
+  pass
+
+
+def test_resume_after_a_kill_gives_the_same_results(tmp_path):
+  x, y, s = toy_data()
+  cfg = dataclasses_replace(CFG, folds_in_parallel=2, checkpoint_every=1)  # 2 groups of 2
+  full = run_loso(x, y, s, cfg, TinyNet(), progress=False)
+
+  def kill_at(group, epoch):
+    def hook(g, e, info):
+      if (g, e) == (group, epoch):
+        raise Stop
+    return hook
+
+  out = tmp_path / 'run'
+  # killed in the first group after epoch 2 (checkpointed), then in the second group
+  with pytest.raises(Stop):
+    run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, on_epoch=kill_at(0, 1))
+  assert not list((out / 'folds').glob('*.json'))
+  epochs_seen = []
+  with pytest.raises(Stop):
+    run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False,
+             on_epoch=lambda g, e, i: (epochs_seen.append((g, e)), kill_at(1, 0)(g, e, i)))
+  assert epochs_seen[0] == (0, 2)               # resumed after the checkpointed epoch
+  assert len(list((out / 'folds').glob('*.json'))) == 2
+  resumed = run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False)
+  np.testing.assert_array_equal(resumed['predictions']['probs'], full['predictions']['probs'])
+  assert resumed['history'] == full['history']
+  # a finished run reloads without training
+  again = run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False,
+                   on_epoch=lambda *a: pytest.fail('trained again'))
+  np.testing.assert_array_equal(again['predictions']['probs'], full['predictions']['probs'])
+  # other settings in the same folder are refused
+  with pytest.raises(ValueError, match='other settings'):
+    run_loso(x, y, s, dataclasses_replace(cfg, learning_rate=0.5), TinyNet(), out_dir=out,
+             progress=False)
+
+
+def test_best_epoch_selection_is_reported():
+  x, y, s = toy_data()
+  honest = run_loso(x, y, s, CFG, TinyNet(), progress=False)
+  best = run_loso(x, y, s, dataclasses_replace(CFG, select_best_epoch_by_test=True), TinyNet(),
+                  progress=False)
+  assert not honest['select_best_epoch_by_test'] and best['select_best_epoch_by_test']
+  assert set(honest['selected_epoch'].values()) == {CFG.epochs}
+  for subj, h in best['history'].items():
+    assert h['test_accuracy'][best['selected_epoch'][subj] - 1] == max(h['test_accuracy'])
+  assert best['metrics']['accuracy'] >= honest['metrics']['accuracy']

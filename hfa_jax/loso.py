@@ -56,6 +56,7 @@ class LosoConfig:
   folds_in_parallel: int = 0        # 0: every fold at once (rounded up to the device count)
   eval_batch_size: int = 64
   select_best_epoch_by_test: bool = False   # NOT honest: see run_loso
+  eval_every_epoch: bool = True     # test curves; False evaluates after the last epoch only
   precise_bn: int = 0               # >0: evaluate with BatchNorm statistics recomputed on
                                     # this many training samples (train.precise_batch_stats)
   checkpoint_every: int = 1         # epochs between checkpoints (with out_dir)
@@ -170,9 +171,11 @@ def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, ev
   init_fn(keys (F, 2) uint32) -> stacked TrainState, sharded over the folds. It
   runs one jitted single-fold init per fold (one compile whatever F) and stacks.
   epoch_fn(state, images (N,S,S,3), labels (N,), train_idx (F,T), train_count (F,),
-           test_idx (F,Tt), epoch ()) -> (state, {'loss','accuracy'} (F,), logits (F,Tt,C))
-  runs one epoch of `steps_per_epoch` steps per fold (a lax.scan), then evaluates
-  every fold on its test subject in batches of `eval_batch`. The state is donated.
+           test_idx (F,Tt), epoch (), evaluate () bool)
+      -> (state, {'loss','accuracy'} (F,), logits (F,Tt,C))
+  runs one epoch of `steps_per_epoch` steps per fold (a lax.scan), then, if
+  `evaluate`, evaluates every fold on its test subject in batches of `eval_batch`
+  (else the logits are zeros). The state is donated.
   Cached: a second run with the same arguments reuses the compiled programs.
   """
   tx = train_lib.make_optimizer(optim_config(config, steps_per_epoch))
@@ -187,7 +190,15 @@ def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, ev
     states = [jax.device_get(init_one(k)) for k in np.asarray(keys)]
     return jax.tree.map(lambda *xs: put(np.stack(xs), folds), *states)
 
-  def epoch_one(state, images, labels, train_idx, train_count, test_idx, epoch):
+  def evaluate_one(state, images, order, train_count, test_idx):
+    if config.precise_bn:
+      idx = order[jnp.arange(config.precise_bn) % train_count]
+      state = state.replace(batch_stats=train_lib.precise_batch_stats(state, images[idx]))
+    logits = jax.lax.map(lambda idx: train_lib.eval_step(state, images[idx]),
+                         test_idx.reshape(-1, eval_batch))
+    return logits.reshape(-1, num_classes)
+
+  def epoch_one(state, images, labels, train_idx, train_count, test_idx, epoch, evaluate):
     perm_key, aug_key = jax.random.split(jax.random.fold_in(state.rng, epoch))
     # A random order of this fold's training samples (padding sorted last).
     u = jax.random.uniform(perm_key, train_idx.shape)
@@ -200,17 +211,14 @@ def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, ev
       return train_lib.train_step(state, x, labels[idx], config.label_smoothing)
 
     state, m = jax.lax.scan(step, state, jnp.arange(steps))
-    eval_state = state
-    if config.precise_bn:
-      idx = order[jnp.arange(config.precise_bn) % train_count]
-      eval_state = state.replace(
-          batch_stats=train_lib.precise_batch_stats(state, images[idx]))
-    logits = jax.lax.map(lambda idx: train_lib.eval_step(eval_state, images[idx]),
-                         test_idx.reshape(-1, eval_batch))
-    return state, jax.tree.map(jnp.mean, m), logits.reshape(-1, num_classes)
+    logits = jax.lax.cond(
+        evaluate, evaluate_one,
+        lambda *_: jnp.zeros((test_idx.shape[0], num_classes), jnp.float32),
+        state, images, order, train_count, test_idx)
+    return state, jax.tree.map(jnp.mean, m), logits
 
   epoch_fn = jax.jit(
-      jax.vmap(epoch_one, in_axes=(0, None, None, 0, 0, 0, None)),
+      jax.vmap(epoch_one, in_axes=(0, None, None, 0, 0, 0, None, None)),
       out_shardings=(folds, replicated, replicated), donate_argnums=0)
   return init_fn, epoch_fn
 
@@ -378,6 +386,7 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
   # Fields that do not change the compiled programs are normalised for the cache.
   program_config = dataclasses.replace(config, seed=0, folds_in_parallel=0, checkpoint_every=1,
                                        select_best_epoch_by_test=False, steps_per_epoch=0,
+                                       eval_every_epoch=True,
                                        eval_batch_size=1)
   init_fn, epoch_fn = make_fold_fns(model, program_config, plan.steps_per_epoch,
                                     plan.eval_batch, (1,) + images.shape[1:], num_classes, mesh)
@@ -406,12 +415,16 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
         bar.update(history['epochs_done'])
       for epoch in range(history['epochs_done'], epochs):
         t0 = time.perf_counter()
-        state, m, logits = epoch_fn(state, images_d, labels_d, *tables, np.int32(epoch))
+        evaluate = (config.eval_every_epoch or config.select_best_epoch_by_test
+                    or epoch + 1 == epochs)
+        state, m, logits = epoch_fn(state, images_d, labels_d, *tables, np.int32(epoch),
+                                    np.bool_(evaluate))
         m, logits = jax.device_get((m, logits))
         n = len(members)
         history['train_loss'].append(np.asarray(m['loss'][:n], np.float64).tolist())
         history['train_accuracy'].append(np.asarray(m['accuracy'][:n], np.float64).tolist())
-        history['test_logits'].append(np.asarray(logits[:n], np.float64).tolist())
+        history['test_logits'].append(
+            np.asarray(logits[:n], np.float64).tolist() if evaluate else None)
         history['epochs_done'] = epoch + 1
         # (after the last epoch, the fold records below are the checkpoint)
         if files and (epoch + 1) % config.checkpoint_every == 0 and epoch + 1 < epochs:
@@ -451,7 +464,7 @@ def _fold_record(plan: FoldPlan, i: int, history: dict, j: int) -> dict:
       test_index=plan.test_idx[i, :n].tolist(),
       train_loss=[e[j] for e in history['train_loss']],
       train_accuracy=[e[j] for e in history['train_accuracy']],
-      test_logits=[e[j][:n] for e in history['test_logits']])
+      test_logits=[None if e is None else e[j][:n] for e in history['test_logits']])
 
 
 def _softmax(z):
@@ -467,10 +480,13 @@ def _results(plan, records, labels, num_classes, config) -> dict:
   for s, fid in zip(plan.subjects, plan.fold_ids):
     rec = records[fid]
     test_index = np.asarray(rec['test_index'], np.int64)
-    logits = np.asarray(rec['test_logits'], np.float64)         # (E, n, C)
     y = labels[test_index]
-    test_acc = (logits.argmax(-1) == y).mean(-1)                   # (E,)
-    e = int(np.argmax(test_acc)) if config.select_best_epoch_by_test else len(logits) - 1
+    nan = np.full((len(y), num_classes), np.nan)
+    logits = np.stack([nan if l is None else np.asarray(l, np.float64)
+                       for l in rec['test_logits']])                # (E, n, C); NaN: no eval
+    test_acc = np.where(np.isnan(logits[:, 0, 0]), np.nan,
+                        (logits.argmax(-1) == y).mean(-1))         # (E,)
+    e = int(np.nanargmax(test_acc)) if config.select_best_epoch_by_test else len(logits) - 1
     p = logits[e].argmax(-1)
     idx.append(test_index); subj += [s] * len(y); pred.append(p)
     probs.append(_softmax(logits[e])); epoch_used += [e + 1] * len(y)

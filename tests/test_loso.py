@@ -237,3 +237,10 @@ def test_best_epoch_selection_is_reported():
   for subj, h in best['history'].items():
     assert h['test_accuracy'][best['selected_epoch'][subj] - 1] == max(h['test_accuracy'])
   assert best['metrics']['accuracy'] >= honest['metrics']['accuracy']
+  # evaluating after the last epoch only gives the same (honest) result, without curves
+  last_only = run_loso(x, y, s, dataclasses_replace(CFG, eval_every_epoch=False), TinyNet(),
+                       progress=False)
+  np.testing.assert_array_equal(last_only['predictions']['probs'],
+                                honest['predictions']['probs'])
+  acc = last_only['history']['s1']['test_accuracy']
+  assert np.isnan(acc[:-1]).all() and np.isfinite(acc[-1])

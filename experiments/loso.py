@@ -387,6 +387,7 @@ def plot_curves(path, history, honest: bool):
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
+  from matplotlib.ticker import MaxNLocator
   fig, axes = plt.subplots(1, 3, figsize=(14, 4))
   keys = (('train_loss', 'training loss'), ('train_accuracy', 'training accuracy'),
           ('test_accuracy', 'test-subject accuracy' + ('' if honest else ' (used to pick epochs)')))
@@ -398,6 +399,7 @@ def plot_curves(path, history, honest: bool):
     ax.plot(epochs, np.nanmean(curves, 0) if np.isfinite(curves).any() else curves[0],
             color='C0', lw=2, marker='o', label='mean over folds')
     ax.set(xlabel='epoch', title=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=110)

@@ -132,8 +132,11 @@ def make_plan(labels, subjects, config: LosoConfig, only_subjects=None) -> FoldP
     raise ValueError(f'subjects listed twice: {chosen}')
   trains = [np.flatnonzero(subjects != s) for s in chosen]
   tests = [np.flatnonzero(subjects == s) for s in chosen]
-  max_train = max(len(t) for t in trains)
-  max_test = max(len(t) for t in tests)
+  # Shapes (hence the random draws and steps of a fold) come from ALL subjects, so a
+  # fold gives the same result in a partial LOSO as in the whole one.
+  counts = [int((subjects == s).sum()) for s in everyone]
+  max_train = len(subjects) - min(counts)
+  max_test = max(counts)
   eval_batch = min(config.eval_batch_size, max_test)
   max_test = -(-max_test // eval_batch) * eval_batch
   pad = lambda idx, n: np.concatenate([idx, np.full(n - len(idx), idx[0])]).astype(np.int32)

@@ -313,11 +313,16 @@ def load_dataset(s: dict) -> dict:
         raise UsageError(f'--keep_emotions: unknown {unknown}; {name} has {names}')
       keep = [names.index(e) for e in s['keep_emotions']]
       labels = np.where(np.isin(labels, keep), labels, -1)
+  flows = data['flow'].astype(np.float32)
+  if name == 'megc2019_flow_images':
+    # Channels min-max scaled to [0, 1] per image: mirroring the flow maps u to 1 - u, so
+    # centre them on [-1, 1], where the augmentation's flip (negate u) is exact.
+    flows = 2 * flows - 1
   chosen = labels >= 0
   present = sorted(set(labels[chosen].tolist()))           # compact to classes present
   remap = {c: i for i, c in enumerate(present)}
   return dict(
-      images=resize(data['flow'][chosen].astype(np.float32), s['size']),
+      images=resize(flows[chosen], s['size']),
       labels=np.array([remap[c] for c in labels[chosen]], np.int32),
       subjects=data['subject'][chosen], samples=data['sample'][chosen],
       databases=data['database'][chosen], class_names=[names[c] for c in present],

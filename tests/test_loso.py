@@ -246,3 +246,14 @@ def test_best_epoch_selection_is_reported():
                                 honest['predictions']['probs'])
   acc = last_only['history']['s1']['test_accuracy']
   assert np.isnan(acc[:-1]).all() and np.isfinite(acc[-1])
+
+
+@pytest.mark.skipif(not os.environ.get('HFA_SLOW_TESTS'),
+                    reason='HFANet compiles for ~3 min on a 2-core CPU; set HFA_SLOW_TESTS=1')
+def test_hfanet_short_run_at_side_32():
+  import hfa_jax
+  x, y, s = toy_data(n_subjects=2, per_subject=4, side=32)
+  r = run_loso(x, y, s, LosoConfig(epochs=1, batch_size=4, steps_per_epoch=1, precise_bn=4),
+               hfa_jax.HFANet(num_classes=3), progress=False)
+  assert r['predictions']['probs'].shape == (8, 3)
+  assert np.isfinite(r['predictions']['probs']).all()

@@ -3,7 +3,8 @@
 HFA-Net: Zhang et al., "HFA-Net: hierarchical feature aggregation network for
 micro-expression recognition", Complex & Intelligent Systems 11(3):169, 2025.
 
-`hfa_jax.HFANet` (and the other JAX parts) are imported on first use, so that
+`hfa_jax.HFANet`, the training API (`create_train_state`, `train_step`, `eval_step`,
+`run_loso`, `LosoConfig`) and the other JAX parts are imported on first use, so that
 `hfa_jax.preprocess` can be used, e.g. in data-building worker processes,
 without loading JAX.
 """
@@ -11,7 +12,15 @@ import importlib
 
 __version__ = '0.1.0'
 
-_LAZY = {'HFANet': ('hfa_jax.models.hfanet', 'HFANet')}
+_LAZY = {
+    'HFANet': ('hfa_jax.models.hfanet', 'HFANet'),
+    'LosoConfig': ('hfa_jax.loso', 'LosoConfig'),
+    'run_loso': ('hfa_jax.loso', 'run_loso'),
+    'TrainState': ('hfa_jax.train', 'TrainState'),
+    'create_train_state': ('hfa_jax.train', 'create_train_state'),
+    'train_step': ('hfa_jax.train', 'train_step'),
+    'eval_step': ('hfa_jax.train', 'eval_step'),
+}
 __all__ = sorted(_LAZY)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import pytest
 
-from hfa_jax import HFANet
+from hfa_jax import HFANet, train
 
 
 @pytest.mark.parametrize('side', [32, 64, 160])
@@ -58,32 +58,23 @@ def random_variables(model, seed):
 
 
 def test_jitted_training_step_learns():
-  """A few Adam steps on one small batch drive the loss down; gradients stay finite."""
+  """The project's train step (hfa_jax.train) on one small batch drives the loss down."""
   model = HFANet(num_classes=3)
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(6, 32, 32, 3)), jnp.float32)
   y = jnp.asarray([0, 1, 2, 0, 1, 2])
   variables = random_variables(model, seed=0)     # no init compile: numpy draws
-  tx = optax.adam(1e-3)
-  state = (variables['params'], variables['batch_stats'], tx.init(variables['params']))
-
-  @jax.jit
-  def step(state):
-    params, stats, opt = state
-
-    def loss_fn(params):
-      logits, upd = model.apply({'params': params, 'batch_stats': stats}, x, train=True,
-                                mutable=['batch_stats'])
-      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), upd
-
-    (loss, upd), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-    updates, opt = tx.update(grads, opt, params)
-    return (optax.apply_updates(params, updates), upd['batch_stats'], opt), loss, finite
-
+  state = train.TrainState.create(apply_fn=model.apply, params=variables['params'],
+                                  batch_stats=variables['batch_stats'], tx=optax.adam(1e-3),
+                                  rng=jax.random.PRNGKey(0))
+  step = jax.jit(train.train_step)
   losses = []
   for _ in range(8):
-    state, loss, finite = step(state)
-    assert bool(finite)
-    losses.append(float(loss))
+    state, metrics = step(state, x, y)
+    losses.append(float(metrics['loss']))
+  assert all(np.isfinite(losses))
+  assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state.params))
   assert losses[-1] < 0.5 * losses[0], losses
+  moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.batch_stats,
+                       variables['batch_stats'])
+  assert all(jax.tree.leaves(moved))               # every BatchNorm updated its statistics

@@ -1,0 +1,38 @@
+"""Conv2d's written-out forms (depthwise sum, patch matmul) equal XLA's convolution, gradients too."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hfa_jax.models.layers import Conv2d
+
+
+def reference(x, w, stride, padding, groups):
+  return jax.lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+                                      feature_group_count=groups)
+
+
+@pytest.mark.parametrize('kernel,stride,padding,groups,side', [
+    (3, 1, 1, 6, 8),    # depthwise 3x3 (RMT pos, ffn dwconv)
+    (5, 1, 2, 6, 7),    # depthwise 5x5 (lepe), odd side
+    (1, 1, 0, 6, 4),    # depthwise 1x1 (MLFA)
+    (4, 4, 0, 1, 8),    # patches (MLFA downsample)
+    (2, 2, 0, 1, 7),    # patches with a remainder row and column
+])
+def test_forms_match_convolution(kernel, stride, padding, groups, side):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, side, side + 1, 6)), jnp.float32)
+  features = 6 if groups > 1 else 5
+  module = Conv2d(features, kernel, stride, padding, groups, bias=False)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, 6 // groups, features)), jnp.float32)
+
+  def loss(fn):
+    return jax.grad(lambda x, w: jnp.sum(jnp.sin(fn(x, w))), (0, 1))(x, w)
+
+  ours = loss(lambda x, w: module.apply({'params': {'kernel': w}}, x))
+  theirs = loss(lambda x, w: reference(x, w, stride, padding, groups))
+  out = module.apply({'params': {'kernel': w}}, x)
+  np.testing.assert_allclose(out, reference(x, w, stride, padding, groups), atol=1e-5)
+  for a, b in zip(ours, theirs):
+    np.testing.assert_allclose(a, b, atol=5e-5, rtol=1e-5)

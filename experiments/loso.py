@@ -401,8 +401,10 @@ def plot_curves(path, history, honest: bool):
     epochs = np.arange(1, curves.shape[1] + 1)
     for c in curves:
       ax.plot(epochs, c, color='0.75', lw=0.8, marker='.')
-    ax.plot(epochs, np.nanmean(curves, 0) if np.isfinite(curves).any() else curves[0],
-            color='C0', lw=2, marker='o', label='mean over folds')
+    finite = np.isfinite(curves)        # epochs nobody evaluated stay NaN (no warning)
+    mean = np.where(finite.any(0), np.where(finite, curves, 0).sum(0) / np.maximum(
+        finite.sum(0), 1), np.nan)
+    ax.plot(epochs, mean, color='C0', lw=2, marker='o', label='mean over folds')
     ax.set(xlabel='epoch', title=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()

@@ -248,9 +248,8 @@ def test_best_epoch_selection_is_reported():
   assert np.isnan(acc[:-1]).all() and np.isfinite(acc[-1])
 
 
-@pytest.mark.skipif(not os.environ.get('HFA_SLOW_TESTS'),
-                    reason='HFANet compiles for ~3 min on a 2-core CPU; set HFA_SLOW_TESTS=1')
 def test_hfanet_short_run_at_side_32():
+  """The trainer with the real network (one fold-epoch program compile, ~2 min on 2 cores)."""
   import hfa_jax
   x, y, s = toy_data(n_subjects=2, per_subject=4, side=32)
   r = run_loso(x, y, s, LosoConfig(epochs=1, batch_size=4, steps_per_epoch=1, precise_bn=4),

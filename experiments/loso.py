@@ -185,7 +185,6 @@ def settings_from_args(args: argparse.Namespace) -> dict:
 
 def check_settings(s: dict):
   """Raises UsageError for settings that cannot work; fills dataset-dependent defaults."""
-  from hfa_jax.loso import LosoConfig
   if s['dataset'] not in DATASETS:
     raise UsageError(f"dataset must be one of {', '.join(DATASETS)}, got {s['dataset']!r}")
   if s['classes'] not in ('composite', 'native'):

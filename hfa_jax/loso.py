@@ -21,11 +21,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import re
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import flax.linen as nn
 import jax

@@ -1,6 +1,5 @@
 """Layout and spreadsheet quirks of the real copies, beyond what the synthetic generator writes."""
 
-import numpy as np
 import pytest
 
 from tests import me_layouts as L

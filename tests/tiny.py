@@ -1,7 +1,6 @@
 """A tiny stand-in model and a learnable toy dataset for fast trainer tests."""
 
 import flax.linen as nn
-import jax.numpy as jnp
 import numpy as np
 
 

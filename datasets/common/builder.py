@@ -58,7 +58,7 @@ def make_config(size: int, apex: str = 'middle', missing_apex: str = 'skip') -> 
     if apex != 'middle':
         text += f', SMIC apex by {apex!r}'
     if missing_apex != 'skip':
-        text += f", '/' apex -> middle frame"
+        text += ", '/' apex -> middle frame"
     return FlowConfig(name=config_name(size, apex, missing_apex), description=text,
                       size=size, apex=apex, missing_apex=missing_apex)
 

@@ -19,7 +19,6 @@ import re
 
 from hfa_jax.preprocess import IMAGE_SUFFIXES
 
-from datasets.common import names
 
 LAYOUTS = {
     'casme2': """\

@@ -9,6 +9,9 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from hfa_jax import kernels
 
 # Initialisers. MSA convolutions follow the original (Kaiming normal, fan-out); other
 # convolutions PyTorch's default; Linear layers the original's truncated normal (std .02).
@@ -34,8 +37,8 @@ class Conv2d(nn.Module):
 
   Two forms that XLA:CPU runs slowly as convolutions (their gradients especially) are
   computed as the same sums written out, 4-7x faster on CPU and plain fusions elsewhere:
-  - depthwise (groups == in == out channels): k*k shifted copies, each scaled per channel
-    (with a hand-written gradient);
+  - depthwise (groups == in == out channels): a native kernel on CPU (`hfa_jax.kernels`),
+    elsewhere k*k shifted copies, each scaled per channel; both with a hand-written gradient;
   - non-overlapping patches (kernel == stride, no padding): patches @ kernel matrix.
   Every other case is lax.conv_general_dilated.
   """
@@ -71,33 +74,71 @@ class Conv2d(nn.Module):
 def _depthwise(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
   """Depthwise cross-correlation, stride 1: x (B, H, W, C), w (k, k, 1, C).
 
-  A sum of k*k shifted, per-channel scaled copies of the padded input. The gradient is
-  written out too (autodiff's keeps k*k shifted copies alive; this one is ~3x faster):
-  d/dx is the same sum over the output gradient with the kernel flipped, d/dw the k*k
+  On CPU (float32) a native kernel (`hfa_jax.kernels`) when it compiled; elsewhere a sum of
+  k*k shifted, per-channel scaled copies of the padded input. The gradient is written out:
+  d/dx is the same convolution of the output gradient with the kernel flipped, d/dw the k*k
   per-channel sums of (shifted input * output gradient).
   """
+  return _depthwise_forward(x, w, padding)
+
+
+def _depthwise_fwd(x, w, padding):
+  return _depthwise_forward(x, w, padding), (x, w)
+
+
+def _depthwise_bwd(padding, residuals, g):
+  # The barrier keeps XLA from sharing the backward's shifted copies of x with the
+  # forward's (it would then materialise them all and keep them alive in between).
+  x, w = jax.lax.optimization_barrier(residuals)
+  k = w.shape[0]
+  dx = _depthwise_forward(g, w[::-1, ::-1], k - 1 - padding)
+  dw = _on_cpu(_weight_grad_native, _weight_grad_sum, x, g, padding)
+  return dx, dw.reshape(w.shape).astype(w.dtype)
+
+
+_depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
+
+
+def _on_cpu(native: Callable, fallback: Callable, x: jax.Array, y: jax.Array, padding: int):
+  """native(x, y, padding) in CPU programs when the native kernels are available, else fallback."""
+  if x.dtype != jnp.float32 or not kernels.native_available():
+    return fallback(x, y, padding)
+  return jax.lax.platform_dependent(x, y, cpu=functools.partial(native, padding=padding),
+                                    default=functools.partial(fallback, padding=padding))
+
+
+def _depthwise_forward(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
+  return _on_cpu(_depthwise_native, _depthwise_sum, x, w, padding)
+
+
+def _depthwise_sum(x, w, padding):
   k = w.shape[0]
   h, wd = x.shape[1] + 2 * padding - k + 1, x.shape[2] + 2 * padding - k + 1
   x = _pad(x, padding)
   return sum(x[:, i:i + h, j:j + wd, :] * w[i, j, 0] for i in range(k) for j in range(k))
 
 
-def _depthwise_fwd(x, w, padding):
-  return _depthwise(x, w, padding), (x, w)
-
-
-def _depthwise_bwd(padding, residuals, g):
-  x, w = residuals
-  k = w.shape[0]
-  dx = _depthwise(g, w[::-1, ::-1], k - 1 - padding)
+def _weight_grad_sum(x, g, padding):
+  k = x.shape[1] + 2 * padding - g.shape[1] + 1
   x = _pad(x, padding)
   h, wd = g.shape[1:3]
-  dw = jnp.stack([jnp.stack([(x[:, i:i + h, j:j + wd, :] * g).sum((0, 1, 2)) for j in range(k)])
-                  for i in range(k)])
-  return dx, dw[:, :, None, :].astype(w.dtype)
+  return jnp.stack([jnp.stack([(x[:, i:i + h, j:j + wd, :] * g).sum((0, 1, 2)) for j in range(k)])
+                    for i in range(k)])
 
 
-_depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
+def _depthwise_native(x, w, padding):
+  k, c = w.shape[0], x.shape[-1]
+  h, wd = x.shape[1] + 2 * padding - k + 1, x.shape[2] + 2 * padding - k + 1
+  out = jax.ShapeDtypeStruct((x.shape[0], h, wd, c), x.dtype)
+  return jax.ffi.ffi_call('hfa_depthwise_forward', out, vmap_method='broadcast_all')(
+      x, w.reshape(k, k, c), pad=np.int64(padding))
+
+
+def _weight_grad_native(x, g, padding):
+  k, c = x.shape[1] + 2 * padding - g.shape[1] + 1, x.shape[-1]
+  out = jax.ShapeDtypeStruct((k, k, c), x.dtype)
+  return jax.ffi.ffi_call('hfa_depthwise_weight_grad', out, vmap_method='broadcast_all')(
+      x, g, pad=np.int64(padding))
 
 
 def _pad(x: jax.Array, p: int) -> jax.Array:

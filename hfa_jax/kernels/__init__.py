@@ -1,0 +1,102 @@
+"""Native CPU kernels, compiled on first use with the machine's C++ compiler.
+
+XLA:CPU has no fast path for depthwise convolutions and their gradients; RMT uses nine of
+them per block. `depthwise_cpu.cc` implements them as XLA FFI custom calls. The first call
+compiles it (`c++ -O3 -march=native`, about 10 s) into ~/.cache/hfa_jax/kernels (or
+$HFA_JAX_CACHE/kernels), keyed by the source, jax version and CPU, and registers it with
+XLA. Nothing is downloaded.
+
+If no compiler is found or compilation fails, `native_available()` is False, a warning says
+why once, and the model uses its pure-JAX form (same numbers to float32 rounding, slower).
+`HFA_JAX_NATIVE=0` turns the kernels off. Only the CPU backend uses them; GPU and TPU
+programs always use the pure-JAX form.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import jax
+
+SOURCE = Path(__file__).with_name('depthwise_cpu.cc')
+TARGETS = {'hfa_depthwise_forward': 'HfaDepthwiseForward',
+           'hfa_depthwise_weight_grad': 'HfaDepthwiseWeightGrad'}
+
+
+def cache_dir() -> Path:
+  root = os.environ.get('HFA_JAX_CACHE') or os.path.join(
+      os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'hfa_jax')
+  return Path(root) / 'kernels'
+
+
+def _cpu_signature() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      flags = next((line for line in f if line.startswith(('flags', 'Features'))), '')
+  except OSError:
+    flags = ''
+  return platform.machine() + flags
+
+
+def _compiler() -> str | None:
+  for name in (os.environ.get('CXX'), 'c++', 'g++', 'clang++'):
+    if name and shutil.which(name):
+      return name
+  return None
+
+
+def build(verbose: bool = False) -> Path:
+  """Compiles the kernels if the cache has no build for this source/jax/CPU; returns the .so.
+
+  Raises RuntimeError with the compiler's message on failure.
+  """
+  cxx = _compiler()
+  if cxx is None:
+    raise RuntimeError('no C++ compiler found (set CXX, or install g++)')
+  flags = ['-O3', '-march=native', '-std=c++17', '-shared', '-fPIC']
+  key = hashlib.sha256(SOURCE.read_bytes() + jax.__version__.encode() +
+                       _cpu_signature().encode() + ' '.join([cxx] + flags).encode())
+  target = cache_dir() / f'depthwise_cpu-{key.hexdigest()[:16]}.so'
+  if target.exists():
+    return target
+  target.parent.mkdir(parents=True, exist_ok=True)
+  # Compile to a temporary name and rename: concurrent processes never see a partial file.
+  fd, tmp = tempfile.mkstemp(suffix='.so', dir=target.parent)
+  os.close(fd)
+  cmd = [cxx, *flags, f'-I{jax.ffi.include_dir()}', str(SOURCE), '-o', tmp]
+  if verbose:
+    print(' '.join(cmd))
+  result = subprocess.run(cmd, capture_output=True, text=True)
+  if result.returncode != 0 and '-march=native' in cmd:   # e.g. a compiler without it
+    cmd.remove('-march=native')
+    result = subprocess.run(cmd, capture_output=True, text=True)
+  if result.returncode != 0:
+    os.unlink(tmp)
+    raise RuntimeError(f'compiling {SOURCE.name} failed:\n{result.stderr[-2000:]}')
+  os.replace(tmp, target)
+  return target
+
+
+@functools.lru_cache(maxsize=None)
+def native_available() -> bool:
+  """True once the CPU kernels are compiled and registered with XLA (memoised)."""
+  if os.environ.get('HFA_JAX_NATIVE', '1') == '0':
+    return False
+  try:
+    library = ctypes.cdll.LoadLibrary(str(build()))
+    for target, symbol in TARGETS.items():
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
+                                  platform='cpu')
+  except Exception as e:  # noqa: BLE001 - any failure means: use the pure-JAX form
+    warnings.warn(f'hfa_jax: native CPU kernels unavailable, using the slower pure-JAX '
+                  f'depthwise convolution ({e})', RuntimeWarning, stacklevel=2)
+    return False
+  return True

@@ -36,3 +36,20 @@ def test_forms_match_convolution(kernel, stride, padding, groups, side):
   np.testing.assert_allclose(out, reference(x, w, stride, padding, groups), atol=1e-5)
   for a, b in zip(ours, theirs):
     np.testing.assert_allclose(a, b, atol=5e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('shape', [(2, 7, 9, 3), (1, 5, 5, 2), (2, 8, 8, 4)])
+def test_max_pool_matches_reduce_window_and_first_max_gradient(shape):
+  import flax.linen as nn
+  from hfa_jax.models.layers import max_pool
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+  x = jnp.where(x < 0, 0.0, x)                      # ReLU output: windows of tied zeros
+  ref = lambda x: nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+  np.testing.assert_array_equal(max_pool(x, 3, 2, 1), ref(x))
+  weights = jnp.asarray(rng.normal(size=ref(x).shape), jnp.float32)
+  grad = lambda f: jax.grad(lambda x: (f(x) * weights).sum())(x)
+  got = grad(lambda x: max_pool(x, 3, 2, 1))
+  np.testing.assert_allclose(got, grad(ref), atol=1e-6)
+  # Each window's gradient goes to exactly one input (no splitting among tied maxima).
+  np.testing.assert_allclose(got.sum(), weights.sum(), rtol=1e-5)

@@ -156,6 +156,54 @@ def _patches(x: jax.Array, k: int) -> jax.Array:
   return x.reshape(b, h // k, w // k, k * k * c)
 
 
+def max_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
+  """PyTorch's max_pool2d (NHWC, -inf padding): (B, H, W, C) -> (B, Ho, Wo, C).
+
+  The maximum of k*k strided slices; the gradient goes to the first maximum of each window
+  in row-major order, as PyTorch's does. XLA:CPU's reduce-window gradient (select-and-scatter)
+  is ~10x slower than this at HFA-Net's stem.
+  """
+  return _max_pool(x, kernel, stride, padding)
+
+
+def _pool_taps(x, k, s, p):
+  b, h, w, c = x.shape
+  ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+  xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=-jnp.inf)
+  return [jax.lax.slice(xp, (0, i, j, 0), (b, i + s * (ho - 1) + 1, j + s * (wo - 1) + 1, c),
+                        (1, s, s, 1)) for i in range(k) for j in range(k)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _max_pool(x, k, s, p):
+  return functools.reduce(jnp.maximum, _pool_taps(x, k, s, p))
+
+
+def _max_pool_fwd(x, k, s, p):
+  y = _max_pool(x, k, s, p)
+  return y, (x, y)
+
+
+def _max_pool_bwd(k, s, p, residuals, g):
+  x, y = residuals
+  h, w = x.shape[1:3]
+  ho, wo = y.shape[1:3]
+  taken = jnp.zeros(y.shape, bool)
+  dx = jnp.zeros_like(x)
+  for t, tap in enumerate(_pool_taps(x, k, s, p)):
+    i, j = divmod(t, k)
+    first = (tap == y) & ~taken
+    taken = taken | first
+    # Output (oy, ox) of tap (i, j) read x[s*oy + i - p, s*ox + j - p]: spread g back there.
+    spread = ((0, 0, 0), (i - p, h - s * (ho - 1) - 1 - (i - p), s - 1),
+              (j - p, w - s * (wo - 1) - 1 - (j - p), s - 1), (0, 0, 0))
+    dx = dx + jax.lax.pad(jnp.where(first, g, 0), jnp.zeros((), g.dtype), spread)
+  return (dx,)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
 def dense(features: int, *, name: str | None = None, dtype=None) -> nn.Dense:
   """A Linear layer initialised like the original (trunc. normal .02, zero bias)."""
   return nn.Dense(features, kernel_init=linear_default, name=name, dtype=dtype)

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from hfa_jax.models.ema import EMA
-from hfa_jax.models.layers import BatchNorm, conv, kaiming_fan_out
+from hfa_jax.models.layers import BatchNorm, conv, kaiming_fan_out, max_pool
 
 
 class MulScaleBlock(nn.Module):
@@ -55,7 +55,7 @@ class MSA(nn.Module):
     x = conv(64, 3, 2, 1, bias=False, kernel_init=kaiming_fan_out, name='conv1',
              dtype=self.dtype)(x)
     x = nn.relu(BatchNorm(name='bn1')(x, train))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    x = max_pool(x, 3, 2, 1)
     features = []
     for i, (planes, stride) in enumerate(zip((64, 128, 256, 512), (1, 2, 2, 2))):
       x = MulScaleBlock(planes, stride, name=f'layer{i + 1}_0', dtype=self.dtype)(x, train)

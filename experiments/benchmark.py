@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from hfa_jax import allocator, kernels
 from hfa_jax.models import AAFF, MLFA, MSA, HFANet
 from hfa_jax.models.layers import dense
 from hfa_jax.models.rmt.branch import STAGES
@@ -78,6 +79,8 @@ def environment() -> dict:
       'optax': optax.__version__,
       'numpy': np.__version__,
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
+      'malloc_retains_memory': allocator.active(),
+      'native_cpu_kernels': kernels.native_available(),
   }
   return env
 
@@ -332,7 +335,9 @@ def table(rows: list[dict], env: dict) -> str:
   mib = lambda b: f'{b / 2**20:8.0f}' if b else '       -'
   lines = [f"{env['device_count']} x {env['device_kind']} ({env['backend']}), "
            f"CPU {env['cpu_model']} ({env['cpu_count']} cores), jax {env['jax']}, "
-           f"load average at start {tuple(round(x, 2) for x in env['load_average'] or ())}",
+           f"load average at start {tuple(round(x, 2) for x in env['load_average'] or ())}, "
+           f"malloc retains memory: {env.get('malloc_retains_memory')}, "
+           f"native CPU kernels: {env.get('native_cpu_kernels')}",
            '',
            f"{'what':<14}{'side':>5}{'batch':>6}{'folds':>6}{'compile s':>10}{'step ms':>10}"
            f"{'samples/s':>11}{'XLA MiB':>9}{'peak MiB':>9}"]
@@ -435,4 +440,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
+  allocator.restart_with_retained_memory()   # glibc keeps freed memory: fewer page faults
   main()

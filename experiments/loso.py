@@ -532,4 +532,6 @@ def _enable_compilation_cache():
 
 
 if __name__ == '__main__':
+  from hfa_jax import allocator
+  allocator.restart_with_retained_memory()   # glibc keeps freed memory: fewer page faults
   sys.exit(main())

@@ -191,7 +191,7 @@ def bench_train(side, batch, folds, steps, dtype, seed=0) -> dict:
     holder['state'], holder['loss'] = compiled(holder['state'], images, labels)
     return holder['loss']
 
-  times = time_steps(run, steps)
+  times = time_steps(run, steps, warmup=2)   # the allocator reaches its steady state
   loss = np.asarray(holder['loss'])
   assert np.all(np.isfinite(loss)), f'non-finite loss {loss}'
   t = statistics.median(times)

@@ -1,0 +1,120 @@
+"""Where the training step's time goes: XLA's ops, grouped by the HFA-Net module they come from.
+
+    python -m experiments.profile_step --side 224              # top modules and ops
+    python -m experiments.profile_step --side 64 --top 40 --trace /tmp/hfa_trace
+
+Runs the benchmark's training step (batch 16, AdamW, state donated) under `jax.profiler`,
+reads the trace's per-op durations, maps each XLA op to the `op_name` metadata of the compiled
+program (e.g. `transpose(jvp(HFANet))/rmt/layer3/blocks_0/retention/...`), and prints the time
+per module and direction (fwd = forward and its linearisation, bwd = the transposed pass) and
+the most expensive single ops. The durations are wall time per op; XLA:CPU runs independent
+ops concurrently, so their sum exceeds the step time and the shares are approximate.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import re
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from experiments import benchmark
+from hfa_jax import allocator
+from hfa_jax.models import HFANet
+
+
+def op_sources(hlo_text: str) -> dict[str, tuple[str, str]]:
+  """XLA op name -> (result shape, op_name metadata) from a compiled program's HLO text."""
+  sources = {}
+  for line in hlo_text.splitlines():
+    m = re.match(r'\s*(?:ROOT )?%?([\w.\-]+) = (\S+) ', line)
+    if m:
+      meta = re.search(r'op_name="([^"]*)"', line)
+      sources[m.group(1)] = (m.group(2), meta.group(1) if meta else '')
+  return sources
+
+
+def module_of(op_name: str, depth: int) -> tuple[str, str]:
+  """('rmt/layer3/blocks_0', 'bwd') for an op_name; depth = module path components kept."""
+  direction = 'bwd' if 'transpose(jvp(' in op_name else 'fwd'
+  path = re.sub(r'jit\([^)]*\)/|transpose\(|jvp\(|HFANet\)|\)', '', op_name).strip('/')
+  parts = [p for p in path.split('/') if p]
+  return '/'.join(parts[:depth]) or '(no metadata)', direction
+
+
+def main(argv=None) -> dict:
+  p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  p.add_argument('--side', type=int, default=64, help='input side, a multiple of 32 (default 64)')
+  p.add_argument('--batch_size', type=int, default=16)
+  p.add_argument('--steps', type=int, default=2, help='profiled steps (default 2)')
+  p.add_argument('--depth', type=int, default=2, help='module path depth to group by (default 2)')
+  p.add_argument('--top', type=int, default=25, help='rows to print in each table (default 25)')
+  p.add_argument('--trace', default=None, help='keep the trace here (TensorBoard/Perfetto)')
+  args = p.parse_args(argv)
+  if args.side % 32:
+    p.error('--side must be a multiple of 32')
+
+  model = HFANet(benchmark.NUM_CLASSES)
+  tx = optax.adamw(1e-3, weight_decay=1e-4)
+  variables = benchmark.random_variables(model, np.zeros((1, args.side, args.side, 3), np.float32))
+  state = benchmark.make_state(variables, tx)
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.normal(size=(args.batch_size, args.side, args.side, 3)), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, benchmark.NUM_CLASSES, args.batch_size), jnp.int32)
+  compiled, compile_s = benchmark.compile_fn(benchmark.make_train_step(model, tx),
+                                             (state, images, labels), donate=(0,))
+  print(f'compiled in {compile_s:.1f} s', flush=True)
+  for _ in range(3):                                    # warm up (and the allocator settles)
+    state, loss = compiled(state, images, labels)
+  jax.block_until_ready(loss)
+  start = time.perf_counter()
+  for _ in range(args.steps):
+    state, loss = compiled(state, images, labels)
+  jax.block_until_ready(loss)
+  step_s = (time.perf_counter() - start) / args.steps
+
+  trace_dir = args.trace or tempfile.mkdtemp(prefix='hfa_trace_')
+  with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+    for _ in range(args.steps):
+      state, loss = compiled(state, images, labels)
+    jax.block_until_ready(loss)
+  path = glob.glob(f'{trace_dir}/**/*.trace.json.gz', recursive=True)[0]
+  with gzip.open(path) as f:
+    trace = json.load(f)
+  events = trace['traceEvents'] if isinstance(trace, dict) else trace
+  sources = op_sources(compiled.as_text())
+  per_op = collections.Counter()
+  for e in events:
+    if e.get('ph') == 'X' and e.get('name') in sources:
+      per_op[e['name']] += e['dur'] / 1e3 / args.steps      # ms per step
+  per_module = collections.Counter()
+  for name, ms in per_op.items():
+    per_module[module_of(sources[name][1], args.depth)] += ms
+  total = sum(per_op.values())
+
+  print(f'\nside {args.side}, batch {args.batch_size}: step {step_s * 1e3:.0f} ms untraced; '
+        f'ops sum to {total:.0f} ms per step (concurrent ops overlap); '
+        f'malloc retains memory: {allocator.active()}')
+  print(f'\n{"ms/step":>9} {"share":>6}  module (direction)')
+  for (module, direction), ms in per_module.most_common(args.top):
+    print(f'{ms:9.1f} {ms / total:6.1%}  {module} ({direction})')
+  print(f'\n{"ms/step":>9}  op, result shape, source')
+  for name, ms in per_op.most_common(args.top):
+    shape, op_name = sources[name]
+    print(f'{ms:9.1f}  {name[:30]:30} {shape[:34]:34} {op_name[-70:]}')
+  print(f'\ntrace in {trace_dir}')
+  return {'step_s': step_s, 'modules': {f'{m} ({d})': v for (m, d), v in per_module.items()},
+          'ops': dict(per_op)}
+
+
+if __name__ == '__main__':
+  allocator.restart_with_retained_memory()   # glibc keeps freed memory: fewer page faults
+  main()

@@ -1,0 +1,33 @@
+"""experiments.profile_step: HLO metadata parsing (hand-checked) and one profiled run."""
+from experiments import profile_step
+
+HLO = '''
+ENTRY %main {
+  %p0 = f32[16,8,8,64]{3,2,1,0} parameter(0)
+  %ynn_fusion.3 = f32[512,64]{1,0} fusion(%p0), kind=kCustom, metadata={op_name="jit(step)/transpose(jvp(HFANet))/rmt/layer3/blocks_0/ffn/fc1/dot_general" stack_frame_id=3}
+  ROOT %add.1 = f32[64]{0} add(%x, %y), metadata={op_name="jit(step)/add"}
+}
+'''
+
+
+def test_op_sources_and_modules():
+  sources = profile_step.op_sources(HLO)
+  assert sources['ynn_fusion.3'] == (
+      'f32[512,64]{1,0}', 'jit(step)/transpose(jvp(HFANet))/rmt/layer3/blocks_0/ffn/fc1/dot_general')
+  assert sources['add.1'] == ('f32[64]{0}', 'jit(step)/add')
+  assert sources['p0'][1] == ''
+  assert profile_step.module_of(sources['ynn_fusion.3'][1], 2) == ('rmt/layer3', 'bwd')
+  assert profile_step.module_of(sources['ynn_fusion.3'][1], 4) == ('rmt/layer3/blocks_0/ffn', 'bwd')
+  assert profile_step.module_of('jit(step)/jvp(HFANet)/msa/conv1/conv', 1) == ('msa', 'fwd')
+  assert profile_step.module_of('', 2) == ('(no metadata)', 'fwd')
+
+
+def test_profiles_a_small_step(tmp_path, capsys):
+  result = profile_step.main(['--side', '32', '--steps', '1', '--top', '5',
+                              '--trace', str(tmp_path / 'trace')])
+  out = capsys.readouterr().out
+  assert result['step_s'] > 0 and result['ops']
+  assert any(k.startswith('rmt/') for k in result['modules'])
+  assert any(k.startswith('msa/') for k in result['modules'])
+  assert 'module (direction)' in out and 'trace in' in out
+  assert list((tmp_path / 'trace').rglob('*.trace.json.gz'))

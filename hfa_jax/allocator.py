@@ -5,11 +5,11 @@ mmap'd pages and returns them on free, so every step pays for ~1 million page fa
 side 224 (about a third of the step's CPU time on the 2-core machine of docs/performance.md).
 With these glibc tunables freed memory stays in the process and is reused:
 
-    GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4611686018427387904:glibc.malloc.arena_max=2
+    GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4611686018427387904:glibc.malloc.arena_max=1
 
-(no mmap'd blocks, never trim; one arena per core, at least 2: a single arena made the side-32
-step 30 % slower from lock contention, 2 arenas on 2 cores removed all page faults; measured
-on 2 cores only). The cost: the process keeps its peak resident memory until it exits. glibc reads tunables only
+(no mmap'd blocks, never trim, one arena: with 2 arenas the page faults came back in some runs,
+~0.9 million per step at side 224; one arena costs some lock contention on small steps, 196 vs
+170 ms at side 32; measured on 2 cores only). The cost: the process keeps its peak resident memory until it exits. glibc reads tunables only
 at start-up, so the command-line tools (`python -m experiments.loso`, `experiments.benchmark`)
 restart themselves once with them set (`restart_with_retained_memory`). In a notebook or
 your own script, export the variable before starting Python. `HFA_JAX_MALLOC=system` turns
@@ -22,7 +22,7 @@ import platform
 import sys
 
 SETTINGS = ('glibc.malloc.mmap_max=0', 'glibc.malloc.trim_threshold=4611686018427387904',
-            f'glibc.malloc.arena_max={max(2, os.cpu_count() or 1)}')
+            'glibc.malloc.arena_max=1')
 
 
 def tunables(current: str | None = None) -> str:

@@ -141,8 +141,9 @@ def _weight_grad_native(x, g, padding):
       x, g, pad=np.int64(padding))
 
 
-def _pad(x: jax.Array, p: int) -> jax.Array:
-  return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+def _pad(x: jax.Array, p: int, value: float = 0.0) -> jax.Array:
+  """Pads H and W of (B, H, W, C) by p on each side with `value`."""
+  return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=value)
 
 
 def _patches(x: jax.Array, k: int) -> jax.Array:
@@ -169,7 +170,7 @@ def max_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
 def _pool_taps(x, k, s, p):
   b, h, w, c = x.shape
   ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-  xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=-jnp.inf)
+  xp = _pad(x, p, -jnp.inf)
   return [jax.lax.slice(xp, (0, i, j, 0), (b, i + s * (ho - 1) + 1, j + s * (wo - 1) + 1, c),
                         (1, s, s, 1)) for i in range(k) for j in range(k)]
 

@@ -525,9 +525,9 @@ def main(argv=None) -> int:
 def _enable_compilation_cache():
   """Persistent XLA cache: a rerun (or a resume) skips the minutes of compilation."""
   import jax
+  from hfa_jax.kernels import cache_root
   if os.environ.get('JAX_COMPILATION_CACHE_DIR') is None:
-    jax.config.update('jax_compilation_cache_dir',
-                      os.path.join(os.path.expanduser('~'), '.cache', 'hfa_jax', 'xla'))
+    jax.config.update('jax_compilation_cache_dir', str(cache_root() / 'xla'))
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 2.0)
 
 

@@ -1,8 +1,8 @@
 """Native CPU kernels, compiled on first use with the machine's C++ compiler.
 
-XLA:CPU has no fast path for depthwise convolutions and their gradients; RMT uses nine of
-them per block. `depthwise_cpu.cc` implements them as XLA FFI custom calls. The first call
-compiles it (`c++ -O3 -march=native`, about 10 s) into ~/.cache/hfa_jax/kernels (or
+XLA:CPU has no fast path for depthwise convolutions and their gradients; each RMT block uses
+three of them. `depthwise_cpu.cc` implements them as XLA FFI custom calls. The first call
+compiles it (`c++ -O3 -march=native`, about 3 s) into ~/.cache/hfa_jax/kernels (or
 $HFA_JAX_CACHE/kernels), keyed by the source, jax version and CPU, and registers it with
 XLA. Nothing is downloaded.
 
@@ -31,10 +31,15 @@ TARGETS = {'hfa_depthwise_forward': 'HfaDepthwiseForward',
            'hfa_depthwise_weight_grad': 'HfaDepthwiseWeightGrad'}
 
 
+def cache_root() -> Path:
+  """The project's cache: $HFA_JAX_CACHE, else $XDG_CACHE_HOME/hfa_jax, else ~/.cache/hfa_jax."""
+  return Path(os.environ.get('HFA_JAX_CACHE') or os.path.join(
+      os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'hfa_jax'))
+
+
 def cache_dir() -> Path:
-  root = os.environ.get('HFA_JAX_CACHE') or os.path.join(
-      os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'hfa_jax')
-  return Path(root) / 'kernels'
+  """Where the compiled kernels go."""
+  return cache_root() / 'kernels'
 
 
 def _cpu_signature() -> str:

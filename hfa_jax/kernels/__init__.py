@@ -26,9 +26,11 @@ from pathlib import Path
 
 import jax
 
-SOURCE = Path(__file__).with_name('depthwise_cpu.cc')
+SOURCES = [Path(__file__).with_name(name) for name in ('depthwise_cpu.cc', 'conv_cpu.cc')]
+HEADERS = [Path(__file__).with_name('parallel.h')]
 TARGETS = {'hfa_depthwise_forward': 'HfaDepthwiseForward',
-           'hfa_depthwise_weight_grad': 'HfaDepthwiseWeightGrad'}
+           'hfa_depthwise_weight_grad': 'HfaDepthwiseWeightGrad',
+           'hfa_conv_weight_grad': 'HfaConvWeightGrad'}
 
 
 def cache_root() -> Path:
@@ -67,16 +69,17 @@ def build(verbose: bool = False) -> Path:
   if cxx is None:
     raise RuntimeError('no C++ compiler found (set CXX, or install g++)')
   flags = ['-O3', '-march=native', '-std=c++17', '-shared', '-fPIC']
-  key = hashlib.sha256(SOURCE.read_bytes() + jax.__version__.encode() +
-                       _cpu_signature().encode() + ' '.join([cxx] + flags).encode())
-  target = cache_dir() / f'depthwise_cpu-{key.hexdigest()[:16]}.so'
+  key = hashlib.sha256(b''.join(f.read_bytes() for f in SOURCES + HEADERS) +
+                       jax.__version__.encode() + _cpu_signature().encode() +
+                       ' '.join([cxx] + flags).encode())
+  target = cache_dir() / f'hfa_kernels-{key.hexdigest()[:16]}.so'
   if target.exists():
     return target
   target.parent.mkdir(parents=True, exist_ok=True)
   # Compile to a temporary name and rename: concurrent processes never see a partial file.
   fd, tmp = tempfile.mkstemp(suffix='.so', dir=target.parent)
   os.close(fd)
-  cmd = [cxx, *flags, f'-I{jax.ffi.include_dir()}', str(SOURCE), '-o', tmp]
+  cmd = [cxx, *flags, f'-I{jax.ffi.include_dir()}', *map(str, SOURCES), '-o', tmp]
   if verbose:
     print(' '.join(cmd))
   result = subprocess.run(cmd, capture_output=True, text=True)
@@ -85,7 +88,7 @@ def build(verbose: bool = False) -> Path:
     result = subprocess.run(cmd, capture_output=True, text=True)
   if result.returncode != 0:
     os.unlink(tmp)
-    raise RuntimeError(f'compiling {SOURCE.name} failed:\n{result.stderr[-2000:]}')
+    raise RuntimeError(f'compiling the native kernels failed:\n{result.stderr[-2000:]}')
   os.replace(tmp, target)
   return target
 

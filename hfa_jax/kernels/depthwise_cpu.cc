@@ -12,54 +12,17 @@
 // with the kernel flipped and padding k - 1 - p. Rows are shared between XLA's intra-op
 // threads; the weight gradient sums fixed chunks in a fixed order, so it is deterministic.
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
-#include <functional>
-#include <memory>
-#include <mutex>
 #include <vector>
 
+#include "parallel.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
+using hfa::ParallelFor;
 
 namespace {
-
-// Runs fn(0..n-1) on the calling thread and on XLA's intra-op pool. The caller works too and
-// waits only for tasks already started, so a busy pool cannot deadlock it.
-struct ParallelState {
-  explicit ParallelState(int64_t n, std::function<void(int64_t)> fn) : n(n), fn(std::move(fn)) {}
-  const int64_t n;
-  const std::function<void(int64_t)> fn;
-  std::atomic<int64_t> next{0};
-  std::atomic<int64_t> done{0};
-  std::mutex mutex;
-  std::condition_variable finished;
-
-  void Work() {
-    for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
-      fn(i);
-      if (done.fetch_add(1) + 1 == n) {
-        std::lock_guard<std::mutex> lock(mutex);
-        finished.notify_all();
-      }
-    }
-  }
-};
-
-void ParallelFor(ffi::ThreadPool& pool, int64_t n, std::function<void(int64_t)> fn) {
-  if (n <= 0) return;
-  auto state = std::make_shared<ParallelState>(n, std::move(fn));
-  const int64_t helpers = std::min<int64_t>(pool.num_threads(), n - 1);
-  for (int64_t t = 0; t < helpers; ++t) {
-    pool.Schedule([state] { state->Work(); });
-  }
-  state->Work();
-  std::unique_lock<std::mutex> lock(state->mutex);
-  state->finished.wait(lock, [&] { return state->done.load() == n; });
-}
 
 struct Geometry {
   int64_t models, batch, h, w, c, k, ho, wo;

@@ -1,0 +1,81 @@
+"""The native CPU weight gradient of dense convolutions against XLA's."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hfa_jax import kernels
+from hfa_jax.models import layers
+
+pytestmark = pytest.mark.skipif(not kernels.native_available(),
+                                reason='no C++ compiler: the native kernels are not built')
+
+# (batch, side, Cin, Cout, kernel, stride, padding). Cin 3/5/13 leave a partial register block;
+# Cout 16/32/48/80 use one, two, and two-then-one vectors; 7 and 20 the scalar tail.
+CASES = [(2, 9, 3, 32, 3, 2, 1), (3, 8, 13, 48, 3, 1, 1), (2, 7, 5, 16, 5, 1, 2),
+         (2, 10, 8, 80, 3, 2, 1), (1, 6, 4, 7, 3, 1, 0), (2, 5, 9, 20, 3, 2, 0),
+         (4, 3, 16, 32, 3, 2, 1)]
+
+
+def data(b, side, cin, cout, k, s, p, seed=0):
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.normal(size=(b, side, side, cin)), jnp.float32)
+  ho = (side + 2 * p - k) // s + 1
+  g = jnp.asarray(rng.normal(size=(b, ho, ho, cout)), jnp.float32)
+  return x, g
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_weight_gradient_matches_xla(case):
+  b, side, cin, cout, k, s, p = case
+  x, g = data(*case)
+  static = dict(stride=s, padding=p, k=k)
+  native = jax.jit(functools.partial(layers._conv_weight_grad_native, **static))(x, g)
+  xla = jax.jit(functools.partial(layers._conv_weight_grad_xla, **static))(x, g)
+  assert native.shape == (k, k, cin, cout)
+  np.testing.assert_allclose(native, xla, rtol=1e-5, atol=1e-4)
+
+
+def conv_grads(conv, x, w, s, p):
+  """Gradients of sum(conv(x, w) * fixed weights) with respect to x and w."""
+  shape = jax.eval_shape(lambda: layers._lax_conv(x, w, s, p)).shape
+  weights = jnp.cos(jnp.arange(np.prod(shape), dtype=jnp.float32)).reshape(shape)
+  return jax.grad(lambda x, w: (conv(x, w, s, p) * weights).sum(), (0, 1))(x, w)
+
+
+def test_the_convolution_uses_it_and_keeps_xla_gradients():
+  x, _ = data(2, 12, 8, 32, 3, 2, 1, seed=1)
+  w = jnp.asarray(np.random.default_rng(2).normal(size=(3, 3, 8, 32)), jnp.float32)
+  step = jax.jit(functools.partial(conv_grads, layers._dense_conv, s=2, p=1))
+  assert 'hfa_conv_weight_grad' in step.lower(x, w).compile().as_text()
+  dx, dw = step(x, w)
+  rx, rw = conv_grads(layers._lax_conv, x, w, 2, 1)
+  np.testing.assert_allclose(dx, rx, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(dw, rw, rtol=1e-5, atol=1e-4)
+
+
+def test_vmap_over_models_as_the_fold_axis_uses_it():
+  x, _ = data(2, 8, 6, 16, 3, 1, 1, seed=3)
+  w = jnp.asarray(np.random.default_rng(4).normal(size=(3, 3, 6, 16)), jnp.float32)
+  xs, ws = jnp.stack([x, 2 * x, x - 1]), jnp.stack([w, 0.5 * w, -w])
+  got = jax.jit(jax.vmap(functools.partial(conv_grads, layers._dense_conv, s=1, p=1)))(xs, ws)
+  want = jax.vmap(functools.partial(conv_grads, layers._lax_conv, s=1, p=1))(xs, ws)
+  for a, r in zip(got, want):
+    np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-4)
+
+
+def test_weight_gradient_is_deterministic():
+  x, g = data(8, 20, 32, 64, 3, 1, 1, seed=5)
+  fn = jax.jit(functools.partial(layers._conv_weight_grad_native, stride=1, padding=1, k=3))
+  first = np.asarray(fn(x, g))
+  for _ in range(3):
+    np.testing.assert_array_equal(np.asarray(fn(x, g)), first)
+
+
+def test_output_channels_not_a_multiple_of_16_stay_with_xla():
+  x, _ = data(1, 6, 4, 8, 3, 1, 1)
+  w = jnp.ones((3, 3, 4, 8), jnp.float32)
+  text = jax.jit(functools.partial(conv_grads, layers._dense_conv, s=1, p=1)).lower(x, w).as_text()
+  assert 'hfa_conv_weight_grad' not in text

@@ -79,3 +79,22 @@ def test_output_channels_not_a_multiple_of_16_stay_with_xla():
   w = jnp.ones((3, 3, 4, 8), jnp.float32)
   text = jax.jit(functools.partial(conv_grads, layers._dense_conv, s=1, p=1)).lower(x, w).as_text()
   assert 'hfa_conv_weight_grad' not in text
+
+
+@pytest.mark.parametrize('side, cin, cout, k, s, p', [(4, 8, 16, 3, 2, 1), (3, 4, 8, 3, 2, 1),
+                                                      (2, 8, 16, 3, 2, 1), (4, 6, 16, 1, 2, 0),
+                                                      (5, 3, 16, 3, 3, 1)])
+def test_strided_input_gradient_at_small_outputs_matches_xla(side, cin, cout, k, s, p):
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.normal(size=(2, side, side, cin)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(k, k, cin, cout)), jnp.float32)
+  y = layers._lax_conv(x, w, s, p)
+  assert y.shape[1] * y.shape[2] <= 4                    # the outputs where it is used
+  g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+  want = jax.vjp(lambda x: layers._lax_conv(x, w, s, p), x)[1](g)[0]
+  got = jax.jit(functools.partial(layers._strided_input_grad, stride=s, padding=p,
+                                  size=(side, side)))(g, w)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  dx, _ = conv_grads(layers._dense_conv, x, w, s, p)
+  np.testing.assert_allclose(dx, conv_grads(layers._lax_conv, x, w, s, p)[0], rtol=1e-5,
+                             atol=1e-5)

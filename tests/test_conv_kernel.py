@@ -98,3 +98,14 @@ def test_strided_input_gradient_at_small_outputs_matches_xla(side, cin, cout, k,
   dx, _ = conv_grads(layers._dense_conv, x, w, s, p)
   np.testing.assert_allclose(dx, conv_grads(layers._lax_conv, x, w, s, p)[0], rtol=1e-5,
                              atol=1e-5)
+
+
+@pytest.mark.parametrize('side, k, s, p', [(2, 3, 2, 1), (3, 3, 2, 1), (4, 3, 2, 1), (2, 1, 2, 0),
+                                           (3, 3, 1, 0)])
+def test_forward_at_small_outputs_matches_xla(side, k, s, p):
+  rng = np.random.default_rng(7)
+  x = jnp.asarray(rng.normal(size=(2, side, side, 5)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(k, k, 5, 16)), jnp.float32)
+  want = layers._lax_conv(x, w, s, p)
+  assert want.shape[1] * want.shape[2] <= 4
+  np.testing.assert_allclose(layers._dense_conv(x, w, s, p), want, rtol=1e-5, atol=1e-5)

@@ -83,14 +83,26 @@ def _dense_conv(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Ar
   """Dense cross-correlation: x (B, H, W, Cin), w (k, k, Cin, Cout) -> (B, Ho, Wo, Cout).
 
   XLA's convolution and input gradient; the weight gradient from the native kernel on CPU
-  (float32, Cout a multiple of 16, where it is vectorised), else XLA's. A strided
-  convolution's input gradient at outputs of at most 2x2 is `_strided_input_grad`.
+  (float32, Cout a multiple of 16, where it is vectorised), else XLA's. At outputs of at
+  most 2x2 the forward is a matmul of the input's patches and a strided convolution's input
+  gradient is `_strided_input_grad`.
   """
-  return _lax_conv(x, w, stride, padding)
+  return _dense_conv_forward(x, w, stride, padding)
+
+
+def _dense_conv_forward(x, w, stride, padding):
+  """XLA's convolution, or for outputs of at most 2x2 (XLA:CPU's slow case: 2x2 -> 1x1,
+  256 -> 512 channels took 12 ms) the k*k strided slices concatenated and one matmul."""
+  k = w.shape[0]
+  ho, wo = ((n + 2 * padding - k) // stride + 1 for n in x.shape[1:3])
+  if ho * wo > 4:
+    return _lax_conv(x, w, stride, padding)
+  patches = jnp.concatenate(_taps(x, k, stride, padding), axis=-1)     # (B, Ho, Wo, k*k*Cin)
+  return patches @ w.reshape(-1, w.shape[-1])
 
 
 def _dense_conv_fwd(x, w, stride, padding):
-  return _lax_conv(x, w, stride, padding), (x, w)
+  return _dense_conv_forward(x, w, stride, padding), (x, w)
 
 
 def _dense_conv_bwd(stride, padding, residuals, g):
@@ -236,17 +248,19 @@ def max_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
   return _max_pool(x, kernel, stride, padding)
 
 
-def _pool_taps(x, k, s, p):
+def _taps(x, k, s, p, fill=0.0):
+  """The k*k windows' entries as strided slices of x padded with `fill`: k*k x (B, Ho, Wo, C),
+  in row-major tap order."""
   b, h, w, c = x.shape
   ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-  xp = _pad(x, p, -jnp.inf)
+  xp = _pad(x, p, fill)
   return [jax.lax.slice(xp, (0, i, j, 0), (b, i + s * (ho - 1) + 1, j + s * (wo - 1) + 1, c),
                         (1, s, s, 1)) for i in range(k) for j in range(k)]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
 def _max_pool(x, k, s, p):
-  return functools.reduce(jnp.maximum, _pool_taps(x, k, s, p))
+  return functools.reduce(jnp.maximum, _taps(x, k, s, p, -jnp.inf))
 
 
 def _max_pool_fwd(x, k, s, p):
@@ -260,7 +274,7 @@ def _max_pool_bwd(k, s, p, residuals, g):
   ho, wo = y.shape[1:3]
   taken = jnp.zeros(y.shape, bool)
   dx = jnp.zeros_like(x)
-  for t, tap in enumerate(_pool_taps(x, k, s, p)):
+  for t, tap in enumerate(_taps(x, k, s, p, -jnp.inf)):
     i, j = divmod(t, k)
     first = (tap == y) & ~taken
     taken = taken | first

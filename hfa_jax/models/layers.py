@@ -96,7 +96,7 @@ def _dense_conv_forward(x, w, stride, padding):
   k = w.shape[0]
   ho, wo = ((n + 2 * padding - k) // stride + 1 for n in x.shape[1:3])
   if ho * wo > 4:
-    return _lax_conv(x, w, stride, padding)
+    return _per_model(functools.partial(_lax_conv, stride=stride, padding=padding))(x, w)
   patches = jnp.concatenate(_taps(x, k, stride, padding), axis=-1)     # (B, Ho, Wo, k*k*Cin)
   return patches @ w.reshape(-1, w.shape[-1])
 
@@ -110,17 +110,40 @@ def _dense_conv_bwd(stride, padding, residuals, g):
   if stride > 1 and g.shape[1] * g.shape[2] <= 4:
     dx = _strided_input_grad(g, w, stride, padding, x.shape[1:3])
   else:
-    dx = jax.vjp(lambda x: _lax_conv(x, w, stride, padding), x)[1](g)[0]
-  xla = functools.partial(_conv_weight_grad_xla, k=w.shape[0])
+    dx = _per_model(functools.partial(_conv_input_grad, stride=stride, padding=padding,
+                                      shape=x.shape[1:]))(g, w)
+  static = dict(stride=stride, padding=padding, k=w.shape[0])
+  xla = _per_model(functools.partial(_conv_weight_grad_xla, **static))
   if g.shape[-1] % 16:
-    dw = xla(x, g, stride=stride, padding=padding)
+    dw = xla(x, g)
   else:
-    dw = _on_cpu(functools.partial(_conv_weight_grad_native, k=w.shape[0]), xla, x, g,
-                 stride=stride, padding=padding)
+    dw = _on_cpu(functools.partial(_conv_weight_grad_native, **static), xla, x, g)
   return dx, dw.astype(w.dtype)
 
 
 _dense_conv.defvjp(_dense_conv_fwd, _dense_conv_bwd)
+
+
+def _conv_input_grad(g, w, stride, padding, shape):
+  x = jnp.zeros(g.shape[:1] + shape, g.dtype)
+  return jax.vjp(lambda x: _lax_conv(x, w, stride, padding), x)[1](g)[0]
+
+
+def _per_model(fn: Callable) -> Callable:
+  """fn(a, b) with a vmap rule that calls fn once per model (fold) and stacks the results.
+
+  Under jax.vmap over stacked models XLA would merge the models' convolutions into one
+  grouped convolution, which XLA:CPU runs far more slowly than separate ones.
+  """
+  wrapped = jax.custom_batching.custom_vmap(fn)
+
+  @wrapped.def_vmap
+  def rule(axis_size, in_batched, a, b):
+    pick = lambda t, batched, i: t[i] if batched else t
+    return jnp.stack([fn(pick(a, in_batched[0], i), pick(b, in_batched[1], i))
+                      for i in range(axis_size)]), True
+
+  return wrapped
 
 
 def _strided_input_grad(g, w, stride: int, padding: int, size: tuple[int, int]):
@@ -136,7 +159,8 @@ def _strided_input_grad(g, w, stride: int, padding: int, size: tuple[int, int]):
   spread = [(0, 0, 0)] + [(lo, n - (stride * (m - 1) + 1) + padding, stride - 1)
                           for n, m in zip(size, g.shape[1:3])] + [(0, 0, 0)]
   g = jax.lax.optimization_barrier(jax.lax.pad(g, jnp.zeros((), g.dtype), spread))
-  return _lax_conv(g, jnp.swapaxes(w[::-1, ::-1], 2, 3), 1, 0)
+  return _per_model(functools.partial(_lax_conv, stride=1, padding=0))(
+      g, jnp.swapaxes(w[::-1, ::-1], 2, 3))
 
 
 def _conv_weight_grad_xla(x, g, stride, padding, k):

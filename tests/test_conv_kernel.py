@@ -109,3 +109,15 @@ def test_forward_at_small_outputs_matches_xla(side, k, s, p):
   want = layers._lax_conv(x, w, s, p)
   assert want.shape[1] * want.shape[2] <= 4
   np.testing.assert_allclose(layers._dense_conv(x, w, s, p), want, rtol=1e-5, atol=1e-5)
+
+
+def test_fold_vmap_lowers_for_accelerators_without_the_native_kernels():
+  """GPU/TPU programs of the fold-vmapped gradient lower without the CPU-only custom calls."""
+  x, _ = data(2, 8, 6, 16, 3, 2, 1, seed=8)
+  w = jnp.ones((3, 3, 6, 16), jnp.float32)
+  xs, ws = jnp.stack([x, x]), jnp.stack([w, w])
+  fn = jax.jit(jax.vmap(functools.partial(conv_grads, layers._dense_conv, s=2, p=1)))
+  for platform in ('cuda', 'tpu'):
+    text = jax.export.export(fn, platforms=(platform,))(xs, ws).mlir_module()
+    assert 'stablehlo.convolution' in text and 'hfa_conv_weight_grad' not in text
+  assert 'hfa_conv_weight_grad' in fn.lower(xs, ws).as_text()      # the CPU program

@@ -130,18 +130,21 @@ def _conv_input_grad(g, w, stride, padding, shape):
 
 
 def _per_model(fn: Callable) -> Callable:
-  """fn(a, b) with a vmap rule that calls fn once per model (fold) and stacks the results.
+  """fn(a, b) with a vmap rule that, in CPU programs, calls fn once per model and stacks.
 
-  Under jax.vmap over stacked models XLA would merge the models' convolutions into one
-  grouped convolution, which XLA:CPU runs far more slowly than separate ones.
+  Under jax.vmap over stacked models (the folds) XLA merges the models' convolutions into
+  one grouped convolution, which XLA:CPU runs far more slowly than separate ones. GPU and
+  TPU programs keep the plain vmap (the folds may be sharded over devices there).
   """
   wrapped = jax.custom_batching.custom_vmap(fn)
 
   @wrapped.def_vmap
   def rule(axis_size, in_batched, a, b):
     pick = lambda t, batched, i: t[i] if batched else t
-    return jnp.stack([fn(pick(a, in_batched[0], i), pick(b, in_batched[1], i))
-                      for i in range(axis_size)]), True
+    unrolled = lambda a, b: jnp.stack([fn(pick(a, in_batched[0], i), pick(b, in_batched[1], i))
+                                       for i in range(axis_size)])
+    vmapped = jax.vmap(fn, in_axes=tuple(0 if batched else None for batched in in_batched))
+    return jax.lax.platform_dependent(a, b, cpu=unrolled, default=vmapped), True
 
   return wrapped
 

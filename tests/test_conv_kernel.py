@@ -1,4 +1,4 @@
-"""The native CPU weight gradient of dense convolutions against XLA's."""
+"""The native CPU weight gradient of dense convolutions and Dense layers against XLA's."""
 import functools
 
 import jax
@@ -121,3 +121,25 @@ def test_fold_vmap_lowers_for_accelerators_without_the_native_kernels():
     text = jax.export.export(fn, platforms=(platform,))(xs, ws).mlir_module()
     assert 'stablehlo.convolution' in text and 'hfa_conv_weight_grad' not in text
   assert 'hfa_conv_weight_grad' in fn.lower(xs, ws).as_text()      # the CPU program
+
+
+@pytest.mark.parametrize('shape, features', [((2, 7, 9, 32), 16), ((131, 24), 48), ((3, 5, 8), 7)])
+def test_dense_layer_gradients_match_a_plain_matmul(shape, features):
+  rng = np.random.default_rng(9)
+  x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+  layer = layers.dense(features)
+  params = layer.init(jax.random.PRNGKey(0), x)['params']
+  weights = jnp.cos(jnp.arange(np.prod(shape[:-1]) * features, dtype=jnp.float32))
+  weights = weights.reshape(*shape[:-1], features)
+  loss = lambda p, x: (layer.apply({'params': p}, x) * weights).sum()
+  plain = lambda p, x: ((x @ p['kernel'] + p['bias']) * weights).sum()
+  grad = jax.jit(jax.grad(loss, (0, 1)))
+  assert ('hfa_conv_weight_grad' in grad.lower(params, x).as_text()) == (features % 16 == 0)
+  got, want = grad(params, x), jax.grad(plain, (0, 1))(params, x)
+  for a, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-4)
+  folds = jax.tree.map(lambda t: jnp.stack([t, -t]), params)
+  got = jax.jit(jax.vmap(jax.grad(loss), (0, None)))(folds, x)
+  want = jax.vmap(jax.grad(plain), (0, None))(folds, x)
+  for a, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-4)

@@ -1,15 +1,19 @@
 """Native CPU kernels, compiled on first use with the machine's C++ compiler.
 
-XLA:CPU has no fast path for depthwise convolutions and their gradients; each RMT block uses
-three of them. `depthwise_cpu.cc` implements them as XLA FFI custom calls. The first call
-compiles it (`c++ -O3 -march=native`, about 3 s) into ~/.cache/hfa_jax/kernels (or
-$HFA_JAX_CACHE/kernels), keyed by the source, jax version and CPU, and registers it with
+XLA:CPU has no fast path for depthwise convolutions and their gradients (each RMT block uses
+three of them), and computes the weight gradients of small-channel 3x3 convolutions and of
+Linear layers over many rows well below its matmul speed. Two XLA FFI custom-call sources
+implement them: `depthwise_cpu.cc` (depthwise forward and weight gradient) and `conv_cpu.cc`
+(dense-convolution weight gradient, also used for Linear layers as a 1x1 convolution), with
+`parallel.h` running work on XLA's intra-op threads. The first call compiles them
+(`c++ -O3 -march=native`, about 4 s) into ~/.cache/hfa_jax/kernels (or
+$HFA_JAX_CACHE/kernels), keyed by the sources, jax version and CPU, and registers them with
 XLA. Nothing is downloaded.
 
 If no compiler is found or compilation fails, `native_available()` is False, a warning says
-why once, and the model uses its pure-JAX form (same numbers to float32 rounding, slower).
+why once, and the model uses XLA's own forms (same numbers to float32 rounding, slower).
 `HFA_JAX_NATIVE=0` turns the kernels off. Only the CPU backend uses them; GPU and TPU
-programs always use the pure-JAX form.
+programs always use the pure-JAX/XLA forms.
 """
 from __future__ import annotations
 
@@ -104,7 +108,8 @@ def native_available() -> bool:
       jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
                                   platform='cpu')
   except Exception as e:  # noqa: BLE001 - any failure means: use the pure-JAX form
-    warnings.warn(f'hfa_jax: native CPU kernels unavailable, using the slower pure-JAX '
-                  f'depthwise convolution ({e})', RuntimeWarning, stacklevel=2)
+    warnings.warn(f'hfa_jax: native CPU kernels unavailable, using slower pure-JAX/XLA forms '
+                  f'of the depthwise convolutions and weight gradients ({e})', RuntimeWarning,
+                  stacklevel=2)
     return False
   return True

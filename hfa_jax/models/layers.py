@@ -315,9 +315,58 @@ def _max_pool_bwd(k, s, p, residuals, g):
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
-def dense(features: int, *, name: str | None = None, dtype=None) -> nn.Dense:
+def dense(features: int, *, name: str | None = None, dtype=None) -> 'Dense':
   """A Linear layer initialised like the original (trunc. normal .02, zero bias)."""
-  return nn.Dense(features, kernel_init=linear_default, name=name, dtype=dtype)
+  return Dense(features, name=name, dtype=dtype)
+
+
+class Dense(nn.Module):
+  """nn.Dense's parameters and numbers (`kernel` (in, out), `bias`), x (..., in) -> (..., out).
+
+  On CPU (float32) the kernel's gradient, sum over all rows of x^T g, comes from the native
+  dense-conv weight-gradient kernel: XLA transposes the rows x channels activations first.
+  """
+  features: int
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    w = self.param('kernel', linear_default, (x.shape[-1], self.features), jnp.float32)
+    b = self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
+    x, w, b = nn.dtypes.promote_dtype(x, w, b, dtype=self.dtype)
+    return _matmul(x, w) + b
+
+
+@jax.custom_vjp
+def _matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+  return x @ w
+
+
+def _matmul_fwd(x, w):
+  return x @ w, (x, w)
+
+
+def _matmul_bwd(residuals, g):
+  x, w = residuals
+  dx = g @ w.T
+  rows = x.reshape(-1, x.shape[-1])
+  grads = g.reshape(-1, g.shape[-1])
+  if g.shape[-1] % 16:
+    dw = rows.T @ grads
+  else:
+    dw = _on_cpu(_rows_weight_grad_native, lambda a, b: a.T @ b, rows, grads)
+  return dx, dw.astype(w.dtype)
+
+
+_matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
+def _rows_weight_grad_native(rows, grads):
+  """rows^T grads for (M, in), (M, out), as a 1x1 convolution's weight gradient."""
+  m = rows.shape[0]
+  width = max(d for d in range(1, 129) if m % d == 0)    # positions per image row
+  as_map = lambda t: t.reshape(m // width, 1, width, t.shape[-1])
+  return _conv_weight_grad_native(as_map(rows), as_map(grads), stride=1, padding=0, k=1)[0, 0]
 
 
 def layer_norm(name: str | None = None, dtype=None) -> nn.LayerNorm:

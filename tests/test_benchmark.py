@@ -27,3 +27,16 @@ def test_network_parts_cover_both_retention_forms():
   assert names[0] == 'msa' and names[-1] == 'mlfa+aaff+head'
   assert sum('decomposed' in n for n in names) == 2 and sum('whole' in n for n in names) == 2
   assert parts[2][2] == [(16, 16, 64)] and parts[5][2] == [(4, 4, 256)]
+
+
+def test_kernel_benchmark_smoke(capsys):
+  from experiments import bench_kernels
+  from hfa_jax import kernels
+  if not kernels.native_available():
+    return
+  results = bench_kernels.main(['--quick', '--repeats', '1'])
+  assert len(results) == 4
+  for row in results:
+    assert row['xla_ms'] > 0 and row['ours_ms'] > 0
+    assert row['max_rel_diff'] < 1e-4                # both forms compute the same thing
+  assert 'speed-up' in capsys.readouterr().out

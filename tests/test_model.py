@@ -78,3 +78,33 @@ def test_jitted_training_step_learns():
   moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.batch_stats,
                        variables['batch_stats'])
   assert all(jax.tree.leaves(moved))               # every BatchNorm updated its statistics
+
+
+def test_bfloat16_compute_tracks_float32():
+  """dtype=bfloat16: float32 parameters and logits, outputs and gradients close to float32's."""
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.normal(size=(4, 32, 32, 3)), jnp.float32)
+  y = jnp.asarray([0, 1, 2, 0])
+  variables = random_variables(HFANet(num_classes=3), seed=1)
+
+  def loss_and_grads(dtype):
+    model = HFANet(num_classes=3, dtype=dtype)
+
+    def loss(params):
+      logits, _ = model.apply({'params': params, 'batch_stats': variables['batch_stats']}, x,
+                              train=True, mutable=['batch_stats'])
+      assert logits.dtype == jnp.float32
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    return jax.jit(jax.value_and_grad(loss))(variables['params'])
+
+  (l32, g32), (l16, g16) = loss_and_grads(None), loss_and_grads(jnp.bfloat16)
+  assert abs(float(l16) - float(l32)) < 0.05 * abs(float(l32)) + 0.02
+  flat32, flat16 = jax.tree.leaves(g32), jax.tree.leaves(g16)
+  assert all(g.dtype == jnp.float32 for g in flat16)
+  v32 = jnp.concatenate([g.ravel() for g in flat32])
+  v16 = jnp.concatenate([g.ravel() for g in flat16])
+  cosine = float(v32 @ v16 / (jnp.linalg.norm(v32) * jnp.linalg.norm(v16)))
+  # bfloat16's 8-bit mantissa through ~60 layers of random weights: 0.885 here (0.865 before
+  # this project's custom gradients); an unscaled or wrong-dtype gradient would be far off.
+  assert cosine > 0.8, cosine

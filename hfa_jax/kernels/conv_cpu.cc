@@ -14,7 +14,6 @@
 // the number of threads.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "parallel.h"
@@ -193,14 +192,7 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
       AccumulateRows(xp, gp, acc, geo, stride, pad, offset + r, offset + std::min(end, r + group));
     }
   });
-  for (int64_t m = 0; m < models; ++m) {
-    float* o = out + m * size;
-    std::memcpy(o, partial.data() + m * chunks * size, sizeof(float) * size);
-    for (int64_t chunk = 1; chunk < chunks; ++chunk) {
-      const float* p = partial.data() + (m * chunks + chunk) * size;
-      for (int64_t i = 0; i < size; ++i) o[i] += p[i];
-    }
-  }
+  hfa::SumChunks(partial.data(), models, chunks, size, out);
   return ffi::Error::Success();
 }
 

@@ -134,14 +134,7 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
       }
     }
   });
-  for (int64_t m = 0; m < g.models; ++m) {
-    float* o = out + m * kkc;
-    std::memcpy(o, partial.data() + m * chunks * kkc, sizeof(float) * kkc);
-    for (int64_t chunk = 1; chunk < chunks; ++chunk) {
-      const float* p = partial.data() + (m * chunks + chunk) * kkc;
-      for (int64_t i = 0; i < kkc; ++i) o[i] += p[i];
-    }
-  }
+  hfa::SumChunks(partial.data(), g.models, chunks, kkc, out);
   return ffi::Error::Success();
 }
 

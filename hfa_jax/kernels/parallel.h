@@ -1,9 +1,11 @@
-// ParallelFor on XLA's intra-op thread pool, shared by the native CPU kernels.
+// ParallelFor on XLA's intra-op thread pool and the in-order sum of per-chunk partial
+// results, shared by the native CPU kernels.
 #ifndef HFA_JAX_KERNELS_PARALLEL_H_
 #define HFA_JAX_KERNELS_PARALLEL_H_
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -46,6 +48,20 @@ inline void ParallelFor(xla::ffi::ThreadPool& pool, int64_t n, std::function<voi
   state->Work();
   std::unique_lock<std::mutex> lock(state->mutex);
   state->finished.wait(lock, [&] { return state->done.load() == n; });
+}
+
+// out[m] = sum over c of partial[m][c] for models m, chunks c of `size` floats each, added in
+// chunk order: the result does not depend on which thread computed which chunk.
+inline void SumChunks(const float* partial, int64_t models, int64_t chunks, int64_t size,
+                      float* out) {
+  for (int64_t m = 0; m < models; ++m) {
+    float* o = out + m * size;
+    std::memcpy(o, partial + m * chunks * size, sizeof(float) * size);
+    for (int64_t chunk = 1; chunk < chunks; ++chunk) {
+      const float* p = partial + (m * chunks + chunk) * size;
+      for (int64_t i = 0; i < size; ++i) o[i] += p[i];
+    }
+  }
 }
 
 }  // namespace hfa

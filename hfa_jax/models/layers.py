@@ -40,9 +40,10 @@ class Conv2d(nn.Module):
   - depthwise (groups == in == out channels): a native kernel on CPU (`hfa_jax.kernels`),
     elsewhere k*k shifted copies, each scaled per channel; both with a hand-written gradient;
   - non-overlapping patches (kernel == stride, no padding): patches @ kernel matrix.
-  Other dense convolutions are lax.conv_general_dilated, with their weight gradient from a
-  native kernel on CPU (3-7x faster than XLA's at HFA-Net's shapes); grouped ones are plain
-  lax.conv_general_dilated.
+  Other dense convolutions (`_dense_conv`) are lax.conv_general_dilated with three CPU
+  speed-ups: the weight gradient from a native kernel (3-7x faster than XLA's at HFA-Net's
+  shapes), own forms at 1x1-2x2 outputs, and one convolution per fold under a fold vmap.
+  Grouped ones are plain lax.conv_general_dilated.
   """
   features: int
   kernel: int

@@ -115,10 +115,10 @@ def _dense_conv_bwd(stride, padding, residuals, g):
                                       shape=x.shape[1:]))(g, w)
   static = dict(stride=stride, padding=padding, k=w.shape[0])
   xla = _per_model(functools.partial(_conv_weight_grad_xla, **static))
-  if g.shape[-1] % 16:
-    dw = xla(x, g)
-  else:
+  if _native_weight_grad_pays(g.shape[-1]):
     dw = _on_cpu(functools.partial(_conv_weight_grad_native, **static), xla, x, g)
+  else:
+    dw = xla(x, g)
   return dx, dw.astype(w.dtype)
 
 
@@ -170,6 +170,12 @@ def _strided_input_grad(g, w, stride: int, padding: int, size: tuple[int, int]):
 def _conv_weight_grad_xla(x, g, stride, padding, k):
   w = jnp.zeros((k, k, x.shape[-1], g.shape[-1]), x.dtype)
   return jax.vjp(lambda w: _lax_conv(x, w, stride, padding), w)[1](g)[0]
+
+
+def _native_weight_grad_pays(out_channels: int) -> bool:
+  """The native weight gradient is vectorised over output channels in blocks of 16; other
+  counts fall to its scalar code, slower than XLA (EMA's 2 -> 2 channels: 28 vs 13 ms)."""
+  return out_channels % 16 == 0
 
 
 def _conv_weight_grad_native(x, g, stride, padding, k):
@@ -352,10 +358,10 @@ def _matmul_bwd(residuals, g):
   dx = g @ w.T
   rows = x.reshape(-1, x.shape[-1])
   grads = g.reshape(-1, g.shape[-1])
-  if g.shape[-1] % 16:
-    dw = rows.T @ grads
-  else:
+  if _native_weight_grad_pays(g.shape[-1]):
     dw = _on_cpu(_rows_weight_grad_native, lambda a, b: a.T @ b, rows, grads)
+  else:
+    dw = rows.T @ grads
   return dx, dw.astype(w.dtype)
 
 

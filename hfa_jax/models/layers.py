@@ -358,10 +358,11 @@ def _matmul_bwd(residuals, g):
   dx = g @ w.T
   rows = x.reshape(-1, x.shape[-1])
   grads = g.reshape(-1, g.shape[-1])
+  xla = lambda a, b: a.T @ b
   if _native_weight_grad_pays(g.shape[-1]):
-    dw = _on_cpu(_rows_weight_grad_native, lambda a, b: a.T @ b, rows, grads)
+    dw = _on_cpu(_rows_weight_grad_native, xla, rows, grads)
   else:
-    dw = rows.T @ grads
+    dw = xla(rows, grads)
   return dx, dw.astype(w.dtype)
 
 

@@ -1,7 +1,12 @@
-"""Read a built dataset into NumPy arrays, without TensorFlow.
+"""Read a built dataset into NumPy arrays, without TensorFlow; the LOSO input pipeline.
 
-    from datasets.load import load_arrays
+    from datasets.load import load_arrays, training_data
     data = load_arrays('samm', size=64)   # {'flow': (N, 64, 64, 3) float32, 'subject': str ...}
+    data = training_data('megc2019_flow_images', size=32)   # images, labels, subjects, ...
+    hfa_jax.run_loso(data['images'], data['labels'], data['subjects'], strata=data['databases'])
+
+Flows come out with u and v signed (a horizontal mirror negates u), whatever the dataset:
+the flow-image datasets store their PNGs' 0..1 values, which the loader maps to -1..1.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import numpy as np
 from datasets.common import registry
 
 TEXT = ('subject', 'sample', 'database', 'action_units')
+# Datasets that store flow images min-max scaled to 0..1 per channel and image.
+FLOW_IMAGES = ('megc2019_flow_images',)
+COMPOSITE = ('negative', 'positive', 'surprise')
+MEGC2019_SAMPLES = 442
 
 
 class DatasetNotBuiltError(FileNotFoundError):
@@ -60,9 +69,10 @@ def load_arrays(name: str, data_dir=None, size: int | None = None,
                 config: str | None = None) -> dict[str, np.ndarray]:
     """Every example of a built dataset, sorted by (database, subject, sample).
 
-    Returns flow (N, S, S, 3) float32, emotion / composite_label / *_frame (N,) int64 and
-    subject / sample / database / action_units (N,) str arrays. `config` picks a non-default
-    config by name (e.g. 'size_224_apex_max_motion'); `size` the stored side of the default.
+    Returns flow (N, S, S, 3) float32 (u, v signed: see the module docstring), emotion /
+    composite_label / *_frame (N,) int64 and subject / sample / database / action_units (N,)
+    str arrays. `config` picks a non-default config by name (e.g. 'size_224_apex_max_motion');
+    `size` the stored side of the default.
     """
     import tensorflow_datasets as tfds
     path = dataset_path(name, data_dir, size, config)
@@ -78,6 +88,8 @@ def load_arrays(name: str, data_dir=None, size: int | None = None,
                                  for v in values], dtype=str)
         else:
             out[key] = np.stack([np.asarray(v) for v in values])
+    if name in FLOW_IMAGES:      # 0..1 per channel -> -1..1: a mirror maps u to -u exactly
+        out['flow'] = 2 * out['flow'].astype(np.float32) - 1
     order = np.lexsort((out['sample'], out['subject'], out['database']))
     return {k: v[order] for k, v in out.items()}
 
@@ -87,3 +99,75 @@ def metadata(name: str, data_dir=None, size: int | None = None, config: str | No
     import tensorflow_datasets as tfds
     path = dataset_path(name, data_dir, size, config)
     return dict(tfds.builder_from_directory(os.fspath(path)).info.metadata or {})
+
+
+def native_size(name: str) -> int:
+    """The side a dataset is built at by default (28 for the flow images, 224 for frames)."""
+    return registry.builder_class(name).BUILDER_CONFIGS[0].size
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W, 3) -> (N, size, size, 3), bilinear (antialiased when shrinking)."""
+    if images.shape[1:3] == (size, size):
+        return images
+    import jax
+    return np.asarray(jax.image.resize(images, (len(images), size, size, images.shape[-1]),
+                                       'bilinear'))
+
+
+def training_data(name: str, data_dir=None, size: int | None = None, classes: str = 'composite',
+                  keep_emotions=None, config: str | None = None,
+                  data: dict | None = None) -> dict:
+    """The samples of a built dataset ready for `hfa_jax.run_loso`.
+
+    Reads the dataset stored at `size` if built so, else its default build resized to
+    `size`; keeps the samples of the chosen classes ('composite': negative / positive /
+    surprise; 'native': the database's emotions, optionally only `keep_emotions`) and
+    numbers the classes present 0..C-1. `data` skips the reading (load_arrays' dict).
+
+    Returns images (N, size, size, 3) float32, labels (N,) int32, subjects, samples,
+    databases (N,) str, class_names, dropped (samples outside the classes), source,
+    skipped (samples the build skipped, with reasons), stored_size.
+    """
+    if data is None:
+        try:
+            data = load_arrays(name, data_dir, size, config)
+        except DatasetNotBuiltError as first:
+            if config is not None or size is None:
+                raise
+            try:   # the default stored size, resized below
+                data = load_arrays(name, data_dir)
+            except DatasetNotBuiltError:
+                raise first from None
+    stored = data['flow'].shape[1]
+    size = size or stored
+    try:
+        meta = metadata(name, data_dir, stored, config)
+    except DatasetNotBuiltError:
+        meta = {}
+    if classes == 'composite':
+        labels = data['composite_label'].astype(np.int64)
+        names = list(meta.get('composite_classes') or COMPOSITE)
+    elif classes == 'native':
+        labels = data['emotion'].astype(np.int64)
+        names = list(meta.get('emotions') or [])
+        if not names:
+            raise ValueError(f'{name} has no emotion names in its metadata')
+        if keep_emotions:
+            unknown = sorted(set(keep_emotions) - set(names))
+            if unknown:
+                raise ValueError(f'keep_emotions: unknown {unknown}; {name} has {names}')
+            keep = [names.index(e) for e in keep_emotions]
+            labels = np.where(np.isin(labels, keep), labels, -1)
+    else:
+        raise ValueError(f"classes must be 'composite' or 'native', got {classes!r}")
+    chosen = labels >= 0
+    present = sorted(set(labels[chosen].tolist()))           # compact to classes present
+    remap = {c: i for i, c in enumerate(present)}
+    return dict(
+        images=resize(data['flow'][chosen].astype(np.float32), size),
+        labels=np.array([remap[c] for c in labels[chosen]], np.int32),
+        subjects=data['subject'][chosen], samples=data['sample'][chosen],
+        databases=data['database'][chosen], class_names=[names[c] for c in present],
+        dropped=int((~chosen).sum()), source=name, skipped=list(meta.get('skipped') or []),
+        stored_size=int(stored))

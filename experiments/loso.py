@@ -1,25 +1,29 @@
-"""Leave-one-subject-out (LOSO) training and evaluation of HFA-Net.
+"""Leave-one-subject-out (LOSO) training and evaluation of HFA-Net and the baselines.
 
-    python -m experiments.loso                         # synthetic database, quick CPU preset
-    python -m experiments.loso --dataset samm          # a dataset built by `python -m datasets.build`
-    python -m experiments.loso --dataset casme2 --classes native --epochs 60 --size 224
+    python -m experiments.loso                             # synthetic database, quick CPU preset
+    python -m experiments.loso --dataset megc2019_flow_images              # the real recipe
+    python -m experiments.loso --dataset megc2019_flow_images --model ststnet   # STSTNet
+    python -m experiments.loso --dataset samm              # a frame-based dataset, 224 px
+    python -m experiments.loso --dataset casme2:size_224_missing_apex_middle --classes native
     python -m experiments.loso --resume runs/loso-samm-composite-224px-seed0
 
-Settings: built-in defaults < the --config file's get_config() < command-line options
-(--config NAME is experiments/configs/NAME.py; default `synthetic` for the synthetic
-dataset, `real` otherwise). Running the same command again with the same --out
-continues a stopped run; --resume OUT continues it with the settings saved in OUT.
+Every setting is declared once (Experiment below; hfa_jax.loso.LosoConfig for training).
+They are layered: declared defaults < the config file's get_config() < command-line
+options. Without --config the file follows the model and the data:
+experiments/configs/ststnet.py for --model ststnet, else synthetic.py, flow_images.py or
+frames.py. Running the same command again with the same --out continues a stopped run;
+--resume OUT continues it with the settings saved in OUT.
 
-Writes to --out: summary.json, predictions.csv, confusion.png, curves.png, config.json,
-checkpoints/ (orbax) and folds/ (one file per finished fold).
+Writes to --out: summary.json, predictions.csv, confusion.png, curves.png, config.json
+and state/ (orbax checkpoints, one record per finished fold).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import datetime
+import importlib
 import importlib.util
 import json
 import os
@@ -31,32 +35,58 @@ import time
 
 import numpy as np
 
-DATASETS = ('synthetic', 'samm', 'casme2', 'smic', 'megc2019', 'megc2019_flow_images')
-NATIVE_OK = ('samm', 'casme2', 'smic')
-CONFIG_DIR = pathlib.Path(__file__).resolve().parent / 'configs'
-COMPOSITE = ('negative', 'positive', 'surprise')
+from hfa_jax import settings as settings_lib
+from hfa_jax.settings import setting
 
-# Settings of the experiment (the training settings are hfa_jax.loso.LosoConfig's fields).
-EXPERIMENT_DEFAULTS = dict(
-    dataset='synthetic', data_dir=None, classes='composite', keep_emotions=None, size=None,
-    subjects=None, out=None, synthetic_subjects=4, synthetic_seed=0,
-    model='hfa_jax:HFANet')
+DATASETS = ('synthetic', 'samm', 'casme2', 'smic', 'megc2019', 'megc2019_flow_images')
+FLOW_IMAGES = ('megc2019_flow_images',)
+NATIVE_OK = ('samm', 'casme2', 'smic')
+MODELS = {'hfanet': 'hfa_jax.models.hfanet:HFANet',
+          'ststnet': 'hfa_jax.models.ststnet:STSTNet'}
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent / 'configs'
+COMPOSITE_SAMPLES = 442
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """What to train on, which model, where the results go (the training settings are
+  hfa_jax.loso.LosoConfig's)."""
+  dataset: str = setting('synthetic', 'NAME or NAME:CONFIG of a dataset built by python -m '
+                         'datasets.build (e.g. casme2:size_224_missing_apex_middle), or '
+                         'synthetic')
+  data_dir: str | None = setting(None, 'where datasets are built ($TFDS_DATA_DIR or '
+                                 '~/tensorflow_datasets; synthetic: ./synthetic_data)')
+  classes: str = setting('composite', "'composite': negative/positive/surprise (MEGC2019); "
+                         "'native': the database's emotions", choices=('composite', 'native'))
+  keep_emotions: list | None = setting(None, 'native classes to keep, comma-separated')
+  size: int | None = setting(None, "input side (default: a flow-image dataset's native side, "
+                             "rounded up to the model's multiple; 224 for frame-based data)",
+                             minimum=8)
+  subjects: list | None = setting(None, 'test only these subjects (comma-separated): part of '
+                                  'a LOSO')
+  model: str = setting('hfanet', "'hfanet', 'ststnet', or 'module:Class' of a linen module "
+                       'taking num_classes, called as (x, train)')
+  out: str | None = setting(None, 'output folder (default runs/loso-DATASET-CLASSES-SIZEpx-'
+                            'seedSEED, with the model unless HFA-Net)')
+  synthetic_subjects: int = setting(4, 'subjects per synthetic database', minimum=1)
+  synthetic_seed: int = setting(0, 'seed of the synthetic databases')
 
 
 class UsageError(Exception):
   """A bad option or setting; the message says which and why."""
 
 
-# ----------------------------------------------------------------------- settings
-
-
-def loso_fields() -> dict:
+def _training_fields() -> list[str]:
   from hfa_jax.loso import LosoConfig
-  return {f.name: f.default for f in dataclasses.fields(LosoConfig)}
+  return settings_lib.names(LosoConfig)
 
 
 def default_settings() -> dict:
-  return {**EXPERIMENT_DEFAULTS, **loso_fields()}
+  from hfa_jax.loso import LosoConfig
+  return {**settings_lib.defaults(Experiment), **settings_lib.defaults(LosoConfig)}
+
+
+# ----------------------------------------------------------------------- settings
 
 
 def load_config_file(name: str) -> dict:
@@ -79,84 +109,35 @@ def load_config_file(name: str) -> dict:
   return cfg
 
 
-def _positive_int(text):
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
-  return value
+def dataset_name(dataset: str) -> tuple[str, str | None]:
+  """'casme2:size_224_missing_apex_middle' -> ('casme2', 'size_224_missing_apex_middle')."""
+  name, _, config = dataset.partition(':')
+  return name, config or None
 
 
-def _nonneg_float(text):
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
-  if not value >= 0:
-    raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
-  return value
-
-
-def _bool(text):
-  value = {'true': True, '1': True, 'yes': True, 'false': False, '0': False, 'no': False}.get(
-      text.strip().lower())
-  if value is None:
-    raise argparse.ArgumentTypeError(f'{text!r} is not true/false')
-  return value
-
-
-def _list(text):
-  return [s for s in (t.strip() for t in text.split(',')) if s]
+def default_config_name(dataset: str, model: str) -> str:
+  name, _ = dataset_name(dataset)
+  if model == 'ststnet':
+    return 'ststnet'
+  if name == 'synthetic':
+    return 'synthetic'
+  return 'flow_images' if name in FLOW_IMAGES else 'frames'
 
 
 def make_parser() -> argparse.ArgumentParser:
+  from hfa_jax.loso import LosoConfig
+  doc = __doc__.split('\n\n', 1)
   p = argparse.ArgumentParser(
-      prog='python -m experiments.loso', description=__doc__.split('\n\n')[0],
-      epilog=__doc__.split('\n\n', 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter,
-      argument_default=argparse.SUPPRESS)
-  a = p.add_argument
-  a('--config', help='experiments/configs/NAME.py or a path (default: synthetic / real)')
-  a('--dataset', choices=DATASETS, help='default synthetic')
-  a('--data_dir', help='where datasets are built (default $TFDS_DATA_DIR or '
-    '~/tensorflow_datasets; for synthetic: ./synthetic_data)')
-  a('--classes', choices=('composite', 'native'),
-    help="'composite': negative/positive/surprise (MEGC2019); 'native': the database's "
-    'emotions (samm, casme2, smic)')
-  a('--keep_emotions', type=_list, help='native classes to keep, comma-separated (default all)')
-  a('--size', type=_positive_int, help='input side, a multiple of 32; flows are resized to it')
-  a('--subjects', type=_list, help='test only these subjects (comma-separated): part of a LOSO')
-  a('--epochs', type=_positive_int)
-  a('--batch_size', type=_positive_int)
-  a('--steps_per_epoch', type=int, help='0: one pass over the largest training set')
-  a('--lr', dest='learning_rate', type=float, help='peak learning rate')
-  a('--schedule', choices=('cosine', 'constant'))
-  a('--warmup_epochs', type=_nonneg_float)
-  a('--optimizer', choices=('adamw', 'adam'))
-  a('--weight_decay', type=_nonneg_float)
-  a('--grad_clip', type=_nonneg_float, help='global-norm clipping, 0 off')
-  a('--label_smoothing', type=_nonneg_float)
-  a('--augment', help="'none', or a '+'-joined subset of flip, shift (a flip negates u)")
-  a('--max_shift', type=int, help='pixels, with --augment shift')
-  a('--seed', type=int)
-  a('--folds_in_parallel', type=int, help='folds trained at once (0: all; rounded up to a '
-    'multiple of the device count)')
-  a('--precise_bn', type=int, help='evaluate with BatchNorm statistics recomputed on this '
-    'many training samples (0: the running averages)')
-  a('--eval_every_epoch', type=_bool, help='evaluate the test subject after every epoch '
-    '(curves only; the result is still the last epoch) or only after the last: true/false')
-  a('--eval_batch_size', type=_positive_int)
-  a('--checkpoint_every', type=_positive_int, help='epochs between checkpoints')
-  a('--select_best_epoch_by_test', action='store_true', default=argparse.SUPPRESS,
-    help="NOT honest: pick each fold's epoch by its own test accuracy (reported as such)")
-  a('--synthetic_subjects', type=_positive_int, help='subjects per synthetic database')
-  a('--synthetic_seed', type=int, help='seed of the synthetic databases')
-  a('--model', help="'module:Class' of a linen module taking num_classes, called as "
-    "(x, train) (default hfa_jax:HFANet)")
-  a('--out', help='output folder (default runs/loso-DATASET-CLASSES-SIZEpx-seedSEED)')
-  a('--resume', metavar='OUT', help='continue the run in OUT with its saved settings')
-  a('--no_progress', action='store_true', default=argparse.SUPPRESS, help='no progress bar')
+      prog='python -m experiments.loso', description=doc[0], epilog=doc[1],
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('--config', default=argparse.SUPPRESS,
+                 help='experiments/configs/NAME.py or a path (default: by model and data)')
+  p.add_argument('--resume', metavar='OUT', default=argparse.SUPPRESS,
+                 help='continue the run in OUT with its saved settings')
+  p.add_argument('--no_progress', action='store_true', default=argparse.SUPPRESS,
+                 help='no progress bar')
+  settings_lib.add_flags(p, Experiment, 'data, model and output')
+  settings_lib.add_flags(p, LosoConfig, 'training (hfa_jax.loso.LosoConfig)')
   return p
 
 
@@ -170,78 +151,104 @@ def settings_from_args(args: argparse.Namespace) -> dict:
     if given or getattr(args, 'config', None):
       raise UsageError('--resume takes the saved settings; give no other settings with it '
                        f'(got {", ".join("--" + k for k in given) or "--config"})')
-    settings = json.loads(saved.read_text())['settings']
-    settings['out'] = str(args.resume)
-    return settings
-  settings = default_settings()
-  dataset = given.get('dataset', settings['dataset'])
-  config_name = getattr(args, 'config', None) or ('synthetic' if dataset == 'synthetic'
-                                                   else 'real')
-  settings.update(load_config_file(config_name))
-  settings.update(given)
-  settings['config'] = config_name
-  return settings
+    record = json.loads(saved.read_text())
+    s = {**default_settings(), **record['settings']}
+    s['out'] = str(args.resume)
+    s['_size_reason'] = record.get('size_reason', 'saved with the run')
+    return s
+  s = default_settings()
+  dataset = given.get('dataset', s['dataset'])
+  model = given.get('model', s['model'])
+  config_name = getattr(args, 'config', None) or default_config_name(dataset, model)
+  from_file = load_config_file(config_name)
+  s.update(from_file)
+  s.update(given)
+  s['config'] = config_name
+  s['_size_reason'] = ('--size' if 'size' in given else
+                       f'experiments/configs/{config_name}.py' if 'size' in from_file else None)
+  return s
 
 
-def check_settings(s: dict):
-  """Raises UsageError for settings that cannot work; fills dataset-dependent defaults."""
-  if s['dataset'] not in DATASETS:
-    raise UsageError(f"dataset must be one of {', '.join(DATASETS)}, got {s['dataset']!r}")
-  if s['classes'] not in ('composite', 'native'):
-    raise UsageError(f"classes must be 'composite' or 'native', got {s['classes']!r}")
-  if s['classes'] == 'native' and s['dataset'] not in NATIVE_OK:
+def model_class(spec: str):
+  """The class of a model from 'hfanet', 'ststnet' or 'module:Class'."""
+  module_name, _, attr = MODELS.get(spec, spec).partition(':')
+  try:
+    return getattr(importlib.import_module(module_name), attr)
+  except (ImportError, AttributeError, ValueError) as e:
+    raise UsageError(f"--model {spec}: cannot import it ({e}); use hfanet, ststnet or "
+                     "'module:Class'") from None
+
+
+def choose_size(s: dict) -> tuple[int, str]:
+  """(input side, why) for these settings."""
+  multiple = getattr(model_class(s['model']), 'side_multiple', 1)
+  name, _ = dataset_name(s['dataset'])
+  if s['size'] is not None:
+    size, why = s['size'], f"set by {s.get('_size_reason') or 'the settings'}"
+  elif name in FLOW_IMAGES:
+    from datasets.load import native_size
+    native = native_size(name)
+    size = -(-native // multiple) * multiple
+    why = (f"the flow images' native {native} px" + (
+        f", rounded up to {s['model']}'s multiple of {multiple}" if size != native else ''))
+  elif name == 'synthetic':
+    size, why = 32, 'the synthetic preset'
+  else:
+    size, why = 224, 'frame-based dataset: the side HFA-Net was designed for'
+  if size % multiple:
+    raise UsageError(f"--size must be a multiple of {multiple} for {s['model']} (its total "
+                     f'stride), got {size}')
+  return size, why
+
+
+def check_settings(s: dict) -> dict:
+  """Raises UsageError for settings that cannot work; fills the dependent defaults."""
+  try:
+    experiment = Experiment(**{k: s[k] for k in settings_lib.names(Experiment)})
+    settings_lib.check(experiment)
+  except (ValueError, TypeError) as e:
+    raise UsageError(str(e)) from None
+  name, _ = dataset_name(s['dataset'])
+  if name not in DATASETS:
+    raise UsageError(f"dataset must be one of {', '.join(DATASETS)} (optionally NAME:CONFIG), "
+                     f"got {s['dataset']!r}")
+  if s['classes'] == 'native' and name not in NATIVE_OK:
     raise UsageError(f"--classes native applies to {', '.join(NATIVE_OK)} (each database has "
-                     f"its own emotions); {s['dataset']} has the composite classes only")
+                     f'its own emotions); {name} has the composite classes only')
   if s['keep_emotions'] and s['classes'] != 'native':
     raise UsageError('--keep_emotions needs --classes native')
-  if s['size'] is None:
-    s['size'] = 32 if s['dataset'] in ('synthetic', 'megc2019_flow_images') else 224
-  if s['size'] % 32:
-    raise UsageError(f"--size must be a multiple of 32 (HFA-Net's total stride), got {s['size']}")
   try:
     loso_config(s).validate()
   except (ValueError, TypeError) as e:
     raise UsageError(str(e)) from None
-  make_model(s['model'], 3)
+  s['size'], s['_size_reason'] = choose_size(s)
   if s['out'] is None:
-    s['out'] = os.path.join('runs', f"loso-{s['dataset']}-{s['classes']}-{s['size']}px-"
-                            f"seed{s['seed']}")
+    model = '' if s['model'] == 'hfanet' else f"-{s['model'].replace(':', '.')}"
+    s['out'] = os.path.join('runs', f"loso-{s['dataset'].replace(':', '-')}-{s['classes']}-"
+                            f"{s['size']}px{model}-seed{s['seed']}")
   return s
-
-
-def make_model(spec: str, num_classes: int):
-  """A model from 'module:Class' (imported from the working directory or sys.path)."""
-  module_name, _, attr = spec.partition(':')
-  try:
-    module = importlib.import_module(module_name)
-    factory = getattr(module, attr)
-  except (ImportError, AttributeError, ValueError) as e:
-    raise UsageError(f"--model {spec}: cannot import it ({e}); use 'module:Class'") from None
-  return factory(num_classes=num_classes)
 
 
 def loso_config(s: dict):
   from hfa_jax.loso import LosoConfig
-  return LosoConfig(**{k: s[k] for k in loso_fields()})
+  return LosoConfig(**{k: s[k] for k in _training_fields()})
+
+
+def saved_settings(s: dict) -> dict:
+  return {k: s[k] for k in default_settings()}
 
 
 def reproduce_command(s: dict) -> str:
   """The command line that reruns these settings (every setting explicit)."""
-  flag = {'learning_rate': 'lr'}
   parts = ['python', '-m', 'experiments.loso']
-  for key, value in s.items():
-    if key in ('config',) or value is None:
+  for key, value in saved_settings(s).items():
+    if value is None:
       continue
-    name = '--' + flag.get(key, key)
-    if key == 'select_best_epoch_by_test':
-      if value:
-        parts.append(name)
-    elif isinstance(value, bool):
-      parts += [name, str(value).lower()]
+    if isinstance(value, bool):
+      value = str(value).lower()
     elif isinstance(value, (list, tuple)):
-      parts += [name, ','.join(map(str, value))]
-    else:
-      parts += [name, str(value)]
+      value = ','.join(map(str, value))
+    parts += [f'--{key}', str(value)]
   return shlex.join(parts)
 
 
@@ -273,59 +280,19 @@ def _synthetic(s: dict):
   return load_arrays('megc2019', data_dir, s['size']), data_dir
 
 
-def resize(images: np.ndarray, size: int) -> np.ndarray:
-  """(N, H, W, 3) -> (N, size, size, 3), bilinear (antialiased when shrinking)."""
-  import jax
-  if images.shape[1:3] == (size, size):
-    return images
-  return np.asarray(jax.image.resize(images, (len(images), size, size, images.shape[-1]),
-                                     'bilinear'))
-
-
 def load_dataset(s: dict) -> dict:
-  """images, labels, subjects, samples, databases, class_names of the chosen samples."""
-  from datasets.load import DatasetNotBuiltError, load_arrays, metadata
-  if s['dataset'] == 'synthetic':
-    data, data_dir = _synthetic(s)
-    name = 'megc2019'
-  else:
-    name, data_dir = s['dataset'], s['data_dir']
-    try:
-      data = load_arrays(name, data_dir, s['size'])
-    except DatasetNotBuiltError as first:
-      try:   # the default stored size, resized on load
-        data = load_arrays(name, data_dir)
-      except DatasetNotBuiltError:
-        raise first from None
-  meta = metadata(name, data_dir, data['flow'].shape[1])
-  if s['classes'] == 'composite':
-    labels = data['composite_label'].astype(np.int64)
-    names = list(meta.get('composite_classes') or COMPOSITE)
-  else:
-    labels = data['emotion'].astype(np.int64)
-    names = list(meta.get('emotions') or [])
-    if not names:
-      raise UsageError(f'{name} has no emotion names in its metadata')
-    if s['keep_emotions']:
-      unknown = sorted(set(s['keep_emotions']) - set(names))
-      if unknown:
-        raise UsageError(f'--keep_emotions: unknown {unknown}; {name} has {names}')
-      keep = [names.index(e) for e in s['keep_emotions']]
-      labels = np.where(np.isin(labels, keep), labels, -1)
-  flows = data['flow'].astype(np.float32)
-  if name == 'megc2019_flow_images':
-    # Channels min-max scaled to [0, 1] per image: mirroring the flow maps u to 1 - u, so
-    # centre them on [-1, 1], where the augmentation's flip (negate u) is exact.
-    flows = 2 * flows - 1
-  chosen = labels >= 0
-  present = sorted(set(labels[chosen].tolist()))           # compact to classes present
-  remap = {c: i for i, c in enumerate(present)}
-  return dict(
-      images=resize(flows[chosen], s['size']),
-      labels=np.array([remap[c] for c in labels[chosen]], np.int32),
-      subjects=data['subject'][chosen], samples=data['sample'][chosen],
-      databases=data['database'][chosen], class_names=[names[c] for c in present],
-      dropped=int((~chosen).sum()), source=name)
+  """The input pipeline's arrays (datasets.load.training_data) for these settings."""
+  from datasets.load import training_data
+  name, config = dataset_name(s['dataset'])
+  try:
+    if name == 'synthetic':
+      data, data_dir = _synthetic(s)
+      return training_data('megc2019', data_dir, s['size'], s['classes'], s['keep_emotions'],
+                           data=data) | dict(source='synthetic')
+    return training_data(name, s['data_dir'], s['size'], s['classes'], s['keep_emotions'],
+                         config=config)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
 
 
 # ------------------------------------------------------------------------ outputs
@@ -343,82 +310,35 @@ def versions() -> dict:
   return out
 
 
-def summarize(result: dict, data: dict) -> dict:
-  from hfa_jax import metrics
-  pred = result['predictions']
-  c = result['num_classes']
-  dbs = data['databases'][pred['index']]
-  per_db = {db: metrics.summarize(pred['label'][dbs == db], pred['pred'][dbs == db], c)
-            for db in sorted(set(dbs.tolist()))}
-  return dict(pooled=result['metrics'], per_database=per_db)
+def cpu_model() -> str:
+  try:
+    for line in open('/proc/cpuinfo'):
+      if line.startswith('model name'):
+        return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
 
 
-def write_predictions(path, result, data):
-  pred = result['predictions']
-  names = data['class_names']
-  with open(path, 'w', newline='') as f:
-    w = csv.writer(f)
-    w.writerow(['subject', 'sample', 'database', 'true', 'predicted', 'epoch'] +
-               [f'p_{n}' for n in names])
-    for k, i in enumerate(pred['index']):
-      w.writerow([data['subjects'][i], data['samples'][i], data['databases'][i],
-                  names[pred['label'][k]], names[pred['pred'][k]], int(pred['epoch'][k])] +
-                 [f'{p:.6f}' for p in pred['probs'][k]])
+class WallClock:
+  """The wall time of a run over all its parts (a resumed run adds to it), kept in
+  OUT/wall_time.json and updated after every epoch, so that a kill loses at most one."""
 
+  def __init__(self, out: pathlib.Path):
+    self.path = out / 'wall_time.json'
+    self.parts = json.loads(self.path.read_text())['parts'] if self.path.is_file() else []
+    self.start = time.time()
+    self.parts.append(0.0)
 
-def plot_confusion(path, cm, names, title):
-  import matplotlib
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-  cm = np.asarray(cm)
-  fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 1.2 * len(names) + 2))
-  rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-  ax.imshow(rows, cmap='Blues', vmin=0, vmax=1)
-  for i in range(len(names)):
-    for j in range(len(names)):
-      ax.text(j, i, f'{cm[i, j]}', ha='center', va='center',
-              color='white' if rows[i, j] > 0.5 else 'black')
-  ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel='predicted',
-         ylabel='true', title=title)
-  ax.set_xticklabels(names, rotation=45, ha='right')
-  ax.set_yticklabels(names)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  def tick(self, *_):
+    self.parts[-1] = round(time.time() - self.start, 1)
+    tmp = self.path.with_name(self.path.name + '.tmp')
+    tmp.write_text(json.dumps(dict(parts=self.parts)))
+    tmp.replace(self.path)
 
-
-def plot_curves(path, history, honest: bool):
-  import matplotlib
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-  from matplotlib.ticker import MaxNLocator
-  fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-  keys = (('train_loss', 'training loss'), ('train_accuracy', 'training accuracy'),
-          ('test_accuracy', 'test-subject accuracy' + ('' if honest else ' (used to pick epochs)')))
-  for ax, (key, label) in zip(axes, keys):
-    curves = np.array([h[key] for h in history.values()], np.float64)   # NaN: not evaluated
-    epochs = np.arange(1, curves.shape[1] + 1)
-    for c in curves:
-      ax.plot(epochs, c, color='0.75', lw=0.8, marker='.')
-    finite = np.isfinite(curves)        # epochs nobody evaluated stay NaN (no warning)
-    mean = np.where(finite.any(0), np.where(finite, curves, 0).sum(0) / np.maximum(
-        finite.sum(0), 1), np.nan)
-    ax.plot(epochs, mean, color='C0', lw=2, marker='o', label='mean over folds')
-    ax.set(xlabel='epoch', title=label)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-
-
-def table(summary: dict, header: str) -> str:
-  rows = [('all', summary['pooled'])] + list(summary['per_database'].items()) \
-      if len(summary['per_database']) > 1 else [('all', summary['pooled'])]
-  lines = [header, f"{'':12s} {'n':>5s} {'UF1':>7s} {'UAR':>7s} {'acc':>7s}"]
-  for name, m in rows:
-    lines.append(f"{name:12s} {m['n']:5d} {m['uf1']:7.4f} {m['uar']:7.4f} {m['accuracy']:7.4f}")
-  return '\n'.join(lines)
+  @property
+  def total(self) -> float:
+    return round(sum(self.parts), 1)
 
 
 # --------------------------------------------------------------------------- main
@@ -427,71 +347,79 @@ def table(summary: dict, header: str) -> str:
 def run(s: dict, progress: bool = True, argv=None) -> dict:
   """Runs the LOSO of settings `s` and writes every output; returns the summary."""
   import jax
+  from hfa_jax import report
   from hfa_jax.loso import run_loso
-  start = time.time()
   out = pathlib.Path(s['out'])
+  if out.exists() and not out.is_dir():
+    raise UsageError(f'--out {out} is a file; give a folder')
   saved = out / 'config.json'
+  finished_before = (out / 'summary.json').is_file()
   if saved.is_file():
-    old = json.loads(saved.read_text())['settings']
-    diff = {k for k in set(old) | set(s) if k not in ('out', 'config') and old.get(k) != s.get(k)}
-    if diff:
-      lines = '\n'.join(f'  {k}: saved {old.get(k)!r}, now {s.get(k)!r}' for k in sorted(diff))
-      raise UsageError(f'{out} holds a run with other settings:\n{lines}\nRerun with the same '
-                       f'settings (or --resume {out}) to continue it, or pick another --out.')
     print(f'continuing the run in {out}', flush=True)
   data = load_dataset(s)
-  out.mkdir(parents=True, exist_ok=True)
-  if not saved.is_file():
-    saved.write_text(json.dumps(dict(settings=s, command=reproduce_command(s)), indent=1))
+  try:
+    out.mkdir(parents=True, exist_ok=True)
+    probe = out / '.write_test'
+    probe.write_text('')
+    probe.unlink()
+  except OSError as e:
+    raise UsageError(f'--out {out} cannot be written ({e.strerror}); choose another folder') \
+        from None
   names = data['class_names']
   everyone = sorted(set(data['subjects'].tolist()))
-  unknown = [x for x in s['subjects'] or [] if x not in everyone]
-  if unknown:
-    raise UsageError(f'--subjects: unknown {unknown}; the data has {everyone}')
-  n_subj = len(everyone)
-  print(f"{data['source']}: {len(data['labels'])} samples, {n_subj} subjects, classes "
-        f"{names} ({np.bincount(data['labels'], minlength=len(names)).tolist()})"
+  n = len(data['labels'])
+  print(f"{data['source']}: {n} samples, {len(everyone)} subjects, classes {names} "
+        f"({np.bincount(data['labels'], minlength=len(names)).tolist()})"
         + (f"; {data['dropped']} samples outside these classes left out" if data['dropped']
            else ''), flush=True)
-  print(f'{jax.device_count()} {jax.devices()[0].device_kind} device(s); output in {out}',
+  name, _ = dataset_name(s['dataset'])
+  if name in ('megc2019',) + FLOW_IMAGES and s['classes'] == 'composite' and \
+      n < COMPOSITE_SAMPLES:
+    skipped = data['skipped']
+    print(f'WARNING: the MEGC2019 composite has {COMPOSITE_SAMPLES} samples, this dataset {n}'
+          + (f" ({len(skipped)} skipped by the build, listed in summary.json)" if skipped
+             else '') + ': the results are not comparable with published composite numbers.',
+          flush=True)
+  stored = data['stored_size']
+  print(f"input {s['size']} px: {s['_size_reason']}"
+        + (f' (stored at {stored} px, resized on load)' if stored != s['size'] else ''),
         flush=True)
   config = loso_config(s)
-  model = make_model(s['model'], len(names))
-  result = run_loso(data['images'], data['labels'], data['subjects'], config, model,
-                    num_classes=len(names), only_subjects=s['subjects'],
-                    out_dir=out / 'state', progress=progress)
-  summary = summarize(result, data)
-  best = result['select_best_epoch_by_test']
-  protocol = ("BEST EPOCH PER FOLD SELECTED BY ITS OWN TEST ACCURACY (optimistic, not "
-              "comparable to honest results)" if best else
-              'each fold evaluated after its last epoch (honest)')
-  per_subject = result['per_subject']
-  full = dict(
-      dataset=s['dataset'], classes=names, protocol=protocol,
-      select_best_epoch_by_test=best, uf1=summary['pooled']['uf1'],
-      uar=summary['pooled']['uar'], accuracy=summary['pooled']['accuracy'],
-      pooled=summary['pooled'], per_database=summary['per_database'],
-      per_subject=per_subject, selected_epoch=result['selected_epoch'],
-      n_samples=int(len(result['predictions']['index'])), n_folds=len(per_subject),
-      settings=s, seed=s['seed'], steps_per_epoch=result['steps_per_epoch'],
-      versions=versions(),
+  print(f"model {s['model']}, settings from {s.get('config') or 'the saved run'}; protocol: "
+        f'{config.protocol()}', flush=True)
+  print(f'{jax.device_count()} {jax.devices()[0].device_kind} device(s); output in {out}',
+        flush=True)
+  if not saved.is_file():
+    saved.write_text(json.dumps(dict(settings=saved_settings(s), size_reason=s['_size_reason'],
+                                     command=reproduce_command(s)), indent=1))
+  model = model_class(s['model'])(num_classes=len(names))
+  clock = WallClock(out)
+  trained = []
+  try:
+    result = run_loso(data['images'], data['labels'], data['subjects'], config, model,
+                      num_classes=len(names), only_subjects=s['subjects'],
+                      strata=data['databases'], out_dir=out / 'state', progress=progress,
+                      on_epoch=lambda *a: (trained.append(1), clock.tick()),
+                      run_record=dict(dataset=s['dataset'], classes=s['classes'],
+                                      keep_emotions=s['keep_emotions'], size=s['size'],
+                                      model=s['model']))
+  finally:
+    clock.tick()
+  if finished_before and not trained:
+    print(f'already finished; results in {out}', flush=True)
+  record = report.write(out, result, data, extra=dict(
+      dataset=s['dataset'], settings=saved_settings(s), size_reason=s['_size_reason'],
+      seed=s['seed'], versions=versions(), cpu=cpu_model(),
       devices=dict(platform=jax.devices()[0].platform, kind=jax.devices()[0].device_kind,
                    count=jax.device_count(), processes=jax.process_count()),
-      wall_time_seconds=round(time.time() - start, 1),
+      wall_time_seconds=clock.total, wall_time_parts=clock.parts,
       finished=datetime.datetime.now().isoformat(timespec='seconds'),
-      command=reproduce_command(s), argv=list(sys.argv if argv is None else argv))
-  if jax.process_index() == 0:
-    (out / 'summary.json').write_text(json.dumps(full, indent=1))
-    write_predictions(out / 'predictions.csv', result, data)
-    title = (f"UF1 {full['uf1']:.3f}  UAR {full['uar']:.3f}" + ('  (best epoch by test!)'
-                                                               if best else ''))
-    plot_confusion(out / 'confusion.png', summary['pooled']['confusion'], names, title)
-    plot_curves(out / 'curves.png', result['history'], honest=not best)
-  header = (f"LOSO {s['dataset']} ({s['classes']}: {', '.join(names)}), {full['n_folds']} "
-            f"folds, {full['n_samples']} test samples; {protocol}")
-  print('\n' + table(summary, header))
-  print(f"wall time {full['wall_time_seconds']:.0f} s; results in {out}")
-  return full
+      command=reproduce_command(s), argv=list(sys.argv if argv is None else argv)))
+  print('\n' + report.table(record))
+  print(f"wall time {record['wall_time_seconds']:.0f} s"
+        + (f" over {len(clock.parts)} parts" if len(clock.parts) > 1 else '')
+        + f'; results in {out}')
+  return record
 
 
 def main(argv=None) -> int:
@@ -503,18 +431,22 @@ def main(argv=None) -> int:
   except UsageError as e:
     parser.error(str(e))
   _enable_compilation_cache()
+  from datasets.load import DatasetNotBuiltError
+  from hfa_jax.loso import NonFiniteError
   try:
     run(s, progress=not getattr(args, 'no_progress', False),
         argv=['python', '-m', 'experiments.loso', *argv])
-  except UsageError as e:
+  except (UsageError, DatasetNotBuiltError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except FileNotFoundError as e:
-    from datasets.load import DatasetNotBuiltError
-    if isinstance(e, DatasetNotBuiltError):
-      print(f'error: {e}', file=sys.stderr)
-      return 2
-    raise
+  except ValueError as e:      # run_loso: the folder holds another run, or other data
+    if 'holds a run' not in str(e):
+      raise
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  except NonFiniteError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
   except KeyboardInterrupt:
     print(f"\nstopped. Run the same command again (or --resume {s['out']}) to continue; "
           'finished folds and the last checkpoint are kept.', file=sys.stderr)

@@ -33,51 +33,69 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hfa_jax import metrics as metrics_lib
+from hfa_jax import settings
+from hfa_jax.settings import setting
 from hfa_jax import train as train_lib
+
+
+SELECT_EPOCH = ('last', 'validation', 'best_test')
+BALANCE = ('none', 'loss', 'sampling')
 
 
 @dataclasses.dataclass(frozen=True)
 class LosoConfig:
-  """Training settings of a LOSO run (every field is saved with the results)."""
-  epochs: int = 20
-  batch_size: int = 32
-  steps_per_epoch: int = 0          # 0: ceil(largest training set / batch_size)
-  learning_rate: float = 1e-3
-  schedule: str = 'cosine'          # 'cosine' | 'constant'
-  warmup_epochs: float = 0.0
-  optimizer: str = 'adamw'          # 'adamw' | 'adam'
-  weight_decay: float = 1e-4
-  grad_clip: float = 0.0
-  label_smoothing: float = 0.0
-  augment: str = 'flip'             # '+'-joined subset of {flip, shift}, or 'none'
-  max_shift: int = 2                # pixels, with 'shift'
-  seed: int = 0
-  folds_in_parallel: int = 0        # 0: every fold at once (rounded up to the device count)
-  eval_batch_size: int = 64
-  select_best_epoch_by_test: bool = False   # NOT honest: see run_loso
-  eval_every_epoch: bool = True     # test curves; False evaluates after the last epoch only
-  precise_bn: int = 0               # >0: evaluate with BatchNorm statistics recomputed on
-                                    # this many training samples (train.precise_batch_stats)
-  checkpoint_every: int = 1         # epochs between checkpoints (with out_dir)
+  """Training settings of a LOSO run, each declared once (every field is saved with
+  the results; `python -m experiments.loso --help` lists them)."""
+  epochs: int = setting(20, 'epochs per fold', minimum=1)
+  batch_size: int = setting(32, 'training batch per fold', minimum=1)
+  steps_per_epoch: int = setting(0, 'steps per epoch (0: one pass over the largest training '
+                                 'set)', minimum=0)
+  learning_rate: float = setting(1e-3, 'peak learning rate', above=0, flag='lr')
+  schedule: str = setting('cosine', 'learning-rate schedule after warmup',
+                          choices=('cosine', 'constant'))
+  warmup_epochs: float = setting(0.0, 'linear warmup from 0, in epochs', minimum=0)
+  optimizer: str = setting('adamw', "'adamw' (decoupled weight decay) or 'adam' (+ L2)",
+                           choices=('adamw', 'adam'))
+  weight_decay: float = setting(1e-4, 'weight decay', minimum=0)
+  grad_clip: float = setting(0.0, 'global-norm gradient clipping (0: off)', minimum=0)
+  label_smoothing: float = setting(0.0, 'label smoothing', minimum=0, below=1)
+  augment: str = setting('flip', "'none', or a '+'-joined subset of flip, shift (a flip "
+                         'negates u; a shift replicates the edge)')
+  max_shift: int = setting(2, 'pixels, with --augment shift', minimum=0)
+  mixup: float = setting(0.0, 'mixup Beta(a, a) parameter (0: off)', minimum=0)
+  ema_decay: float = setting(0.0, 'evaluate an exponential moving average of the weights '
+                             'with this decay per step (0: the weights themselves)', minimum=0,
+                             below=1)
+  balance: str = setting('none', "classes: 'loss' weighs each class equally in the loss, "
+                         "'sampling' draws them equally often", choices=BALANCE)
+  seed: int = setting(0, 'seed of initialisation, order, augmentation and splits')
+  folds_in_parallel: int = setting(0, 'folds trained at once (0: all; rounded up to a '
+                                   'multiple of the device count)', minimum=0)
+  eval_batch_size: int = setting(64, 'evaluation batch', minimum=1)
+  select_epoch: str = setting(
+      'last', "the epoch scored per fold: 'last'; 'validation' (best UF1 on subjects held "
+      "out of the fold's training subjects; honest); 'best_test' (its own test subject's "
+      'best: NOT honest, reported as such)', choices=SELECT_EPOCH)
+  val_fraction: float = setting(0.2, "with validation: share of each database's training "
+                                'subjects held out', above=0, below=1)
+  retrain: bool = setting(False, 'with validation: retrain on all training subjects for the '
+                          'chosen number of epochs')
+  group_folds: int = setting(0, '>0: subject-grouped K-fold cross-validation instead of LOSO '
+                             '(quick experiments)', minimum=0)
+  eval_every_epoch: bool = setting(True, 'evaluate after every epoch (curves) or only after '
+                                   'the last')
+  precise_bn: int = setting(0, 'evaluate with BatchNorm statistics recomputed on this many '
+                            'training samples (0: running averages)', minimum=0)
+  checkpoint_every: int = setting(1, 'epochs between checkpoints', minimum=1)
 
   def validate(self):
     """Raises ValueError naming the first bad field."""
-    positive = ('epochs', 'batch_size', 'eval_batch_size', 'checkpoint_every')
-    for name in positive:
-      if getattr(self, name) < 1:
-        raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
-    for name in ('steps_per_epoch', 'folds_in_parallel', 'max_shift', 'weight_decay', 'precise_bn',
-                 'grad_clip', 'warmup_epochs'):
-      if getattr(self, name) < 0:
-        raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
-    if not self.learning_rate > 0:
-      raise ValueError(f'learning_rate must be > 0, got {self.learning_rate}')
-    if not 0 <= self.label_smoothing < 1:
-      raise ValueError(f'label_smoothing must be in [0, 1), got {self.label_smoothing}')
-    if self.schedule not in ('cosine', 'constant'):
-      raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-    if self.optimizer not in ('adamw', 'adam'):
-      raise ValueError(f"optimizer must be 'adamw' or 'adam', got {self.optimizer!r}")
+    settings.check(self)
+    if self.retrain and self.select_epoch != 'validation':
+      raise ValueError("retrain needs select_epoch 'validation' (it retrains for the epoch "
+                       'that validation chose)')
+    if self.group_folds == 1:
+      raise ValueError('group_folds must be 0 (LOSO) or >= 2')
     self.augmentations()
 
   def augmentations(self) -> tuple[bool, int]:
@@ -88,6 +106,21 @@ class LosoConfig:
       raise ValueError(f"augment must be 'none' or a '+'-joined subset of flip, shift; "
                        f'got {self.augment!r}')
     return 'flip' in parts, (self.max_shift if 'shift' in parts else 0)
+
+  def protocol(self) -> str:
+    """In words: how the folds are made and which epoch of each fold is scored."""
+    folds = (f'subject-grouped {self.group_folds}-fold cross-validation (NOT leave-one-subject-'
+             'out; for quick experiments)' if self.group_folds else 'leave one subject out')
+    if self.select_epoch == 'best_test':
+      return (f'{folds}; BEST EPOCH PER FOLD SELECTED BY ITS OWN TEST ACCURACY (optimistic, '
+              'not comparable to honest results)')
+    if self.select_epoch == 'validation':
+      how = (f"{folds}; each fold's epoch chosen by the UF1 of validation subjects held out "
+             f"of its training subjects ({self.val_fraction:.0%} of each database's), "
+             'the test subject never seen')
+      return how + (', then retrained on all its training subjects for that many epochs '
+                    '(honest)' if self.retrain else ' (honest)')
+    return f'{folds}; each fold evaluated after its last epoch (honest)'
 
 
 def natural_key(s: str):
@@ -106,46 +139,130 @@ def fold_mesh(devices=None) -> Mesh:
 
 @dataclasses.dataclass
 class FoldPlan:
-  """Host-side index tables of every selected fold (shapes shared by all folds)."""
-  subjects: list          # the test subject of each selected fold, in run order
-  fold_ids: list          # index of each among all subjects (drives the RNG)
-  train_idx: np.ndarray   # (folds, max_train) int32, padded with the first index
+  """Host-side index tables of every selected fold (shapes shared by all folds).
+
+  A fold tests the samples of its subjects (one for LOSO) and trains on the others,
+  except, with validation selection, the validation subjects held out of them.
+  Index tables are padded with their first index; `*_count` says how many are real.
+  """
+  folds: list             # name of each selected fold (its test subject for LOSO), run order
+  fold_ids: list          # index of each among all folds (drives the RNG)
+  members: list           # test subjects of each selected fold
+  val_subjects: list      # validation subjects of each selected fold (empty: none)
+  train_idx: np.ndarray   # (folds, max_rest) int32: training samples (no validation)
   train_count: np.ndarray  # (folds,) int32
-  test_idx: np.ndarray    # (folds, max_test_padded) int32, padded
+  rest_idx: np.ndarray    # (folds, max_rest) int32: every non-test sample (to retrain)
+  rest_count: np.ndarray  # (folds,) int32
+  test_idx: np.ndarray    # (folds, test_width) int32
   test_count: np.ndarray  # (folds,) int32
+  val_idx: np.ndarray     # (folds, val_width) int32 (val_width 0 without validation)
+  val_count: np.ndarray   # (folds,) int32
   eval_batch: int
   steps_per_epoch: int
 
+  @property
+  def eval_idx(self) -> np.ndarray:
+    """(folds, test_width + val_width): what every evaluation runs, test then validation."""
+    return np.concatenate([self.test_idx, self.val_idx], axis=1)
 
-def make_plan(labels, subjects, config: LosoConfig, only_subjects=None) -> FoldPlan:
-  """Splits the samples into LOSO folds (all subjects, or `only_subjects`)."""
+
+def subject_groups(subjects, strata, k: int, seed: int) -> list[list[str]]:
+  """`subjects` dealt into k groups, each database's spread evenly (deterministic from seed)."""
+  by_stratum = {}
+  for s in sorted(set(subjects), key=natural_key):
+    by_stratum.setdefault(strata[s], []).append(s)
+  rng = np.random.default_rng([seed, k])
+  groups, turn = [[] for _ in range(k)], 0
+  for stratum in sorted(by_stratum):
+    names = by_stratum[stratum]
+    for s in (names[i] for i in rng.permutation(len(names))):
+      groups[turn % k].append(s)
+      turn += 1
+  return [sorted(g, key=natural_key) for g in groups]
+
+
+def validation_subjects(candidates, strata, fraction: float, seed: int, fold_id: int) -> list:
+  """Subjects held out of a fold's training subjects for validation.
+
+  From each database (stratum), round(fraction * its subjects) of them, at least one
+  and never all; drawn with a generator seeded by (seed, fold), so the split is
+  fixed for a fold whatever else runs.
+  """
+  rng = np.random.default_rng([seed, fold_id, 1])
+  by_stratum = {}
+  for s in sorted(set(candidates), key=natural_key):
+    by_stratum.setdefault(strata[s], []).append(s)
+  chosen = []
+  for stratum in sorted(by_stratum):
+    names = by_stratum[stratum]
+    n = min(max(1, round(fraction * len(names))), len(names) - 1)
+    chosen += [names[i] for i in sorted(rng.choice(len(names), n, replace=False))]
+  return sorted(chosen, key=natural_key)
+
+
+def make_plan(labels, subjects, config: LosoConfig, only_subjects=None,
+              strata=None) -> FoldPlan:
+  """Splits the samples into folds: LOSO (every subject, or `only_subjects`), or with
+  `config.group_folds` subject-grouped folds ('fold1'...; `only_subjects` then names folds).
+
+  strata: (N,) the database of each sample (default one for all): validation
+  subjects and grouped folds are drawn per database.
+  """
   subjects = np.asarray(subjects).astype(str)
+  strata = np.zeros(len(subjects), str) if strata is None else np.asarray(strata).astype(str)
+  stratum_of = dict(zip(subjects.tolist(), strata.tolist()))
   everyone = sorted(set(subjects.tolist()), key=natural_key)
   if len(everyone) < 2:
     raise ValueError(f'LOSO needs at least 2 subjects, got {everyone}')
-  chosen = everyone if not only_subjects else [str(s) for s in only_subjects]
-  unknown = [s for s in chosen if s not in everyone]
+  if config.group_folds:
+    if config.group_folds > len(everyone):
+      raise ValueError(f'group_folds={config.group_folds} but only {len(everyone)} subjects')
+    members = subject_groups(everyone, stratum_of, config.group_folds, config.seed)
+    names = [f'fold{i + 1}' for i in range(config.group_folds)]
+  else:
+    members, names = [[s] for s in everyone], everyone
+  chosen = names if not only_subjects else [str(s) for s in only_subjects]
+  unknown = [s for s in chosen if s not in names]
   if unknown:
-    raise ValueError(f'unknown subjects {unknown}; the data has {everyone}')
+    what = 'folds' if config.group_folds else 'subjects'
+    raise ValueError(f'unknown {what} {unknown}; the data has {names}')
   if len(set(chosen)) != len(chosen):
     raise ValueError(f'subjects listed twice: {chosen}')
-  trains = [np.flatnonzero(subjects != s) for s in chosen]
-  tests = [np.flatnonzero(subjects == s) for s in chosen]
-  # Shapes (hence the random draws and steps of a fold) come from ALL subjects, so a
-  # fold gives the same result in a partial LOSO as in the whole one.
-  counts = [int((subjects == s).sum()) for s in everyone]
-  max_train = len(subjects) - min(counts)
-  max_test = max(counts)
+  # Tables of ALL folds: their shapes (hence the random draws and steps of a fold) are
+  # the same in a partial run as in the whole one.
+  tests, rests, trains, vals, val_subjects = [], [], [], [], []
+  for f, group in enumerate(members):
+    test = np.isin(subjects, group)
+    held = []
+    if config.select_epoch == 'validation':
+      held = validation_subjects(sorted(set(subjects[~test].tolist())), stratum_of,
+                                 config.val_fraction, config.seed, f)
+    val = np.isin(subjects, held)
+    tests.append(np.flatnonzero(test))
+    rests.append(np.flatnonzero(~test))
+    trains.append(np.flatnonzero(~test & ~val))
+    vals.append(np.flatnonzero(val))
+    val_subjects.append(held)
+  max_rest = max(len(r) for r in rests)
+  max_test = max(len(t) for t in tests)
   eval_batch = min(config.eval_batch_size, max_test)
-  max_test = -(-max_test // eval_batch) * eval_batch
-  pad = lambda idx, n: np.concatenate([idx, np.full(n - len(idx), idx[0])]).astype(np.int32)
-  steps = config.steps_per_epoch or -(-max_train // config.batch_size)
+  width = lambda n: -(-n // eval_batch) * eval_batch
+  max_val = max(len(v) for v in vals)
+
+  def table(rows, n):
+    pad = lambda idx: np.concatenate([idx, np.full(n - len(idx), idx[0] if len(idx) else 0)])
+    return np.stack([pad(r) for r in rows]).astype(np.int32).reshape(len(rows), n)
+
+  sel = [names.index(c) for c in chosen]
+  pick = lambda rows: [rows[i] for i in sel]
+  count = lambda rows: np.array([len(rows[i]) for i in sel], np.int32)
+  steps = config.steps_per_epoch or -(-max_rest // config.batch_size)
   return FoldPlan(
-      subjects=chosen, fold_ids=[everyone.index(s) for s in chosen],
-      train_idx=np.stack([pad(t, max_train) for t in trains]),
-      train_count=np.array([len(t) for t in trains], np.int32),
-      test_idx=np.stack([pad(t, max_test) for t in tests]),
-      test_count=np.array([len(t) for t in tests], np.int32),
+      folds=chosen, fold_ids=sel, members=pick(members), val_subjects=pick(val_subjects),
+      train_idx=table(pick(trains), max_rest), train_count=count(trains),
+      rest_idx=table(pick(rests), max_rest), rest_count=count(rests),
+      test_idx=table(pick(tests), width(max_test)), test_count=count(tests),
+      val_idx=table(pick(vals), width(max_val) if max_val else 0), val_count=count(vals),
       eval_batch=eval_batch, steps_per_epoch=steps)
 
 
@@ -173,11 +290,11 @@ def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, ev
   init_fn(keys (F, 2) uint32) -> stacked TrainState, sharded over the folds. It
   runs one jitted single-fold init per fold (one compile whatever F) and stacks.
   epoch_fn(state, images (N,S,S,3), labels (N,), train_idx (F,T), train_count (F,),
-           test_idx (F,Tt), epoch (), evaluate () bool)
-      -> (state, {'loss','accuracy'} (F,), logits (F,Tt,C))
+           eval_idx (F,Te), epoch (), evaluate () bool)
+      -> (state, {'loss','accuracy'} (F,), logits (F,Te,C))
   runs one epoch of `steps_per_epoch` steps per fold (a lax.scan), then, if
-  `evaluate`, evaluates every fold on its test subject in batches of `eval_batch`
-  (else the logits are zeros). The state is donated.
+  `evaluate`, evaluates every fold on its eval samples (test, then validation) in
+  batches of `eval_batch` (else the logits are zeros). The state is donated.
   Cached: a second run with the same arguments reuses the compiled programs.
   """
   tx = train_lib.make_optimizer(optim_config(config, steps_per_epoch))
@@ -186,37 +303,56 @@ def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, ev
   folds = NamedSharding(mesh, P('folds'))
   replicated = NamedSharding(mesh, P())
 
-  init_one = jax.jit(lambda k: train_lib.create_train_state(k, model, input_shape, tx))
+  init_one = jax.jit(lambda k: train_lib.create_train_state(k, model, input_shape, tx,
+                                                           ema=config.ema_decay > 0))
 
   def init_fn(keys):
     states = [jax.device_get(init_one(k)) for k in np.asarray(keys)]
     return jax.tree.map(lambda *xs: put(np.stack(xs), folds), *states)
 
-  def evaluate_one(state, images, order, train_count, test_idx):
+  def evaluate_one(state, images, order, train_count, eval_idx):
+    state = train_lib.averaged(state)
     if config.precise_bn:
       idx = order[jnp.arange(config.precise_bn) % train_count]
       state = state.replace(batch_stats=train_lib.precise_batch_stats(state, images[idx]))
     logits = jax.lax.map(lambda idx: train_lib.eval_step(state, images[idx]),
-                         test_idx.reshape(-1, eval_batch))
+                         eval_idx.reshape(-1, eval_batch))
     return logits.reshape(-1, num_classes)
 
-  def epoch_one(state, images, labels, train_idx, train_count, test_idx, epoch, evaluate):
+  def epoch_one(state, images, labels, train_idx, train_count, eval_idx, epoch, evaluate):
     perm_key, aug_key = jax.random.split(jax.random.fold_in(state.rng, epoch))
     # A random order of this fold's training samples (padding sorted last).
-    u = jax.random.uniform(perm_key, train_idx.shape)
-    u = jnp.where(jnp.arange(train_idx.shape[0]) < train_count, u, 2.0)
+    real = jnp.arange(train_idx.shape[0]) < train_count
+    u = jnp.where(real, jax.random.uniform(perm_key, train_idx.shape), 2.0)
     order = train_idx[jnp.argsort(u)]
+    counts = jnp.zeros(num_classes).at[labels[train_idx]].add(real)    # this fold's classes
+    class_weights = None
+    if config.balance == 'loss':      # each class weighs as much in total
+      class_weights = jnp.where(counts > 0, 1.0 / jnp.maximum(counts, 1), 0.0)
+    draw_logits = jnp.where(real, -jnp.log(jnp.maximum(counts, 1))[labels[train_idx]], -jnp.inf)
 
     def step(state, s):
-      idx = order[(s * batch + jnp.arange(batch)) % train_count]
-      x = train_lib.augment(jax.random.fold_in(aug_key, s), images[idx], flip, shift)
-      return train_lib.train_step(state, x, labels[idx], config.label_smoothing)
+      key = jax.random.fold_in(aug_key, s)
+      draw_key, mix_key, drop_key = jax.random.split(jax.random.fold_in(key, 1), 3)
+      if config.balance == 'sampling':  # every class equally likely in every draw
+        idx = train_idx[jax.random.categorical(draw_key, draw_logits, shape=(batch,))]
+      else:
+        idx = order[(s * batch + jnp.arange(batch)) % train_count]
+      x = train_lib.augment(key, images[idx], flip, shift)
+      y = labels[idx]
+      if config.mixup > 0:
+        x, y = train_lib.mixup(mix_key, x, jax.nn.one_hot(y, num_classes), config.mixup)
+      state, m = train_lib.train_step(state, x, y, config.label_smoothing, rng=drop_key,
+                                      class_weights=class_weights)
+      if config.ema_decay > 0:
+        state = train_lib.update_ema(state, config.ema_decay)
+      return state, m
 
     state, m = jax.lax.scan(step, state, jnp.arange(steps))
     logits = jax.lax.cond(
         evaluate, evaluate_one,
-        lambda *_: jnp.zeros((test_idx.shape[0], num_classes), jnp.float32),
-        state, images, order, train_count, test_idx)
+        lambda *_: jnp.zeros((eval_idx.shape[0], num_classes), jnp.float32),
+        state, images, order, train_count, eval_idx)
     return state, jax.tree.map(jnp.mean, m), logits
 
   epoch_fn = jax.jit(
@@ -266,7 +402,16 @@ class _RunFiles:
     if os.path.exists(run_json):
       with open(run_json) as f:
         old = json.load(f)
+      old, settings = json.loads(json.dumps(old)), json.loads(json.dumps(settings))
       diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+      if set(diff) == {'data'}:
+        was, now = diff['data']
+        what = [k for k in now if was.get(k) != now.get(k)]
+        raise ValueError(
+            f'{self.dir} holds a run on other data: the {", ".join(what)} differ (the dataset '
+            f'was rebuilt or changed: {was.get("n")} samples then, {now.get("n")} now). '
+            'Its finished folds do not apply to these data: choose another output folder, '
+            'or delete this one to start again.')
       if diff:
         lines = '\n'.join(f'  {k}: saved {a!r}, now {b!r}' for k, (a, b) in diff.items())
         raise ValueError(f'{self.dir} holds a run with other settings:\n{lines}\n'
@@ -327,10 +472,14 @@ def _write_json(path, obj):
 # ------------------------------------------------------------------------ run_loso
 
 
+class NonFiniteError(RuntimeError):
+  """A fold's model gave logits that are not finite (diverged training)."""
+
+
 def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=None, *,
-             num_classes: int | None = None, only_subjects=None, out_dir=None,
+             num_classes: int | None = None, only_subjects=None, strata=None, out_dir=None,
              progress: bool = True, on_epoch: Callable | None = None,
-             devices=None) -> dict:
+             devices=None, run_record: dict | None = None) -> dict:
   """Leave-one-subject-out training and evaluation on in-memory arrays.
 
   Args:
@@ -338,28 +487,38 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
     labels: (N,) int class indices in [0, num_classes).
     subjects: (N,) subject of each sample (str or int).
     config: LosoConfig.
-    model: a linen module called as `model(x, train)` with BatchNorm statistics;
-      default `hfa_jax.HFANet(num_classes)`.
+    model: a linen module called as `model(x, train)` with BatchNorm statistics (and,
+      if it has dropout, the 'dropout' rng); default `hfa_jax.HFANet(num_classes)`.
     num_classes: default labels.max() + 1.
     only_subjects: test only these subjects (part of a LOSO; training still uses
-      every other subject).
+      every other subject), or with `config.group_folds` these folds ('fold1', ...).
+    strata: (N,) database of each sample: validation subjects and grouped folds are
+      drawn from each database in proportion (default: one stratum).
     out_dir: if given, checkpoints the stacked fold states (orbax) every
-      `config.checkpoint_every` epochs and saves every finished fold; a rerun with the same out_dir resumes and gives the
-      same results as an uninterrupted run.
+      `config.checkpoint_every` epochs and saves every finished fold; a rerun with the
+      same out_dir resumes and gives the same results as an uninterrupted run.
     progress: show a tqdm bar.
     on_epoch: called as on_epoch(group_index, epoch, info) after each epoch (and its
       checkpoint); may raise to stop the run (tests use it to simulate a kill).
     devices: devices of the fold mesh (default all).
+    run_record: more JSON settings that identify the run (e.g. the dataset's name),
+      saved in out_dir/run.json with the config and compared on a resume.
 
   Returns a dict: 'metrics' (pooled UF1, UAR, accuracy, confusion matrix),
-  'per_subject', 'predictions' (per test sample: 'index', 'subject', 'label', 'pred',
-  'probs' (n, C), 'epoch'), 'history' per subject (train loss/accuracy and test
-  accuracy per epoch), 'selected_epoch' per subject, 'select_best_epoch_by_test'.
+  'per_subject', 'predictions' (per test sample: 'index', 'subject', 'fold', 'label',
+  'pred', 'probs' (n, C), 'epoch'), 'history' per fold (train loss/accuracy, test
+  accuracy and validation UF1 per epoch), 'selected_epoch' per fold, 'protocol'.
 
-  By default each fold is evaluated after its last epoch (honest). With
-  `config.select_best_epoch_by_test`, each fold takes the epoch with the best
-  accuracy on its own test subject (the first such epoch): this peeks at the test
-  data and inflates the numbers; the result says so.
+  Which epoch of a fold is scored (`config.select_epoch`):
+  - 'last' (default): the model after the last epoch (honest);
+  - 'validation': the epoch with the best UF1 on validation subjects held out of the
+    fold's training subjects (ties: the later epoch); with `config.retrain`, a model
+    retrained on all training subjects for that many epochs. The test subject never
+    influences training or the choice (honest);
+  - 'best_test': the epoch with the best accuracy on the fold's own test subject: this
+    peeks at the test data and inflates the numbers; the result says so.
+
+  Raises NonFiniteError if a fold's scored logits are not finite.
   """
   config.validate()
   images = np.asarray(images, np.float32)
@@ -369,6 +528,8 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
     raise ValueError(f'images must be (N, S, S, 3), got {images.shape}')
   if not len(images) == len(labels) == len(subjects):
     raise ValueError(f'{len(images)} images, {len(labels)} labels, {len(subjects)} subjects')
+  if strata is not None and len(strata) != len(labels):
+    raise ValueError(f'{len(strata)} strata for {len(labels)} samples')
   num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
   if labels.min() < 0 or labels.max() >= num_classes:
     raise ValueError(f'labels must lie in 0..{num_classes - 1}')
@@ -376,22 +537,24 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
     import hfa_jax
     model = hfa_jax.HFANet(num_classes=num_classes)
 
-  plan = make_plan(labels, subjects, config, only_subjects)
+  plan = make_plan(labels, subjects, config, only_subjects, strata)
   mesh = fold_mesh(devices)
   n_dev = mesh.devices.size
-  width = config.folds_in_parallel or len(plan.subjects)
+  width = config.folds_in_parallel or len(plan.folds)
   width = -(-width // n_dev) * n_dev        # a multiple of the device count
   epochs = config.epochs
 
   files = None
   if out_dir is not None:
+    data = dict(n=len(labels), shape=list(images.shape), labels=_digest(labels),
+                subjects=_digest(subjects), images=_digest(images))
+    if strata is not None:
+      data['strata'] = _digest(np.asarray(strata).astype(str))
     files = _RunFiles(out_dir, dict(
         config={k: v for k, v in dataclasses.asdict(config).items()
                 if k not in ('folds_in_parallel', 'checkpoint_every')},
-        model=repr(model), num_classes=num_classes,
-        data=dict(n=len(labels), shape=list(images.shape),
-                  labels=_digest(labels), subjects=_digest(subjects),
-                  images=_digest(images))))
+        model=repr(model), num_classes=num_classes, data=data,
+        **({'run': run_record} if run_record else {})))
 
   records = {}     # fold_id -> record (JSON-compatible)
   todo = []
@@ -406,61 +569,96 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
   folds = NamedSharding(mesh, P('folds'))
   replicated = NamedSharding(mesh, P())
   # Fields that do not change the compiled programs are normalised for the cache.
-  program_config = dataclasses.replace(config, seed=0, folds_in_parallel=0, checkpoint_every=1,
-                                       select_best_epoch_by_test=False, steps_per_epoch=0,
-                                       eval_every_epoch=True,
-                                       eval_batch_size=1)
+  program_config = dataclasses.replace(
+      config, seed=0, folds_in_parallel=0, checkpoint_every=1, select_epoch='last',
+      val_fraction=0.2, retrain=False, group_folds=0, steps_per_epoch=0,
+      eval_every_epoch=True, eval_batch_size=1)
   init_fn, epoch_fn = make_fold_fns(model, program_config, plan.steps_per_epoch,
                                     plan.eval_batch, (1,) + images.shape[1:], num_classes, mesh)
   images_d, labels_d = put(images, replicated), put(labels, replicated)
+  eval_idx = plan.eval_idx
+  phases_per_group = 2 if config.retrain else 1
 
   bar = None
   if progress and groups:
     from tqdm.auto import tqdm
-    bar = tqdm(total=len(groups) * epochs, unit='epoch', dynamic_ncols=True,
-               desc=f'LOSO {len(plan.subjects)} folds')
+    bar = tqdm(total=len(groups) * epochs * phases_per_group, unit='epoch', dynamic_ncols=True,
+               desc=f'LOSO {len(plan.folds)} folds')
   try:
     for g, members in enumerate(groups):
       # Pad the group with copies of its last fold; their results are dropped.
       rows = members + [members[-1]] * (width - len(members))
-      group_subjects = [plan.subjects[i] for i in members]
+      n = len(members)
       keys = np.stack([fold_key(config.seed, plan.fold_ids[i]) for i in rows])
-      tables = [put(t[rows], folds) for t in (plan.train_idx, plan.train_count, plan.test_idx)]
+      tables = dict(train=[put(t[rows], folds) for t in (plan.train_idx, plan.train_count)],
+                    retrain=[put(t[rows], folds) for t in (plan.rest_idx, plan.rest_count)])
+      eval_table = put(eval_idx[rows], folds)
       state = init_fn(keys)
-      history = dict(subjects=group_subjects, epochs_done=0, train_loss=[], train_accuracy=[],
-                     test_logits=[])
-      restored = files.restore(group_subjects, state) if files else None
+      history = dict(subjects=[plan.folds[i] for i in members], chosen=None,
+                     phases=[_new_phase('train', epochs)])
+      restored = files.restore(history['subjects'], state) if files else None
       if restored is not None:
         state, history = restored
-      if bar is not None:
-        bar.set_description(f'folds {members[0] + 1}-{members[-1] + 1}/{len(plan.subjects)}')
-        bar.update(history['epochs_done'])
-      for epoch in range(history['epochs_done'], epochs):
-        t0 = time.perf_counter()
-        evaluate = (config.eval_every_epoch or config.select_best_epoch_by_test
-                    or epoch + 1 == epochs)
-        state, m, logits = epoch_fn(state, images_d, labels_d, *tables, np.int32(epoch),
-                                    np.bool_(evaluate))
-        m, logits = jax.device_get((m, logits))
-        n = len(members)
-        history['train_loss'].append(np.asarray(m['loss'][:n], np.float64).tolist())
-        history['train_accuracy'].append(np.asarray(m['accuracy'][:n], np.float64).tolist())
-        history['test_logits'].append(
-            np.asarray(logits[:n], np.float64).tolist() if evaluate else None)
-        history['epochs_done'] = epoch + 1
-        # (after the last epoch, the fold records below are the checkpoint)
-        if files and (epoch + 1) % config.checkpoint_every == 0 and epoch + 1 < epochs:
-          # Steps grow along the plan, whatever the grouping of a resumed run.
-          files.save(members[0] * epochs + epoch + 1, state, history)
-        dt = time.perf_counter() - t0
+        if history['phases'][-1]['epochs_done'] == 0:   # a phase that has not begun
+          state = init_fn(keys)
+      first = True
+      while True:
+        phase = history['phases'][-1]
+        p_index = len(history['phases']) - 1
+        done_before = p_index * epochs + phase['epochs_done']
         if bar is not None:
-          bar.set_postfix(loss=f'{np.mean(m["loss"][:n]):.3f}',
-                          samples_s=f'{n * plan.steps_per_epoch * config.batch_size / dt:.0f}')
-          bar.update(1)
-        if on_epoch is not None:
-          on_epoch(g, epoch, dict(loss=m['loss'][:n], accuracy=m['accuracy'][:n], seconds=dt))
+          bar.set_description(f'folds {members[0] + 1}-{members[-1] + 1}/{len(plan.folds)}'
+                              + (' retrain' if phase['name'] == 'retrain' else ''))
+          if first:
+            bar.update(done_before)
+        first = False
+        want = set(history['chosen'] or [])
+        for epoch in range(phase['epochs_done'], phase['epochs']):
+          t0 = time.perf_counter()
+          if phase['name'] == 'retrain':
+            evaluate = epoch + 1 in want
+          else:
+            evaluate = (config.eval_every_epoch or config.select_epoch != 'last'
+                        or epoch + 1 == epochs)
+          if bar is not None and g == 0 and epoch == phase['epochs_done'] and p_index == 0:
+            bar.set_postfix_str('compiling (once; cached for later runs)')
+          state, m, logits = epoch_fn(state, images_d, labels_d, *tables[phase['name']],
+                                      eval_table, np.int32(epoch), np.bool_(evaluate))
+          m, logits = jax.device_get((m, logits))
+          phase['train_loss'].append(np.asarray(m['loss'][:n], np.float64).tolist())
+          phase['train_accuracy'].append(np.asarray(m['accuracy'][:n], np.float64).tolist())
+          phase['eval_logits'].append(
+              np.asarray(logits[:n], np.float64).tolist() if evaluate else None)
+          phase['epochs_done'] = epoch + 1
+          # (after a phase's last epoch, the fold records or the retrain checkpoint below
+          # are the checkpoint)
+          if files and (epoch + 1) % config.checkpoint_every == 0 and \
+              epoch + 1 < phase['epochs']:
+            # Steps grow along the plan, whatever the grouping of a resumed run.
+            files.save((members[0] * phases_per_group + p_index) * epochs + epoch + 1, state,
+                       history)
+          dt = time.perf_counter() - t0
+          if bar is not None:
+            bar.set_postfix(loss=f'{np.mean(m["loss"][:n]):.3f}',
+                            samples_s=f'{n * plan.steps_per_epoch * config.batch_size / dt:.0f}')
+            bar.update(1)
+          if on_epoch is not None:
+            on_epoch(g, epoch, dict(loss=m['loss'][:n], accuracy=m['accuracy'][:n], seconds=dt,
+                                    phase=phase['name']))
+        if phase['name'] == 'retrain' or not config.retrain:
+          break
+        # Validation chose each fold's epoch; retrain on all training subjects that long.
+        history['chosen'] = [_validation_choice(plan, i, phase, j, labels, num_classes)
+                             for j, i in enumerate(members)]
+        history['phases'].append(_new_phase('retrain', max(history['chosen'])))
+        if bar is not None:
+          bar.total -= epochs - max(history['chosen'])
+          bar.refresh()
+        if files:
+          files.save((members[0] * phases_per_group + 1) * epochs, state, history)
+        state = init_fn(keys)
       for j, i in enumerate(members):
-        rec = _fold_record(plan, i, history, j)
+        rec = _fold_record(plan, i, history, j, labels, num_classes, config)
         records[rec['fold_id']] = rec
         if files:
           files.save_fold(rec)
@@ -469,7 +667,12 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
       bar.close()
     if files:
       files.close()
-  return _results(plan, records, labels, num_classes, config)
+  return _results(plan, records, labels, subjects, num_classes, config)
+
+
+def _new_phase(name: str, epochs: int) -> dict:
+  return dict(name=name, epochs=epochs, epochs_done=0, train_loss=[], train_accuracy=[],
+              eval_logits=[])
 
 
 def _digest(x) -> str:
@@ -478,15 +681,87 @@ def _digest(x) -> str:
   return hashlib.sha1(x.tobytes() + str(x.dtype).encode()).hexdigest()[:16]
 
 
-def _fold_record(plan: FoldPlan, i: int, history: dict, j: int) -> dict:
-  """Everything kept of finished fold i (column j of its group's history)."""
-  n = int(plan.test_count[i])
-  return dict(
-      subject=plan.subjects[i], fold_id=plan.fold_ids[i],
-      test_index=plan.test_idx[i, :n].tolist(),
-      train_loss=[e[j] for e in history['train_loss']],
-      train_accuracy=[e[j] for e in history['train_accuracy']],
-      test_logits=[None if e is None else e[j][:n] for e in history['test_logits']])
+def _split_eval(plan: FoldPlan, i: int, logits):
+  """Test and validation logits (n_test, C), (n_val, C) of fold i from an eval row."""
+  if logits is None:
+    return None, None
+  width = plan.test_idx.shape[1]
+  test = logits[:int(plan.test_count[i])]
+  val = logits[width:width + int(plan.val_count[i])]
+  return test, val
+
+
+def _validation_uf1(plan: FoldPlan, i: int, phase: dict, j: int, labels, num_classes) -> list:
+  """Validation UF1 of fold i (column j of its group) after every epoch (None: not
+  evaluated); [] without validation subjects."""
+  if not plan.val_count[i]:
+    return []
+  y = labels[plan.val_idx[i, :plan.val_count[i]]]
+  out = []
+  for e in phase['eval_logits']:
+    _, val = _split_eval(plan, i, None if e is None else e[j])
+    out.append(None if val is None else
+               metrics_lib.uf1(y, np.asarray(val).argmax(-1), num_classes))
+  return out
+
+
+def _validation_choice(plan, i, phase, j, labels, num_classes) -> int:
+  """The epoch (1-based) of best validation UF1, the later one on ties."""
+  uf1 = np.array([-1.0 if u is None else u
+                  for u in _validation_uf1(plan, i, phase, j, labels, num_classes)])
+  return int(len(uf1) - np.argmax(uf1[::-1]))
+
+
+def _fold_record(plan: FoldPlan, i: int, history: dict, j: int, labels, num_classes,
+                 config: LosoConfig) -> dict:
+  """Everything kept of finished fold i (column j of its group's history).
+
+  Raises NonFiniteError if the logits that will be scored are not finite.
+  """
+  train = history['phases'][0]
+  split = [_split_eval(plan, i, None if e is None else e[j]) for e in train['eval_logits']]
+  rec = dict(
+      fold=plan.folds[i], subjects=plan.members[i], fold_id=plan.fold_ids[i],
+      test_index=plan.test_idx[i, :plan.test_count[i]].tolist(),
+      val_subjects=plan.val_subjects[i],
+      val_index=plan.val_idx[i, :plan.val_count[i]].tolist(),
+      train_loss=[e[j] for e in train['train_loss']],
+      train_accuracy=[e[j] for e in train['train_accuracy']],
+      test_logits=[t for t, _ in split],
+      val_uf1=_validation_uf1(plan, i, train, j, labels, num_classes),
+      selected_epoch=None, retrain=None)
+  if config.select_epoch == 'validation':
+    rec['selected_epoch'] = (history['chosen'][j] if history['chosen'] is not None else
+                             _validation_choice(plan, i, train, j, labels, num_classes))
+  if config.retrain:
+    phase = history['phases'][1]
+    e = rec['selected_epoch']
+    rec['retrain'] = dict(train_loss=[x[j] for x in phase['train_loss']],
+                          train_accuracy=[x[j] for x in phase['train_accuracy']],
+                          test_logits=_split_eval(plan, i, phase['eval_logits'][e - 1][j])[0])
+  epoch, logits = _scored(rec, labels, config)
+  if not np.isfinite(np.asarray(logits, np.float64)).all():
+    losses = np.asarray(rec['train_loss'], np.float64)
+    bad = np.flatnonzero(~np.isfinite(losses))
+    when = f'; its training loss is not finite from epoch {bad[0] + 1}' if len(bad) else ''
+    raise NonFiniteError(
+        f"fold {rec['fold']}: the logits of epoch {epoch} are not finite{when}. The training "
+        'diverged: lower the learning rate, or set grad_clip.')
+  return rec
+
+
+def _scored(rec: dict, labels, config: LosoConfig) -> tuple[int, list]:
+  """(epoch, test logits (n, C)) of a fold record under config.select_epoch."""
+  logits = rec['test_logits']
+  if config.select_epoch == 'validation':
+    e = rec['selected_epoch']
+    return e, (rec['retrain']['test_logits'] if rec['retrain'] else logits[e - 1])
+  if config.select_epoch == 'best_test':
+    y = labels[np.asarray(rec['test_index'], np.int64)]
+    acc = [-1.0 if l is None else float((np.asarray(l).argmax(-1) == y).mean()) for l in logits]
+    e = int(np.argmax(acc)) + 1
+    return e, logits[e - 1]
+  return len(logits), logits[-1]
 
 
 def _softmax(z):
@@ -495,38 +770,46 @@ def _softmax(z):
   return e / e.sum(-1, keepdims=True)
 
 
-def _results(plan, records, labels, num_classes, config) -> dict:
+def _results(plan, records, labels, subjects, num_classes, config) -> dict:
   """Pooled metrics, per-subject metrics and per-sample predictions from the fold records."""
-  idx, subj, pred, probs, epoch_used = [], [], [], [], []
-  per_subject, history, selected = {}, {}, {}
-  for s, fid in zip(plan.subjects, plan.fold_ids):
+  idx, fold_of, pred, probs, epoch_used = [], [], [], [], []
+  history, selected = {}, {}
+  for name, fid in zip(plan.folds, plan.fold_ids):
     rec = records[fid]
     test_index = np.asarray(rec['test_index'], np.int64)
     y = labels[test_index]
-    nan = np.full((len(y), num_classes), np.nan)
-    logits = np.stack([nan if l is None else np.asarray(l, np.float64)
-                       for l in rec['test_logits']])                # (E, n, C); NaN: no eval
-    test_acc = np.where(np.isnan(logits[:, 0, 0]), np.nan,
-                        (logits.argmax(-1) == y).mean(-1))         # (E,)
-    e = int(np.nanargmax(test_acc)) if config.select_best_epoch_by_test else len(logits) - 1
-    p = logits[e].argmax(-1)
-    idx.append(test_index); subj += [s] * len(y); pred.append(p)
-    probs.append(_softmax(logits[e])); epoch_used += [e + 1] * len(y)
-    selected[s] = e + 1
-    per_subject[s] = dict(n=int(len(y)), accuracy=float((p == y).mean()),
-                          uf1=metrics_lib.uf1(y, p, num_classes),
-                          uar=metrics_lib.uar(y, p, num_classes), epoch=e + 1)
-    history[s] = dict(train_loss=rec['train_loss'], train_accuracy=rec['train_accuracy'],
-                      test_accuracy=test_acc.tolist())
+    e, logits = _scored(rec, labels, config)
+    logits = np.asarray(logits, np.float64)
+    p = logits.argmax(-1)
+    idx.append(test_index); fold_of += [name] * len(y); pred.append(p)
+    probs.append(_softmax(logits)); epoch_used += [e] * len(y)
+    selected[name] = e
+    test_acc = [float('nan') if l is None else
+                float((np.asarray(l).argmax(-1) == y).mean()) for l in rec['test_logits']]
+    history[name] = dict(train_loss=rec['train_loss'], train_accuracy=rec['train_accuracy'],
+                         test_accuracy=test_acc, val_uf1=rec['val_uf1'],
+                         val_subjects=rec['val_subjects'])
+    if rec['retrain']:
+      history[name]['retrain_loss'] = rec['retrain']['train_loss']
   idx = np.concatenate(idx)
   order = np.argsort(idx, kind='stable')
-  predictions = dict(index=idx[order], subject=np.asarray(subj)[order],
+  predictions = dict(index=idx[order], subject=subjects[idx][order],
+                     fold=np.asarray(fold_of)[order],
                      label=labels[idx][order], pred=np.concatenate(pred)[order],
                      probs=np.concatenate(probs)[order],
                      epoch=np.asarray(epoch_used)[order])
+  per_subject = {}
+  for s in sorted(set(predictions['subject'].tolist()), key=natural_key):
+    at = predictions['subject'] == s
+    y, p = predictions['label'][at], predictions['pred'][at]
+    per_subject[s] = dict(n=int(at.sum()), accuracy=metrics_lib.accuracy(y, p),
+                          uf1=metrics_lib.uf1(y, p, num_classes),
+                          uar=metrics_lib.uar(y, p, num_classes),
+                          fold=str(predictions['fold'][at][0]),
+                          epoch=int(predictions['epoch'][at][0]))
   return dict(
       metrics=metrics_lib.summarize(predictions['label'], predictions['pred'], num_classes),
       per_subject=per_subject, predictions=predictions, history=history,
-      selected_epoch=selected, num_classes=num_classes,
-      select_best_epoch_by_test=bool(config.select_best_epoch_by_test),
-      steps_per_epoch=plan.steps_per_epoch)
+      selected_epoch=selected,
+      num_classes=num_classes, select_epoch=config.select_epoch,
+      protocol=config.protocol(), steps_per_epoch=plan.steps_per_epoch)

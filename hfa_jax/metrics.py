@@ -3,12 +3,14 @@
 All metrics are computed over predictions POOLED across the LOSO folds (the MEGC
 protocol), never averaged per fold.
 
-Convention for classes (MEGC 2019): UF1 and UAR average over the classes PRESENT in
-the pooled ground truth. A class that never occurs in `y_true` is left out of the
-mean, even if it is predicted (such predictions are still errors: they lower
-accuracy and the recall and F1 of the sample's true class). A class that occurs but
-is never predicted has recall 0 and F1 0. A fold whose test subject lacks a class is
-therefore harmless: pooling makes the class present overall.
+Conventions for classes, which matter only where a class is missing from `y_true`
+(per subject, or a partial LOSO; pooled over a whole LOSO every class occurs):
+- UF1 averages F1 over the classes that occur in `y_true` OR in `y_pred`: a class that
+  is predicted but absent from the ground truth has F1 = 0 and counts (the MEGC 2019
+  evaluation code, HTNet's and sklearn's `f1_score(average='macro')`).
+- UAR averages recall over the classes that occur in `y_true` (recall is undefined
+  for the others; sklearn would count them as 0).
+A class that occurs but is never predicted has recall 0 and F1 0.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
 def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
   """Per-class support, precision, recall, F1 from a confusion matrix (rows true).
 
-  Undefined ratios (0/0) are 0; `present` marks classes with support > 0.
+  Undefined ratios (0/0) are 0; `present` marks classes with support > 0, `seen`
+  classes that are true or predicted at least once.
   """
   cm = np.asarray(cm, np.float64)
   tp = np.diag(cm)
@@ -44,13 +47,13 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
   recall = div(tp, support)
   f1 = div(2 * tp, support + predicted)  # == 2PR/(P+R), and 0 when tp == 0
   return dict(support=support.astype(np.int64), precision=precision, recall=recall,
-              f1=f1, present=support > 0)
+              f1=f1, present=support > 0, seen=(support + predicted) > 0)
 
 
 def uf1(y_true, y_pred, num_classes: int) -> float:
-  """Unweighted F1: mean F1 over the classes present in y_true."""
+  """Unweighted F1: mean F1 over the classes present in y_true or y_pred."""
   pc = per_class(confusion_matrix(y_true, y_pred, num_classes))
-  return float(pc['f1'][pc['present']].mean()) if pc['present'].any() else float('nan')
+  return float(pc['f1'][pc['seen']].mean()) if pc['seen'].any() else float('nan')
 
 
 def uar(y_true, y_pred, num_classes: int) -> float:
@@ -68,9 +71,15 @@ def summarize(y_true, y_pred, num_classes: int) -> dict:
   """UF1, UAR, accuracy, sample count and confusion matrix (as nested lists)."""
   cm = confusion_matrix(y_true, y_pred, num_classes)
   pc = per_class(cm)
-  present = pc['present']
-  mean = lambda v: float(v[present].mean()) if present.any() else float('nan')
-  return dict(uf1=mean(pc['f1']), uar=mean(pc['recall']),
+  mean = lambda v, m: float(v[m].mean()) if m.any() else float('nan')
+  return dict(uf1=mean(pc['f1'], pc['seen']), uar=mean(pc['recall'], pc['present']),
               accuracy=accuracy(y_true, y_pred), n=int(cm.sum()),
               confusion=cm.tolist(), f1_per_class=pc['f1'].tolist(),
               recall_per_class=pc['recall'].tolist(), support=pc['support'].tolist())
+
+
+def by_group(y_true, y_pred, groups, num_classes: int) -> dict:
+  """summarize() of the samples of each group (e.g. each database), keyed by group name."""
+  y_true, y_pred, groups = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
+  return {str(g): summarize(y_true[groups == g], y_pred[groups == g], num_classes)
+          for g in sorted(set(groups.tolist()))}

@@ -34,9 +34,11 @@ class OptimConfig:
 
 
 class TrainState(train_state.TrainState):
-  """flax TrainState + BatchNorm statistics + the fold's PRNG key (raw uint32[2])."""
+  """flax TrainState + BatchNorm statistics + the fold's PRNG key (raw uint32[2]) + an
+  optional exponential moving average of params and batch_stats (`ema`, see update_ema)."""
   batch_stats: Any = None
   rng: jax.Array | None = None
+  ema: Any = None
 
 
 def make_schedule(cfg: OptimConfig) -> optax.Schedule:
@@ -69,7 +71,8 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
 
 
 def create_train_state(rng: jax.Array, model: nn.Module, input_shape,
-                       tx: OptimConfig | optax.GradientTransformation) -> TrainState:
+                       tx: OptimConfig | optax.GradientTransformation,
+                       ema: bool = False) -> TrainState:
   """Initialises the model on zeros of `input_shape` (1, S, S, 3) and the optimiser.
 
   `tx` is an optax transformation or an OptimConfig for `make_optimizer`. States
@@ -78,21 +81,46 @@ def create_train_state(rng: jax.Array, model: nn.Module, input_shape,
 
   `rng` is a raw uint32[2] key; it is split into the init key and the training key
   stored in the state (from which every epoch's and step's keys are derived).
+  With `ema`, the state also keeps a moving average of the weights (update_ema).
   """
   init_rng, train_rng = jax.random.split(rng)
   variables = model.init(init_rng, jnp.zeros(input_shape, jnp.float32), train=False)
+  batch_stats = variables.get('batch_stats', {})
   return TrainState.create(apply_fn=model.apply, params=variables['params'],
-                           batch_stats=variables.get('batch_stats', {}),
+                           batch_stats=batch_stats,
                            tx=make_optimizer(tx) if isinstance(tx, OptimConfig) else tx,
-                           rng=train_rng)
+                           rng=train_rng,
+                           ema=dict(params=variables['params'], batch_stats=batch_stats)
+                           if ema else None)
+
+
+def update_ema(state: TrainState, decay: float) -> TrainState:
+  """The weights' exponential moving average after a step (params and BatchNorm
+  statistics alike, as timm's ModelEmaV2): ema = d * ema + (1 - d) * current, with
+  d = min(decay, (1 + step) / (10 + step)) so that early steps are not averaged with
+  the initial weights for long."""
+  step = jnp.asarray(state.step, jnp.float32)
+  d = jnp.minimum(decay, (1 + step) / (10 + step))
+  mix = lambda e, x: d * e + (1 - d) * x
+  current = dict(params=state.params, batch_stats=state.batch_stats)
+  return state.replace(ema=jax.tree.map(mix, state.ema, current))
+
+
+def averaged(state: TrainState) -> TrainState:
+  """The state with the moving-average weights in place of the current ones (if kept)."""
+  if state.ema is None:
+    return state
+  return state.replace(params=state.ema['params'], batch_stats=state.ema['batch_stats'])
 
 
 def augment(rng: jax.Array, images: jax.Array, flip: bool = True, shift: int = 0) -> jax.Array:
   """Random horizontal flip and shift of flow images (B, S, S, 3) -> same shape.
 
   A mirrored flow field points the other way horizontally, so a flip also negates
-  u (channel 0); v and strain are only mirrored. A shift moves the image by up to
-  `shift` pixels in each direction, filling with zeros (no motion).
+  u (channel 0); v and strain are only mirrored (exact for images centred on 0, as
+  the input pipeline gives them). A shift moves the image by up to `shift` pixels in
+  each direction, filling with the replicated edge: after a per-image min-max scaling
+  0 is not "no motion", so zeros would paint a border that the data never has.
   """
   b, h, w, _ = images.shape
   flip_rng, shift_rng = jax.random.split(rng)
@@ -101,37 +129,69 @@ def augment(rng: jax.Array, images: jax.Array, flip: bool = True, shift: int = 0
     mirrored = images[:, :, ::-1, :] * jnp.array([-1.0, 1.0, 1.0], images.dtype)
     images = jnp.where(do, mirrored, images)
   if shift > 0:
-    padded = jnp.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)))
+    padded = jnp.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode='edge')
     offsets = jax.random.randint(shift_rng, (b, 2), 0, 2 * shift + 1)
     crop = lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, im.shape[-1]))
     images = jax.vmap(crop)(padded, offsets)
   return images
 
 
+def mixup(rng: jax.Array, images: jax.Array, targets: jax.Array, alpha: float):
+  """Mixup (Zhang et al., ICLR 2018): each sample mixed with another of the batch.
+
+  images (B, S, S, 3), targets (B, C) -> the same shapes; one weight lam ~ Beta(alpha,
+  alpha) per sample, lam >= 0.5 so that each sample stays closest to itself.
+  """
+  perm_rng, lam_rng = jax.random.split(rng)
+  b = images.shape[0]
+  lam = jax.random.beta(lam_rng, alpha, alpha, (b,))
+  lam = jnp.maximum(lam, 1 - lam)
+  perm = jax.random.permutation(perm_rng, b)
+  mix = lambda a: lam.reshape((b,) + (1,) * (a.ndim - 1)) * a + \
+      (1 - lam.reshape((b,) + (1,) * (a.ndim - 1))) * a[perm]
+  return mix(images), mix(targets)
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
-                  label_smoothing: float = 0.0) -> jax.Array:
-  """Mean softmax cross-entropy; logits (B, C), integer labels (B,)."""
-  targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing) \
-      if label_smoothing > 0 else jax.nn.one_hot(labels, num_classes)
-  return optax.softmax_cross_entropy(logits, targets).mean()
+                  label_smoothing: float = 0.0, class_weights: jax.Array | None = None
+                  ) -> jax.Array:
+  """Softmax cross-entropy of logits (B, C) against integer labels (B,) or targets (B, C).
+
+  With `class_weights` (C,), each sample weighs as its target's class and the result
+  is the weighted mean (torch.nn.CrossEntropyLoss(weight=...)); else the plain mean.
+  """
+  targets = labels if labels.ndim == 2 else jax.nn.one_hot(labels, num_classes)
+  if label_smoothing > 0:
+    targets = optax.smooth_labels(targets, label_smoothing)
+  losses = optax.softmax_cross_entropy(logits, targets)
+  if class_weights is None:
+    return losses.mean()
+  w = targets @ class_weights
+  return (w * losses).sum() / w.sum()
 
 
 def train_step(state: TrainState, images: jax.Array, labels: jax.Array,
-               label_smoothing: float = 0.0) -> tuple[TrainState, dict]:
-  """One optimiser step on a batch: images (B, S, S, 3), labels (B,) int.
+               label_smoothing: float = 0.0, rng: jax.Array | None = None,
+               class_weights: jax.Array | None = None) -> tuple[TrainState, dict]:
+  """One optimiser step on a batch: images (B, S, S, 3), labels (B,) int or (B, C) targets.
 
+  `rng` feeds the model's 'dropout' stream (models without dropout ignore it);
+  `class_weights` (C,) weigh the loss per class (see cross_entropy).
   Returns the new state and {'loss', 'accuracy'} (scalars) of the batch.
   """
+  rngs = None if rng is None else {'dropout': rng}
+
   def loss_fn(params):
     logits, new_vars = state.apply_fn({'params': params, 'batch_stats': state.batch_stats},
-                                      images, train=True, mutable=['batch_stats'])
-    loss = cross_entropy(logits, labels, logits.shape[-1], label_smoothing)
+                                      images, train=True, mutable=['batch_stats'], rngs=rngs)
+    loss = cross_entropy(logits, labels, logits.shape[-1], label_smoothing, class_weights)
     return loss, (logits, new_vars['batch_stats'])
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)
   state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-  accuracy = (logits.argmax(-1) == labels).mean()
+  truth = labels.argmax(-1) if labels.ndim == 2 else labels
+  accuracy = (logits.argmax(-1) == truth).mean()
   return state, {'loss': loss, 'accuracy': accuracy}
 
 
@@ -154,7 +214,8 @@ def precise_batch_stats(state: TrainState, images: jax.Array) -> Any:
   def run(fill):
     stats = jax.tree.map(lambda s: jnp.full_like(s, fill), state.batch_stats)
     _, new = state.apply_fn({'params': state.params, 'batch_stats': stats}, images,
-                            train=True, mutable=['batch_stats'])
+                            train=True, mutable=['batch_stats'],
+                            rngs={'dropout': jax.random.PRNGKey(0)})
     return new['batch_stats']
 
   def solve(r0, r1):

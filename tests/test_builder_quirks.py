@@ -116,6 +116,7 @@ def test_flow_images_png_names(tmp_path):
     assert data['flow'].shape == (3, 28, 28, 3)
     assert set(data['subject']) == {'sub01', '006', 's1'}
     assert set(data['apex_frame']) == {50, 103, -1}
+    assert set(data['sample']) == {'EP02_01f', '006_1_2', 's1_ne_01'}   # the frame builder's
     red = {s: f[..., 0].mean() for s, f in zip(data['sample'], data['flow'])}
-    assert red['EP02_01f'] == pytest.approx(40 / 255, abs=1e-6)
-    assert red['006_1_2'] == 0.0
+    assert red['EP02_01f'] == pytest.approx(2 * 40 / 255 - 1, abs=1e-6)   # 0..255 -> -1..1
+    assert red['006_1_2'] == -1.0

@@ -1,8 +1,9 @@
 """Every builder built from the synthetic databases (datasets.synthetic) and read back."""
 
+import pathlib
+import re
 import subprocess
 import sys
-import pathlib
 
 import numpy as np
 import pytest
@@ -116,8 +117,13 @@ def test_flow_images(built):
     out, data_dir = built
     data = _build('megc2019_flow_images', out / 'megc2019_flow_images', data_dir)
     _check_common(data, 'megc2019_flow_images')
-    assert data['flow'].min() >= 0 and data['flow'].max() <= 1
+    # stored 0..1 per channel and image; the loader maps them to -1..1 (u signed), so every
+    # channel spans most of -1..1 (exactly, at the native 28 px: tests/test_real_data.py)
+    assert data['flow'].min() >= -1 and data['flow'].max() <= 1
+    assert (data['flow'].min(axis=(1, 2)) < -0.5).all() and (data['flow'].max(axis=(1, 2)) > 0.5).all()
     np.testing.assert_array_equal(data['emotion'], data['composite_label'])
+    smic = data['sample'][data['database'] == 'smic']
+    assert len(smic) and all(re.fullmatch(r's[1-9]\d*_[a-z]+_\d+', n) for n in smic), smic
     listing = labels.composite_list()
     for db, sub, sample in zip(data['database'], data['subject'], data['sample']):
         assert labels.sample_key(db, sub, sample) in listing

@@ -35,11 +35,13 @@ def tiny_run(tmp_path_factory):
 def test_end_to_end_outputs(tiny_run):
   out, proc = tiny_run
   assert 'UF1' in proc.stdout and 'honest' in proc.stdout
+  assert 'input 32 px: set by experiments/configs/tiny.py' in proc.stdout
   summary = json.loads((out / 'summary.json').read_text())
   for key in ('uf1', 'uar', 'accuracy', 'per_database', 'per_subject', 'settings', 'seed',
-              'versions', 'devices', 'wall_time_seconds', 'command', 'protocol'):
+              'versions', 'devices', 'wall_time_seconds', 'command', 'protocol', 'cpu',
+              'skipped_by_build', 'per_subject_convention'):
     assert key in summary, key
-  assert summary['select_best_epoch_by_test'] is False
+  assert summary['select_epoch'] == 'last' and 'honest' in summary['protocol']
   assert set(summary['per_database']) == {'casme2', 'samm', 'smic'}
   assert summary['devices']['count'] >= 1 and summary['versions']['jax']
   with open(out / 'predictions.csv') as f:
@@ -74,7 +76,7 @@ def test_not_built_dataset_prints_the_build_command(tmp_path, capsys):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--dataset', 'casme3'], 'invalid choice'),
+    (['--dataset', 'casme3'], 'dataset must be one of'),
     (['--epochs', '0'], 'must be >= 1'),
     (['--size', '48'], 'multiple of 32'),
     (['--classes', 'native'], 'native applies to'),
@@ -82,7 +84,11 @@ def test_not_built_dataset_prints_the_build_command(tmp_path, capsys):
     (['--config', 'no_such_config'], 'no file'),
     (['--augment', 'flip+rotate'], 'augment'),
     (['--lr', '-1'], 'learning_rate must be > 0'),
-    (['--schedule', 'step'], 'invalid choice'),
+    (['--schedule', 'step'], 'schedule must be one of cosine, constant'),
+    (['--select_epoch', 'best'], 'select_epoch must be one of'),
+    (['--retrain', 'true'], 'retrain needs select_epoch'),
+    (['--epochs', 'many'], "'many' is not an integer"),
+    (['--size', '4'], 'size must be >= 8'),
     (['--model', 'nowhere:Net'], 'cannot import'),
     (['--resume', '/nonexistent/run'], 'no run there'),
 ])
@@ -104,6 +110,34 @@ def test_other_settings_in_the_same_out_are_refused(tiny_run, capsys):
   out, _ = tiny_run
   summary = json.loads((out / 'summary.json').read_text())
   args = shlex.split(summary['command'])[3:]
-  args[args.index('--lr') + 1] = '0.5'
+  args[args.index('--learning_rate') + 1] = '0.5'
   assert cli.main(args + ['--no_progress']) == 2
   assert 'other settings' in capsys.readouterr().err
+
+
+def test_default_config_and_size_follow_model_and_data():
+  assert cli.default_config_name('megc2019_flow_images', 'hfanet') == 'flow_images'
+  assert cli.default_config_name('megc2019_flow_images', 'ststnet') == 'ststnet'
+  assert cli.default_config_name('samm', 'hfanet') == 'frames'
+  assert cli.default_config_name('casme2:size_32_missing_apex_middle', 'hfanet') == 'frames'
+  assert cli.default_config_name('synthetic', 'hfanet') == 'synthetic'
+  s = cli.settings_from_args(cli.make_parser().parse_args(['--dataset', 'megc2019_flow_images']))
+  size, why = cli.choose_size(s)
+  assert size == 32 and 'native 28 px' in why and 'multiple of 32' in why
+  s = cli.settings_from_args(cli.make_parser().parse_args(
+      ['--dataset', 'megc2019_flow_images', '--model', 'ststnet']))
+  assert cli.choose_size(s)[0] == 28 and s['epochs'] == 800 and s['model'] == 'ststnet'
+  s = cli.settings_from_args(cli.make_parser().parse_args(['--dataset', 'samm']))
+  assert cli.choose_size(s)[0] == 224
+  s = cli.settings_from_args(cli.make_parser().parse_args(
+      ['--dataset', 'megc2019_flow_images', '--size', '64']))
+  assert cli.choose_size(s) == (64, 'set by --size')
+
+
+def test_a_build_config_can_be_chosen(tmp_path):
+  assert cli.dataset_name('casme2:size_32_missing_apex_middle') == (
+      'casme2', 'size_32_missing_apex_middle')
+  from datasets.load import DatasetNotBuiltError
+  with pytest.raises(DatasetNotBuiltError, match='missing_apex middle'):
+    cli.load_dataset(dict(dataset='casme2:size_32_missing_apex_middle', data_dir=str(tmp_path),
+                          size=32, classes='composite', keep_emotions=None))

@@ -28,15 +28,23 @@ def test_class_never_predicted_has_f1_zero():
   assert metrics.uar(y_true, y_pred, 3) == pytest.approx(2 / 3)
 
 
-def test_class_absent_from_ground_truth_is_left_out():
+def test_class_predicted_but_absent_from_ground_truth():
   y_true = [0, 0, 1, 1]             # class 2 absent, but predicted once
   y_pred = [0, 2, 1, 1]
-  # class 0: F1 2*1/(2+1) = 2/3, recall 1/2; class 1: F1 1, recall 1; class 2 excluded
-  assert metrics.uf1(y_true, y_pred, 3) == pytest.approx((2 / 3 + 1) / 2)
+  # class 0: F1 2*1/(2+1) = 2/3, recall 1/2; class 1: F1 1, recall 1; class 2: F1 0
+  # (tp 0, predicted 1; MEGC / sklearn macro F1 count it), recall undefined (left out)
+  assert metrics.uf1(y_true, y_pred, 3) == pytest.approx((2 / 3 + 1 + 0) / 3)
   assert metrics.uar(y_true, y_pred, 3) == pytest.approx(0.75)
   assert metrics.accuracy(y_true, y_pred) == pytest.approx(0.75)
   s = metrics.summarize(y_true, y_pred, 3)
   assert s['support'] == [2, 2, 0] and s['n'] == 4
+  assert s['uf1'] == pytest.approx(5 / 9) and s['uar'] == pytest.approx(0.75)
+
+
+def test_class_neither_true_nor_predicted_is_left_out():
+  # a subject with only classes 0 and 1, none predicted as 2: class 2 plays no part
+  assert metrics.uf1([0, 1, 1], [0, 1, 0], 3) == pytest.approx((2 / 3 + 2 / 3) / 2)
+  assert metrics.uar([0, 1, 1], [0, 1, 0], 3) == pytest.approx((1 + 0.5) / 2)
 
 
 def test_fold_missing_a_class_is_pooled_not_averaged():
@@ -48,9 +56,10 @@ def test_fold_missing_a_class_is_pooled_not_averaged():
   # predicted 2), class 2 F1 1; recalls 1/2, 1, 1.
   assert metrics.uf1(pooled_true, pooled_pred, 3) == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
   assert metrics.uar(pooled_true, pooled_pred, 3) == pytest.approx(2.5 / 3)
-  # averaging per fold would give a different (wrong) number
+  # averaging per fold would give a different (wrong) number; fold A: class 0 F1 2/3,
+  # class 1 predicted but absent F1 0; fold B: both 1
   per_fold = (metrics.uf1(true_a, pred_a, 3) + metrics.uf1(true_b, pred_b, 3)) / 2
-  assert per_fold == pytest.approx((2 / 3 + 1) / 2)
+  assert per_fold == pytest.approx((1 / 3 + 1) / 2)
   assert per_fold != pytest.approx(metrics.uf1(pooled_true, pooled_pred, 3))
 
 
@@ -61,3 +70,15 @@ def test_perfect_and_errors():
     metrics.confusion_matrix([0, 3], [0, 1], 3)
   with pytest.raises(ValueError, match='differ'):
     metrics.confusion_matrix([0, 1], [0], 3)
+
+
+def test_by_group_splits_before_pooling():
+  y_true = [0, 1, 2, 0, 1]
+  y_pred = [0, 1, 1, 1, 1]
+  groups = ['casme2', 'casme2', 'casme2', 'smic', 'smic']
+  out = metrics.by_group(y_true, y_pred, groups, 3)
+  assert sorted(out) == ['casme2', 'smic']
+  # casme2: F1 1, 2/3 (tp 1, support 1, predicted 2), 0 -> 5/9; recall 1, 1, 0
+  assert out['casme2']['uf1'] == pytest.approx(5 / 9) and out['casme2']['uar'] == pytest.approx(2 / 3)
+  # smic: class 0 F1 0 (tp 0), class 1 F1 2/3; recall 0 and 1
+  assert out['smic']['uf1'] == pytest.approx(1 / 3) and out['smic']['n'] == 2

@@ -77,11 +77,14 @@ def _sample(row: dict, where: str, pngs: dict) -> Sample | Problem:
     database = _DATABASES.get(''.join(ch for ch in row['dataset'].lower() if ch.isalnum()))
     if database is None:
         return Problem(where, f'unknown dataset {row["dataset"]!r}; expected casme2, samm or smic')
-    raw_sub, sample = row['sub'], row['filename_o']
+    raw_sub, raw_sample = row['sub'], row['filename_o']
+    sample = raw_sample
     try:
         subject = _SUBJECT[database](raw_sub)
     except names.CellError as e:
         return Problem(where, f'{e}; fix the sub column')
+    if database == 'smic':     # 's01_ne_01' in the CSV; the frame builder's name is 's1_ne_01'
+        sample = names.smic_sample(sample)
     key = f'{database}/{subject}/{sample}'
     match = labels.sample_key(database, subject, sample)
     label = names.frame_cell(row['label'])
@@ -89,10 +92,11 @@ def _sample(row: dict, where: str, pngs: dict) -> Sample | Problem:
         return Problem(key, f'unknown label {row["label"]!r} ({where}); expected 0 negative, '
                        '1 positive, 2 surprise', match)
     image = row.get('imagename', '')
-    candidates = [image, f'{image}.png', f'{raw_sub}_{sample} .png', f'{raw_sub}_{sample}.png']
+    candidates = [image, f'{image}.png', f'{raw_sub}_{raw_sample} .png',
+                  f'{raw_sub}_{raw_sample}.png']
     path = next((pngs[c] for c in candidates if c and c in pngs), None)
     if path is None:
-        return Problem(key, f'no flow image {raw_sub}_{sample} .png (or {image!r}) under the '
+        return Problem(key, f'no flow image {raw_sub}_{raw_sample} .png (or {image!r}) under the '
                        f'manual folder ({where})', match)
     apex = names.frame_cell(row.get('apex'))
     return Sample(database=database, subject=subject, sample=sample,

@@ -26,6 +26,7 @@ class HFANet(nn.Module):
   """
   num_classes: int = 3
   dtype: jnp.dtype | None = None
+  side_multiple = 32       # the total stride: input sides must be multiples of it
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):

@@ -1,17 +1,16 @@
-"""HFA-Net LOSO on a real database (GPU / TPU): a reasonable starting recipe.
+"""HFA-Net LOSO on a frame-based dataset (SAMM, CASME II, SMIC, the MEGC2019 composite)
+built from the licensed frames: flows at 224 px, best on a GPU or TPU.
 
     python -m experiments.loso --dataset samm                    # uses this config
-    python -m experiments.loso --config real --dataset casme2 --classes native --epochs 80
+    python -m experiments.loso --dataset casme2 --classes native --epochs 80
 
-The paper does not state its full training recipe; these are common settings for
-micro-expression LOSO on 224x224 flow images, not a reproduction of its numbers.
-Every key can be overridden on the command line (--lr for learning_rate).
+A reasonable starting recipe, not a reproduction of the paper's (which states none) and
+not yet measured on real frames. Every key can be overridden on the command line.
 """
 
 
 def get_config():
   return dict(
-      size=224,
       epochs=50,
       batch_size=32,
       learning_rate=5e-4,

@@ -1,0 +1,79 @@
+"""STSTNet, a shallow three-stream CNN baseline for micro-expression recognition from flow.
+
+Liong, Gan, See, Khor, Huang, "Shallow Triple Stream Three-dimensional CNN (STSTNet) for
+Micro-expression Recognition", IEEE FG 2019 (arXiv:1902.03634).
+Code: github.com/christy1206/STSTNet.
+
+Checked against that repository (commit 1afb56e): the PyTorch port `main.py` (class STSTNet,
+lines 15-50), the MATLAB layer graph `STSTNet.mat` (the authors' first version) and the
+paper's Table I:
+- three 3x3 convolutions over all input channels, 3, 5 and 8 filters, stride 1, with bias
+  (main.py 18-20, Table I); padding 2 in main.py, 'same' (1) in STSTNet.mat and Table I: both
+  give 10x10 after the max-pool at 28x28. `conv_padding` picks (default 2, main.py's);
+- per stream: conv -> ReLU -> BatchNorm2d (PyTorch defaults: eps 1e-5, momentum 0.1) ->
+  max-pool 3x3 stride 3 padding 1 -> dropout p=0.5 (main.py 21-27, 31-45; STSTNet.mat lists
+  conv_1, relu_1, batchnorm_1, maxpool_6, dropout_1 in this order; Table I omits BN/dropout);
+- streams concatenated (3 + 5 + 8 = 16 channels), average pool 2x2 stride 2 no padding
+  (floor), flatten, one Linear 5*5*16 = 400 -> classes, logits (main.py 26-28, 46-49, Table I).
+  Per-stream dropout equals one dropout on the concatenation (independent per element).
+Parameters at 28x28, 3 classes: 1,683 (convs 448, BatchNorm 32, Linear 1,203). The paper
+(Sec. IV, Table V) reports 1670 (0.00167 million), which this count does not reproduce
+(without BatchNorm it would be 1,651).
+
+Initialisation: convolution and Linear weights as PyTorch's defaults (U(+-1/sqrt(fan_in)));
+biases zero (PyTorch draws them U(+-1/sqrt(fan_in)); MATLAB starts them at zero).
+
+Loading the published weights (STSTNet_Weights/*.pth): conv `weight` (O, I, 3, 3) ->
+`kernel` (3, 3, I, O); BatchNorm weight/bias/running_mean/running_var -> scale/bias and
+batch_stats mean/var; fc.weight (classes, 400) flattens PyTorch's (C, H, W) = (16, 5, 5)
+while this module flattens NHWC's (H, W, C), so kernel = W.reshape(classes, 16, 5, 5)
+.transpose(2, 3, 1, 0).reshape(400, classes). main.py feeds raw cv2.imread pixels (0-255,
+BGR channel order) of the flow images; the MATLAB version zero-centres on the mean image.
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from hfa_jax.models.layers import BatchNorm, conv, max_pool, torch_conv_default
+
+STREAM_WIDTHS = (3, 5, 8)
+
+
+def avg_pool_2x2(x: jax.Array) -> jax.Array:
+  """PyTorch's AvgPool2d(2, 2) (floor mode): (B, H, W, C) -> (B, H//2, W//2, C)."""
+  b, h, w, c = x.shape
+  x = x[:, :h // 2 * 2, :w // 2 * 2]
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean((2, 4))
+
+
+class STSTNet(nn.Module):
+  """x (B, H, W, C) flow image (u, v, optical strain; 28x28 natively) -> logits (B, classes).
+
+  Any side from 4 up: the Linear layer's input size follows the side (at 28/32/64: 5x5,
+  6x6, 11x11 maps of 16 channels). BatchNorm statistics live in `batch_stats`; dropout
+  draws from the 'dropout' rng when train=True. `dtype` is the compute dtype; parameters,
+  BatchNorm statistics and the logits stay float32.
+  """
+  num_classes: int = 3
+  dropout: float = 0.5
+  conv_padding: int = 2
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if x.ndim != 4:
+      raise ValueError(f'STSTNet expects (B, H, W, C) images, got shape {x.shape}')
+    if self.dtype is not None:
+      x = x.astype(self.dtype)
+    streams = []
+    for i, width in enumerate(STREAM_WIDTHS, start=1):
+      y = conv(width, 3, 1, self.conv_padding, name=f'conv{i}', dtype=self.dtype)(x)
+      y = BatchNorm(name=f'bn{i}')(nn.relu(y), train)
+      streams.append(max_pool(y, 3, 3, 1))
+    y = jnp.concatenate(streams, axis=-1)                    # (B, Hp, Wp, 16)
+    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    y = avg_pool_2x2(y)
+    if y.shape[1] == 0 or y.shape[2] == 0:
+      raise ValueError(f'STSTNet: input {x.shape[1:3]} is too small (pooled map {y.shape[1:3]})')
+    y = y.astype(jnp.float32).reshape(y.shape[0], -1)        # NHWC flatten: (H, W, C) order
+    return nn.Dense(self.num_classes, kernel_init=torch_conv_default, name='fc')(y)

@@ -34,7 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hfa_jax.models.layers import BatchNorm, conv, max_pool, torch_conv_default
+from hfa_jax.models.layers import BatchNorm, _dense_conv, torch_conv_default
 
 STREAM_WIDTHS = (3, 5, 8)
 
@@ -46,13 +46,59 @@ def avg_pool_2x2(x: jax.Array) -> jax.Array:
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean((2, 4))
 
 
+def max_pool_3x3_stride_3(x: jax.Array) -> jax.Array:
+  """PyTorch's MaxPool2d(3, 3, padding=1): (B, H, W, C) -> (B, (H-1)//3+1, ..., C).
+
+  The windows do not overlap, so this is a reshape and a max over each window, with a
+  one-mask gradient (XLA's general max-pool gradient took ~4x longer here). Ties share
+  the gradient where PyTorch gives it to the first maximum; the parameter gradients are
+  the same, since tied inputs of a ReLU -> BatchNorm stream are ReLU zeros.
+  """
+  b, h, w, c = x.shape
+  oh, ow = (h - 1) // 3 + 1, (w - 1) // 3 + 1
+  x = jnp.pad(x, ((0, 0), (1, max(3 * oh - h - 1, 0)), (1, max(3 * ow - w - 1, 0)), (0, 0)),
+              constant_values=-jnp.inf)[:, :3 * oh, :3 * ow]
+  return _window_max(x.reshape(b, oh, 3, ow, 3, c))
+
+
+@jax.custom_vjp
+def _window_max(x: jax.Array) -> jax.Array:
+  """(B, OH, 3, OW, 3, C) -> (B, OH, OW, C): the max of each 3x3 window."""
+  return x.max((2, 4))
+
+
+def _window_max_fwd(x):
+  y = x.max((2, 4))
+  return y, x == y[:, :, None, :, None, :]
+
+
+def _window_max_bwd(is_max, g):
+  share = g / is_max.sum((2, 4))                 # ties share, as jnp.max's gradient
+  return (is_max * share[:, :, None, :, None, :],)
+
+
+_window_max.defvjp(_window_max_fwd, _window_max_bwd)
+
+
+class _ConvParams(nn.Module):
+  """The kernel (3, 3, C, width) and bias of one stream's 3x3 convolution (as Conv2d's)."""
+  width: int
+
+  @nn.compact
+  def __call__(self, channels: int):
+    kernel = self.param('kernel', torch_conv_default, (3, 3, channels, self.width), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, (self.width,), jnp.float32)
+    return kernel, bias
+
+
 class STSTNet(nn.Module):
   """x (B, H, W, C) flow image (u, v, optical strain; 28x28 natively) -> logits (B, classes).
 
   Any side from 4 up: the Linear layer's input size follows the side (at 28/32/64: 5x5,
   6x6, 11x11 maps of 16 channels). BatchNorm statistics live in `batch_stats`; dropout
   draws from the 'dropout' rng when train=True. `dtype` is the compute dtype; parameters,
-  BatchNorm statistics and the logits stay float32.
+  BatchNorm statistics and the logits stay float32. The three streams' convolutions (same
+  input, same shape) run as one of 16 filters; each keeps its own parameters.
   """
   num_classes: int = 3
   dropout: float = 0.5
@@ -65,12 +111,16 @@ class STSTNet(nn.Module):
       raise ValueError(f'STSTNet expects (B, H, W, C) images, got shape {x.shape}')
     if self.dtype is not None:
       x = x.astype(self.dtype)
-    streams = []
-    for i, width in enumerate(STREAM_WIDTHS, start=1):
-      y = conv(width, 3, 1, self.conv_padding, name=f'conv{i}', dtype=self.dtype)(x)
-      y = BatchNorm(name=f'bn{i}')(nn.relu(y), train)
-      streams.append(max_pool(y, 3, 3, 1))
-    y = jnp.concatenate(streams, axis=-1)                    # (B, Hp, Wp, 16)
+    params = [_ConvParams(w, name=f'conv{i}')(x.shape[-1])
+              for i, w in enumerate(STREAM_WIDTHS, start=1)]
+    kernel = jnp.concatenate([k for k, _ in params], -1)
+    bias = jnp.concatenate([b for _, b in params], -1)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = nn.relu(_dense_conv(x, kernel, 1, self.conv_padding) + bias)     # (B, H', W', 16)
+    edges = [0, 3, 8, 16]
+    y = jnp.concatenate([BatchNorm(name=f'bn{i + 1}')(y[..., a:b], train)
+                         for i, (a, b) in enumerate(zip(edges, edges[1:]))], -1)
+    y = max_pool_3x3_stride_3(y)
     y = nn.Dropout(self.dropout, deterministic=not train)(y)
     y = avg_pool_2x2(y)
     if y.shape[1] == 0 or y.shape[2] == 0:

@@ -385,6 +385,10 @@ def run(s: dict, progress: bool = True, argv=None) -> dict:
         + (f' (stored at {stored} px, resized on load)' if stored != s['size'] else ''),
         flush=True)
   config = loso_config(s)
+  if config.warmup_epochs > config.epochs:
+    print(f'WARNING: --warmup_epochs {config.warmup_epochs} is longer than the run '
+          f'({config.epochs} epochs): the learning rate never reaches its peak '
+          f'{config.learning_rate}.', flush=True)
   print(f"model {s['model']}, settings from {s.get('config') or 'the saved run'}; protocol: "
         f'{config.protocol()}', flush=True)
   print(f'{jax.device_count()} {jax.devices()[0].device_kind} device(s); output in {out}',

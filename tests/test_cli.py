@@ -61,9 +61,13 @@ def test_saved_command_reproduces_and_reloads(tiny_run):
   assert args[:0] == [] and '--seed' in args and '--model' in args
   proc = _run(args + ['--no_progress'])
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'continuing the run' in proc.stdout
+  assert 'continuing the run' in proc.stdout and f'already finished; results in {out}' in proc.stdout
   again = json.loads((out / 'summary.json').read_text())
   assert again['uf1'] == summary['uf1'] and again['per_subject'] == summary['per_subject']
+  # the wall time is the sum of the parts, not the rerun's second
+  assert len(again['wall_time_parts']) == 2
+  assert again['wall_time_seconds'] == pytest.approx(sum(again['wall_time_parts']), abs=0.2)
+  assert again['wall_time_seconds'] >= summary['wall_time_seconds']
   proc = _run(['--resume', str(out), '--no_progress'])
   assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -141,3 +145,10 @@ def test_a_build_config_can_be_chosen(tmp_path):
   with pytest.raises(DatasetNotBuiltError, match='missing_apex middle'):
     cli.load_dataset(dict(dataset='casme2:size_32_missing_apex_middle', data_dir=str(tmp_path),
                           size=32, classes='composite', keep_emotions=None))
+
+
+def test_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+  path = tmp_path / 'a_file'
+  path.write_text('')
+  code = cli.main([*TINY, '--data_dir', str(tmp_path / 'data'), '--out', str(path)])
+  assert code == 2 and 'is a file' in capsys.readouterr().err

@@ -152,3 +152,17 @@ def test_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
   path.write_text('')
   code = cli.main([*TINY, '--data_dir', str(tmp_path / 'data'), '--out', str(path)])
   assert code == 2 and 'is a file' in capsys.readouterr().err
+
+
+def test_results_table_of_finished_runs(tiny_run, tmp_path, capsys):
+  from experiments import results
+  out, _ = tiny_run
+  assert results.main([str(out), str(tmp_path / 'unfinished'), '--out',
+                       str(tmp_path / 't.md')]) == 0
+  text = capsys.readouterr()
+  lines = text.out.strip().splitlines()
+  assert lines[0].startswith('| model |') and len(lines) == 3
+  summary = json.loads((out / 'summary.json').read_text())
+  assert f"{summary['uf1']:.4f}" in lines[2] and 'last epoch' in lines[2]
+  assert 'skipping' in text.err and (tmp_path / 't.md').read_text().strip() == text.out.strip()
+  assert results.main([str(tmp_path / 'unfinished')]) == 2

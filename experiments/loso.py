@@ -436,7 +436,7 @@ def main(argv=None) -> int:
     parser.error(str(e))
   _enable_compilation_cache()
   from datasets.load import DatasetNotBuiltError
-  from hfa_jax.loso import NonFiniteError
+  from hfa_jax.loso import NonFiniteError, RunInUseError
   try:
     run(s, progress=not getattr(args, 'no_progress', False),
         argv=['python', '-m', 'experiments.loso', *argv])
@@ -448,7 +448,7 @@ def main(argv=None) -> int:
       raise
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except NonFiniteError as e:
+  except (NonFiniteError, RunInUseError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   except KeyboardInterrupt:

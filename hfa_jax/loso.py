@@ -398,6 +398,7 @@ class _RunFiles:
     self.ocp = ocp
     self.dir = os.path.abspath(out_dir)
     os.makedirs(os.path.join(self.dir, 'folds'), exist_ok=True)
+    self._lock = _lock(os.path.join(self.dir, '.lock'))
     run_json = os.path.join(self.dir, 'run.json')
     if os.path.exists(run_json):
       with open(run_json) as f:
@@ -459,6 +460,31 @@ class _RunFiles:
 
   def close(self):
     self.manager.close()
+    self._lock.close()        # releases the lock (as the end of the process would)
+
+
+class RunInUseError(RuntimeError):
+  """Another process is training into the same output folder."""
+
+
+def _lock(path: str):
+  """An exclusive lock on `path`, held while the returned file is open (the system
+  drops it when the process ends, also on a kill); RunInUseError if another holds it."""
+  import fcntl
+  f = open(path, 'a+')
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    f.seek(0)
+    owner = f.read().strip() or 'another process'
+    f.close()
+    raise RunInUseError(f'{os.path.dirname(path)} is in use by a run still going '
+                        f'({owner}): wait for it, stop it, or choose another output folder.')
+  f.seek(0)
+  f.truncate()
+  f.write(f'pid {os.getpid()}')
+  f.flush()
+  return f
 
 
 def _write_json(path, obj):

@@ -1,11 +1,13 @@
 """Layout and spreadsheet quirks of the real copies, beyond what the synthetic generator writes."""
 
+import cv2
+import numpy as np
 import pytest
 
 from tests import me_layouts as L
 from datasets import build, synthetic
 from datasets.common import layout, sources
-from datasets.load import load_arrays
+from datasets.load import load_arrays, metadata
 
 
 def _keys(samples):
@@ -120,3 +122,21 @@ def test_flow_images_png_names(tmp_path):
     red = {s: f[..., 0].mean() for s, f in zip(data['sample'], data['flow'])}
     assert red['EP02_01f'] == pytest.approx(2 * 40 / 255 - 1, abs=1e-6)   # 0..255 -> -1..1
     assert red['006_1_2'] == -1.0
+
+
+def test_grayscale_png_is_not_a_flow_image(tmp_path):
+    """A grayscale picture (one channel, or three equal ones) is skipped, naming the file."""
+    L.flow_images(tmp_path, [('casme2', 'sub01', 'EP02_01f', 1, 50),
+                             ('casme2', 'sub01', 'EP03_02', 0, 60),
+                             ('casme2', 'sub02', 'EP04_01', 2, 70)])
+    pngs = tmp_path / 'STSNet_whole_norm_u_v_os'
+    gray = L.texture(7, 28)
+    cv2.imwrite(str(pngs / 'sub01_EP03_02 .png'), gray)                        # one channel
+    cv2.imwrite(str(pngs / 'sub02_EP04_01 .png'), np.stack([gray] * 3, -1))    # three equal
+    data_dir = tmp_path / 'tfds'
+    assert build.main(['megc2019_flow_images', '--manual_dir', str(tmp_path), '--data_dir',
+                       str(data_dir), '--workers', '1', '--no_progress']) == 0
+    data = load_arrays('megc2019_flow_images', data_dir)
+    assert list(data['sample']) == ['EP02_01f']
+    skipped = metadata('megc2019_flow_images', data_dir)['skipped']
+    assert len(skipped) == 2 and all('grayscale' in s['reason'] for s in skipped)

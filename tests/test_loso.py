@@ -434,3 +434,21 @@ def test_weight_average_follows_its_formula_and_is_evaluated():
     np.testing.assert_allclose(plain['history'][s]['train_loss'], ema['history'][s]['train_loss'],
                                rtol=1e-5)
   assert not np.allclose(plain['predictions']['probs'], ema['predictions']['probs'])
+
+
+def test_a_run_on_changed_data_or_in_use_is_refused_clearly(tmp_path):
+  x, y, s = toy_data()
+  cfg = dataclasses_replace(CFG, epochs=1)
+  out = tmp_path / 'run'
+  run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
+  y2 = y.copy()
+  y2[0] = (y2[0] + 1) % 3                        # a rebuilt dataset: one label changed
+  with pytest.raises(ValueError, match='on other data: the labels differ'):
+    run_loso(x, y2, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
+  held = loso._lock(str(out / '.lock'))          # as a second process still training
+  try:
+    with pytest.raises(loso.RunInUseError, match='in use by a run still going'):
+      run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
+  finally:
+    held.close()
+  run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])

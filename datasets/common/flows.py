@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: grayscale flow-image PNGs are refused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +68,18 @@ class PngJob:
     def compute(self) -> Result:
         import cv2
         data = np.fromfile(self.path, dtype=np.uint8) if os.path.isfile(self.path) else None
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size \
+            else None
         if image is None:
             raise ValueError(f'cannot read image {self.path}: missing, empty or not a PNG')
-        flow = image[..., ::-1].astype(np.float32) / 255.0   # BGR -> RGB = u, v, strain
+        if image.ndim == 2 or image.shape[2] < 3 or (
+                np.array_equal(image[..., 0], image[..., 1])
+                and np.array_equal(image[..., 1], image[..., 2])):
+            raise ValueError(f'{self.path} is a grayscale image: a flow image has three '
+                             'different channels (u, v, optical strain)')
+        if image.dtype != np.uint8:
+            raise ValueError(f'{self.path} has {image.dtype} pixels; flow images are 8-bit')
+        flow = image[..., 2::-1].astype(np.float32) / 255.0   # BGR(A) -> RGB = u, v, strain
         if flow.shape[:2] != (self.size, self.size):
             shrink = flow.shape[0] > self.size
             flow = cv2.resize(flow, (self.size, self.size),

@@ -66,6 +66,8 @@ class LosoConfig:
   ema_decay: float = setting(0.0, 'evaluate an exponential moving average of the weights '
                              'with this decay per step (0: the weights themselves)', minimum=0,
                              below=1)
+  test_flip: bool = setting(False, 'evaluate each image and its mirror (u negated) and '
+                            'average their logits')
   balance: str = setting('none', "classes: 'loss' weighs each class equally in the loss, "
                          "'sampling' draws them equally often", choices=BALANCE)
   seed: int = setting(0, 'seed of initialisation, order, augmentation and splits')
@@ -315,8 +317,14 @@ def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, ev
     if config.precise_bn:
       idx = order[jnp.arange(config.precise_bn) % train_count]
       state = state.replace(batch_stats=train_lib.precise_batch_stats(state, images[idx]))
-    logits = jax.lax.map(lambda idx: train_lib.eval_step(state, images[idx]),
-                         eval_idx.reshape(-1, eval_batch))
+    def batch_logits(idx):
+      x = images[idx]
+      logits = train_lib.eval_step(state, x)
+      if config.test_flip:
+        logits = (logits + train_lib.eval_step(state, train_lib.mirror(x))) / 2
+      return logits
+
+    logits = jax.lax.map(batch_logits, eval_idx.reshape(-1, eval_batch))
     return logits.reshape(-1, num_classes)
 
   def epoch_one(state, images, labels, train_idx, train_count, eval_idx, epoch, evaluate):

@@ -113,6 +113,12 @@ def averaged(state: TrainState) -> TrainState:
   return state.replace(params=state.ema['params'], batch_stats=state.ema['batch_stats'])
 
 
+def mirror(images: jax.Array) -> jax.Array:
+  """Flow images (B, S, S, 3) mirrored left-right: the flow then points the other way
+  horizontally, so u (channel 0) is negated; v and strain are only mirrored."""
+  return images[:, :, ::-1, :] * jnp.array([-1.0, 1.0, 1.0], images.dtype)
+
+
 def augment(rng: jax.Array, images: jax.Array, flip: bool = True, shift: int = 0) -> jax.Array:
   """Random horizontal flip and shift of flow images (B, S, S, 3) -> same shape.
 
@@ -126,8 +132,7 @@ def augment(rng: jax.Array, images: jax.Array, flip: bool = True, shift: int = 0
   flip_rng, shift_rng = jax.random.split(rng)
   if flip:
     do = jax.random.bernoulli(flip_rng, 0.5, (b, 1, 1, 1))
-    mirrored = images[:, :, ::-1, :] * jnp.array([-1.0, 1.0, 1.0], images.dtype)
-    images = jnp.where(do, mirrored, images)
+    images = jnp.where(do, mirror(images), images)
   if shift > 0:
     padded = jnp.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode='edge')
     offsets = jax.random.randint(shift_rng, (b, 2), 0, 2 * shift + 1)

@@ -10,6 +10,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import chex
+import flax.linen as nn
 import numpy as np
 import pytest
 from jax import monitoring
@@ -452,3 +453,33 @@ def test_a_run_on_changed_data_or_in_use_is_refused_clearly(tmp_path):
   finally:
     held.close()
   run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
+
+
+class MeanFlowNet(nn.Module):
+  """Logits (mean u, mean v, 0) whatever its (unused but trained) parameter."""
+  num_classes: int = 3
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    w = self.param('w', nn.initializers.zeros, (1,))
+    logits = jnp.stack([x[..., 0].mean((1, 2)), x[..., 1].mean((1, 2)),
+                        jnp.zeros(x.shape[0])], -1)
+    return logits + 0 * w
+
+
+def test_test_flip_averages_the_mirrored_prediction():
+  x, y, s = toy_data()
+  x[..., 0] += np.linspace(0, 1, 8)                  # u is not left-right symmetric
+  cfg = dataclasses_replace(CFG, epochs=1, precise_bn=0, augment='none')
+  plain = run_loso(x, y, s, cfg, MeanFlowNet(), progress=False, only_subjects=['s2'])
+  both = run_loso(x, y, s, dataclasses_replace(cfg, test_flip=True), MeanFlowNet(),
+                  progress=False, only_subjects=['s2'])
+  idx = plain['predictions']['index']
+  u, v = x[idx, :, :, 0].mean((1, 2)), x[idx, :, :, 1].mean((1, 2))
+  softmax = lambda z: np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+  zero = np.zeros_like(u)
+  np.testing.assert_allclose(plain['predictions']['probs'],
+                             softmax(np.stack([u, v, zero], -1)), rtol=1e-5)
+  # the mirror negates u: the average of (u, v, 0) and (-u, v, 0) is (0, v, 0)
+  np.testing.assert_allclose(both['predictions']['probs'],
+                             softmax(np.stack([zero, v, zero], -1)), rtol=1e-5, atol=1e-6)

@@ -66,6 +66,8 @@ class LosoConfig:
   ema_decay: float = setting(0.0, 'evaluate an exponential moving average of the weights '
                              'with this decay per step (0: the weights themselves)', minimum=0,
                              below=1)
+  ensemble: int = setting(1, 'models per fold, each from its own seed; their class '
+                          'probabilities are averaged', minimum=1)
   test_flip: bool = setting(False, 'evaluate each image and its mirror (u negated) and '
                             'average their logits')
   balance: str = setting('none', "classes: 'loss' weighs each class equally in the loss, "
@@ -113,6 +115,10 @@ class LosoConfig:
     """In words: how the folds are made and which epoch of each fold is scored."""
     folds = (f'subject-grouped {self.group_folds}-fold cross-validation (NOT leave-one-subject-'
              'out; for quick experiments)' if self.group_folds else 'leave one subject out')
+    if self.ensemble > 1:
+      folds += f', {self.ensemble} models per fold (mean of their probabilities)'
+    if self.test_flip:
+      folds += ', each test image averaged with its mirror'
     if self.select_epoch == 'best_test':
       return (f'{folds}; BEST EPOCH PER FOLD SELECTED BY ITS OWN TEST ACCURACY (optimistic, '
               'not comparable to honest results)')
@@ -268,9 +274,10 @@ def make_plan(labels, subjects, config: LosoConfig, only_subjects=None,
       eval_batch=eval_batch, steps_per_epoch=steps)
 
 
-def fold_key(seed: int, fold_id: int) -> np.ndarray:
-  """The raw uint32[2] key of a fold: a pure function of (seed, fold)."""
-  return np.asarray(jax.random.fold_in(jax.random.PRNGKey(seed), fold_id))
+def fold_key(seed: int, fold_id: int, replica: int = 0) -> np.ndarray:
+  """The raw uint32[2] key of a fold's model: a pure function of (seed, fold, replica)."""
+  key = jax.random.fold_in(jax.random.PRNGKey(seed), fold_id)
+  return np.asarray(jax.random.fold_in(key, replica) if replica else key)
 
 
 # ------------------------------------------------------------------ device programs
@@ -432,11 +439,12 @@ class _RunFiles:
         options=ocp.CheckpointManagerOptions(max_to_keep=1, cleanup_tmp_directories=True,
                                              enable_async_checkpointing=False))
 
-  def fold_path(self, fold_id):
-    return os.path.join(self.dir, 'folds', f'fold_{fold_id:04d}.json')
+  def fold_path(self, fold_id, replica=0):
+    return os.path.join(self.dir, 'folds', f'fold_{fold_id:04d}' +
+                        (f'_model{replica}' if replica else '') + '.json')
 
-  def load_fold(self, fold_id):
-    path = self.fold_path(fold_id)
+  def load_fold(self, fold_id, replica=0):
+    path = self.fold_path(fold_id, replica)
     if not os.path.exists(path):
       return None
     with open(path) as f:
@@ -444,7 +452,7 @@ class _RunFiles:
 
   def save_fold(self, record):
     if jax.process_index() == 0:
-      _write_json(self.fold_path(record['fold_id']), record)
+      _write_json(self.fold_path(record['fold_id'], record.get('replica', 0)), record)
 
   def restore(self, group_subjects, state):
     """(state, history) of the latest checkpoint if it belongs to this group, else None."""
@@ -542,6 +550,9 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
   'per_subject', 'predictions' (per test sample: 'index', 'subject', 'fold', 'label',
   'pred', 'probs' (n, C), 'epoch'), 'history' per fold (train loss/accuracy, test
   accuracy and validation UF1 per epoch), 'selected_epoch' per fold, 'protocol'.
+  With `config.ensemble` K > 1, each fold trains K models from their own seeds and
+  scores the mean of their class probabilities; 'history' and 'epoch' are the first
+  model's, 'selected_epoch' lists all K.
 
   Which epoch of a fold is scored (`config.select_epoch`):
   - 'last' (default): the model after the last epoch (honest);
@@ -590,15 +601,18 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
         model=repr(model), num_classes=num_classes, data=data,
         **({'run': run_record} if run_record else {})))
 
-  records = {}     # fold_id -> record (JSON-compatible)
+  # A unit is one model: (fold, replica); an ensemble trains `config.ensemble` per fold.
+  units = [(i, r) for i in range(len(plan.folds)) for r in range(config.ensemble)]
+  records = {}     # (fold_id, replica) -> record (JSON-compatible)
   todo = []
-  for i, fid in enumerate(plan.fold_ids):
-    rec = files.load_fold(fid) if files else None
+  for u, (i, r) in enumerate(units):
+    rec = files.load_fold(plan.fold_ids[i], r) if files else None
     if rec is not None:
-      records[fid] = rec
+      records[plan.fold_ids[i], r] = rec
     else:
-      todo.append(i)
+      todo.append(u)
   groups = [todo[i:i + width] for i in range(0, len(todo), width)]
+  unit_name = lambda u: plan.folds[units[u][0]] + (f'#{units[u][1]}' if units[u][1] else '')
 
   folds = NamedSharding(mesh, P('folds'))
   replicated = NamedSharding(mesh, P())
@@ -617,18 +631,22 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
   if progress and groups:
     from tqdm.auto import tqdm
     bar = tqdm(total=len(groups) * epochs * phases_per_group, unit='epoch', dynamic_ncols=True,
-               desc=f'LOSO {len(plan.folds)} folds')
+               desc=f'LOSO {len(plan.folds)} folds' + (
+                   f' x {config.ensemble} models' if config.ensemble > 1 else ''))
   try:
-    for g, members in enumerate(groups):
-      # Pad the group with copies of its last fold; their results are dropped.
-      rows = members + [members[-1]] * (width - len(members))
+    for g, group in enumerate(groups):
+      # Pad the group with copies of its last unit; their results are dropped.
+      members = [units[u][0] for u in group]          # plan index of each unit's fold
+      padded = group + [group[-1]] * (width - len(group))
+      rows = [units[u][0] for u in padded]
       n = len(members)
-      keys = np.stack([fold_key(config.seed, plan.fold_ids[i]) for i in rows])
+      keys = np.stack([fold_key(config.seed, plan.fold_ids[units[u][0]], units[u][1])
+                       for u in padded])
       tables = dict(train=[put(t[rows], folds) for t in (plan.train_idx, plan.train_count)],
                     retrain=[put(t[rows], folds) for t in (plan.rest_idx, plan.rest_count)])
       eval_table = put(eval_idx[rows], folds)
       state = init_fn(keys)
-      history = dict(subjects=[plan.folds[i] for i in members], chosen=None,
+      history = dict(subjects=[unit_name(u) for u in group], chosen=None,
                      phases=[_new_phase('train', epochs)])
       restored = files.restore(history['subjects'], state) if files else None
       if restored is not None:
@@ -641,7 +659,7 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
         p_index = len(history['phases']) - 1
         done_before = p_index * epochs + phase['epochs_done']
         if bar is not None:
-          bar.set_description(f'folds {members[0] + 1}-{members[-1] + 1}/{len(plan.folds)}'
+          bar.set_description(f'models {group[0] + 1}-{group[-1] + 1}/{len(units)}'
                               + (' retrain' if phase['name'] == 'retrain' else ''))
           if first:
             bar.update(done_before)
@@ -669,7 +687,7 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
           if files and (epoch + 1) % config.checkpoint_every == 0 and \
               epoch + 1 < phase['epochs']:
             # Steps grow along the plan, whatever the grouping of a resumed run.
-            files.save((members[0] * phases_per_group + p_index) * epochs + epoch + 1, state,
+            files.save((group[0] * phases_per_group + p_index) * epochs + epoch + 1, state,
                        history)
           dt = time.perf_counter() - t0
           if bar is not None:
@@ -689,11 +707,12 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
           bar.total -= epochs - max(history['chosen'])
           bar.refresh()
         if files:
-          files.save((members[0] * phases_per_group + 1) * epochs, state, history)
+          files.save((group[0] * phases_per_group + 1) * epochs, state, history)
         state = init_fn(keys)
-      for j, i in enumerate(members):
-        rec = _fold_record(plan, i, history, j, labels, num_classes, config)
-        records[rec['fold_id']] = rec
+      for j, u in enumerate(group):
+        i, r = units[u]
+        rec = _fold_record(plan, i, history, j, labels, num_classes, config) | dict(replica=r)
+        records[rec['fold_id'], r] = rec
         if files:
           files.save_fold(rec)
   finally:
@@ -809,15 +828,18 @@ def _results(plan, records, labels, subjects, num_classes, config) -> dict:
   idx, fold_of, pred, probs, epoch_used = [], [], [], [], []
   history, selected = {}, {}
   for name, fid in zip(plan.folds, plan.fold_ids):
-    rec = records[fid]
+    models = [records[fid, r] for r in range(config.ensemble)]
+    rec = models[0]
     test_index = np.asarray(rec['test_index'], np.int64)
     y = labels[test_index]
-    e, logits = _scored(rec, labels, config)
-    logits = np.asarray(logits, np.float64)
-    p = logits.argmax(-1)
+    scored = [_scored(m, labels, config) for m in models]
+    logits = [np.asarray(l, np.float64) for _, l in scored]
+    p_mean = np.mean([_softmax(l) for l in logits], axis=0)   # an ensemble averages probabilities
+    p = logits[0].argmax(-1) if len(logits) == 1 else p_mean.argmax(-1)
+    e = scored[0][0]
     idx.append(test_index); fold_of += [name] * len(y); pred.append(p)
-    probs.append(_softmax(logits)); epoch_used += [e] * len(y)
-    selected[name] = e
+    probs.append(p_mean); epoch_used += [e] * len(y)
+    selected[name] = e if len(scored) == 1 else [e for e, _ in scored]
     test_acc = [float('nan') if l is None else
                 float((np.asarray(l).argmax(-1) == y).mean()) for l in rec['test_logits']]
     history[name] = dict(train_loss=rec['train_loss'], train_accuracy=rec['train_accuracy'],

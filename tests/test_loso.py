@@ -483,3 +483,29 @@ def test_test_flip_averages_the_mirrored_prediction():
   # the mirror negates u: the average of (u, v, 0) and (-u, v, 0) is (0, v, 0)
   np.testing.assert_allclose(both['predictions']['probs'],
                              softmax(np.stack([zero, v, zero], -1)), rtol=1e-5, atol=1e-6)
+
+
+def test_ensemble_averages_its_models_and_its_first_is_the_single_model(tmp_path):
+  x, y, s = toy_data()
+  cfg = dataclasses_replace(CFG, epochs=2, folds_in_parallel=3)
+  one = run_loso(x, y, s, cfg, TinyNet(), progress=False)
+  out = tmp_path / 'ens'
+  two = run_loso(x, y, s, dataclasses_replace(cfg, ensemble=2), TinyNet(), out_dir=out,
+                 progress=False)
+  assert 'models per fold' in two['protocol']
+  for subj in one['history']:       # model 0 of each fold is the single model
+    np.testing.assert_allclose(two['history'][subj]['train_loss'],
+                               one['history'][subj]['train_loss'], rtol=1e-5)
+  records = {p.name: json.loads(p.read_text()) for p in (out / 'folds').glob('*.json')}
+  assert len(records) == 8 and sum('_model1' in k for k in records) == 4
+  for rec0 in (r for k, r in records.items() if '_model1' not in k):
+    rec1 = records[f"fold_{rec0['fold_id']:04d}_model1.json"]
+    want = (loso._softmax(np.asarray(rec0['test_logits'][-1])) +
+            loso._softmax(np.asarray(rec1['test_logits'][-1]))) / 2
+    at = two['predictions']['fold'] == rec0['fold']
+    np.testing.assert_allclose(two['predictions']['probs'][at], want, rtol=1e-6)
+    np.testing.assert_array_equal(two['predictions']['pred'][at], want.argmax(-1))
+    assert rec0['test_logits'][-1] != rec1['test_logits'][-1]    # two different models
+  again = run_loso(x, y, s, dataclasses_replace(cfg, ensemble=2), TinyNet(), out_dir=out,
+                   progress=False, on_epoch=lambda *a: pytest.fail('trained again'))
+  np.testing.assert_array_equal(again['predictions']['probs'], two['predictions']['probs'])

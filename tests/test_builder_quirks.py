@@ -124,6 +124,15 @@ def test_flow_images_png_names(tmp_path):
     assert red['006_1_2'] == -1.0
 
 
+def test_build_does_not_announce_a_download(tmp_path, capsys):
+    L.flow_images(tmp_path, [('casme2', 'sub01', 'EP02_01f', 1, 50)])
+    assert build.main(['megc2019_flow_images', '--manual_dir', str(tmp_path), '--data_dir',
+                       str(tmp_path / 'tfds'), '--workers', '1', '--no_progress']) == 0
+    out = capsys.readouterr().out
+    assert 'Downloading' not in out and 'Unknown size' not in out
+    assert 'from the local copy' in out
+
+
 def test_grayscale_png_is_not_a_flow_image(tmp_path):
     """A grayscale picture (one channel, or three equal ones) is skipped, naming the file."""
     L.flow_images(tmp_path, [('casme2', 'sub01', 'EP02_01f', 1, 50),

@@ -106,6 +106,15 @@ class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         raise NotImplementedError
 
     # -- TFDS ------------------------------------------------------------------------------
+    def _log_download_bytes(self) -> None:
+        # TFDS would announce a download ("Downloading and preparing dataset Unknown size"):
+        # nothing is downloaded here, the build reads the local copy.
+        print(f'building {self.name} ({self.builder_config.name}) from the local copy into '
+              f'{self.data_dir}', flush=True)
+
+    def _log_download_done(self) -> None:
+        pass             # the build command prints its own report
+
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
             features=features(self.builder_config.size),

@@ -73,8 +73,9 @@ class LosoConfig:
   balance: str = setting('none', "classes: 'loss' weighs each class equally in the loss, "
                          "'sampling' draws them equally often", choices=BALANCE)
   seed: int = setting(0, 'seed of initialisation, order, augmentation and splits')
-  folds_in_parallel: int = setting(0, 'folds trained at once (0: all; rounded up to a '
-                                   'multiple of the device count)', minimum=0)
+  folds_in_parallel: int = setting(0, 'folds (models, with an ensemble) trained at once (0: '
+                                   'all; rounded up to a multiple of the device count)',
+                                   minimum=0)
   eval_batch_size: int = setting(64, 'evaluation batch', minimum=1)
   select_epoch: str = setting(
       'last', "the epoch scored per fold: 'last'; 'validation' (best UF1 on subjects held "
@@ -619,7 +620,7 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
   # Fields that do not change the compiled programs are normalised for the cache.
   program_config = dataclasses.replace(
       config, seed=0, folds_in_parallel=0, checkpoint_every=1, select_epoch='last',
-      val_fraction=0.2, retrain=False, group_folds=0, steps_per_epoch=0,
+      val_fraction=0.2, retrain=False, group_folds=0, steps_per_epoch=0, ensemble=1,
       eval_every_epoch=True, eval_batch_size=1)
   init_fn, epoch_fn = make_fold_fns(model, program_config, plan.steps_per_epoch,
                                     plan.eval_batch, (1,) + images.shape[1:], num_classes, mesh)

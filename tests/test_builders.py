@@ -1,5 +1,6 @@
 """Every builder built from the synthetic databases (datasets.synthetic) and read back."""
 
+import os
 import pathlib
 import re
 import subprocess
@@ -140,3 +141,54 @@ def test_cli_from_repo_root_with_two_workers(built, tmp_path):
     data = load_arrays('smic', tmp_path, config='size_40_apex_max_motion')
     assert data['flow'].shape[1:] == (40, 40, 3)
     assert not (tmp_path / '.flow_cache' / 'smic' / 'size_40_apex_max_motion').exists()
+
+
+def _children(pid):
+    """Pids of the processes whose parent is `pid` (Linux /proc)."""
+    kids = []
+    for stat in pathlib.Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid):
+    try:
+        state = pathlib.Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != 'Z'
+
+
+@pytest.mark.skipif(not pathlib.Path('/proc/self/stat').exists(), reason='needs Linux /proc')
+def test_killed_build_leaves_no_worker_processes(tmp_path):
+    """SIGKILL of a build with 2 workers: its workers (and the resource tracker) end too.
+    They used to block forever writing a finished flow into the dead build's pipe."""
+    import signal
+    import time
+    synthetic.generate('all', tmp_path / 'copy', subjects=2, seed=0)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'datasets.build', 'megc2019', '--manual_dir',
+         str(tmp_path / 'copy'), '--data_dir', str(tmp_path / 'tfds'), '--size', '224',
+         '--workers', '2', '--no_progress'], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    kids = []
+    while time.time() < deadline and proc.poll() is None and len(kids) < 3:
+        kids = _children(proc.pid)     # 2 workers and the resource tracker
+        time.sleep(0.05)
+    time.sleep(2.0)                    # the workers import, then compute flows
+    assert proc.poll() is None and len(kids) >= 3, 'the build ended before it could be killed'
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(k) for k in kids):
+        time.sleep(0.2)
+    left = [k for k in kids if _alive(k)]
+    for k in left:
+        os.kill(k, signal.SIGKILL)
+    assert not left, f'processes outlived the killed build: {left}'

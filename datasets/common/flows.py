@@ -133,9 +133,9 @@ def run_all(jobs: Iterable, workers: int, cache_dir: str | None = None) -> Itera
             yield run(job, cache_dir)
         return
     context = multiprocessing.get_context('spawn')
-    from hfa_jax.preprocess import init_worker
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
-                                                initializer=init_worker) as pool:
+                                                initializer=_init_worker,
+                                                initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run, job, cache_dir) for job in jobs]
         try:
             for future in concurrent.futures.as_completed(futures):
@@ -143,6 +143,26 @@ def run_all(jobs: Iterable, workers: int, cache_dir: str | None = None) -> Itera
         finally:
             for future in futures:
                 future.cancel()
+
+
+def _init_worker(parent: int) -> None:
+    """Set up a flow worker: one OpenCV thread, and exit when the build process dies.
+
+    A killed build (SIGKILL, a closed terminal) cannot stop its pool; its workers would
+    wait on the pool's pipe forever. A daemon thread checks every half second that the
+    parent is alive and ends the worker otherwise.
+    """
+    import threading
+    import time
+    from hfa_jax.preprocess import init_worker
+    init_worker()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name='parent-watch').start()
 
 
 def default_workers() -> int:

@@ -78,13 +78,22 @@ def build(args: argparse.Namespace) -> int:
     builder = make_builder(args)
     target = pathlib.Path(builder.data_path)
     name = f'{args.name}/{builder.builder_config.name}'
+    backup = target.parent / f'previous_{target.name}'
+    if backup.exists():          # an --overwrite that was killed before it finished
+        if (target / 'dataset_info.json').exists():
+            shutil.rmtree(backup, ignore_errors=True)     # killed after the new one was done
+        elif (backup / 'dataset_info.json').exists():
+            shutil.rmtree(target, ignore_errors=True)
+            backup.rename(target)
+            print(f'{name}: restored the previous build, left aside by an --overwrite that '
+                  'did not finish', flush=True)
+            builder = make_builder(args)                   # reads the restored info
     if (target / 'dataset_info.json').exists() and not args.overwrite:
         meta = builder.info.metadata or {}
         print(f'{name} is already built at {target} ({meta.get("num_examples", "?")} examples, '
               f'{len(meta.get("skipped", []))} skipped). Pass --overwrite to rebuild it.')
         return 0
     _remove_stale(builder)
-    backup = target.parent / f'previous_{target.name}'
     if target.exists():  # --overwrite, or a version folder without dataset_info.json
         shutil.rmtree(backup, ignore_errors=True)
         target.rename(backup)

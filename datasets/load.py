@@ -52,9 +52,13 @@ def dataset_path(name: str, data_dir=None, size: int | None = None,
     size = size or default_size
     config = config or base.config_name(size)
     root = pathlib.Path(data_dir or base.default_data_dir()).expanduser()
+    version = lambda p: tuple(int(x) for x in p.name.split('_')[-1].split('.') if x.isdigit())
     versions = sorted((p for p in (root / name / config).glob('*.*.*')
                        if p.name[0].isdigit() and (p / 'dataset_info.json').exists()),
-                      key=lambda p: tuple(int(x) for x in p.name.split('.') if x.isdigit()))
+                      key=version)
+    if not versions:    # an unfinished --overwrite keeps the previous build aside meanwhile
+        versions = sorted((p for p in (root / name / config).glob('previous_*.*.*')
+                           if (p / 'dataset_info.json').exists()), key=version)
     if not versions:
         command = _build_command(name, config, os.fspath(data_dir) if data_dir else None,
                                  size, default_size)

@@ -123,6 +123,23 @@ def test_failed_overwrite_keeps_previous_build(tmp_path):
     assert list(load_arrays('casme2', data_dir, 32)['sample']) == ['EP01_01']
 
 
+def test_killed_overwrite_keeps_the_previous_build_loadable_and_restores_it(tmp_path, capsys):
+    manual = _casme2(tmp_path / 'manual', [GOOD])
+    data_dir = tmp_path / 'tfds'
+    assert _run('casme2', manual, data_dir) == 0
+    version = next((data_dir / 'casme2' / 'size_32').glob('1.*'))
+    # what a SIGKILL during `--overwrite` leaves: the old build set aside, a partial new one
+    version.rename(version.parent / f'previous_{version.name}')
+    (version.parent / f'incomplete.abc_{version.name}').mkdir()
+    assert list(load_arrays('casme2', data_dir, 32)['sample']) == ['EP01_01']   # still loads
+    assert _run('casme2', manual, data_dir) == 0            # the next command restores it
+    out = capsys.readouterr().out
+    assert 'restored the previous build' in out and 'already built' in out
+    assert (version / 'dataset_info.json').exists()
+    assert not (version.parent / f'previous_{version.name}').exists()
+    assert list(load_arrays('casme2', data_dir, 32)['sample']) == ['EP01_01']
+
+
 def test_load_not_built_gives_the_command(tmp_path):
     with pytest.raises(DatasetNotBuiltError) as e:
         load_arrays('samm', tmp_path, size=64)

@@ -415,6 +415,18 @@ class _RunFiles:
     self.dir = os.path.abspath(out_dir)
     os.makedirs(os.path.join(self.dir, 'folds'), exist_ok=True)
     self._lock = _lock(os.path.join(self.dir, '.lock'))
+    try:
+      self._check_or_write(settings)
+    except BaseException:
+      self._lock.close()
+      raise
+    self.manager = ocp.CheckpointManager(
+        os.path.join(self.dir, 'checkpoints'),
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, cleanup_tmp_directories=True,
+                                             enable_async_checkpointing=False))
+
+  def _check_or_write(self, settings: dict):
+    """Writes run.json, or checks that the run there has these settings and data."""
     run_json = os.path.join(self.dir, 'run.json')
     if os.path.exists(run_json):
       with open(run_json) as f:
@@ -435,10 +447,6 @@ class _RunFiles:
                          'Resume with the same settings, or choose another output folder.')
     elif jax.process_index() == 0:
       _write_json(run_json, settings)
-    self.manager = ocp.CheckpointManager(
-        os.path.join(self.dir, 'checkpoints'),
-        options=ocp.CheckpointManagerOptions(max_to_keep=1, cleanup_tmp_directories=True,
-                                             enable_async_checkpointing=False))
 
   def fold_path(self, fold_id, replica=0):
     return os.path.join(self.dir, 'folds', f'fold_{fold_id:04d}' +

@@ -62,10 +62,14 @@ def dataset_path(name: str, data_dir=None, size: int | None = None,
     if not versions:
         command = _build_command(name, config, os.fspath(data_dir) if data_dir else None,
                                  size, default_size)
+        others = sorted(p.parent.parent.name for p in (root / name).glob('*/*/dataset_info.json')
+                        if p.parent.parent.name != config)
+        built = (f'\nBuilt there with other options: {", ".join(others)}; train on one with '
+                 f'--dataset {name}:{others[0]}' if others else '')
         raise DatasetNotBuiltError(
             f'{name} ({config}) is not built in {root}. Build it with:\n  {command}\n'
             f'(DIR: the folder holding your copy; `python -m datasets.synthetic --database all '
-            f'--out DIR` writes a synthetic one)')
+            f'--out DIR` writes a synthetic one){built}')
     return versions[-1]
 
 

@@ -166,3 +166,26 @@ def test_results_table_of_finished_runs(tiny_run, tmp_path, capsys):
   assert f"{summary['uf1']:.4f}" in lines[2] and 'last epoch' in lines[2]
   assert 'skipping' in text.err and (tmp_path / 't.md').read_text().strip() == text.out.strip()
   assert results.main([str(tmp_path / 'unfinished')]) == 2
+
+
+def test_a_build_with_other_options_is_found_and_trained_on(tmp_path, capsys):
+  """`datasets.build casme2 --missing_apex middle` makes its own config: the trainer says
+  how to choose it and trains on it."""
+  from datasets import build, synthetic
+  synthetic.generate('casme2', tmp_path / 'copy', 2, 0)
+  data_dir = tmp_path / 'tfds'
+  assert build.main(['casme2', '--manual_dir', str(tmp_path / 'copy' / 'casme2'), '--data_dir',
+                     str(data_dir), '--size', '32', '--missing_apex', 'middle', '--workers', '1',
+                     '--no_progress']) == 0
+  capsys.readouterr()
+  args = ['--config', 'tiny', '--model', 'tests.tiny:TinyNet', '--data_dir', str(data_dir),
+          '--size', '32', '--no_progress', '--out', str(tmp_path / 'out')]
+  assert cli.main(['--dataset', 'casme2', *args]) == 2
+  err = capsys.readouterr().err
+  assert '--dataset casme2:size_32_missing_apex_middle' in err
+  assert cli.main(['--dataset', 'casme2:size_32_missing_apex_middle', '--warmup_epochs', '3',
+                   *args]) == 0
+  out = capsys.readouterr().out
+  assert 'WARNING: --warmup_epochs 3.0 is longer than the run (1 epochs)' in out
+  summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+  assert summary['dataset'] == 'casme2:size_32_missing_apex_middle' and summary['n_samples'] > 0

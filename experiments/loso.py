@@ -135,7 +135,7 @@ def make_parser() -> argparse.ArgumentParser:
   p.add_argument('--resume', metavar='OUT', default=argparse.SUPPRESS,
                  help='continue the run in OUT with its saved settings')
   p.add_argument('--no_progress', action='store_true', default=argparse.SUPPRESS,
-                 help='no progress bar')
+                 help='no progress bar: plain log lines instead (the compile, then an epoch line at most once a minute)')
   settings_lib.add_flags(p, Experiment, 'data, model and output')
   settings_lib.add_flags(p, LosoConfig, 'training (hfa_jax.loso.LosoConfig)')
   return p
@@ -344,6 +344,26 @@ class WallClock:
 # --------------------------------------------------------------------------- main
 
 
+class EpochLog:
+  """Plain progress lines for logs (--no_progress): that the first epoch compiles, then
+  one line per epoch at most every `every` seconds, and the last epoch of each group."""
+
+  def __init__(self, epochs: int, every: float = 60.0):
+    self.epochs, self.every, self.last = epochs, every, None
+    print('the first epoch compiles the training program (a minute or more on a CPU; '
+          'cached for later runs)', flush=True)
+
+  def __call__(self, group: int, epoch: int, m: dict):
+    now = time.monotonic()
+    if self.last is not None and now - self.last < self.every and epoch + 1 < self.epochs:
+      return
+    self.last = now
+    total = f'/{self.epochs}' if m['phase'] == 'train' else ''
+    print(f"models group {group + 1}, {m['phase']} epoch {epoch + 1}{total}: "
+          f"train loss {np.mean(m['loss']):.4f}, accuracy {np.mean(m['accuracy']):.3f} "
+          f"({m['seconds']:.1f} s/epoch)", flush=True)
+
+
 def run(s: dict, progress: bool = True, argv=None) -> dict:
   """Runs the LOSO of settings `s` and writes every output; returns the summary."""
   import jax
@@ -399,11 +419,19 @@ def run(s: dict, progress: bool = True, argv=None) -> dict:
   model = model_class(s['model'])(num_classes=len(names))
   clock = WallClock(out)
   trained = []
+  log = None if progress else EpochLog(config.epochs)
+
+  def on_epoch(*args):
+    trained.append(1)
+    clock.tick()
+    if log:
+      log(*args)
+
   try:
     result = run_loso(data['images'], data['labels'], data['subjects'], config, model,
                       num_classes=len(names), only_subjects=s['subjects'],
                       strata=data['databases'], out_dir=out / 'state', progress=progress,
-                      on_epoch=lambda *a: (trained.append(1), clock.tick()),
+                      on_epoch=on_epoch,
                       run_record=dict(dataset=s['dataset'], classes=s['classes'],
                                       keep_emotions=s['keep_emotions'], size=s['size'],
                                       model=s['model']))

@@ -18,11 +18,14 @@ the same result whether it trains alone, with others, or after a resume.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import os
 import re
+import signal
+import threading
 import time
 from typing import Callable
 
@@ -478,14 +481,33 @@ class _RunFiles:
     return restored['state'], restored['history']
 
   def save(self, step, state, history):
+    """Writes the checkpoint; a Ctrl-C meanwhile stops the run after the write, not
+    inside it (orbax's writer threads would be left half-done)."""
     ocp = self.ocp
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history)), force=True)
-    self.manager.wait_until_finished()
+    with _interrupts_deferred():
+      self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history)), force=True)
+      self.manager.wait_until_finished()
 
   def close(self):
     self.manager.close()
     self._lock.close()        # releases the lock (as the end of the process would)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+  """Holds back SIGINT (Ctrl-C) until the block ends, then raises KeyboardInterrupt."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  caught = []
+  previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if caught:
+    raise KeyboardInterrupt
 
 
 class RunInUseError(RuntimeError):

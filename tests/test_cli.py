@@ -36,6 +36,9 @@ def test_end_to_end_outputs(tiny_run):
   out, proc = tiny_run
   assert 'UF1' in proc.stdout and 'honest' in proc.stdout
   assert 'input 32 px: set by experiments/configs/tiny.py' in proc.stdout
+  # --no_progress still says that the first epoch compiles, and logs the epochs
+  assert 'the first epoch compiles the training program' in proc.stdout
+  assert 'train epoch 2/2: train loss' in proc.stdout
   summary = json.loads((out / 'summary.json').read_text())
   for key in ('uf1', 'uar', 'accuracy', 'per_database', 'per_subject', 'settings', 'seed',
               'versions', 'devices', 'wall_time_seconds', 'command', 'protocol', 'cpu',
@@ -152,6 +155,8 @@ def test_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
   path.write_text('')
   code = cli.main([*TINY, '--data_dir', str(tmp_path / 'data'), '--out', str(path)])
   assert code == 2 and 'is a file' in capsys.readouterr().err
+  code = cli.main([*TINY, '--data_dir', str(tmp_path / 'data'), '--out', str(path / 'run')])
+  assert code == 2 and 'cannot be written' in capsys.readouterr().err
 
 
 def test_results_table_of_finished_runs(tiny_run, tmp_path, capsys):

@@ -509,3 +509,36 @@ def test_ensemble_averages_its_models_and_its_first_is_the_single_model(tmp_path
   again = run_loso(x, y, s, dataclasses_replace(cfg, ensemble=2), TinyNet(), out_dir=out,
                    progress=False, on_epoch=lambda *a: pytest.fail('trained again'))
   np.testing.assert_array_equal(again['predictions']['probs'], two['predictions']['probs'])
+
+
+def test_ctrl_c_during_a_checkpoint_write_stops_after_the_write(tmp_path):
+  """A Ctrl-C that lands inside orbax's save is held back until the checkpoint is
+  complete; then the run stops with KeyboardInterrupt (no half-written checkpoint,
+  no orbax writer threads left scheduling work at exit)."""
+  import signal
+  files = loso._RunFiles(tmp_path / 'run', dict(a=1))
+  real_save = files.manager.save
+
+  def interrupted_save(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)          # the user presses Ctrl-C mid-write
+    return real_save(*args, **kwargs)
+
+  files.manager.save = interrupted_save
+  state = dict(w=jnp.arange(4.0))
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      files.save(3, state, dict(subjects=['s1']))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert files.manager.latest_step() == 3
+    restored, history = files.restore(['s1'], state)
+    chex.assert_trees_all_close(restored, state)
+    assert history == dict(subjects=['s1'])
+  finally:
+    files.close()
+
+
+def test_progress_bar_says_the_first_epoch_compiles(capsys):
+  x, y, s = toy_data()
+  run_loso(x, y, s, dataclasses_replace(CFG, epochs=1), TinyNet(), progress=True,
+           only_subjects=['s1'])
+  assert 'compiling (once; cached for later runs)' in capsys.readouterr().err

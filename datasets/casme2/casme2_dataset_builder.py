@@ -1,17 +1,10 @@
 """CASME II (Yan et al. 2014): one example per annotated micro-expression clip.
 
 Build: `python -m datasets.build casme2 --manual_dir DIR` (from the repository root), or
-`tfds build datasets/casme2 --manual_dir DIR` where TensorFlow is installed.
+`tfds build datasets/casme2 --manual_dir DIR` (after `pip install -e ".[tfds-cli]"`).
 """
 
-import pathlib
-import sys
-
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # `tfds build datasets/NAME` imports this file without the repo root
-    sys.path.insert(0, _ROOT)
-
-from datasets.common import builder, labels, layout, sources  # noqa: E402
+from datasets.common import builder, labels, layout, sources
 
 EMOTIONS = labels.EMOTIONS['casme2']
 

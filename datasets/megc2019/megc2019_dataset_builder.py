@@ -7,18 +7,11 @@ The manual folder holds the three database copies in any subfolders; each is rec
 its layout and spreadsheet.
 
 Build: `python -m datasets.build megc2019 --manual_dir DIR` (from the repository root), or
-`tfds build datasets/megc2019 --manual_dir DIR` where TensorFlow is installed.
+`tfds build datasets/megc2019 --manual_dir DIR` (after `pip install -e ".[tfds-cli]"`).
 """
 
-import pathlib
-import sys
-
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # `tfds build datasets/NAME` imports this file without the repo root
-    sys.path.insert(0, _ROOT)
-
-from datasets.common import builder, labels, layout, sources  # noqa: E402
-from datasets.common.samples import Problem  # noqa: E402
+from datasets.common import builder, labels, layout, sources
+from datasets.common.samples import Problem
 
 # Native emotions of all three databases (the `emotion` feature); composite_label is the class.
 EMOTIONS = tuple(dict.fromkeys(labels.EMOTIONS['casme2'] + labels.EMOTIONS['samm']

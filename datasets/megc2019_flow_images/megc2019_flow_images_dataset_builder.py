@@ -9,14 +9,7 @@ root), or `tfds build datasets/megc2019_flow_images --manual_dir DIR` where Tens
 installed.
 """
 
-import pathlib
-import sys
-
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # `tfds build datasets/NAME` imports this file without the repo root
-    sys.path.insert(0, _ROOT)
-
-from datasets.common import builder, flow_images, labels, layout  # noqa: E402
+from datasets.common import builder, flow_images, labels, layout
 
 EMOTIONS = labels.COMPOSITE_CLASSES
 

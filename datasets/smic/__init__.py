@@ -1,1 +1,5 @@
 """SMIC-HS as a TFDS dataset of optical-flow images (see README.md)."""
+
+if __name__ == 'smic':  # imported by `tfds build datasets/smic`: see datasets/tfds_cli.py
+  import tfds_cli
+  tfds_cli.lend_project_datasets()

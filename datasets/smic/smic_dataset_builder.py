@@ -5,17 +5,11 @@ folder name, and the apex is chosen by the config's strategy ('middle' frame by 
 'max_motion' in the `size_N_apex_max_motion` configs).
 
 Build: `python -m datasets.build smic --manual_dir DIR [--apex max_motion]` (from the
-repository root), or `tfds build datasets/smic --manual_dir DIR` where TensorFlow is installed.
+repository root), or `tfds build datasets/smic --manual_dir DIR` (after
+`pip install -e ".[tfds-cli]"`).
 """
 
-import pathlib
-import sys
-
-_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # `tfds build datasets/NAME` imports this file without the repo root
-    sys.path.insert(0, _ROOT)
-
-from datasets.common import builder, labels, layout, sources  # noqa: E402
+from datasets.common import builder, labels, layout, sources
 
 EMOTIONS = labels.EMOTIONS['smic']
 

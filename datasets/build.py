@@ -23,113 +23,158 @@ from datasets.common import flows, registry
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog='python -m datasets.build', description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('name', choices=registry.NAMES)
-    p.add_argument('--manual_dir', required=True, help='folder holding your copy of the database')
-    p.add_argument('--data_dir', default=None,
-                   help='where to write the dataset (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)')
-    p.add_argument('--size', type=int, default=None,
-                   help='side of the stored flow images (default 224; 28 for megc2019_flow_images)')
-    p.add_argument('--workers', type=int, default=None,
-                   help=f'flow-extraction processes (default: all {flows.default_workers()} cores)')
-    p.add_argument('--on_error', choices=('skip', 'stop'), default='skip',
-                   help='bad sample: skip it and list it in the summary, or stop at the first')
-    p.add_argument('--apex', choices=('middle', 'max_motion'), default='middle',
-                   help='SMIC apex strategy (smic, megc2019)')
-    p.add_argument('--missing_apex', choices=('skip', 'middle'), default='skip',
-                   help="'/' apex: treat as a bad sample, or use the middle frame of "
-                        'onset..offset (casme2, samm, megc2019)')
-    p.add_argument('--overwrite', action='store_true',
-                   help='rebuild an existing dataset (the old one is kept until the new one is done)')
-    p.add_argument('--no_progress', action='store_true', help='no progress bar')
-    args = p.parse_args(argv)
-    if args.apex != 'middle' and args.name not in registry.APEX_OPTION:
-        p.error(f'--apex applies to {", ".join(registry.APEX_OPTION)} only')
-    if args.missing_apex != 'skip' and args.name not in registry.MISSING_APEX_OPTION:
-        p.error(f'--missing_apex applies to {", ".join(registry.MISSING_APEX_OPTION)} only')
-    if args.size is not None and args.size < 8:
-        p.error('--size must be at least 8')
-    return args
+  p = argparse.ArgumentParser(
+    prog='python -m datasets.build',
+    description=__doc__.split('\n\n')[0],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  p.add_argument('name', choices=registry.NAMES)
+  p.add_argument('--manual_dir', required=True, help='folder holding your copy of the database')
+  p.add_argument(
+    '--data_dir',
+    default=None,
+    help='where to write the dataset (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)',
+  )
+  p.add_argument(
+    '--size',
+    type=int,
+    default=None,
+    help='side of the stored flow images (default 224; 28 for megc2019_flow_images)',
+  )
+  p.add_argument(
+    '--workers',
+    type=int,
+    default=None,
+    help=f'flow-extraction processes (default: all {flows.default_workers()} cores)',
+  )
+  p.add_argument(
+    '--on_error',
+    choices=('skip', 'stop'),
+    default='skip',
+    help='bad sample: skip it and list it in the summary, or stop at the first',
+  )
+  p.add_argument(
+    '--apex',
+    choices=('middle', 'max_motion'),
+    default='middle',
+    help='SMIC apex strategy (smic, megc2019)',
+  )
+  p.add_argument(
+    '--missing_apex',
+    choices=('skip', 'middle'),
+    default='skip',
+    help="'/' apex: treat as a bad sample, or use the middle frame of "
+    'onset..offset (casme2, samm, megc2019)',
+  )
+  p.add_argument(
+    '--overwrite',
+    action='store_true',
+    help='rebuild an existing dataset (the old one is kept until the new one is done)',
+  )
+  p.add_argument('--no_progress', action='store_true', help='no progress bar')
+  args = p.parse_args(argv)
+  if args.apex != 'middle' and args.name not in registry.APEX_OPTION:
+    p.error(f'--apex applies to {", ".join(registry.APEX_OPTION)} only')
+  if args.missing_apex != 'skip' and args.name not in registry.MISSING_APEX_OPTION:
+    p.error(f'--missing_apex applies to {", ".join(registry.MISSING_APEX_OPTION)} only')
+  if args.size is not None and args.size < 8:
+    p.error('--size must be at least 8')
+  return args
 
 
 def make_builder(args: argparse.Namespace):
-    import tensorflow_datasets as tfds
-    from datasets.common import builder as base
-    cls = registry.builder_class(args.name)
-    config = base.select_config(cls, args.size, args.apex, args.missing_apex)
-    return cls(data_dir=args.data_dir or base.default_data_dir(), config=config,
-               file_format=tfds.core.FileFormat.ARRAY_RECORD, on_error=args.on_error,
-               workers=args.workers, progress=not args.no_progress)
+  import tensorflow_datasets as tfds
+  from datasets.common import builder as base
+
+  cls = registry.builder_class(args.name)
+  config = base.select_config(cls, args.size, args.apex, args.missing_apex)
+  return cls(
+    data_dir=args.data_dir or base.default_data_dir(),
+    config=config,
+    file_format=tfds.core.FileFormat.ARRAY_RECORD,
+    on_error=args.on_error,
+    workers=args.workers,
+    progress=not args.no_progress,
+  )
 
 
 def _remove_stale(builder) -> None:
-    """Temp folders of builds killed before TFDS could clean up (never a finished dataset)."""
-    for stale in builder.data_path.parent.glob(f'incomplete.*_{builder.data_path.name}'):
-        shutil.rmtree(stale, ignore_errors=True)
+  """Temp folders of builds killed before TFDS could clean up (never a finished dataset)."""
+  for stale in builder.data_path.parent.glob(f'incomplete.*_{builder.data_path.name}'):
+    shutil.rmtree(stale, ignore_errors=True)
 
 
 def build(args: argparse.Namespace) -> int:
-    """Build; return the exit code (0 built or already there, 1 stopped, 2 bad manual folder)."""
-    import tensorflow_datasets as tfds
-    from datasets.common.builder import BuildStopped
-    from datasets.common.layout import ManualDirError
+  """Build; return the exit code (0 built or already there, 1 stopped, 2 bad manual folder)."""
+  import tensorflow_datasets as tfds
+  from datasets.common.builder import BuildStopped
+  from datasets.common.layout import ManualDirError
 
-    builder = make_builder(args)
-    target = pathlib.Path(builder.data_path)
-    name = f'{args.name}/{builder.builder_config.name}'
-    backup = target.parent / f'previous_{target.name}'
-    if backup.exists():          # an --overwrite that was killed before it finished
-        if (target / 'dataset_info.json').exists():
-            shutil.rmtree(backup, ignore_errors=True)     # killed after the new one was done
-        elif (backup / 'dataset_info.json').exists():
-            shutil.rmtree(target, ignore_errors=True)
-            backup.rename(target)
-            print(f'{name}: restored the previous build, left aside by an --overwrite that '
-                  'did not finish', flush=True)
-            builder = make_builder(args)                   # reads the restored info
-    if (target / 'dataset_info.json').exists() and not args.overwrite:
-        meta = builder.info.metadata or {}
-        print(f'{name} is already built at {target} ({meta.get("num_examples", "?")} examples, '
-              f'{len(meta.get("skipped", []))} skipped). Pass --overwrite to rebuild it.')
-        return 0
-    _remove_stale(builder)
-    if target.exists():  # --overwrite, or a version folder without dataset_info.json
-        shutil.rmtree(backup, ignore_errors=True)
-        target.rename(backup)
-    tfds.disable_progress_bar()
-    ok = False
-    try:
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-            manual_dir=str(pathlib.Path(args.manual_dir).expanduser())))
-        ok = True
-    except ManualDirError as e:
-        print(f'\n{args.name}: unusable manual folder {args.manual_dir}\n{e}', file=sys.stderr)
-        return 2
-    except BuildStopped as e:
-        if builder.report.skipped:
-            print(builder.report.format(), file=sys.stderr)
-        print(f'\n{e}', file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f'\n{name}: interrupted; nothing was written. Run the same command again: the '
-              f'flows computed so far are cached in {builder.cache_dir}.', file=sys.stderr)
-        return 130
-    finally:
-        if backup.exists():
-            if ok:
-                shutil.rmtree(backup, ignore_errors=True)
-            elif not target.exists():
-                backup.rename(target)  # the previous build stays in place
-    builder.remove_cache()
-    print(builder.report.format())
-    print(f'written to {target}')
+  builder = make_builder(args)
+  target = pathlib.Path(builder.data_path)
+  name = f'{args.name}/{builder.builder_config.name}'
+  backup = target.parent / f'previous_{target.name}'
+  if backup.exists():  # an --overwrite that was killed before it finished
+    if (target / 'dataset_info.json').exists():
+      shutil.rmtree(backup, ignore_errors=True)  # killed after the new one was done
+    elif (backup / 'dataset_info.json').exists():
+      shutil.rmtree(target, ignore_errors=True)
+      backup.rename(target)
+      print(
+        f'{name}: restored the previous build, left aside by an --overwrite that did not finish',
+        flush=True,
+      )
+      builder = make_builder(args)  # reads the restored info
+  if (target / 'dataset_info.json').exists() and not args.overwrite:
+    meta = builder.info.metadata or {}
+    print(
+      f'{name} is already built at {target} ({meta.get("num_examples", "?")} examples, '
+      f'{len(meta.get("skipped", []))} skipped). Pass --overwrite to rebuild it.'
+    )
     return 0
+  _remove_stale(builder)
+  if target.exists():  # --overwrite, or a version folder without dataset_info.json
+    shutil.rmtree(backup, ignore_errors=True)
+    target.rename(backup)
+  tfds.disable_progress_bar()
+  ok = False
+  try:
+    builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+        manual_dir=str(pathlib.Path(args.manual_dir).expanduser())
+      )
+    )
+    ok = True
+  except ManualDirError as e:
+    print(f'\n{args.name}: unusable manual folder {args.manual_dir}\n{e}', file=sys.stderr)
+    return 2
+  except BuildStopped as e:
+    if builder.report.skipped:
+      print(builder.report.format(), file=sys.stderr)
+    print(f'\n{e}', file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    print(
+      f'\n{name}: interrupted; nothing was written. Run the same command again: the '
+      f'flows computed so far are cached in {builder.cache_dir}.',
+      file=sys.stderr,
+    )
+    return 130
+  finally:
+    if backup.exists():
+      if ok:
+        shutil.rmtree(backup, ignore_errors=True)
+      elif not target.exists():
+        backup.rename(target)  # the previous build stays in place
+  builder.remove_cache()
+  print(builder.report.format())
+  print(f'written to {target}')
+  return 0
 
 
 def main(argv=None) -> int:
-    return build(parse_args(argv))
+  return build(parse_args(argv))
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+  sys.exit(main())

@@ -26,156 +26,196 @@ MEGC2019_SAMPLES = 442
 
 
 class DatasetNotBuiltError(FileNotFoundError):
-    """The dataset is not in data_dir; the message is the command that builds it."""
+  """The dataset is not in data_dir; the message is the command that builds it."""
 
 
-def _build_command(name: str, config_name: str, data_dir: str | None, size: int,
-                   default_size: int) -> str:
-    cmd = f'python -m datasets.build {name} --manual_dir DIR'
-    if data_dir:
-        cmd += f' --data_dir {data_dir}'
-    if size != default_size:
-        cmd += f' --size {size}'
-    if '_apex_max_motion' in config_name:
-        cmd += ' --apex max_motion'
-    if '_missing_apex_middle' in config_name:
-        cmd += ' --missing_apex middle'
-    return cmd
+def _build_command(
+  name: str, config_name: str, data_dir: str | None, size: int, default_size: int
+) -> str:
+  cmd = f'python -m datasets.build {name} --manual_dir DIR'
+  if data_dir:
+    cmd += f' --data_dir {data_dir}'
+  if size != default_size:
+    cmd += f' --size {size}'
+  if '_apex_max_motion' in config_name:
+    cmd += ' --apex max_motion'
+  if '_missing_apex_middle' in config_name:
+    cmd += ' --missing_apex middle'
+  return cmd
 
 
-def dataset_path(name: str, data_dir=None, size: int | None = None,
-                 config: str | None = None) -> pathlib.Path:
-    """Folder of the newest built version of NAME/config; DatasetNotBuiltError if none."""
-    from datasets.common import builder as base
-    cls = registry.builder_class(name)
-    default_size = cls.BUILDER_CONFIGS[0].size
-    size = size or default_size
-    config = config or base.config_name(size)
-    root = pathlib.Path(data_dir or base.default_data_dir()).expanduser()
-    version = lambda p: tuple(int(x) for x in p.name.split('_')[-1].split('.') if x.isdigit())
-    versions = sorted((p for p in (root / name / config).glob('*.*.*')
-                       if p.name[0].isdigit() and (p / 'dataset_info.json').exists()),
-                      key=version)
-    if not versions:    # an unfinished --overwrite keeps the previous build aside meanwhile
-        versions = sorted((p for p in (root / name / config).glob('previous_*.*.*')
-                           if (p / 'dataset_info.json').exists()), key=version)
-    if not versions:
-        command = _build_command(name, config, os.fspath(data_dir) if data_dir else None,
-                                 size, default_size)
-        others = sorted(p.parent.parent.name for p in (root / name).glob('*/*/dataset_info.json')
-                        if p.parent.parent.name != config)
-        built = (f'\nBuilt there with other options: {", ".join(others)}; train on one with '
-                 f'--dataset {name}:{others[0]}' if others else '')
-        raise DatasetNotBuiltError(
-            f'{name} ({config}) is not built in {root}. Build it with:\n  {command}\n'
-            f'(DIR: the folder holding your copy; `python -m datasets.synthetic --database all '
-            f'--out DIR` writes a synthetic one){built}')
-    return versions[-1]
+def dataset_path(
+  name: str, data_dir=None, size: int | None = None, config: str | None = None
+) -> pathlib.Path:
+  """Folder of the newest built version of NAME/config; DatasetNotBuiltError if none."""
+  from datasets.common import builder as base
+
+  cls = registry.builder_class(name)
+  default_size = cls.BUILDER_CONFIGS[0].size
+  size = size or default_size
+  config = config or base.config_name(size)
+  root = pathlib.Path(data_dir or base.default_data_dir()).expanduser()
+  version = lambda p: tuple(int(x) for x in p.name.split('_')[-1].split('.') if x.isdigit())
+  versions = sorted(
+    (
+      p
+      for p in (root / name / config).glob('*.*.*')
+      if p.name[0].isdigit() and (p / 'dataset_info.json').exists()
+    ),
+    key=version,
+  )
+  if not versions:  # an unfinished --overwrite keeps the previous build aside meanwhile
+    versions = sorted(
+      (
+        p
+        for p in (root / name / config).glob('previous_*.*.*')
+        if (p / 'dataset_info.json').exists()
+      ),
+      key=version,
+    )
+  if not versions:
+    command = _build_command(
+      name, config, os.fspath(data_dir) if data_dir else None, size, default_size
+    )
+    others = sorted(
+      p.parent.parent.name
+      for p in (root / name).glob('*/*/dataset_info.json')
+      if p.parent.parent.name != config
+    )
+    built = (
+      f'\nBuilt there with other options: {", ".join(others)}; train on one with '
+      f'--dataset {name}:{others[0]}'
+      if others
+      else ''
+    )
+    raise DatasetNotBuiltError(
+      f'{name} ({config}) is not built in {root}. Build it with:\n  {command}\n'
+      f'(DIR: the folder holding your copy; `python -m datasets.synthetic --database all '
+      f'--out DIR` writes a synthetic one){built}'
+    )
+  return versions[-1]
 
 
-def load_arrays(name: str, data_dir=None, size: int | None = None,
-                config: str | None = None) -> dict[str, np.ndarray]:
-    """Every example of a built dataset, sorted by (database, subject, sample).
+def load_arrays(
+  name: str, data_dir=None, size: int | None = None, config: str | None = None
+) -> dict[str, np.ndarray]:
+  """Every example of a built dataset, sorted by (database, subject, sample).
 
-    Returns flow (N, S, S, 3) float32 (u, v signed: see the module docstring), emotion /
-    composite_label / *_frame (N,) int64 and subject / sample / database / action_units (N,)
-    str arrays. `config` picks a non-default config by name (e.g. 'size_224_apex_max_motion');
-    `size` the stored side of the default.
-    """
-    import tensorflow_datasets as tfds
-    path = dataset_path(name, data_dir, size, config)
-    source = tfds.builder_from_directory(os.fspath(path)).as_data_source(split='train')
-    examples = [source[i] for i in range(len(source))]
-    if not examples:
-        raise DatasetNotBuiltError(f'{path} holds no examples; rebuild it')
-    out = {}
-    for key in examples[0]:
-        values = [e[key] for e in examples]
-        if key in TEXT:
-            out[key] = np.array([v.decode('utf-8') if isinstance(v, bytes) else str(v)
-                                 for v in values], dtype=str)
-        else:
-            out[key] = np.stack([np.asarray(v) for v in values])
-    if name in FLOW_IMAGES:      # 0..1 per channel -> -1..1: a mirror maps u to -u exactly
-        out['flow'] = 2 * out['flow'].astype(np.float32) - 1
-    order = np.lexsort((out['sample'], out['subject'], out['database']))
-    return {k: v[order] for k, v in out.items()}
+  Returns flow (N, S, S, 3) float32 (u, v signed: see the module docstring), emotion /
+  composite_label / *_frame (N,) int64 and subject / sample / database / action_units (N,)
+  str arrays. `config` picks a non-default config by name (e.g. 'size_224_apex_max_motion');
+  `size` the stored side of the default.
+  """
+  import tensorflow_datasets as tfds
+
+  path = dataset_path(name, data_dir, size, config)
+  source = tfds.builder_from_directory(os.fspath(path)).as_data_source(split='train')
+  examples = [source[i] for i in range(len(source))]
+  if not examples:
+    raise DatasetNotBuiltError(f'{path} holds no examples; rebuild it')
+  out = {}
+  for key in examples[0]:
+    values = [e[key] for e in examples]
+    if key in TEXT:
+      out[key] = np.array(
+        [v.decode('utf-8') if isinstance(v, bytes) else str(v) for v in values], dtype=str
+      )
+    else:
+      out[key] = np.stack([np.asarray(v) for v in values])
+  if name in FLOW_IMAGES:  # 0..1 per channel -> -1..1: a mirror maps u to -u exactly
+    out['flow'] = 2 * out['flow'].astype(np.float32) - 1
+  order = np.lexsort((out['sample'], out['subject'], out['database']))
+  return {k: v[order] for k, v in out.items()}
 
 
 def metadata(name: str, data_dir=None, size: int | None = None, config: str | None = None) -> dict:
-    """The built dataset's metadata: emotions, composite_classes, source, skipped, notes."""
-    import tensorflow_datasets as tfds
-    path = dataset_path(name, data_dir, size, config)
-    return dict(tfds.builder_from_directory(os.fspath(path)).info.metadata or {})
+  """The built dataset's metadata: emotions, composite_classes, source, skipped, notes."""
+  import tensorflow_datasets as tfds
+
+  path = dataset_path(name, data_dir, size, config)
+  return dict(tfds.builder_from_directory(os.fspath(path)).info.metadata or {})
 
 
 def native_size(name: str) -> int:
-    """The side a dataset is built at by default (28 for the flow images, 224 for frames)."""
-    return registry.builder_class(name).BUILDER_CONFIGS[0].size
+  """The side a dataset is built at by default (28 for the flow images, 224 for frames)."""
+  return registry.builder_class(name).BUILDER_CONFIGS[0].size
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:
-    """(N, H, W, 3) -> (N, size, size, 3), bilinear (antialiased when shrinking)."""
-    if images.shape[1:3] == (size, size):
-        return images
-    import jax
-    return np.asarray(jax.image.resize(images, (len(images), size, size, images.shape[-1]),
-                                       'bilinear'))
+  """(N, H, W, 3) -> (N, size, size, 3), bilinear (antialiased when shrinking)."""
+  if images.shape[1:3] == (size, size):
+    return images
+  import jax
+
+  return np.asarray(
+    jax.image.resize(images, (len(images), size, size, images.shape[-1]), 'bilinear')
+  )
 
 
-def training_data(name: str, data_dir=None, size: int | None = None, classes: str = 'composite',
-                  keep_emotions=None, config: str | None = None,
-                  data: dict | None = None) -> dict:
-    """The samples of a built dataset ready for `hfa_jax.run_loso`.
+def training_data(
+  name: str,
+  data_dir=None,
+  size: int | None = None,
+  classes: str = 'composite',
+  keep_emotions=None,
+  config: str | None = None,
+  data: dict | None = None,
+) -> dict:
+  """The samples of a built dataset ready for `hfa_jax.run_loso`.
 
-    Reads the dataset stored at `size` if built so, else its default build resized to
-    `size`; keeps the samples of the chosen classes ('composite': negative / positive /
-    surprise; 'native': the database's emotions, optionally only `keep_emotions`) and
-    numbers the classes present 0..C-1. `data` skips the reading (load_arrays' dict).
+  Reads the dataset stored at `size` if built so, else its default build resized to
+  `size`; keeps the samples of the chosen classes ('composite': negative / positive /
+  surprise; 'native': the database's emotions, optionally only `keep_emotions`) and
+  numbers the classes present 0..C-1. `data` skips the reading (load_arrays' dict).
 
-    Returns images (N, size, size, 3) float32, labels (N,) int32, subjects, samples,
-    databases (N,) str, class_names, dropped (samples outside the classes), source,
-    skipped (samples the build skipped, with reasons), stored_size.
-    """
-    if data is None:
-        try:
-            data = load_arrays(name, data_dir, size, config)
-        except DatasetNotBuiltError as first:
-            if config is not None or size is None:
-                raise
-            try:   # the default stored size, resized below
-                data = load_arrays(name, data_dir)
-            except DatasetNotBuiltError:
-                raise first from None
-    stored = data['flow'].shape[1]
-    size = size or stored
+  Returns images (N, size, size, 3) float32, labels (N,) int32, subjects, samples,
+  databases (N,) str, class_names, dropped (samples outside the classes), source,
+  skipped (samples the build skipped, with reasons), stored_size.
+  """
+  if data is None:
     try:
-        meta = metadata(name, data_dir, stored, config)
-    except DatasetNotBuiltError:
-        meta = {}
-    if classes == 'composite':
-        labels = data['composite_label'].astype(np.int64)
-        names = list(meta.get('composite_classes') or COMPOSITE)
-    elif classes == 'native':
-        labels = data['emotion'].astype(np.int64)
-        names = list(meta.get('emotions') or [])
-        if not names:
-            raise ValueError(f'{name} has no emotion names in its metadata')
-        if keep_emotions:
-            unknown = sorted(set(keep_emotions) - set(names))
-            if unknown:
-                raise ValueError(f'keep_emotions: unknown {unknown}; {name} has {names}')
-            keep = [names.index(e) for e in keep_emotions]
-            labels = np.where(np.isin(labels, keep), labels, -1)
-    else:
-        raise ValueError(f"classes must be 'composite' or 'native', got {classes!r}")
-    chosen = labels >= 0
-    present = sorted(set(labels[chosen].tolist()))           # compact to classes present
-    remap = {c: i for i, c in enumerate(present)}
-    return dict(
-        images=resize(data['flow'][chosen].astype(np.float32), size),
-        labels=np.array([remap[c] for c in labels[chosen]], np.int32),
-        subjects=data['subject'][chosen], samples=data['sample'][chosen],
-        databases=data['database'][chosen], class_names=[names[c] for c in present],
-        dropped=int((~chosen).sum()), source=name, skipped=list(meta.get('skipped') or []),
-        stored_size=int(stored))
+      data = load_arrays(name, data_dir, size, config)
+    except DatasetNotBuiltError as first:
+      if config is not None or size is None:
+        raise
+      try:  # the default stored size, resized below
+        data = load_arrays(name, data_dir)
+      except DatasetNotBuiltError:
+        raise first from None
+  stored = data['flow'].shape[1]
+  size = size or stored
+  try:
+    meta = metadata(name, data_dir, stored, config)
+  except DatasetNotBuiltError:
+    meta = {}
+  if classes == 'composite':
+    labels = data['composite_label'].astype(np.int64)
+    names = list(meta.get('composite_classes') or COMPOSITE)
+  elif classes == 'native':
+    labels = data['emotion'].astype(np.int64)
+    names = list(meta.get('emotions') or [])
+    if not names:
+      raise ValueError(f'{name} has no emotion names in its metadata')
+    if keep_emotions:
+      unknown = sorted(set(keep_emotions) - set(names))
+      if unknown:
+        raise ValueError(f'keep_emotions: unknown {unknown}; {name} has {names}')
+      keep = [names.index(e) for e in keep_emotions]
+      labels = np.where(np.isin(labels, keep), labels, -1)
+  else:
+    raise ValueError(f"classes must be 'composite' or 'native', got {classes!r}")
+  chosen = labels >= 0
+  present = sorted(set(labels[chosen].tolist()))  # compact to classes present
+  remap = {c: i for i, c in enumerate(present)}
+  return dict(
+    images=resize(data['flow'][chosen].astype(np.float32), size),
+    labels=np.array([remap[c] for c in labels[chosen]], np.int32),
+    subjects=data['subject'][chosen],
+    samples=data['sample'][chosen],
+    databases=data['database'][chosen],
+    class_names=[names[c] for c in present],
+    dropped=int((~chosen).sum()),
+    source=name,
+    skipped=list(meta.get('skipped') or []),
+    stored_size=int(stored),
+  )

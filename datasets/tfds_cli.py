@@ -39,8 +39,10 @@ def lend_project_datasets():
       sys.modules['datasets'] = present
     raise
   if not _is_mine(package, mine):
-    raise ImportError(f'`import datasets` found {package.__file__!r}, not {mine}: run the '
-                      'tfds command from the hfa_jax repository root')
+    raise ImportError(
+      f'`import datasets` found {package.__file__!r}, not {mine}: run the '
+      'tfds command from the hfa_jax repository root'
+    )
 
 
 def _is_mine(module, folder: pathlib.Path) -> bool:

@@ -10,6 +10,7 @@ strided input gradient as a stride-1 conv of the spread gradient, and the forwar
 outputs as a patches matmul. Both are jitted, warmed up, and timed as the median of --repeats
 calls; the maximum relative difference of their results is printed too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,22 +26,34 @@ from hfa_jax import allocator, kernels
 from hfa_jax.models import layers
 
 # (what, batch, side, Cin, Cout, stride): 3x3 convolutions, padding 1.
-WEIGHT_GRADS = [('RMT patch embed proj_3', 16, 112, 32, 32, 1),
-                ('MSA layer1 conv1 / patch embed proj_9', 16, 56, 64, 64, 1),
-                ('RMT patch embed proj_6', 16, 112, 32, 64, 2),
-                ('MSA stem conv1', 16, 224, 3, 64, 2),
-                ('RMT stage 2 patch merging', 16, 56, 64, 128, 2),
-                ('RMT stage 4 patch merging', 16, 14, 256, 512, 2)]
-INPUT_GRADS = [('stage 4 patch merging at side 64', 16, 4, 256, 512, 2),
-               ('stage 4 patch merging at side 32', 16, 2, 256, 512, 2)]
-FORWARDS = [('stage 4 patch merging at side 32', 16, 2, 256, 512, 2),
-            ('stage 4 patch merging at side 64', 16, 4, 256, 512, 2)]
+WEIGHT_GRADS = [
+  ('RMT patch embed proj_3', 16, 112, 32, 32, 1),
+  ('MSA layer1 conv1 / patch embed proj_9', 16, 56, 64, 64, 1),
+  ('RMT patch embed proj_6', 16, 112, 32, 64, 2),
+  ('MSA stem conv1', 16, 224, 3, 64, 2),
+  ('RMT stage 2 patch merging', 16, 56, 64, 128, 2),
+  ('RMT stage 4 patch merging', 16, 14, 256, 512, 2),
+]
+INPUT_GRADS = [
+  ('stage 4 patch merging at side 64', 16, 4, 256, 512, 2),
+  ('stage 4 patch merging at side 32', 16, 2, 256, 512, 2),
+]
+FORWARDS = [
+  ('stage 4 patch merging at side 32', 16, 2, 256, 512, 2),
+  ('stage 4 patch merging at side 64', 16, 4, 256, 512, 2),
+]
 # (what, rows, in, out): Linear layers over B*H*W rows.
-DENSE = [('RMT stage 1-2 q/k/v/out projection', 16 * 56 * 56, 64, 64),
-         ('RMT stage 2 FFN fc1', 16 * 56 * 56, 64, 384),
-         ('RMT stage 3 FFN fc1', 16 * 28 * 28, 128, 512)]
-QUICK = {'weight': [('small', 2, 16, 8, 16, 1)], 'dense': [('small', 512, 16, 32)],
-         'input': [('small', 2, 4, 8, 16, 2)], 'forward': [('small', 2, 2, 8, 16, 2)]}
+DENSE = [
+  ('RMT stage 1-2 q/k/v/out projection', 16 * 56 * 56, 64, 64),
+  ('RMT stage 2 FFN fc1', 16 * 56 * 56, 64, 384),
+  ('RMT stage 3 FFN fc1', 16 * 28 * 28, 128, 512),
+]
+QUICK = {
+  'weight': [('small', 2, 16, 8, 16, 1)],
+  'dense': [('small', 512, 16, 32)],
+  'input': [('small', 2, 4, 8, 16, 2)],
+  'forward': [('small', 2, 2, 8, 16, 2)],
+}
 
 
 def timed(fn, args, repeats):
@@ -81,24 +94,37 @@ def main(argv=None) -> list[dict]:
   dense = QUICK['dense'] if args.quick else DENSE
   input_grads = QUICK['input'] if args.quick else INPUT_GRADS
   forwards = QUICK['forward'] if args.quick else FORWARDS
-  print(f'{jax.devices()[0].device_kind}, jax {jax.__version__}, malloc retains memory: '
-        f'{allocator.active()}; ms per call, median of {args.repeats}')
+  print(
+    f'{jax.devices()[0].device_kind}, jax {jax.__version__}, malloc retains memory: '
+    f'{allocator.active()}; ms per call, median of {args.repeats}'
+  )
   print(f'{"piece (shape)":64s} {"XLA":>9s} {"hfa_jax":>9s} {"speed-up":>8s} {"rel diff":>9s}')
   results = []
   for what, b, side, cin, cout, s in weight:
     x, w, g = conv_case(b, side, cin, cout, s)
     static = dict(stride=s, padding=1, k=3)
     label = f'conv dW {what} ({side}px {cin}->{cout} s{s})'
-    results.append(rows(label, (functools.partial(layers._conv_weight_grad_xla, **static), (x, g)),
-                        (functools.partial(layers._conv_weight_grad_native, **static), (x, g)),
-                        args.repeats))
+    results.append(
+      rows(
+        label,
+        (functools.partial(layers._conv_weight_grad_xla, **static), (x, g)),
+        (functools.partial(layers._conv_weight_grad_native, **static), (x, g)),
+        args.repeats,
+      )
+    )
   for what, m, cin, cout in dense:
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.normal(size=(m, cin)), jnp.float32)
     g = jnp.asarray(rng.normal(size=(m, cout)), jnp.float32)
     label = f'Linear dW {what} ({m}x{cin}->{cout})'
-    results.append(rows(label, (lambda x, g: x.T @ g, (x, g)),
-                        (layers._rows_weight_grad_native, (x, g)), args.repeats))
+    results.append(
+      rows(
+        label,
+        (lambda x, g: x.T @ g, (x, g)),
+        (layers._rows_weight_grad_native, (x, g)),
+        args.repeats,
+      )
+    )
   for what, b, side, cin, cout, s in input_grads:
     x, w, g = conv_case(b, side, cin, cout, s)
     xla = lambda g, w, x=x: jax.vjp(lambda x: layers._lax_conv(x, w, s, 1), x)[1](g)[0]
@@ -108,12 +134,17 @@ def main(argv=None) -> list[dict]:
   for what, b, side, cin, cout, s in forwards:
     x, w, _ = conv_case(b, side, cin, cout, s)
     label = f'conv fwd {what} ({side}px {cin}->{cout} s{s})'
-    results.append(rows(label, (functools.partial(layers._lax_conv, stride=s, padding=1), (x, w)),
-                        (functools.partial(layers._dense_conv_forward, stride=s, padding=1),
-                         (x, w)), args.repeats))
+    results.append(
+      rows(
+        label,
+        (functools.partial(layers._lax_conv, stride=s, padding=1), (x, w)),
+        (functools.partial(layers._dense_conv_forward, stride=s, padding=1), (x, w)),
+        args.repeats,
+      )
+    )
   return results
 
 
 if __name__ == '__main__':
-  allocator.restart_with_retained_memory()   # as the training commands run
+  allocator.restart_with_retained_memory()  # as the training commands run
   main()

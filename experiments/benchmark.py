@@ -64,23 +64,24 @@ def environment() -> dict:
   except OSError:
     pass
   import flax
+
   devices = jax.devices()
   env = {
-      'backend': jax.default_backend(),
-      'device_kind': devices[0].device_kind,
-      'device_count': len(devices),
-      'cpu_model': cpu,
-      'cpu_count': os.cpu_count(),
-      'load_average': os.getloadavg() if hasattr(os, 'getloadavg') else None,
-      'python': platform.python_version(),
-      'jax': jax.__version__,
-      'jaxlib': jax.lib.__version__ if hasattr(jax.lib, '__version__') else None,
-      'flax': flax.__version__,
-      'optax': optax.__version__,
-      'numpy': np.__version__,
-      'xla_flags': os.environ.get('XLA_FLAGS', ''),
-      'malloc_retains_memory': allocator.active(),
-      'native_cpu_kernels': kernels.native_available(),
+    'backend': jax.default_backend(),
+    'device_kind': devices[0].device_kind,
+    'device_count': len(devices),
+    'cpu_model': cpu,
+    'cpu_count': os.cpu_count(),
+    'load_average': os.getloadavg() if hasattr(os, 'getloadavg') else None,
+    'python': platform.python_version(),
+    'jax': jax.__version__,
+    'jaxlib': jax.lib.__version__ if hasattr(jax.lib, '__version__') else None,
+    'flax': flax.__version__,
+    'optax': optax.__version__,
+    'numpy': np.__version__,
+    'xla_flags': os.environ.get('XLA_FLAGS', ''),
+    'malloc_retains_memory': allocator.active(),
+    'native_cpu_kernels': kernels.native_available(),
   }
   return env
 
@@ -97,8 +98,12 @@ def xla_bytes(compiled) -> int | None:
   """XLA's estimate of a compiled program's memory: arguments + outputs - aliased + temporaries."""
   try:
     m = compiled.memory_analysis()
-    return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
-               + m.temp_size_in_bytes)
+    return int(
+      m.argument_size_in_bytes
+      + m.output_size_in_bytes
+      - m.alias_size_in_bytes
+      + m.temp_size_in_bytes
+    )
   except Exception:  # not every backend implements it
     return None
 
@@ -127,10 +132,15 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation) -> Calla
 
   state = {'params', 'batch_stats', 'opt_state'}.
   """
+
   def step(state, images, labels):
     def loss_fn(params):
-      logits, updates = model.apply({'params': params, 'batch_stats': state['batch_stats']},
-                                    images, train=True, mutable=['batch_stats'])
+      logits, updates = model.apply(
+        {'params': params, 'batch_stats': state['batch_stats']},
+        images,
+        train=True,
+        mutable=['batch_stats'],
+      )
       loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
       return loss, updates['batch_stats']
 
@@ -144,8 +154,11 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation) -> Calla
 
 def make_state(variables, tx):
   params = jax.tree.map(jnp.asarray, variables['params'])
-  return {'params': params, 'batch_stats': jax.tree.map(jnp.asarray, variables['batch_stats']),
-          'opt_state': tx.init(params)}
+  return {
+    'params': params,
+    'batch_stats': jax.tree.map(jnp.asarray, variables['batch_stats']),
+    'opt_state': tx.init(params),
+  }
 
 
 # ------------------------------------------------------------------------------- timing
@@ -191,32 +204,51 @@ def bench_train(side, batch, folds, steps, dtype, seed=0) -> dict:
     holder['state'], holder['loss'] = compiled(holder['state'], images, labels)
     return holder['loss']
 
-  times = time_steps(run, steps, warmup=2)   # the allocator reaches its steady state
+  times = time_steps(run, steps, warmup=2)  # the allocator reaches its steady state
   loss = np.asarray(holder['loss'])
   assert np.all(np.isfinite(loss)), f'non-finite loss {loss}'
   t = statistics.median(times)
-  return {'kind': 'train', 'side': side, 'batch': batch, 'folds': folds, 'dtype': str(dtype),
-          'compile_s': compile_s, 'step_s': t, 'step_s_all': times,
-          'samples_per_s': folds * batch / t, 'xla_bytes': xla_bytes(compiled)}
+  return {
+    'kind': 'train',
+    'side': side,
+    'batch': batch,
+    'folds': folds,
+    'dtype': str(dtype),
+    'compile_s': compile_s,
+    'step_s': t,
+    'step_s_all': times,
+    'samples_per_s': folds * batch / t,
+    'xla_bytes': xla_bytes(compiled),
+  }
 
 
 def bench_eval(side, batch, steps, dtype, seed=0) -> dict:
   model = HFANet(NUM_CLASSES, dtype=dtype)
   variables = jax.tree.map(
-      jnp.asarray, random_variables(model, np.zeros((1, side, side, 3), np.float32), seed=seed))
-  images = jnp.asarray(np.random.default_rng(seed).normal(size=(batch, side, side, 3)),
-                       jnp.float32)
+    jnp.asarray, random_variables(model, np.zeros((1, side, side, 3), np.float32), seed=seed)
+  )
+  images = jnp.asarray(np.random.default_rng(seed).normal(size=(batch, side, side, 3)), jnp.float32)
   fn = lambda v, x: model.apply(v, x, train=False)
   compiled, compile_s = compile_fn(fn, (variables, images))
   times = time_steps(lambda: compiled(variables, images), steps)
   t = statistics.median(times)
-  return {'kind': 'eval', 'side': side, 'batch': batch, 'folds': 1, 'dtype': str(dtype),
-          'compile_s': compile_s, 'step_s': t, 'step_s_all': times,
-          'samples_per_s': batch / t, 'xla_bytes': xla_bytes(compiled)}
+  return {
+    'kind': 'eval',
+    'side': side,
+    'batch': batch,
+    'folds': 1,
+    'dtype': str(dtype),
+    'compile_s': compile_s,
+    'step_s': t,
+    'step_s_all': times,
+    'samples_per_s': batch / t,
+    'xla_bytes': xla_bytes(compiled),
+  }
 
 
 class Fusion(nn.Module):
   """MLFA + AAFF + pooled linear head: HFANet's top on the concatenated branch levels."""
+
   dtype: Any = None
 
   @nn.compact
@@ -230,16 +262,28 @@ def network_parts(side: int, dtype) -> list[tuple[str, nn.Module, list[tuple]]]:
   """(name, module, input shapes without batch) of each piece, in forward order."""
   s4 = side // 4
   stage_inputs = [(s4, s4, 64), (s4, s4, 64), (s4 // 2, s4 // 2, 128), (s4 // 4, s4 // 4, 256)]
-  parts = [('msa', MSA(dtype=dtype), [(side, side, 3)]),
-           ('rmt.embed', PatchEmbed(64, dtype=dtype), [(side, side, 3)])]
+  parts = [
+    ('msa', MSA(dtype=dtype), [(side, side, 3)]),
+    ('rmt.embed', PatchEmbed(64, dtype=dtype), [(side, side, 3)]),
+  ]
   for i, ((depth, heads, init, rng, ffn, decomposed, out_dim), shape) in enumerate(
-      zip(STAGES, stage_inputs)):
+    zip(STAGES, stage_inputs)
+  ):
     kind = 'decomposed' if decomposed else 'whole'
-    parts.append((f'rmt.stage{i + 1} ({kind} {shape[0]}x{shape[1]})',
-                  Stage(depth, heads, ffn, init, rng, decomposed, out_dim, dtype=dtype),
-                  [shape]))
-  parts.append(('mlfa+aaff+head', Fusion(dtype=dtype),
-                [(side // s, side // s, c) for s, c in ((4, 128), (8, 256), (16, 512), (32, 1024))]))
+    parts.append(
+      (
+        f'rmt.stage{i + 1} ({kind} {shape[0]}x{shape[1]})',
+        Stage(depth, heads, ffn, init, rng, decomposed, out_dim, dtype=dtype),
+        [shape],
+      )
+    )
+  parts.append(
+    (
+      'mlfa+aaff+head',
+      Fusion(dtype=dtype),
+      [(side // s, side // s, c) for s, c in ((4, 128), (8, 256), (16, 512), (32, 1024))],
+    )
+  )
   return parts
 
 
@@ -249,20 +293,34 @@ def bench_parts(side, batch, steps, dtype, seed=0) -> list[dict]:
   rng = np.random.default_rng(seed)
   for name, module, shapes in network_parts(side, dtype):
     inputs = [jnp.asarray(rng.normal(size=(batch,) + s), jnp.float32) for s in shapes]
-    variables = jax.tree.map(jnp.asarray, random_variables(
-        module, *[np.zeros((1,) + s, np.float32) for s in shapes], train=False, seed=seed))
+    variables = jax.tree.map(
+      jnp.asarray,
+      random_variables(
+        module, *[np.zeros((1,) + s, np.float32) for s in shapes], train=False, seed=seed
+      ),
+    )
 
     def loss(params, inputs, module=module, variables=variables):
-      out, _ = module.apply({**variables, 'params': params}, *inputs, train=True,
-                            mutable=['batch_stats'])
+      out, _ = module.apply(
+        {**variables, 'params': params}, *inputs, train=True, mutable=['batch_stats']
+      )
       return sum(jnp.mean(jnp.square(o.astype(jnp.float32))) for o in jax.tree.leaves(out))
 
     grad = jax.grad(loss, argnums=(0, 1))
     compiled, compile_s = compile_fn(grad, (variables['params'], inputs))
     times = time_steps(lambda: compiled(variables['params'], inputs), steps)
-    rows.append({'kind': 'part', 'part': name, 'side': side, 'batch': batch,
-                 'dtype': str(dtype), 'compile_s': compile_s,
-                 'step_s': statistics.median(times), 'step_s_all': times})
+    rows.append(
+      {
+        'kind': 'part',
+        'part': name,
+        'side': side,
+        'batch': batch,
+        'dtype': str(dtype),
+        'compile_s': compile_s,
+        'step_s': statistics.median(times),
+        'step_s_all': times,
+      }
+    )
   return rows
 
 
@@ -313,18 +371,39 @@ def bench_torch(path: str, sides, batch, steps, threads: int) -> list[dict] | st
         net(x)
 
     times = time_steps(train_step, steps, warmup=2)
-    rows.append({'kind': 'torch_train', 'side': side, 'batch': batch, 'folds': 1,
-                 'threads': threads, 'torch': torch.__version__,
-                 'step_s': statistics.median(times), 'step_s_all': times,
-                 'samples_per_s': batch / statistics.median(times)})
+    rows.append(
+      {
+        'kind': 'torch_train',
+        'side': side,
+        'batch': batch,
+        'folds': 1,
+        'threads': threads,
+        'torch': torch.__version__,
+        'step_s': statistics.median(times),
+        'step_s_all': times,
+        'samples_per_s': batch / statistics.median(times),
+      }
+    )
     net.eval()
     times = time_steps(eval_step, steps, warmup=1)
-    rows.append({'kind': 'torch_eval', 'side': side, 'batch': batch, 'folds': 1,
-                 'threads': threads, 'torch': torch.__version__,
-                 'step_s': statistics.median(times), 'step_s_all': times,
-                 'samples_per_s': batch / statistics.median(times)})
-    print(f"  original (PyTorch) side {side:>3}: train {rows[-2]['samples_per_s']:.1f}, "
-          f"eval {rows[-1]['samples_per_s']:.1f} samples/s", flush=True)
+    rows.append(
+      {
+        'kind': 'torch_eval',
+        'side': side,
+        'batch': batch,
+        'folds': 1,
+        'threads': threads,
+        'torch': torch.__version__,
+        'step_s': statistics.median(times),
+        'step_s_all': times,
+        'samples_per_s': batch / statistics.median(times),
+      }
+    )
+    print(
+      f"  original (PyTorch) side {side:>3}: train {rows[-2]['samples_per_s']:.1f}, "
+      f"eval {rows[-1]['samples_per_s']:.1f} samples/s",
+      flush=True,
+    )
   return rows
 
 
@@ -333,21 +412,25 @@ def bench_torch(path: str, sides, batch, steps, threads: int) -> list[dict] | st
 
 def table(rows: list[dict], env: dict) -> str:
   mib = lambda b: f'{b / 2**20:8.0f}' if b else '       -'
-  lines = [f"{env['device_count']} x {env['device_kind']} ({env['backend']}), "
-           f"CPU {env['cpu_model']} ({env['cpu_count']} cores), jax {env['jax']}, "
-           f"load average at start {tuple(round(x, 2) for x in env['load_average'] or ())}, "
-           f"malloc retains memory: {env.get('malloc_retains_memory')}, "
-           f"native CPU kernels: {env.get('native_cpu_kernels')}",
-           '',
-           f"{'what':<14}{'side':>5}{'batch':>6}{'folds':>6}{'compile s':>10}{'step ms':>10}"
-           f"{'samples/s':>11}{'XLA MiB':>9}{'peak MiB':>9}"]
+  lines = [
+    f"{env['device_count']} x {env['device_kind']} ({env['backend']}), "
+    f"CPU {env['cpu_model']} ({env['cpu_count']} cores), jax {env['jax']}, "
+    f"load average at start {tuple(round(x, 2) for x in env['load_average'] or ())}, "
+    f"malloc retains memory: {env.get('malloc_retains_memory')}, "
+    f"native CPU kernels: {env.get('native_cpu_kernels')}",
+    '',
+    f"{'what':<14}{'side':>5}{'batch':>6}{'folds':>6}{'compile s':>10}{'step ms':>10}"
+    f"{'samples/s':>11}{'XLA MiB':>9}{'peak MiB':>9}",
+  ]
   for r in rows:
     if r['kind'] == 'part':
       continue
     compile_s = f"{r['compile_s']:10.1f}" if 'compile_s' in r else f"{'-':>10}"
-    lines.append(f"{r['kind']:<14}{r['side']:>5}{r['batch']:>6}{r['folds']:>6}{compile_s}"
-                 f"{r['step_s'] * 1e3:10.1f}{r['samples_per_s']:11.1f}"
-                 f"{mib(r.get('xla_bytes'))} {mib(r.get('peak_bytes'))}")
+    lines.append(
+      f"{r['kind']:<14}{r['side']:>5}{r['batch']:>6}{r['folds']:>6}{compile_s}"
+      f"{r['step_s'] * 1e3:10.1f}{r['samples_per_s']:11.1f}"
+      f"{mib(r.get('xla_bytes'))} {mib(r.get('peak_bytes'))}"
+    )
   parts = [r for r in rows if r['kind'] == 'part']
   if parts:
     lines += ['', 'forward + backward of each part, ms per batch (share of their sum):']
@@ -357,10 +440,18 @@ def table(rows: list[dict], env: dict) -> str:
     by = {(r['part'].split(' (')[0], r['side']): r for r in parts}
     total = {s: sum(r['step_s'] for r in parts if r['side'] == s) for s in sides}
     for name in names:
-      kind = {'rmt.stage1': ' decomposed', 'rmt.stage2': ' decomposed',
-              'rmt.stage3': ' whole', 'rmt.stage4': ' whole'}.get(name, '')
-      cells = ''.join(f"{by[name, s]['step_s'] * 1e3:10.1f} ({by[name, s]['step_s'] / total[s]:4.0%})"
-                      if (name, s) in by else f"{'-':>17}" for s in sides)
+      kind = {
+        'rmt.stage1': ' decomposed',
+        'rmt.stage2': ' decomposed',
+        'rmt.stage3': ' whole',
+        'rmt.stage4': ' whole',
+      }.get(name, '')
+      cells = ''.join(
+        f"{by[name, s]['step_s'] * 1e3:10.1f} ({by[name, s]['step_s'] / total[s]:4.0%})"
+        if (name, s) in by
+        else f"{'-':>17}"
+        for s in sides
+      )
       lines.append(f'{name + kind:<30}{cells}')
   return '\n'.join(lines)
 
@@ -370,26 +461,51 @@ def parse_ints(text: str) -> list[int]:
 
 
 def main(argv=None) -> dict:
-  p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   p.add_argument('--batch_size', type=int, default=16, help='per fold (default 16)')
-  p.add_argument('--sides', type=parse_ints, default=[32, 64, 128, 224],
-                 help='input sides, multiples of 32 (default 32,64,128,224)')
-  p.add_argument('--folds', type=parse_ints, default=[1, 2, 4, 8],
-                 help='numbers of folds trained together (default 1,2,4,8)')
-  p.add_argument('--fold_sides', type=parse_ints, default=None,
-                 help='sides at which folds > 1 are measured (default: the two smallest)')
+  p.add_argument(
+    '--sides',
+    type=parse_ints,
+    default=[32, 64, 128, 224],
+    help='input sides, multiples of 32 (default 32,64,128,224)',
+  )
+  p.add_argument(
+    '--folds',
+    type=parse_ints,
+    default=[1, 2, 4, 8],
+    help='numbers of folds trained together (default 1,2,4,8)',
+  )
+  p.add_argument(
+    '--fold_sides',
+    type=parse_ints,
+    default=None,
+    help='sides at which folds > 1 are measured (default: the two smallest)',
+  )
   p.add_argument('--steps', type=int, default=5, help='timed steps after warm-up (default 5)')
-  p.add_argument('--dtype', choices=['float32', 'bfloat16'], default='float32',
-                 help='compute dtype; parameters stay float32 (default float32)')
+  p.add_argument(
+    '--dtype',
+    choices=['float32', 'bfloat16'],
+    default='float32',
+    help='compute dtype; parameters stay float32 (default float32)',
+  )
   p.add_argument('--no_parts', action='store_true', help='skip the per-part timings')
   p.add_argument('--out', default='benchmark.json', help='JSON path (default benchmark.json)')
   p.add_argument('--quick', action='store_true', help='side 32, folds 1,2, 3 steps')
-  p.add_argument('--compare_torch', metavar='PATH', default=None,
-                 help="also time the original PyTorch network from a checkout of it at PATH "
-                      '(needs torch and timm; skipped cleanly otherwise)')
-  p.add_argument('--torch_threads', type=int, default=os.cpu_count(),
-                 help='torch.set_num_threads for --compare_torch (default: all cores)')
+  p.add_argument(
+    '--compare_torch',
+    metavar='PATH',
+    default=None,
+    help="also time the original PyTorch network from a checkout of it at PATH "
+    '(needs torch and timm; skipped cleanly otherwise)',
+  )
+  p.add_argument(
+    '--torch_threads',
+    type=int,
+    default=os.cpu_count(),
+    help='torch.set_num_threads for --compare_torch (default: all cores)',
+  )
   args = p.parse_args(argv)
   if args.quick:
     args.sides, args.folds, args.steps = [32], [1, 2], 3
@@ -406,9 +522,11 @@ def main(argv=None) -> dict:
     row['load_average'] = os.getloadavg()
     rows.append(row)
     if row['kind'] != 'part':
-      print(f"  {row['kind']:<12} side {row['side']:>3} folds {row['folds']}: "
-            f"{row['samples_per_s']:8.1f} samples/s  (compile {row.get('compile_s', 0):.1f} s)",
-            flush=True)
+      print(
+        f"  {row['kind']:<12} side {row['side']:>3} folds {row['folds']}: "
+        f"{row['samples_per_s']:8.1f} samples/s  (compile {row.get('compile_s', 0):.1f} s)",
+        flush=True,
+      )
 
   print(table([], env), flush=True)
   for side in sorted(args.sides):
@@ -420,8 +538,9 @@ def main(argv=None) -> dict:
       for row in bench_parts(side, args.batch_size, args.steps, dtype):
         record(row)
   if args.compare_torch:
-    torch_rows = bench_torch(args.compare_torch, sorted(args.sides), args.batch_size,
-                             args.steps, args.torch_threads)
+    torch_rows = bench_torch(
+      args.compare_torch, sorted(args.sides), args.batch_size, args.steps, args.torch_threads
+    )
     if isinstance(torch_rows, str):
       print(f'original (PyTorch): {torch_rows}')
       env['torch'] = torch_rows
@@ -440,5 +559,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-  allocator.restart_with_retained_memory()   # glibc keeps freed memory: fewer page faults
+  allocator.restart_with_retained_memory()  # glibc keeps freed memory: fewer page faults
   main()

@@ -21,12 +21,23 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PINNED = ('jax', 'jaxlib', 'libtpu', 'libtpu-nightly', 'jax-cuda12-plugin', 'jax-cuda12-pjrt',
-          'jax-cuda13-plugin', 'jax-cuda13-pjrt', 'numpy')
-SWITCH = {'tpu': 'Runtime > Change runtime type > Hardware accelerator: TPU (v5e), then run '
-                 'the cells again from the top',
-          'gpu': 'Runtime > Change runtime type > Hardware accelerator: a GPU, then run the '
-                 'cells again from the top'}
+PINNED = (
+  'jax',
+  'jaxlib',
+  'libtpu',
+  'libtpu-nightly',
+  'jax-cuda12-plugin',
+  'jax-cuda12-pjrt',
+  'jax-cuda13-plugin',
+  'jax-cuda13-pjrt',
+  'numpy',
+)
+SWITCH = {
+  'tpu': 'Runtime > Change runtime type > Hardware accelerator: TPU (v5e), then run '
+  'the cells again from the top',
+  'gpu': 'Runtime > Change runtime type > Hardware accelerator: a GPU, then run the '
+  'cells again from the top',
+}
 
 
 class SetupError(Exception):
@@ -52,17 +63,21 @@ def pip_command(constraint_file: str, dry_run: bool) -> list[str]:
 def install(dry_run: bool = False) -> str:
   """pip install -e the repository with the runtime's jax pinned; returns pip's output."""
   if not (ROOT / 'setup.cfg').is_file():
-    raise SetupError(f'{ROOT} is not the hfa_jax repository (no setup.cfg): unpack or clone '
-                     'the whole repository and run this from its root')
+    raise SetupError(
+      f'{ROOT} is not the hfa_jax repository (no setup.cfg): unpack or clone '
+      'the whole repository and run this from its root'
+    )
   pins = constraints()
   with tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False) as f:
     f.write('\n'.join(pins) + '\n')
   proc = subprocess.run(pip_command(f.name, dry_run), capture_output=True, text=True)
   if proc.returncode != 0:
-    raise SetupError('pip could not install the project with the runtime\'s '
-                     f"{', '.join(pins) or 'packages'} kept:\n{proc.stdout[-2000:]}"
-                     f'{proc.stderr[-3000:]}\nIf a package needs a newer jax than the runtime '
-                     'has, use a newer runtime rather than replacing its jax.')
+    raise SetupError(
+      'pip could not install the project with the runtime\'s '
+      f"{', '.join(pins) or 'packages'} kept:\n{proc.stdout[-2000:]}"
+      f'{proc.stderr[-3000:]}\nIf a package needs a newer jax than the runtime '
+      'has, use a newer runtime rather than replacing its jax.'
+    )
   return proc.stdout
 
 
@@ -71,12 +86,17 @@ def check_devices(want: str | None) -> str:
   code = 'import jax; d = jax.devices(); print(d[0].platform, len(d), d[0].device_kind)'
   proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
   if proc.returncode != 0:
-    raise SetupError(f'jax does not import after the install:\n{proc.stderr[-3000:]}\n'
-                     'Restart the runtime (Runtime > Restart session) and run the cells again.')
+    raise SetupError(
+      f'jax does not import after the install:\n{proc.stderr[-3000:]}\n'
+      'Restart the runtime (Runtime > Restart session) and run the cells again.'
+    )
   platform = proc.stdout.split()[0] if proc.stdout.split() else '?'
   if want and platform != want:
-    raise SetupError(f'this runtime has no {want.upper()} (jax sees: {proc.stdout.strip()}). '
-                     + SWITCH[want] + '. On a CPU the LOSO runs too, but far more slowly.')
+    raise SetupError(
+      f'this runtime has no {want.upper()} (jax sees: {proc.stdout.strip()}). '
+      + SWITCH[want]
+      + '. On a CPU the LOSO runs too, but far more slowly.'
+    )
   return proc.stdout.strip()
 
 
@@ -89,8 +109,10 @@ def main(argv=None) -> int:
     print('keeping the runtime\'s', ', '.join(constraints()) or 'packages (none pinned)')
     out = install(args.dry_run)
     if args.dry_run:
-      print('\n'.join(l for l in out.splitlines() if l.startswith('Would')) or
-            'pip would change nothing')
+      print(
+        '\n'.join(l for l in out.splitlines() if l.startswith('Would'))
+        or 'pip would change nothing'
+      )
     else:
       print('installed hfa_jax from', ROOT)
     print('jax sees:', check_devices(args.want))

@@ -41,8 +41,7 @@ from hfa_jax.settings import setting
 DATASETS = ('synthetic', 'samm', 'casme2', 'smic', 'megc2019', 'megc2019_flow_images')
 FLOW_IMAGES = ('megc2019_flow_images',)
 NATIVE_OK = ('samm', 'casme2', 'smic')
-MODELS = {'hfanet': 'hfa_jax.models.hfanet:HFANet',
-          'ststnet': 'hfa_jax.models.ststnet:STSTNet'}
+MODELS = {'hfanet': 'hfa_jax.models.hfanet:HFANet', 'ststnet': 'hfa_jax.models.ststnet:STSTNet'}
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / 'configs'
 COMPOSITE_SAMPLES = 442
 
@@ -51,23 +50,43 @@ COMPOSITE_SAMPLES = 442
 class Experiment:
   """What to train on, which model, where the results go (the training settings are
   hfa_jax.loso.LosoConfig's)."""
-  dataset: str = setting('synthetic', 'NAME or NAME:CONFIG of a dataset built by python -m '
-                         'datasets.build (e.g. casme2:size_224_missing_apex_middle), or '
-                         'synthetic')
-  data_dir: str | None = setting(None, 'where datasets are built ($TFDS_DATA_DIR or '
-                                 '~/tensorflow_datasets; synthetic: ./synthetic_data)')
-  classes: str = setting('composite', "'composite': negative/positive/surprise (MEGC2019); "
-                         "'native': the database's emotions", choices=('composite', 'native'))
+
+  dataset: str = setting(
+    'synthetic',
+    'NAME or NAME:CONFIG of a dataset built by python -m '
+    'datasets.build (e.g. casme2:size_224_missing_apex_middle), or '
+    'synthetic',
+  )
+  data_dir: str | None = setting(
+    None,
+    'where datasets are built ($TFDS_DATA_DIR or '
+    '~/tensorflow_datasets; synthetic: ./synthetic_data)',
+  )
+  classes: str = setting(
+    'composite',
+    "'composite': negative/positive/surprise (MEGC2019); 'native': the database's emotions",
+    choices=('composite', 'native'),
+  )
   keep_emotions: list | None = setting(None, 'native classes to keep, comma-separated')
-  size: int | None = setting(None, "input side (default: a flow-image dataset's native side, "
-                             "rounded up to the model's multiple; 224 for frame-based data)",
-                             minimum=8)
-  subjects: list | None = setting(None, 'test only these subjects (comma-separated): part of '
-                                  'a LOSO')
-  model: str = setting('hfanet', "'hfanet', 'ststnet', or 'module:Class' of a linen module "
-                       'taking num_classes, called as (x, train)')
-  out: str | None = setting(None, 'output folder (default runs/loso-DATASET-CLASSES-SIZEpx-'
-                            'seedSEED, with the model unless HFA-Net)')
+  size: int | None = setting(
+    None,
+    "input side (default: a flow-image dataset's native side, "
+    "rounded up to the model's multiple; 224 for frame-based data)",
+    minimum=8,
+  )
+  subjects: list | None = setting(
+    None, 'test only these subjects (comma-separated): part of a LOSO'
+  )
+  model: str = setting(
+    'hfanet',
+    "'hfanet', 'ststnet', or 'module:Class' of a linen module "
+    'taking num_classes, called as (x, train)',
+  )
+  out: str | None = setting(
+    None,
+    'output folder (default runs/loso-DATASET-CLASSES-SIZEpx-'
+    'seedSEED, with the model unless HFA-Net)',
+  )
   synthetic_subjects: int = setting(4, 'subjects per synthetic database', minimum=1)
   synthetic_seed: int = setting(0, 'seed of the synthetic databases')
 
@@ -78,11 +97,13 @@ class UsageError(Exception):
 
 def _training_fields() -> list[str]:
   from hfa_jax.loso import LosoConfig
+
   return settings_lib.names(LosoConfig)
 
 
 def default_settings() -> dict:
   from hfa_jax.loso import LosoConfig
+
   return {**settings_lib.defaults(Experiment), **settings_lib.defaults(LosoConfig)}
 
 
@@ -126,16 +147,32 @@ def default_config_name(dataset: str, model: str) -> str:
 
 def make_parser() -> argparse.ArgumentParser:
   from hfa_jax.loso import LosoConfig
+
   doc = __doc__.split('\n\n', 1)
   p = argparse.ArgumentParser(
-      prog='python -m experiments.loso', description=doc[0], epilog=doc[1],
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('--config', default=argparse.SUPPRESS,
-                 help='experiments/configs/NAME.py or a path (default: by model and data)')
-  p.add_argument('--resume', metavar='OUT', default=argparse.SUPPRESS,
-                 help='continue the run in OUT with its saved settings')
-  p.add_argument('--no_progress', action='store_true', default=argparse.SUPPRESS,
-                 help='no progress bar: plain log lines instead (the compile, then an epoch line at most once a minute)')
+    prog='python -m experiments.loso',
+    description=doc[0],
+    epilog=doc[1],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  p.add_argument(
+    '--config',
+    default=argparse.SUPPRESS,
+    help='experiments/configs/NAME.py or a path (default: by model and data)',
+  )
+  p.add_argument(
+    '--resume',
+    metavar='OUT',
+    default=argparse.SUPPRESS,
+    help='continue the run in OUT with its saved settings',
+  )
+  p.add_argument(
+    '--no_progress',
+    action='store_true',
+    default=argparse.SUPPRESS,
+    help='no progress bar: plain log lines instead (the compile, then an epoch line at most '
+    'once a minute)',
+  )
   settings_lib.add_flags(p, Experiment, 'data, model and output')
   settings_lib.add_flags(p, LosoConfig, 'training (hfa_jax.loso.LosoConfig)')
   return p
@@ -149,8 +186,10 @@ def settings_from_args(args: argparse.Namespace) -> dict:
     if not saved.is_file():
       raise UsageError(f'--resume {args.resume}: no run there ({saved} is missing)')
     if given or getattr(args, 'config', None):
-      raise UsageError('--resume takes the saved settings; give no other settings with it '
-                       f'(got {", ".join("--" + k for k in given) or "--config"})')
+      raise UsageError(
+        '--resume takes the saved settings; give no other settings with it '
+        f'(got {", ".join("--" + k for k in given) or "--config"})'
+      )
     record = json.loads(saved.read_text())
     s = {**default_settings(), **record['settings']}
     s['out'] = str(args.resume)
@@ -164,8 +203,13 @@ def settings_from_args(args: argparse.Namespace) -> dict:
   s.update(from_file)
   s.update(given)
   s['config'] = config_name
-  s['_size_reason'] = ('--size' if 'size' in given else
-                       f'experiments/configs/{config_name}.py' if 'size' in from_file else None)
+  s['_size_reason'] = (
+    '--size'
+    if 'size' in given
+    else f'experiments/configs/{config_name}.py'
+    if 'size' in from_file
+    else None
+  )
   return s
 
 
@@ -175,8 +219,9 @@ def model_class(spec: str):
   try:
     return getattr(importlib.import_module(module_name), attr)
   except (ImportError, AttributeError, ValueError) as e:
-    raise UsageError(f"--model {spec}: cannot import it ({e}); use hfanet, ststnet or "
-                     "'module:Class'") from None
+    raise UsageError(
+      f"--model {spec}: cannot import it ({e}); use hfanet, ststnet or 'module:Class'"
+    ) from None
 
 
 def choose_size(s: dict) -> tuple[int, str]:
@@ -187,17 +232,20 @@ def choose_size(s: dict) -> tuple[int, str]:
     size, why = s['size'], f"set by {s.get('_size_reason') or 'the settings'}"
   elif name in FLOW_IMAGES:
     from datasets.load import native_size
+
     native = native_size(name)
     size = -(-native // multiple) * multiple
-    why = (f"the flow images' native {native} px" + (
-        f", rounded up to {s['model']}'s multiple of {multiple}" if size != native else ''))
+    why = f"the flow images' native {native} px" + (
+      f", rounded up to {s['model']}'s multiple of {multiple}" if size != native else ''
+    )
   elif name == 'synthetic':
     size, why = 32, 'the synthetic preset'
   else:
     size, why = 224, 'frame-based dataset: the side HFA-Net was designed for'
   if size % multiple:
-    raise UsageError(f"--size must be a multiple of {multiple} for {s['model']} (its total "
-                     f'stride), got {size}')
+    raise UsageError(
+      f"--size must be a multiple of {multiple} for {s['model']} (its total stride), got {size}"
+    )
   return size, why
 
 
@@ -210,11 +258,14 @@ def check_settings(s: dict) -> dict:
     raise UsageError(str(e)) from None
   name, _ = dataset_name(s['dataset'])
   if name not in DATASETS:
-    raise UsageError(f"dataset must be one of {', '.join(DATASETS)} (optionally NAME:CONFIG), "
-                     f"got {s['dataset']!r}")
+    raise UsageError(
+      f"dataset must be one of {', '.join(DATASETS)} (optionally NAME:CONFIG), got {s['dataset']!r}"
+    )
   if s['classes'] == 'native' and name not in NATIVE_OK:
-    raise UsageError(f"--classes native applies to {', '.join(NATIVE_OK)} (each database has "
-                     f'its own emotions); {name} has the composite classes only')
+    raise UsageError(
+      f"--classes native applies to {', '.join(NATIVE_OK)} (each database has "
+      f'its own emotions); {name} has the composite classes only'
+    )
   if s['keep_emotions'] and s['classes'] != 'native':
     raise UsageError('--keep_emotions needs --classes native')
   try:
@@ -224,13 +275,16 @@ def check_settings(s: dict) -> dict:
   s['size'], s['_size_reason'] = choose_size(s)
   if s['out'] is None:
     model = '' if s['model'] == 'hfanet' else f"-{s['model'].replace(':', '.')}"
-    s['out'] = os.path.join('runs', f"loso-{s['dataset'].replace(':', '-')}-{s['classes']}-"
-                            f"{s['size']}px{model}-seed{s['seed']}")
+    s['out'] = os.path.join(
+      'runs',
+      f"loso-{s['dataset'].replace(':', '-')}-{s['classes']}-{s['size']}px{model}-seed{s['seed']}",
+    )
   return s
 
 
 def loso_config(s: dict):
   from hfa_jax.loso import LosoConfig
+
   return LosoConfig(**{k: s[k] for k in _training_fields()})
 
 
@@ -260,6 +314,7 @@ def _synthetic(s: dict):
   from datasets import build as build_cli
   from datasets import synthetic
   from datasets.load import DatasetNotBuiltError, load_arrays
+
   root = pathlib.Path(s['data_dir'] or 'synthetic_data')
   tag = f"{s['synthetic_subjects']}subjects-seed{s['synthetic_seed']}"
   manual, data_dir = root / f'manual-{tag}', root / f'tfds-{tag}'
@@ -273,8 +328,9 @@ def _synthetic(s: dict):
     synthetic.generate('all', manual, s['synthetic_subjects'], s['synthetic_seed'])
     done.touch()
   print(f'building them with the megc2019 builder into {data_dir}', flush=True)
-  code = build_cli.main(['megc2019', '--manual_dir', str(manual), '--data_dir', str(data_dir),
-                         '--size', str(s['size'])])
+  code = build_cli.main(
+    ['megc2019', '--manual_dir', str(manual), '--data_dir', str(data_dir), '--size', str(s['size'])]
+  )
   if code != 0:
     raise SystemExit(f'building the synthetic dataset failed (exit code {code})')
   return load_arrays('megc2019', data_dir, s['size']), data_dir
@@ -283,14 +339,17 @@ def _synthetic(s: dict):
 def load_dataset(s: dict) -> dict:
   """The input pipeline's arrays (datasets.load.training_data) for these settings."""
   from datasets.load import training_data
+
   name, config = dataset_name(s['dataset'])
   try:
     if name == 'synthetic':
       data, data_dir = _synthetic(s)
-      return training_data('megc2019', data_dir, s['size'], s['classes'], s['keep_emotions'],
-                           data=data) | dict(source='synthetic')
-    return training_data(name, s['data_dir'], s['size'], s['classes'], s['keep_emotions'],
-                         config=config)
+      return training_data(
+        'megc2019', data_dir, s['size'], s['classes'], s['keep_emotions'], data=data
+      ) | dict(source='synthetic')
+    return training_data(
+      name, s['data_dir'], s['size'], s['classes'], s['keep_emotions'], config=config
+    )
   except ValueError as e:
     raise UsageError(str(e)) from None
 
@@ -300,9 +359,9 @@ def load_dataset(s: dict) -> dict:
 
 def versions() -> dict:
   import importlib.metadata as md
+
   out = {'python': platform.python_version()}
-  for pkg in ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy',
-              'tensorflow-datasets'):
+  for pkg in ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'tensorflow-datasets'):
     try:
       out[pkg] = md.version(pkg)
     except md.PackageNotFoundError:
@@ -350,8 +409,11 @@ class EpochLog:
 
   def __init__(self, epochs: int, every: float = 60.0):
     self.epochs, self.every, self.last = epochs, every, None
-    print('the first epoch compiles the training program (a minute or more on a CPU; '
-          'cached for later runs)', flush=True)
+    print(
+      'the first epoch compiles the training program (a minute or more on a CPU; '
+      'cached for later runs)',
+      flush=True,
+    )
 
   def __call__(self, group: int, epoch: int, m: dict):
     now = time.monotonic()
@@ -359,9 +421,12 @@ class EpochLog:
       return
     self.last = now
     total = f'/{self.epochs}' if m['phase'] == 'train' else ''
-    print(f"models group {group + 1}, {m['phase']} epoch {epoch + 1}{total}: "
-          f"train loss {np.mean(m['loss']):.4f}, accuracy {np.mean(m['accuracy']):.3f} "
-          f"({m['seconds']:.1f} s/epoch)", flush=True)
+    print(
+      f"models group {group + 1}, {m['phase']} epoch {epoch + 1}{total}: "
+      f"train loss {np.mean(m['loss']):.4f}, accuracy {np.mean(m['accuracy']):.3f} "
+      f"({m['seconds']:.1f} s/epoch)",
+      flush=True,
+    )
 
 
 def run(s: dict, progress: bool = True, argv=None) -> dict:
@@ -369,6 +434,7 @@ def run(s: dict, progress: bool = True, argv=None) -> dict:
   import jax
   from hfa_jax import report
   from hfa_jax.loso import run_loso
+
   out = pathlib.Path(s['out'])
   if out.exists() and not out.is_dir():
     raise UsageError(f'--out {out} is a file; give a folder')
@@ -383,39 +449,58 @@ def run(s: dict, progress: bool = True, argv=None) -> dict:
     probe.write_text('')
     probe.unlink()
   except OSError as e:
-    raise UsageError(f'--out {out} cannot be written ({e.strerror}); choose another folder') \
-        from None
+    raise UsageError(
+      f'--out {out} cannot be written ({e.strerror}); choose another folder'
+    ) from None
   names = data['class_names']
   everyone = sorted(set(data['subjects'].tolist()))
   n = len(data['labels'])
-  print(f"{data['source']}: {n} samples, {len(everyone)} subjects, classes {names} "
-        f"({np.bincount(data['labels'], minlength=len(names)).tolist()})"
-        + (f"; {data['dropped']} samples outside these classes left out" if data['dropped']
-           else ''), flush=True)
+  print(
+    f"{data['source']}: {n} samples, {len(everyone)} subjects, classes {names} "
+    f"({np.bincount(data['labels'], minlength=len(names)).tolist()})"
+    + (f"; {data['dropped']} samples outside these classes left out" if data['dropped'] else ''),
+    flush=True,
+  )
   name, _ = dataset_name(s['dataset'])
-  if name in ('megc2019',) + FLOW_IMAGES and s['classes'] == 'composite' and \
-      n < COMPOSITE_SAMPLES:
+  if name in ('megc2019',) + FLOW_IMAGES and s['classes'] == 'composite' and n < COMPOSITE_SAMPLES:
     skipped = data['skipped']
-    print(f'WARNING: the MEGC2019 composite has {COMPOSITE_SAMPLES} samples, this dataset {n}'
-          + (f" ({len(skipped)} skipped by the build, listed in summary.json)" if skipped
-             else '') + ': the results are not comparable with published composite numbers.',
-          flush=True)
+    print(
+      f'WARNING: the MEGC2019 composite has {COMPOSITE_SAMPLES} samples, this dataset {n}'
+      + (f" ({len(skipped)} skipped by the build, listed in summary.json)" if skipped else '')
+      + ': the results are not comparable with published composite numbers.',
+      flush=True,
+    )
   stored = data['stored_size']
-  print(f"input {s['size']} px: {s['_size_reason']}"
-        + (f' (stored at {stored} px, resized on load)' if stored != s['size'] else ''),
-        flush=True)
+  print(
+    f"input {s['size']} px: {s['_size_reason']}"
+    + (f' (stored at {stored} px, resized on load)' if stored != s['size'] else ''),
+    flush=True,
+  )
   config = loso_config(s)
   if config.warmup_epochs > config.epochs:
-    print(f'WARNING: --warmup_epochs {config.warmup_epochs} is longer than the run '
-          f'({config.epochs} epochs): the learning rate never reaches its peak '
-          f'{config.learning_rate}.', flush=True)
-  print(f"model {s['model']}, settings from {s.get('config') or 'the saved run'}; protocol: "
-        f'{config.protocol()}', flush=True)
-  print(f'{jax.device_count()} {jax.devices()[0].device_kind} device(s); output in {out}',
-        flush=True)
+    print(
+      f'WARNING: --warmup_epochs {config.warmup_epochs} is longer than the run '
+      f'({config.epochs} epochs): the learning rate never reaches its peak '
+      f'{config.learning_rate}.',
+      flush=True,
+    )
+  print(
+    f"model {s['model']}, settings from {s.get('config') or 'the saved run'}; protocol: "
+    f'{config.protocol()}',
+    flush=True,
+  )
+  print(
+    f'{jax.device_count()} {jax.devices()[0].device_kind} device(s); output in {out}', flush=True
+  )
   if not saved.is_file():
-    saved.write_text(json.dumps(dict(settings=saved_settings(s), size_reason=s['_size_reason'],
-                                     command=reproduce_command(s)), indent=1))
+    saved.write_text(
+      json.dumps(
+        dict(
+          settings=saved_settings(s), size_reason=s['_size_reason'], command=reproduce_command(s)
+        ),
+        indent=1,
+      )
+    )
   model = model_class(s['model'])(num_classes=len(names))
   clock = WallClock(out)
   trained = []
@@ -428,29 +513,60 @@ def run(s: dict, progress: bool = True, argv=None) -> dict:
       log(*args)
 
   try:
-    result = run_loso(data['images'], data['labels'], data['subjects'], config, model,
-                      num_classes=len(names), only_subjects=s['subjects'],
-                      strata=data['databases'], out_dir=out / 'state', progress=progress,
-                      on_epoch=on_epoch,
-                      run_record=dict(dataset=s['dataset'], classes=s['classes'],
-                                      keep_emotions=s['keep_emotions'], size=s['size'],
-                                      model=s['model']))
+    result = run_loso(
+      data['images'],
+      data['labels'],
+      data['subjects'],
+      config,
+      model,
+      num_classes=len(names),
+      only_subjects=s['subjects'],
+      strata=data['databases'],
+      out_dir=out / 'state',
+      progress=progress,
+      on_epoch=on_epoch,
+      run_record=dict(
+        dataset=s['dataset'],
+        classes=s['classes'],
+        keep_emotions=s['keep_emotions'],
+        size=s['size'],
+        model=s['model'],
+      ),
+    )
   finally:
     clock.tick()
   if finished_before and not trained:
     print(f'already finished; results in {out}', flush=True)
-  record = report.write(out, result, data, extra=dict(
-      dataset=s['dataset'], settings=saved_settings(s), size_reason=s['_size_reason'],
-      seed=s['seed'], versions=versions(), cpu=cpu_model(),
-      devices=dict(platform=jax.devices()[0].platform, kind=jax.devices()[0].device_kind,
-                   count=jax.device_count(), processes=jax.process_count()),
-      wall_time_seconds=clock.total, wall_time_parts=clock.parts,
+  record = report.write(
+    out,
+    result,
+    data,
+    extra=dict(
+      dataset=s['dataset'],
+      settings=saved_settings(s),
+      size_reason=s['_size_reason'],
+      seed=s['seed'],
+      versions=versions(),
+      cpu=cpu_model(),
+      devices=dict(
+        platform=jax.devices()[0].platform,
+        kind=jax.devices()[0].device_kind,
+        count=jax.device_count(),
+        processes=jax.process_count(),
+      ),
+      wall_time_seconds=clock.total,
+      wall_time_parts=clock.parts,
       finished=datetime.datetime.now().isoformat(timespec='seconds'),
-      command=reproduce_command(s), argv=list(sys.argv if argv is None else argv)))
+      command=reproduce_command(s),
+      argv=list(sys.argv if argv is None else argv),
+    ),
+  )
   print('\n' + report.table(record))
-  print(f"wall time {record['wall_time_seconds']:.0f} s"
-        + (f" over {len(clock.parts)} parts" if len(clock.parts) > 1 else '')
-        + f'; results in {out}')
+  print(
+    f"wall time {record['wall_time_seconds']:.0f} s"
+    + (f" over {len(clock.parts)} parts" if len(clock.parts) > 1 else '')
+    + f'; results in {out}'
+  )
   return record
 
 
@@ -465,13 +581,17 @@ def main(argv=None) -> int:
   _enable_compilation_cache()
   from datasets.load import DatasetNotBuiltError
   from hfa_jax.loso import NonFiniteError, RunInUseError
+
   try:
-    run(s, progress=not getattr(args, 'no_progress', False),
-        argv=['python', '-m', 'experiments.loso', *argv])
+    run(
+      s,
+      progress=not getattr(args, 'no_progress', False),
+      argv=['python', '-m', 'experiments.loso', *argv],
+    )
   except (UsageError, DatasetNotBuiltError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except ValueError as e:      # run_loso: the folder holds another run, or other data
+  except ValueError as e:  # run_loso: the folder holds another run, or other data
     if 'holds a run' not in str(e):
       raise
     print(f'error: {e}', file=sys.stderr)
@@ -480,8 +600,11 @@ def main(argv=None) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 1
   except KeyboardInterrupt:
-    print(f"\nstopped. Run the same command again (or --resume {s['out']}) to continue; "
-          'finished folds and the last checkpoint are kept.', file=sys.stderr)
+    print(
+      f"\nstopped. Run the same command again (or --resume {s['out']}) to continue; "
+      'finished folds and the last checkpoint are kept.',
+      file=sys.stderr,
+    )
     return 130
   return 0
 
@@ -490,6 +613,7 @@ def _enable_compilation_cache():
   """Persistent XLA cache: a rerun (or a resume) skips the minutes of compilation."""
   import jax
   from hfa_jax.kernels import cache_root
+
   if os.environ.get('JAX_COMPILATION_CACHE_DIR') is None:
     jax.config.update('jax_compilation_cache_dir', str(cache_root() / 'xla'))
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 2.0)
@@ -497,5 +621,6 @@ def _enable_compilation_cache():
 
 if __name__ == '__main__':
   from hfa_jax import allocator
-  allocator.restart_with_retained_memory()   # glibc keeps freed memory: fewer page faults
+
+  allocator.restart_with_retained_memory()  # glibc keeps freed memory: fewer page faults
   sys.exit(main())

@@ -10,6 +10,7 @@ per module and direction (fwd = forward and its linearisation, bwd = the transpo
 the most expensive single ops. The durations are wall time per op; XLA:CPU runs independent
 ops concurrently, so their sum exceeds the step time and the shares are approximate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,10 +70,11 @@ def main(argv=None) -> dict:
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.normal(size=(args.batch_size, args.side, args.side, 3)), jnp.float32)
   labels = jnp.asarray(rng.integers(0, benchmark.NUM_CLASSES, args.batch_size), jnp.int32)
-  compiled, compile_s = benchmark.compile_fn(benchmark.make_train_step(model, tx),
-                                             (state, images, labels), donate=(0,))
+  compiled, compile_s = benchmark.compile_fn(
+    benchmark.make_train_step(model, tx), (state, images, labels), donate=(0,)
+  )
   print(f'compiled in {compile_s:.1f} s', flush=True)
-  for _ in range(3):                                    # warm up (and the allocator settles)
+  for _ in range(3):  # warm up (and the allocator settles)
     state, loss = compiled(state, images, labels)
   jax.block_until_ready(loss)
   start = time.perf_counter()
@@ -94,15 +96,17 @@ def main(argv=None) -> dict:
   per_op = collections.Counter()
   for e in events:
     if e.get('ph') == 'X' and e.get('name') in sources:
-      per_op[e['name']] += e['dur'] / 1e3 / args.steps      # ms per step
+      per_op[e['name']] += e['dur'] / 1e3 / args.steps  # ms per step
   per_module = collections.Counter()
   for name, ms in per_op.items():
     per_module[module_of(sources[name][1], args.depth)] += ms
   total = sum(per_op.values())
 
-  print(f'\nside {args.side}, batch {args.batch_size}: step {step_s * 1e3:.0f} ms untraced; '
-        f'ops sum to {total:.0f} ms per step (concurrent ops overlap); '
-        f'malloc retains memory: {allocator.active()}')
+  print(
+    f'\nside {args.side}, batch {args.batch_size}: step {step_s * 1e3:.0f} ms untraced; '
+    f'ops sum to {total:.0f} ms per step (concurrent ops overlap); '
+    f'malloc retains memory: {allocator.active()}'
+  )
   print(f'\n{"ms/step":>9} {"share":>6}  module (direction)')
   for (module, direction), ms in per_module.most_common(args.top):
     print(f'{ms:9.1f} {ms / total:6.1%}  {module} ({direction})')
@@ -111,10 +115,13 @@ def main(argv=None) -> dict:
     shape, op_name = sources[name]
     print(f'{ms:9.1f}  {name[:30]:30} {shape[:34]:34} {op_name[-70:]}')
   print(f'\ntrace in {trace_dir}')
-  return {'step_s': step_s, 'modules': {f'{m} ({d})': v for (m, d), v in per_module.items()},
-          'ops': dict(per_op)}
+  return {
+    'step_s': step_s,
+    'modules': {f'{m} ({d})': v for (m, d), v in per_module.items()},
+    'ops': dict(per_op),
+  }
 
 
 if __name__ == '__main__':
-  allocator.restart_with_retained_memory()   # glibc keeps freed memory: fewer page faults
+  allocator.restart_with_retained_memory()  # glibc keeps freed memory: fewer page faults
   main()

@@ -20,31 +20,53 @@ def row(summary: dict) -> dict:
   device = summary.get('devices') or {}
   where = summary.get('cpu') if device.get('platform') == 'cpu' else device.get('kind')
   protocol = summary['protocol']
-  short = ('last epoch' if summary['select_epoch'] == 'last' else
-           'epoch chosen on validation subjects' + (', retrained' if s.get('retrain') else '')
-           if summary['select_epoch'] == 'validation' else 'BEST EPOCH BY TEST (not honest)')
+  short = (
+    'last epoch'
+    if summary['select_epoch'] == 'last'
+    else 'epoch chosen on validation subjects' + (', retrained' if s.get('retrain') else '')
+    if summary['select_epoch'] == 'validation'
+    else 'BEST EPOCH BY TEST (not honest)'
+  )
   if s.get('group_folds'):
     short = f"{s['group_folds']}-fold by subject, {short}"
-  return dict(model=s['model'], dataset=summary.get('dataset', s.get('dataset')),
-              n=summary['n_samples'], folds=summary['n_folds'],
-              uf1=summary['uf1'], uar=summary['uar'],
-              per_db={k: (v['uf1'], v['uar']) for k, v in per_db.items()},
-              protocol=short, long_protocol=protocol, epochs=s['epochs'], size=s['size'],
-              minutes=summary.get('wall_time_seconds', float('nan')) / 60, where=where,
-              command=summary.get('command', ''))
+  return dict(
+    model=s['model'],
+    dataset=summary.get('dataset', s.get('dataset')),
+    n=summary['n_samples'],
+    folds=summary['n_folds'],
+    uf1=summary['uf1'],
+    uar=summary['uar'],
+    per_db={k: (v['uf1'], v['uar']) for k, v in per_db.items()},
+    protocol=short,
+    long_protocol=protocol,
+    epochs=s['epochs'],
+    size=s['size'],
+    minutes=summary.get('wall_time_seconds', float('nan')) / 60,
+    where=where,
+    command=summary.get('command', ''),
+  )
 
 
 def table(rows: list[dict]) -> str:
   dbs = sorted({d for r in rows for d in r['per_db']})
-  head = (['model', 'samples', 'folds', 'UF1', 'UAR'] + [f'{d} UF1 / UAR' for d in dbs]
-          + ['epoch scored', 'epochs', 'input', 'wall time', 'machine'])
+  head = (
+    ['model', 'samples', 'folds', 'UF1', 'UAR']
+    + [f'{d} UF1 / UAR' for d in dbs]
+    + ['epoch scored', 'epochs', 'input', 'wall time', 'machine']
+  )
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
     cells = [r['model'], str(r['n']), str(r['folds']), f"{r['uf1']:.4f}", f"{r['uar']:.4f}"]
-    cells += [f'{r["per_db"][d][0]:.4f} / {r["per_db"][d][1]:.4f}' if d in r['per_db']
-              else '' for d in dbs]
-    cells += [r['protocol'], str(r['epochs']), f"{r['size']} px", f"{r['minutes']:.0f} min",
-              str(r['where'])]
+    cells += [
+      f'{r["per_db"][d][0]:.4f} / {r["per_db"][d][1]:.4f}' if d in r['per_db'] else '' for d in dbs
+    ]
+    cells += [
+      r['protocol'],
+      str(r['epochs']),
+      f"{r['size']} px",
+      f"{r['minutes']:.0f} min",
+      str(r['where']),
+    ]
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 

@@ -8,18 +8,19 @@ micro-expression recognition", Complex & Intelligent Systems 11(3):169, 2025.
 `hfa_jax.preprocess` can be used, e.g. in data-building worker processes,
 without loading JAX.
 """
+
 import importlib
 
 __version__ = '0.1.0'
 
 _LAZY = {
-    'HFANet': ('hfa_jax.models.hfanet', 'HFANet'),
-    'LosoConfig': ('hfa_jax.loso', 'LosoConfig'),
-    'run_loso': ('hfa_jax.loso', 'run_loso'),
-    'TrainState': ('hfa_jax.train', 'TrainState'),
-    'create_train_state': ('hfa_jax.train', 'create_train_state'),
-    'train_step': ('hfa_jax.train', 'train_step'),
-    'eval_step': ('hfa_jax.train', 'eval_step'),
+  'HFANet': ('hfa_jax.models.hfanet', 'HFANet'),
+  'LosoConfig': ('hfa_jax.loso', 'LosoConfig'),
+  'run_loso': ('hfa_jax.loso', 'run_loso'),
+  'TrainState': ('hfa_jax.train', 'TrainState'),
+  'create_train_state': ('hfa_jax.train', 'create_train_state'),
+  'train_step': ('hfa_jax.train', 'train_step'),
+  'eval_step': ('hfa_jax.train', 'eval_step'),
 }
 __all__ = sorted(_LAZY)
 

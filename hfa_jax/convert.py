@@ -14,6 +14,7 @@ Keys the original creates but never uses in `forward` (`rmt.proj`, `rmt.norm`,
 `rmt.head`, `msa.fc_1`, `aaff.cov`), BatchNorm counters and RMT's fixed
 `Relpos.angle` / `Relpos.decay` buffers are accepted and dropped.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,17 +32,26 @@ from hfa_jax.models.rmt.branch import STAGES
 _SEQUENTIAL = re.compile(r'^(layer[1-4]|blocks|proj|downsample|depthwise|pointwise)_(\d+)$')
 _UNUSED_PREFIXES = ('rmt.proj.', 'rmt.norm.', 'rmt.head.', 'msa.fc_1.', 'aaff.cov.')
 _BUFFER = re.compile(r'(\.num_batches_tracked|^rmt\.layer[1-4]\.Relpos\.(angle|decay))$')
-_TORCH_LEAF = {('params', 'kernel'): 'weight', ('params', 'scale'): 'weight',
-               ('params', 'bias'): 'bias', ('batch_stats', 'mean'): 'running_mean',
-               ('batch_stats', 'var'): 'running_var'}
+_TORCH_LEAF = {
+  ('params', 'kernel'): 'weight',
+  ('params', 'scale'): 'weight',
+  ('params', 'bias'): 'bias',
+  ('batch_stats', 'mean'): 'running_mean',
+  ('batch_stats', 'var'): 'running_var',
+}
 # Parameters of the original that forward() never uses: name -> shape (independent of classes).
 _UNUSED_SHAPES = {
-    'msa.fc_1.weight': (1000, 512), 'msa.fc_1.bias': (1000,),
-    'rmt.proj.weight': (1024, 512), 'rmt.proj.bias': (1024,),
-    'rmt.norm.weight': (1024,), 'rmt.norm.bias': (1024,),
-    'rmt.norm.running_mean': (1024,), 'rmt.norm.running_var': (1024,),
-    'rmt.head.weight': (1000, 1024), 'rmt.head.bias': (1000,),
-    'aaff.cov.weight': (1024, 1024, 1, 1),
+  'msa.fc_1.weight': (1000, 512),
+  'msa.fc_1.bias': (1000,),
+  'rmt.proj.weight': (1024, 512),
+  'rmt.proj.bias': (1024,),
+  'rmt.norm.weight': (1024,),
+  'rmt.norm.bias': (1024,),
+  'rmt.norm.running_mean': (1024,),
+  'rmt.norm.running_var': (1024,),
+  'rmt.head.weight': (1000, 1024),
+  'rmt.head.bias': (1000,),
+  'aaff.cov.weight': (1024, 1024, 1, 1),
 }
 
 
@@ -90,7 +100,7 @@ def from_torch_state_dict(state_dict: Mapping[str, Any], num_classes: int | None
   Raises ConversionError naming the key for a missing key, a wrong shape, or a
   key that is neither used nor one of the original's known unused keys.
   """
-  sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+  sd = {k[len('module.') :] if k.startswith('module.') else k: v for k, v in state_dict.items()}
   if num_classes is None:
     if 'head.weight' not in sd:
       raise ConversionError("missing key 'head.weight' (needed to infer num_classes)")
@@ -108,21 +118,26 @@ def from_torch_state_dict(state_dict: Mapping[str, Any], num_classes: int | None
       expected = _to_torch_layout(np.empty(spec.shape, np.uint8)).shape
       value = np.asarray(sd[key])
       if value.shape != expected:
-        raise ConversionError(f'wrong shape for {key!r}: the state dict has {value.shape}, '
-                              f'HFA-Net(num_classes={num_classes}) expects {expected}')
+        raise ConversionError(
+          f'wrong shape for {key!r}: the state dict has {value.shape}, '
+          f'HFA-Net(num_classes={num_classes}) expects {expected}'
+        )
       flat[path] = jnp.asarray(_from_torch_layout(value).astype(np.float32))
       used.add(key)
     variables[collection] = traverse_util.unflatten_dict(flat)
 
   unknown = sorted(k for k in sd if k not in used and not _is_dropped(k))
   if unknown:
-    raise ConversionError(f'{len(unknown)} unknown key(s), not part of HFA-Net: '
-                          f'{", ".join(unknown[:5])}{" ..." if len(unknown) > 5 else ""}')
+    raise ConversionError(
+      f'{len(unknown)} unknown key(s), not part of HFA-Net: '
+      f'{", ".join(unknown[:5])}{" ..." if len(unknown) > 5 else ""}'
+    )
   return variables
 
 
-def to_torch_state_dict(variables: Mapping[str, Any], include_unused: bool = True
-                        ) -> dict[str, np.ndarray]:
+def to_torch_state_dict(
+  variables: Mapping[str, Any], include_unused: bool = True
+) -> dict[str, np.ndarray]:
   """The original's state dict (numpy arrays) from Flax variables.
 
   With `include_unused` (default) the dict also holds every key the original
@@ -134,11 +149,12 @@ def to_torch_state_dict(variables: Mapping[str, Any], include_unused: bool = Tru
   for collection in ('params', 'batch_stats'):
     for path, value in traverse_util.flatten_dict(dict(variables[collection])).items():
       out[torch_key(collection, path)] = np.ascontiguousarray(
-          _to_torch_layout(np.asarray(value, np.float32)))
+        _to_torch_layout(np.asarray(value, np.float32))
+      )
   if not include_unused:
     return out
   for key in [k for k in out if k.endswith('.running_var')]:
-    out[key[:-len('running_var')] + 'num_batches_tracked'] = np.array(0, np.int64)
+    out[key[: -len('running_var')] + 'num_batches_tracked'] = np.array(0, np.int64)
   for i, (_, heads, init, rng, _, _, _) in enumerate(STAGES):
     width = 64 if i < 2 else STAGES[i - 1][6]
     out[f'rmt.layer{i + 1}.Relpos.angle'] = relpos.angles(width, heads)

@@ -49,59 +49,89 @@ BALANCE = ('none', 'loss', 'sampling')
 class LosoConfig:
   """Training settings of a LOSO run, each declared once (every field is saved with
   the results; `python -m experiments.loso --help` lists them)."""
+
   epochs: int = setting(20, 'epochs per fold', minimum=1)
   batch_size: int = setting(32, 'training batch per fold', minimum=1)
-  steps_per_epoch: int = setting(0, 'steps per epoch (0: one pass over the largest training '
-                                 'set)', minimum=0)
+  steps_per_epoch: int = setting(
+    0, 'steps per epoch (0: one pass over the largest training set)', minimum=0
+  )
   learning_rate: float = setting(1e-3, 'peak learning rate', above=0, flag='lr')
-  schedule: str = setting('cosine', 'learning-rate schedule after warmup',
-                          choices=('cosine', 'constant'))
+  schedule: str = setting(
+    'cosine', 'learning-rate schedule after warmup', choices=('cosine', 'constant')
+  )
   warmup_epochs: float = setting(0.0, 'linear warmup from 0, in epochs', minimum=0)
-  optimizer: str = setting('adamw', "'adamw' (decoupled weight decay) or 'adam' (+ L2)",
-                           choices=('adamw', 'adam'))
+  optimizer: str = setting(
+    'adamw', "'adamw' (decoupled weight decay) or 'adam' (+ L2)", choices=('adamw', 'adam')
+  )
   weight_decay: float = setting(1e-4, 'weight decay', minimum=0)
   grad_clip: float = setting(0.0, 'global-norm gradient clipping (0: off)', minimum=0)
   label_smoothing: float = setting(0.0, 'label smoothing', minimum=0, below=1)
-  augment: str = setting('flip', "'none', or a '+'-joined subset of flip, shift (a flip "
-                         'negates u; a shift replicates the edge)')
+  augment: str = setting(
+    'flip',
+    "'none', or a '+'-joined subset of flip, shift (a flip negates u; a shift replicates the edge)",
+  )
   max_shift: int = setting(2, 'pixels, with --augment shift', minimum=0)
   mixup: float = setting(0.0, 'mixup Beta(a, a) parameter (0: off)', minimum=0)
-  ema_decay: float = setting(0.0, 'evaluate an exponential moving average of the weights '
-                             'with this decay per step (0: the weights themselves)', minimum=0,
-                             below=1)
-  ensemble: int = setting(1, 'models per fold, each from its own seed; their class '
-                          'probabilities are averaged', minimum=1)
-  test_flip: bool = setting(False, 'evaluate each image and its mirror (u negated) and '
-                            'average their logits')
-  balance: str = setting('none', "classes: 'loss' weighs each class equally in the loss, "
-                         "'sampling' draws them equally often", choices=BALANCE)
+  ema_decay: float = setting(
+    0.0,
+    'evaluate an exponential moving average of the weights '
+    'with this decay per step (0: the weights themselves)',
+    minimum=0,
+    below=1,
+  )
+  ensemble: int = setting(
+    1, 'models per fold, each from its own seed; their class probabilities are averaged', minimum=1
+  )
+  test_flip: bool = setting(
+    False, 'evaluate each image and its mirror (u negated) and average their logits'
+  )
+  balance: str = setting(
+    'none',
+    "classes: 'loss' weighs each class equally in the loss, 'sampling' draws them equally often",
+    choices=BALANCE,
+  )
   seed: int = setting(0, 'seed of initialisation, order, augmentation and splits')
-  folds_in_parallel: int = setting(0, 'folds (models, with an ensemble) trained at once (0: '
-                                   'all; rounded up to a multiple of the device count)',
-                                   minimum=0)
+  folds_in_parallel: int = setting(
+    0,
+    'folds (models, with an ensemble) trained at once (0: '
+    'all; rounded up to a multiple of the device count)',
+    minimum=0,
+  )
   eval_batch_size: int = setting(64, 'evaluation batch', minimum=1)
   select_epoch: str = setting(
-      'last', "the epoch scored per fold: 'last'; 'validation' (best UF1 on subjects held "
-      "out of the fold's training subjects; honest); 'best_test' (its own test subject's "
-      'best: NOT honest, reported as such)', choices=SELECT_EPOCH)
-  val_fraction: float = setting(0.2, "with validation: share of each database's training "
-                                'subjects held out', above=0, below=1)
-  retrain: bool = setting(False, 'with validation: retrain on all training subjects for the '
-                          'chosen number of epochs')
-  group_folds: int = setting(0, '>0: subject-grouped K-fold cross-validation instead of LOSO '
-                             '(quick experiments)', minimum=0)
-  eval_every_epoch: bool = setting(True, 'evaluate after every epoch (curves) or only after '
-                                   'the last')
-  precise_bn: int = setting(0, 'evaluate with BatchNorm statistics recomputed on this many '
-                            'training samples (0: running averages)', minimum=0)
+    'last',
+    "the epoch scored per fold: 'last'; 'validation' (best UF1 on subjects held "
+    "out of the fold's training subjects; honest); 'best_test' (its own test subject's "
+    'best: NOT honest, reported as such)',
+    choices=SELECT_EPOCH,
+  )
+  val_fraction: float = setting(
+    0.2, "with validation: share of each database's training subjects held out", above=0, below=1
+  )
+  retrain: bool = setting(
+    False, 'with validation: retrain on all training subjects for the chosen number of epochs'
+  )
+  group_folds: int = setting(
+    0, '>0: subject-grouped K-fold cross-validation instead of LOSO (quick experiments)', minimum=0
+  )
+  eval_every_epoch: bool = setting(
+    True, 'evaluate after every epoch (curves) or only after the last'
+  )
+  precise_bn: int = setting(
+    0,
+    'evaluate with BatchNorm statistics recomputed on this many '
+    'training samples (0: running averages)',
+    minimum=0,
+  )
   checkpoint_every: int = setting(1, 'epochs between checkpoints', minimum=1)
 
   def validate(self):
     """Raises ValueError naming the first bad field."""
     settings.check(self)
     if self.retrain and self.select_epoch != 'validation':
-      raise ValueError("retrain needs select_epoch 'validation' (it retrains for the epoch "
-                       'that validation chose)')
+      raise ValueError(
+        "retrain needs select_epoch 'validation' (it retrains for the epoch that validation chose)"
+      )
     if self.group_folds == 1:
       raise ValueError('group_folds must be 0 (LOSO) or >= 2')
     self.augmentations()
@@ -111,27 +141,39 @@ class LosoConfig:
     parts = {p for p in re.split(r'[+,]', self.augment.strip().lower()) if p} - {'none'}
     unknown = parts - {'flip', 'shift'}
     if unknown:
-      raise ValueError(f"augment must be 'none' or a '+'-joined subset of flip, shift; "
-                       f'got {self.augment!r}')
+      raise ValueError(
+        f"augment must be 'none' or a '+'-joined subset of flip, shift; got {self.augment!r}"
+      )
     return 'flip' in parts, (self.max_shift if 'shift' in parts else 0)
 
   def protocol(self) -> str:
     """In words: how the folds are made and which epoch of each fold is scored."""
-    folds = (f'subject-grouped {self.group_folds}-fold cross-validation (NOT leave-one-subject-'
-             'out; for quick experiments)' if self.group_folds else 'leave one subject out')
+    folds = (
+      f'subject-grouped {self.group_folds}-fold cross-validation (NOT leave-one-subject-'
+      'out; for quick experiments)'
+      if self.group_folds
+      else 'leave one subject out'
+    )
     if self.ensemble > 1:
       folds += f', {self.ensemble} models per fold (mean of their probabilities)'
     if self.test_flip:
       folds += ', each test image averaged with its mirror'
     if self.select_epoch == 'best_test':
-      return (f'{folds}; BEST EPOCH PER FOLD SELECTED BY ITS OWN TEST ACCURACY (optimistic, '
-              'not comparable to honest results)')
+      return (
+        f'{folds}; BEST EPOCH PER FOLD SELECTED BY ITS OWN TEST ACCURACY (optimistic, '
+        'not comparable to honest results)'
+      )
     if self.select_epoch == 'validation':
-      how = (f"{folds}; each fold's epoch chosen by the UF1 of validation subjects held out "
-             f"of its training subjects ({self.val_fraction:.0%} of each database's), "
-             'the test subject never seen')
-      return how + (', then retrained on all its training subjects for that many epochs '
-                    '(honest)' if self.retrain else ' (honest)')
+      how = (
+        f"{folds}; each fold's epoch chosen by the UF1 of validation subjects held out "
+        f"of its training subjects ({self.val_fraction:.0%} of each database's), "
+        'the test subject never seen'
+      )
+      return how + (
+        ', then retrained on all its training subjects for that many epochs (honest)'
+        if self.retrain
+        else ' (honest)'
+      )
     return f'{folds}; each fold evaluated after its last epoch (honest)'
 
 
@@ -157,18 +199,19 @@ class FoldPlan:
   except, with validation selection, the validation subjects held out of them.
   Index tables are padded with their first index; `*_count` says how many are real.
   """
-  folds: list             # name of each selected fold (its test subject for LOSO), run order
-  fold_ids: list          # index of each among all folds (drives the RNG)
-  members: list           # test subjects of each selected fold
-  val_subjects: list      # validation subjects of each selected fold (empty: none)
-  train_idx: np.ndarray   # (folds, max_rest) int32: training samples (no validation)
+
+  folds: list  # name of each selected fold (its test subject for LOSO), run order
+  fold_ids: list  # index of each among all folds (drives the RNG)
+  members: list  # test subjects of each selected fold
+  val_subjects: list  # validation subjects of each selected fold (empty: none)
+  train_idx: np.ndarray  # (folds, max_rest) int32: training samples (no validation)
   train_count: np.ndarray  # (folds,) int32
-  rest_idx: np.ndarray    # (folds, max_rest) int32: every non-test sample (to retrain)
+  rest_idx: np.ndarray  # (folds, max_rest) int32: every non-test sample (to retrain)
   rest_count: np.ndarray  # (folds,) int32
-  test_idx: np.ndarray    # (folds, test_width) int32
+  test_idx: np.ndarray  # (folds, test_width) int32
   test_count: np.ndarray  # (folds,) int32
-  val_idx: np.ndarray     # (folds, val_width) int32 (val_width 0 without validation)
-  val_count: np.ndarray   # (folds,) int32
+  val_idx: np.ndarray  # (folds, val_width) int32 (val_width 0 without validation)
+  val_count: np.ndarray  # (folds,) int32
   eval_batch: int
   steps_per_epoch: int
 
@@ -212,8 +255,7 @@ def validation_subjects(candidates, strata, fraction: float, seed: int, fold_id:
   return sorted(chosen, key=natural_key)
 
 
-def make_plan(labels, subjects, config: LosoConfig, only_subjects=None,
-              strata=None) -> FoldPlan:
+def make_plan(labels, subjects, config: LosoConfig, only_subjects=None, strata=None) -> FoldPlan:
   """Splits the samples into folds: LOSO (every subject, or `only_subjects`), or with
   `config.group_folds` subject-grouped folds ('fold1'...; `only_subjects` then names folds).
 
@@ -247,8 +289,9 @@ def make_plan(labels, subjects, config: LosoConfig, only_subjects=None,
     test = np.isin(subjects, group)
     held = []
     if config.select_epoch == 'validation':
-      held = validation_subjects(sorted(set(subjects[~test].tolist())), stratum_of,
-                                 config.val_fraction, config.seed, f)
+      held = validation_subjects(
+        sorted(set(subjects[~test].tolist())), stratum_of, config.val_fraction, config.seed, f
+      )
     val = np.isin(subjects, held)
     tests.append(np.flatnonzero(test))
     rests.append(np.flatnonzero(~test))
@@ -270,12 +313,21 @@ def make_plan(labels, subjects, config: LosoConfig, only_subjects=None,
   count = lambda rows: np.array([len(rows[i]) for i in sel], np.int32)
   steps = config.steps_per_epoch or -(-max_rest // config.batch_size)
   return FoldPlan(
-      folds=chosen, fold_ids=sel, members=pick(members), val_subjects=pick(val_subjects),
-      train_idx=table(pick(trains), max_rest), train_count=count(trains),
-      rest_idx=table(pick(rests), max_rest), rest_count=count(rests),
-      test_idx=table(pick(tests), width(max_test)), test_count=count(tests),
-      val_idx=table(pick(vals), width(max_val) if max_val else 0), val_count=count(vals),
-      eval_batch=eval_batch, steps_per_epoch=steps)
+    folds=chosen,
+    fold_ids=sel,
+    members=pick(members),
+    val_subjects=pick(val_subjects),
+    train_idx=table(pick(trains), max_rest),
+    train_count=count(trains),
+    rest_idx=table(pick(rests), max_rest),
+    rest_count=count(rests),
+    test_idx=table(pick(tests), width(max_test)),
+    test_count=count(tests),
+    val_idx=table(pick(vals), width(max_val) if max_val else 0),
+    val_count=count(vals),
+    eval_batch=eval_batch,
+    steps_per_epoch=steps,
+  )
 
 
 def fold_key(seed: int, fold_id: int, replica: int = 0) -> np.ndarray:
@@ -289,15 +341,27 @@ def fold_key(seed: int, fold_id: int, replica: int = 0) -> np.ndarray:
 
 def optim_config(config: LosoConfig, steps_per_epoch: int) -> train_lib.OptimConfig:
   return train_lib.OptimConfig(
-      optimizer=config.optimizer, learning_rate=config.learning_rate,
-      schedule=config.schedule, warmup_steps=round(config.warmup_epochs * steps_per_epoch),
-      total_steps=config.epochs * steps_per_epoch, weight_decay=config.weight_decay,
-      grad_clip=config.grad_clip, label_smoothing=config.label_smoothing)
+    optimizer=config.optimizer,
+    learning_rate=config.learning_rate,
+    schedule=config.schedule,
+    warmup_steps=round(config.warmup_epochs * steps_per_epoch),
+    total_steps=config.epochs * steps_per_epoch,
+    weight_decay=config.weight_decay,
+    grad_clip=config.grad_clip,
+    label_smoothing=config.label_smoothing,
+  )
 
 
 @functools.lru_cache(maxsize=8)
-def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, eval_batch: int,
-                  input_shape: tuple, num_classes: int, mesh: Mesh):
+def make_fold_fns(
+  model: nn.Module,
+  config: LosoConfig,
+  steps_per_epoch: int,
+  eval_batch: int,
+  input_shape: tuple,
+  num_classes: int,
+  mesh: Mesh,
+):
   """(init_fn, epoch_fn) over a stacked fold axis sharded on `mesh`.
 
   init_fn(keys (F, 2) uint32) -> stacked TrainState, sharded over the folds. It
@@ -316,8 +380,9 @@ def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, ev
   folds = NamedSharding(mesh, P('folds'))
   replicated = NamedSharding(mesh, P())
 
-  init_one = jax.jit(lambda k: train_lib.create_train_state(k, model, input_shape, tx,
-                                                           ema=config.ema_decay > 0))
+  init_one = jax.jit(
+    lambda k: train_lib.create_train_state(k, model, input_shape, tx, ema=config.ema_decay > 0)
+  )
 
   def init_fn(keys):
     states = [jax.device_get(init_one(k)) for k in np.asarray(keys)]
@@ -328,6 +393,7 @@ def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, ev
     if config.precise_bn:
       idx = order[jnp.arange(config.precise_bn) % train_count]
       state = state.replace(batch_stats=train_lib.precise_batch_stats(state, images[idx]))
+
     def batch_logits(idx):
       x = images[idx]
       logits = train_lib.eval_step(state, x)
@@ -344,9 +410,9 @@ def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, ev
     real = jnp.arange(train_idx.shape[0]) < train_count
     u = jnp.where(real, jax.random.uniform(perm_key, train_idx.shape), 2.0)
     order = train_idx[jnp.argsort(u)]
-    counts = jnp.zeros(num_classes).at[labels[train_idx]].add(real)    # this fold's classes
+    counts = jnp.zeros(num_classes).at[labels[train_idx]].add(real)  # this fold's classes
     class_weights = None
-    if config.balance == 'loss':      # each class weighs as much in total
+    if config.balance == 'loss':  # each class weighs as much in total
       class_weights = jnp.where(counts > 0, 1.0 / jnp.maximum(counts, 1), 0.0)
     draw_logits = jnp.where(real, -jnp.log(jnp.maximum(counts, 1))[labels[train_idx]], -jnp.inf)
 
@@ -361,22 +427,31 @@ def make_fold_fns(model: nn.Module, config: LosoConfig, steps_per_epoch: int, ev
       y = labels[idx]
       if config.mixup > 0:
         x, y = train_lib.mixup(mix_key, x, jax.nn.one_hot(y, num_classes), config.mixup)
-      state, m = train_lib.train_step(state, x, y, config.label_smoothing, rng=drop_key,
-                                      class_weights=class_weights)
+      state, m = train_lib.train_step(
+        state, x, y, config.label_smoothing, rng=drop_key, class_weights=class_weights
+      )
       if config.ema_decay > 0:
         state = train_lib.update_ema(state, config.ema_decay)
       return state, m
 
     state, m = jax.lax.scan(step, state, jnp.arange(steps))
     logits = jax.lax.cond(
-        evaluate, evaluate_one,
-        lambda *_: jnp.zeros((eval_idx.shape[0], num_classes), jnp.float32),
-        state, images, order, train_count, eval_idx)
+      evaluate,
+      evaluate_one,
+      lambda *_: jnp.zeros((eval_idx.shape[0], num_classes), jnp.float32),
+      state,
+      images,
+      order,
+      train_count,
+      eval_idx,
+    )
     return state, jax.tree.map(jnp.mean, m), logits
 
   epoch_fn = jax.jit(
-      over_folds(epoch_one, in_axes=(0, None, None, 0, 0, 0, None, None)),
-      out_shardings=(folds, replicated, replicated), donate_argnums=0)
+    over_folds(epoch_one, in_axes=(0, None, None, 0, 0, 0, None, None)),
+    out_shardings=(folds, replicated, replicated),
+    donate_argnums=0,
+  )
   return init_fn, epoch_fn
 
 
@@ -414,6 +489,7 @@ class _RunFiles:
 
   def __init__(self, out_dir, settings: dict):
     import orbax.checkpoint as ocp
+
     self.ocp = ocp
     self.dir = os.path.abspath(out_dir)
     os.makedirs(os.path.join(self.dir, 'folds'), exist_ok=True)
@@ -424,9 +500,11 @@ class _RunFiles:
       self._lock.close()
       raise
     self.manager = ocp.CheckpointManager(
-        os.path.join(self.dir, 'checkpoints'),
-        options=ocp.CheckpointManagerOptions(max_to_keep=1, cleanup_tmp_directories=True,
-                                             enable_async_checkpointing=False))
+      os.path.join(self.dir, 'checkpoints'),
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=1, cleanup_tmp_directories=True, enable_async_checkpointing=False
+      ),
+    )
 
   def _check_or_write(self, settings: dict):
     """Writes run.json, or checks that the run there has these settings and data."""
@@ -440,20 +518,24 @@ class _RunFiles:
         was, now = diff['data']
         what = [k for k in now if was.get(k) != now.get(k)]
         raise ValueError(
-            f'{self.dir} holds a run on other data: the {", ".join(what)} differ (the dataset '
-            f'was rebuilt or changed: {was.get("n")} samples then, {now.get("n")} now). '
-            'Its finished folds do not apply to these data: choose another output folder, '
-            'or delete this one to start again.')
+          f'{self.dir} holds a run on other data: the {", ".join(what)} differ (the dataset '
+          f'was rebuilt or changed: {was.get("n")} samples then, {now.get("n")} now). '
+          'Its finished folds do not apply to these data: choose another output folder, '
+          'or delete this one to start again.'
+        )
       if diff:
         lines = '\n'.join(f'  {k}: saved {a!r}, now {b!r}' for k, (a, b) in diff.items())
-        raise ValueError(f'{self.dir} holds a run with other settings:\n{lines}\n'
-                         'Resume with the same settings, or choose another output folder.')
+        raise ValueError(
+          f'{self.dir} holds a run with other settings:\n{lines}\n'
+          'Resume with the same settings, or choose another output folder.'
+        )
     elif jax.process_index() == 0:
       _write_json(run_json, settings)
 
   def fold_path(self, fold_id, replica=0):
-    return os.path.join(self.dir, 'folds', f'fold_{fold_id:04d}' +
-                        (f'_model{replica}' if replica else '') + '.json')
+    return os.path.join(
+      self.dir, 'folds', f'fold_{fold_id:04d}' + (f'_model{replica}' if replica else '') + '.json'
+    )
 
   def load_fold(self, fold_id, replica=0):
     path = self.fold_path(fold_id, replica)
@@ -476,8 +558,12 @@ class _RunFiles:
     if meta['history']['subjects'] != list(group_subjects):
       return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), history=ocp.args.JsonRestore()))
+    restored = self.manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), history=ocp.args.JsonRestore()
+      ),
+    )
     return restored['state'], restored['history']
 
   def save(self, step, state, history):
@@ -485,13 +571,18 @@ class _RunFiles:
     inside it (orbax's writer threads would be left half-done)."""
     ocp = self.ocp
     with _interrupts_deferred():
-      self.manager.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history)), force=True)
+      self.manager.save(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history)
+        ),
+        force=True,
+      )
       self.manager.wait_until_finished()
 
   def close(self):
     self.manager.close()
-    self._lock.close()        # releases the lock (as the end of the process would)
+    self._lock.close()  # releases the lock (as the end of the process would)
 
 
 @contextlib.contextmanager
@@ -518,6 +609,7 @@ def _lock(path: str):
   """An exclusive lock on `path`, held while the returned file is open (the system
   drops it when the process ends, also on a kill); RunInUseError if another holds it."""
   import fcntl
+
   f = open(path, 'a+')
   try:
     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -525,8 +617,10 @@ def _lock(path: str):
     f.seek(0)
     owner = f.read().strip() or 'another process'
     f.close()
-    raise RunInUseError(f'{os.path.dirname(path)} is in use by a run still going '
-                        f'({owner}): wait for it, stop it, or choose another output folder.')
+    raise RunInUseError(
+      f'{os.path.dirname(path)} is in use by a run still going '
+      f'({owner}): wait for it, stop it, or choose another output folder.'
+    )
   f.seek(0)
   f.truncate()
   f.write(f'pid {os.getpid()}')
@@ -549,10 +643,22 @@ class NonFiniteError(RuntimeError):
   """A fold's model gave logits that are not finite (diverged training)."""
 
 
-def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=None, *,
-             num_classes: int | None = None, only_subjects=None, strata=None, out_dir=None,
-             progress: bool = True, on_epoch: Callable | None = None,
-             devices=None, run_record: dict | None = None) -> dict:
+def run_loso(
+  images,
+  labels,
+  subjects,
+  config: LosoConfig = LosoConfig(),
+  model=None,
+  *,
+  num_classes: int | None = None,
+  only_subjects=None,
+  strata=None,
+  out_dir=None,
+  progress: bool = True,
+  on_epoch: Callable | None = None,
+  devices=None,
+  run_record: dict | None = None,
+) -> dict:
   """Leave-one-subject-out training and evaluation on in-memory arrays.
 
   Args:
@@ -611,30 +717,45 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
     raise ValueError(f'labels must lie in 0..{num_classes - 1}')
   if model is None:
     import hfa_jax
+
     model = hfa_jax.HFANet(num_classes=num_classes)
 
   plan = make_plan(labels, subjects, config, only_subjects, strata)
   mesh = fold_mesh(devices)
   n_dev = mesh.devices.size
   width = config.folds_in_parallel or len(plan.folds)
-  width = -(-width // n_dev) * n_dev        # a multiple of the device count
+  width = -(-width // n_dev) * n_dev  # a multiple of the device count
   epochs = config.epochs
 
   files = None
   if out_dir is not None:
-    data = dict(n=len(labels), shape=list(images.shape), labels=_digest(labels),
-                subjects=_digest(subjects), images=_digest(images))
+    data = dict(
+      n=len(labels),
+      shape=list(images.shape),
+      labels=_digest(labels),
+      subjects=_digest(subjects),
+      images=_digest(images),
+    )
     if strata is not None:
       data['strata'] = _digest(np.asarray(strata).astype(str))
-    files = _RunFiles(out_dir, dict(
-        config={k: v for k, v in dataclasses.asdict(config).items()
-                if k not in ('folds_in_parallel', 'checkpoint_every')},
-        model=repr(model), num_classes=num_classes, data=data,
-        **({'run': run_record} if run_record else {})))
+    files = _RunFiles(
+      out_dir,
+      dict(
+        config={
+          k: v
+          for k, v in dataclasses.asdict(config).items()
+          if k not in ('folds_in_parallel', 'checkpoint_every')
+        },
+        model=repr(model),
+        num_classes=num_classes,
+        data=data,
+        **({'run': run_record} if run_record else {}),
+      ),
+    )
 
   # A unit is one model: (fold, replica); an ensemble trains `config.ensemble` per fold.
   units = [(i, r) for i in range(len(plan.folds)) for r in range(config.ensemble)]
-  records = {}     # (fold_id, replica) -> record (JSON-compatible)
+  records = {}  # (fold_id, replica) -> record (JSON-compatible)
   todo = []
   for u, (i, r) in enumerate(units):
     rec = files.load_fold(plan.fold_ids[i], r) if files else None
@@ -642,18 +763,35 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
       records[plan.fold_ids[i], r] = rec
     else:
       todo.append(u)
-  groups = [todo[i:i + width] for i in range(0, len(todo), width)]
+  groups = [todo[i : i + width] for i in range(0, len(todo), width)]
   unit_name = lambda u: plan.folds[units[u][0]] + (f'#{units[u][1]}' if units[u][1] else '')
 
   folds = NamedSharding(mesh, P('folds'))
   replicated = NamedSharding(mesh, P())
   # Fields that do not change the compiled programs are normalised for the cache.
   program_config = dataclasses.replace(
-      config, seed=0, folds_in_parallel=0, checkpoint_every=1, select_epoch='last',
-      val_fraction=0.2, retrain=False, group_folds=0, steps_per_epoch=0, ensemble=1,
-      eval_every_epoch=True, eval_batch_size=1)
-  init_fn, epoch_fn = make_fold_fns(model, program_config, plan.steps_per_epoch,
-                                    plan.eval_batch, (1,) + images.shape[1:], num_classes, mesh)
+    config,
+    seed=0,
+    folds_in_parallel=0,
+    checkpoint_every=1,
+    select_epoch='last',
+    val_fraction=0.2,
+    retrain=False,
+    group_folds=0,
+    steps_per_epoch=0,
+    ensemble=1,
+    eval_every_epoch=True,
+    eval_batch_size=1,
+  )
+  init_fn, epoch_fn = make_fold_fns(
+    model,
+    program_config,
+    plan.steps_per_epoch,
+    plan.eval_batch,
+    (1,) + images.shape[1:],
+    num_classes,
+    mesh,
+  )
   images_d, labels_d = put(images, replicated), put(labels, replicated)
   eval_idx = plan.eval_idx
   phases_per_group = 2 if config.retrain else 1
@@ -661,28 +799,37 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
   bar = None
   if progress and groups:
     from tqdm.auto import tqdm
-    bar = tqdm(total=len(groups) * epochs * phases_per_group, unit='epoch', dynamic_ncols=True,
-               desc=f'LOSO {len(plan.folds)} folds' + (
-                   f' x {config.ensemble} models' if config.ensemble > 1 else ''))
+
+    bar = tqdm(
+      total=len(groups) * epochs * phases_per_group,
+      unit='epoch',
+      dynamic_ncols=True,
+      desc=f'LOSO {len(plan.folds)} folds'
+      + (f' x {config.ensemble} models' if config.ensemble > 1 else ''),
+    )
   try:
     for g, group in enumerate(groups):
       # Pad the group with copies of its last unit; their results are dropped.
-      members = [units[u][0] for u in group]          # plan index of each unit's fold
+      members = [units[u][0] for u in group]  # plan index of each unit's fold
       padded = group + [group[-1]] * (width - len(group))
       rows = [units[u][0] for u in padded]
       n = len(members)
-      keys = np.stack([fold_key(config.seed, plan.fold_ids[units[u][0]], units[u][1])
-                       for u in padded])
-      tables = dict(train=[put(t[rows], folds) for t in (plan.train_idx, plan.train_count)],
-                    retrain=[put(t[rows], folds) for t in (plan.rest_idx, plan.rest_count)])
+      keys = np.stack(
+        [fold_key(config.seed, plan.fold_ids[units[u][0]], units[u][1]) for u in padded]
+      )
+      tables = dict(
+        train=[put(t[rows], folds) for t in (plan.train_idx, plan.train_count)],
+        retrain=[put(t[rows], folds) for t in (plan.rest_idx, plan.rest_count)],
+      )
       eval_table = put(eval_idx[rows], folds)
       state = init_fn(keys)
-      history = dict(subjects=[unit_name(u) for u in group], chosen=None,
-                     phases=[_new_phase('train', epochs)])
+      history = dict(
+        subjects=[unit_name(u) for u in group], chosen=None, phases=[_new_phase('train', epochs)]
+      )
       restored = files.restore(history['subjects'], state) if files else None
       if restored is not None:
         state, history = restored
-        if history['phases'][-1]['epochs_done'] == 0:   # a phase that has not begun
+        if history['phases'][-1]['epochs_done'] == 0:  # a phase that has not begun
           state = init_fn(keys)
       first = True
       while True:
@@ -690,8 +837,10 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
         p_index = len(history['phases']) - 1
         done_before = p_index * epochs + phase['epochs_done']
         if bar is not None:
-          bar.set_description(f'models {group[0] + 1}-{group[-1] + 1}/{len(units)}'
-                              + (' retrain' if phase['name'] == 'retrain' else ''))
+          bar.set_description(
+            f'models {group[0] + 1}-{group[-1] + 1}/{len(units)}'
+            + (' retrain' if phase['name'] == 'retrain' else '')
+          )
           if first:
             bar.update(done_before)
         first = False
@@ -701,38 +850,51 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
           if phase['name'] == 'retrain':
             evaluate = epoch + 1 in want
           else:
-            evaluate = (config.eval_every_epoch or config.select_epoch != 'last'
-                        or epoch + 1 == epochs)
+            evaluate = (
+              config.eval_every_epoch or config.select_epoch != 'last' or epoch + 1 == epochs
+            )
           if bar is not None and g == 0 and epoch == phase['epochs_done'] and p_index == 0:
             bar.set_postfix_str('compiling (once; cached for later runs)')
-          state, m, logits = epoch_fn(state, images_d, labels_d, *tables[phase['name']],
-                                      eval_table, np.int32(epoch), np.bool_(evaluate))
+          state, m, logits = epoch_fn(
+            state,
+            images_d,
+            labels_d,
+            *tables[phase['name']],
+            eval_table,
+            np.int32(epoch),
+            np.bool_(evaluate),
+          )
           m, logits = jax.device_get((m, logits))
           phase['train_loss'].append(np.asarray(m['loss'][:n], np.float64).tolist())
           phase['train_accuracy'].append(np.asarray(m['accuracy'][:n], np.float64).tolist())
           phase['eval_logits'].append(
-              np.asarray(logits[:n], np.float64).tolist() if evaluate else None)
+            np.asarray(logits[:n], np.float64).tolist() if evaluate else None
+          )
           phase['epochs_done'] = epoch + 1
           # (after a phase's last epoch, the fold records or the retrain checkpoint below
           # are the checkpoint)
-          if files and (epoch + 1) % config.checkpoint_every == 0 and \
-              epoch + 1 < phase['epochs']:
+          if files and (epoch + 1) % config.checkpoint_every == 0 and epoch + 1 < phase['epochs']:
             # Steps grow along the plan, whatever the grouping of a resumed run.
-            files.save((group[0] * phases_per_group + p_index) * epochs + epoch + 1, state,
-                       history)
+            files.save((group[0] * phases_per_group + p_index) * epochs + epoch + 1, state, history)
           dt = time.perf_counter() - t0
           if bar is not None:
-            bar.set_postfix(loss=f'{np.mean(m["loss"][:n]):.3f}',
-                            samples_s=f'{n * plan.steps_per_epoch * config.batch_size / dt:.0f}')
+            bar.set_postfix(
+              loss=f'{np.mean(m["loss"][:n]):.3f}',
+              samples_s=f'{n * plan.steps_per_epoch * config.batch_size / dt:.0f}',
+            )
             bar.update(1)
           if on_epoch is not None:
-            on_epoch(g, epoch, dict(loss=m['loss'][:n], accuracy=m['accuracy'][:n], seconds=dt,
-                                    phase=phase['name']))
+            on_epoch(
+              g,
+              epoch,
+              dict(loss=m['loss'][:n], accuracy=m['accuracy'][:n], seconds=dt, phase=phase['name']),
+            )
         if phase['name'] == 'retrain' or not config.retrain:
           break
         # Validation chose each fold's epoch; retrain on all training subjects that long.
-        history['chosen'] = [_validation_choice(plan, i, phase, j, labels, num_classes)
-                             for j, i in enumerate(members)]
+        history['chosen'] = [
+          _validation_choice(plan, i, phase, j, labels, num_classes) for j, i in enumerate(members)
+        ]
         history['phases'].append(_new_phase('retrain', max(history['chosen'])))
         if bar is not None:
           bar.total -= epochs - max(history['chosen'])
@@ -755,12 +917,14 @@ def run_loso(images, labels, subjects, config: LosoConfig = LosoConfig(), model=
 
 
 def _new_phase(name: str, epochs: int) -> dict:
-  return dict(name=name, epochs=epochs, epochs_done=0, train_loss=[], train_accuracy=[],
-              eval_logits=[])
+  return dict(
+    name=name, epochs=epochs, epochs_done=0, train_loss=[], train_accuracy=[], eval_logits=[]
+  )
 
 
 def _digest(x) -> str:
   import hashlib
+
   x = np.ascontiguousarray(x)
   return hashlib.sha1(x.tobytes() + str(x.dtype).encode()).hexdigest()[:16]
 
@@ -770,8 +934,8 @@ def _split_eval(plan: FoldPlan, i: int, logits):
   if logits is None:
     return None, None
   width = plan.test_idx.shape[1]
-  test = logits[:int(plan.test_count[i])]
-  val = logits[width:width + int(plan.val_count[i])]
+  test = logits[: int(plan.test_count[i])]
+  val = logits[width : width + int(plan.val_count[i])]
   return test, val
 
 
@@ -780,24 +944,25 @@ def _validation_uf1(plan: FoldPlan, i: int, phase: dict, j: int, labels, num_cla
   evaluated); [] without validation subjects."""
   if not plan.val_count[i]:
     return []
-  y = labels[plan.val_idx[i, :plan.val_count[i]]]
+  y = labels[plan.val_idx[i, : plan.val_count[i]]]
   out = []
   for e in phase['eval_logits']:
     _, val = _split_eval(plan, i, None if e is None else e[j])
-    out.append(None if val is None else
-               metrics_lib.uf1(y, np.asarray(val).argmax(-1), num_classes))
+    out.append(None if val is None else metrics_lib.uf1(y, np.asarray(val).argmax(-1), num_classes))
   return out
 
 
 def _validation_choice(plan, i, phase, j, labels, num_classes) -> int:
   """The epoch (1-based) of best validation UF1, the later one on ties."""
-  uf1 = np.array([-1.0 if u is None else u
-                  for u in _validation_uf1(plan, i, phase, j, labels, num_classes)])
+  uf1 = np.array(
+    [-1.0 if u is None else u for u in _validation_uf1(plan, i, phase, j, labels, num_classes)]
+  )
   return int(len(uf1) - np.argmax(uf1[::-1]))
 
 
-def _fold_record(plan: FoldPlan, i: int, history: dict, j: int, labels, num_classes,
-                 config: LosoConfig) -> dict:
+def _fold_record(
+  plan: FoldPlan, i: int, history: dict, j: int, labels, num_classes, config: LosoConfig
+) -> dict:
   """Everything kept of finished fold i (column j of its group's history).
 
   Raises NonFiniteError if the logits that will be scored are not finite.
@@ -805,32 +970,42 @@ def _fold_record(plan: FoldPlan, i: int, history: dict, j: int, labels, num_clas
   train = history['phases'][0]
   split = [_split_eval(plan, i, None if e is None else e[j]) for e in train['eval_logits']]
   rec = dict(
-      fold=plan.folds[i], subjects=plan.members[i], fold_id=plan.fold_ids[i],
-      test_index=plan.test_idx[i, :plan.test_count[i]].tolist(),
-      val_subjects=plan.val_subjects[i],
-      val_index=plan.val_idx[i, :plan.val_count[i]].tolist(),
-      train_loss=[e[j] for e in train['train_loss']],
-      train_accuracy=[e[j] for e in train['train_accuracy']],
-      test_logits=[t for t, _ in split],
-      val_uf1=_validation_uf1(plan, i, train, j, labels, num_classes),
-      selected_epoch=None, retrain=None)
+    fold=plan.folds[i],
+    subjects=plan.members[i],
+    fold_id=plan.fold_ids[i],
+    test_index=plan.test_idx[i, : plan.test_count[i]].tolist(),
+    val_subjects=plan.val_subjects[i],
+    val_index=plan.val_idx[i, : plan.val_count[i]].tolist(),
+    train_loss=[e[j] for e in train['train_loss']],
+    train_accuracy=[e[j] for e in train['train_accuracy']],
+    test_logits=[t for t, _ in split],
+    val_uf1=_validation_uf1(plan, i, train, j, labels, num_classes),
+    selected_epoch=None,
+    retrain=None,
+  )
   if config.select_epoch == 'validation':
-    rec['selected_epoch'] = (history['chosen'][j] if history['chosen'] is not None else
-                             _validation_choice(plan, i, train, j, labels, num_classes))
+    rec['selected_epoch'] = (
+      history['chosen'][j]
+      if history['chosen'] is not None
+      else _validation_choice(plan, i, train, j, labels, num_classes)
+    )
   if config.retrain:
     phase = history['phases'][1]
     e = rec['selected_epoch']
-    rec['retrain'] = dict(train_loss=[x[j] for x in phase['train_loss']],
-                          train_accuracy=[x[j] for x in phase['train_accuracy']],
-                          test_logits=_split_eval(plan, i, phase['eval_logits'][e - 1][j])[0])
+    rec['retrain'] = dict(
+      train_loss=[x[j] for x in phase['train_loss']],
+      train_accuracy=[x[j] for x in phase['train_accuracy']],
+      test_logits=_split_eval(plan, i, phase['eval_logits'][e - 1][j])[0],
+    )
   epoch, logits = _scored(rec, labels, config)
   if not np.isfinite(np.asarray(logits, np.float64)).all():
     losses = np.asarray(rec['train_loss'], np.float64)
     bad = np.flatnonzero(~np.isfinite(losses))
     when = f'; its training loss is not finite from epoch {bad[0] + 1}' if len(bad) else ''
     raise NonFiniteError(
-        f"fold {rec['fold']}: the logits of epoch {epoch} are not finite{when}. The training "
-        'diverged: lower the learning rate, or set grad_clip.')
+      f"fold {rec['fold']}: the logits of epoch {epoch} are not finite{when}. The training "
+      'diverged: lower the learning rate, or set grad_clip.'
+    )
   return rec
 
 
@@ -865,38 +1040,59 @@ def _results(plan, records, labels, subjects, num_classes, config) -> dict:
     y = labels[test_index]
     scored = [_scored(m, labels, config) for m in models]
     logits = [np.asarray(l, np.float64) for _, l in scored]
-    p_mean = np.mean([_softmax(l) for l in logits], axis=0)   # an ensemble averages probabilities
+    p_mean = np.mean([_softmax(l) for l in logits], axis=0)  # an ensemble averages probabilities
     p = logits[0].argmax(-1) if len(logits) == 1 else p_mean.argmax(-1)
     e = scored[0][0]
-    idx.append(test_index); fold_of += [name] * len(y); pred.append(p)
-    probs.append(p_mean); epoch_used += [e] * len(y)
+    idx.append(test_index)
+    fold_of += [name] * len(y)
+    pred.append(p)
+    probs.append(p_mean)
+    epoch_used += [e] * len(y)
     selected[name] = e if len(scored) == 1 else [e for e, _ in scored]
-    test_acc = [float('nan') if l is None else
-                float((np.asarray(l).argmax(-1) == y).mean()) for l in rec['test_logits']]
-    history[name] = dict(train_loss=rec['train_loss'], train_accuracy=rec['train_accuracy'],
-                         test_accuracy=test_acc, val_uf1=rec['val_uf1'],
-                         val_subjects=rec['val_subjects'])
+    test_acc = [
+      float('nan') if l is None else float((np.asarray(l).argmax(-1) == y).mean())
+      for l in rec['test_logits']
+    ]
+    history[name] = dict(
+      train_loss=rec['train_loss'],
+      train_accuracy=rec['train_accuracy'],
+      test_accuracy=test_acc,
+      val_uf1=rec['val_uf1'],
+      val_subjects=rec['val_subjects'],
+    )
     if rec['retrain']:
       history[name]['retrain_loss'] = rec['retrain']['train_loss']
   idx = np.concatenate(idx)
   order = np.argsort(idx, kind='stable')
-  predictions = dict(index=idx[order], subject=subjects[idx][order],
-                     fold=np.asarray(fold_of)[order],
-                     label=labels[idx][order], pred=np.concatenate(pred)[order],
-                     probs=np.concatenate(probs)[order],
-                     epoch=np.asarray(epoch_used)[order])
+  predictions = dict(
+    index=idx[order],
+    subject=subjects[idx][order],
+    fold=np.asarray(fold_of)[order],
+    label=labels[idx][order],
+    pred=np.concatenate(pred)[order],
+    probs=np.concatenate(probs)[order],
+    epoch=np.asarray(epoch_used)[order],
+  )
   per_subject = {}
   for s in sorted(set(predictions['subject'].tolist()), key=natural_key):
     at = predictions['subject'] == s
     y, p = predictions['label'][at], predictions['pred'][at]
-    per_subject[s] = dict(n=int(at.sum()), accuracy=metrics_lib.accuracy(y, p),
-                          uf1=metrics_lib.uf1(y, p, num_classes),
-                          uar=metrics_lib.uar(y, p, num_classes),
-                          fold=str(predictions['fold'][at][0]),
-                          epoch=int(predictions['epoch'][at][0]))
+    per_subject[s] = dict(
+      n=int(at.sum()),
+      accuracy=metrics_lib.accuracy(y, p),
+      uf1=metrics_lib.uf1(y, p, num_classes),
+      uar=metrics_lib.uar(y, p, num_classes),
+      fold=str(predictions['fold'][at][0]),
+      epoch=int(predictions['epoch'][at][0]),
+    )
   return dict(
-      metrics=metrics_lib.summarize(predictions['label'], predictions['pred'], num_classes),
-      per_subject=per_subject, predictions=predictions, history=history,
-      selected_epoch=selected,
-      num_classes=num_classes, select_epoch=config.select_epoch,
-      protocol=config.protocol(), steps_per_epoch=plan.steps_per_epoch)
+    metrics=metrics_lib.summarize(predictions['label'], predictions['pred'], num_classes),
+    per_subject=per_subject,
+    predictions=predictions,
+    history=history,
+    selected_epoch=selected,
+    num_classes=num_classes,
+    select_epoch=config.select_epoch,
+    protocol=config.protocol(),
+    steps_per_epoch=plan.steps_per_epoch,
+  )

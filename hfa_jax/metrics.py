@@ -46,8 +46,14 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
   precision = div(tp, predicted)
   recall = div(tp, support)
   f1 = div(2 * tp, support + predicted)  # == 2PR/(P+R), and 0 when tp == 0
-  return dict(support=support.astype(np.int64), precision=precision, recall=recall,
-              f1=f1, present=support > 0, seen=(support + predicted) > 0)
+  return dict(
+    support=support.astype(np.int64),
+    precision=precision,
+    recall=recall,
+    f1=f1,
+    present=support > 0,
+    seen=(support + predicted) > 0,
+  )
 
 
 def uf1(y_true, y_pred, num_classes: int) -> float:
@@ -72,14 +78,22 @@ def summarize(y_true, y_pred, num_classes: int) -> dict:
   cm = confusion_matrix(y_true, y_pred, num_classes)
   pc = per_class(cm)
   mean = lambda v, m: float(v[m].mean()) if m.any() else float('nan')
-  return dict(uf1=mean(pc['f1'], pc['seen']), uar=mean(pc['recall'], pc['present']),
-              accuracy=accuracy(y_true, y_pred), n=int(cm.sum()),
-              confusion=cm.tolist(), f1_per_class=pc['f1'].tolist(),
-              recall_per_class=pc['recall'].tolist(), support=pc['support'].tolist())
+  return dict(
+    uf1=mean(pc['f1'], pc['seen']),
+    uar=mean(pc['recall'], pc['present']),
+    accuracy=accuracy(y_true, y_pred),
+    n=int(cm.sum()),
+    confusion=cm.tolist(),
+    f1_per_class=pc['f1'].tolist(),
+    recall_per_class=pc['recall'].tolist(),
+    support=pc['support'].tolist(),
+  )
 
 
 def by_group(y_true, y_pred, groups, num_classes: int) -> dict:
   """summarize() of the samples of each group (e.g. each database), keyed by group name."""
   y_true, y_pred, groups = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
-  return {str(g): summarize(y_true[groups == g], y_pred[groups == g], num_classes)
-          for g in sorted(set(groups.tolist()))}
+  return {
+    str(g): summarize(y_true[groups == g], y_pred[groups == g], num_classes)
+    for g in sorted(set(groups.tolist()))
+  }

@@ -25,19 +25,26 @@ def summary(result: dict, data: dict, extra: dict | None = None) -> dict:
   dbs = np.asarray(data['databases'])[pred['index']]
   pooled = result['metrics']
   out = dict(
-      protocol=result['protocol'], select_epoch=result['select_epoch'],
-      classes=list(data['class_names']),
-      uf1=pooled['uf1'], uar=pooled['uar'], accuracy=pooled['accuracy'],
-      pooled=pooled,
-      per_database=metrics.by_group(pred['label'], pred['pred'], dbs, result['num_classes']),
-      per_subject=result['per_subject'],
-      per_subject_convention=('UF1 over the classes true or predicted for the subject (a '
-                              'class predicted but absent counts F1 0); UAR over the classes '
-                              'true for it'),
-      selected_epoch=result['selected_epoch'],
-      n_samples=int(len(pred['index'])), n_folds=len(result['selected_epoch']),
-      steps_per_epoch=result['steps_per_epoch'],
-      skipped_by_build=list(data.get('skipped') or []))
+    protocol=result['protocol'],
+    select_epoch=result['select_epoch'],
+    classes=list(data['class_names']),
+    uf1=pooled['uf1'],
+    uar=pooled['uar'],
+    accuracy=pooled['accuracy'],
+    pooled=pooled,
+    per_database=metrics.by_group(pred['label'], pred['pred'], dbs, result['num_classes']),
+    per_subject=result['per_subject'],
+    per_subject_convention=(
+      'UF1 over the classes true or predicted for the subject (a '
+      'class predicted but absent counts F1 0); UAR over the classes '
+      'true for it'
+    ),
+    selected_epoch=result['selected_epoch'],
+    n_samples=int(len(pred['index'])),
+    n_folds=len(result['selected_epoch']),
+    steps_per_epoch=result['steps_per_epoch'],
+    skipped_by_build=list(data.get('skipped') or []),
+  )
   out.update(extra or {})
   return out
 
@@ -50,7 +57,8 @@ def write(out: str | pathlib.Path, result: dict, data: dict, extra: dict | None 
   write_predictions(out / 'predictions.csv', result, data)
   honest = result['select_epoch'] != 'best_test'
   title = f"UF1 {record['uf1']:.3f}  UAR {record['uar']:.3f}" + (
-      '' if honest else '  (best epoch by test!)')
+    '' if honest else '  (best epoch by test!)'
+  )
   plot_confusion(out / 'confusion.png', record['pooled']['confusion'], record['classes'], title)
   plot_curves(out / 'curves.png', result['history'], result['protocol'], honest)
   return record
@@ -68,12 +76,21 @@ def write_predictions(path, result: dict, data: dict):
   names = data['class_names']
   with open(path, 'w', newline='') as f:
     w = csv.writer(f)
-    w.writerow(['subject', 'sample', 'database', 'true', 'predicted', 'epoch'] +
-               [f'p_{n}' for n in names])
+    w.writerow(
+      ['subject', 'sample', 'database', 'true', 'predicted', 'epoch'] + [f'p_{n}' for n in names]
+    )
     for k, i in enumerate(pred['index']):
-      w.writerow([data['subjects'][i], data['samples'][i], data['databases'][i],
-                  names[pred['label'][k]], names[pred['pred'][k]], int(pred['epoch'][k])] +
-                 [f'{p:.6f}' for p in pred['probs'][k]])
+      w.writerow(
+        [
+          data['subjects'][i],
+          data['samples'][i],
+          data['databases'][i],
+          names[pred['label'][k]],
+          names[pred['pred'][k]],
+          int(pred['epoch'][k]),
+        ]
+        + [f'{p:.6f}' for p in pred['probs'][k]]
+      )
 
 
 def table(record: dict) -> str:
@@ -81,25 +98,31 @@ def table(record: dict) -> str:
   rows = [('all', record['pooled'])]
   if len(record['per_database']) > 1:
     rows += list(record['per_database'].items())
-  lines = [f"LOSO {record.get('dataset', '')} ({', '.join(record['classes'])}), "
-           f"{record['n_folds']} folds, {record['n_samples']} test samples",
-           f"protocol: {record['protocol']}",
-           f"{'':12s} {'n':>5s} {'UF1':>7s} {'UAR':>7s} {'acc':>7s}"]
+  lines = [
+    f"LOSO {record.get('dataset', '')} ({', '.join(record['classes'])}), "
+    f"{record['n_folds']} folds, {record['n_samples']} test samples",
+    f"protocol: {record['protocol']}",
+    f"{'':12s} {'n':>5s} {'UF1':>7s} {'UAR':>7s} {'acc':>7s}",
+  ]
   for name, m in rows:
     lines.append(f"{name:12s} {m['n']:5d} {m['uf1']:7.4f} {m['uar']:7.4f} {m['accuracy']:7.4f}")
   skipped = record.get('skipped_by_build') or []
   if skipped:
-    lines.append('skipped by the build (reasons in summary.json): '
-                 + ', '.join(s['sample'] for s in skipped[:5]) + (' ...' if len(skipped) > 5
-                                                                  else ''))
+    lines.append(
+      'skipped by the build (reasons in summary.json): '
+      + ', '.join(s['sample'] for s in skipped[:5])
+      + (' ...' if len(skipped) > 5 else '')
+    )
   return '\n'.join(lines)
 
 
 def plot_confusion(path, cm, names, title):
   """Counts in the cells; colour = the fraction of the true class's row."""
   import matplotlib
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
+
   cm = np.asarray(cm)
   fig, ax = plt.subplots(figsize=(1.2 * len(names) + 3.2, 1.2 * len(names) + 2))
   rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -107,10 +130,21 @@ def plot_confusion(path, cm, names, title):
   fig.colorbar(image, ax=ax, label='fraction of the true class', fraction=0.046, pad=0.04)
   for i in range(len(names)):
     for j in range(len(names)):
-      ax.text(j, i, f'{cm[i, j]}', ha='center', va='center',
-              color='white' if rows[i, j] > 0.5 else 'black')
-  ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel='predicted',
-         ylabel='true', title=title)
+      ax.text(
+        j,
+        i,
+        f'{cm[i, j]}',
+        ha='center',
+        va='center',
+        color='white' if rows[i, j] > 0.5 else 'black',
+      )
+  ax.set(
+    xticks=range(len(names)),
+    yticks=range(len(names)),
+    xlabel='predicted',
+    ylabel='true',
+    title=title,
+  )
   ax.set_xticklabels(names, rotation=45, ha='right')
   ax.set_yticklabels(names)
   fig.tight_layout()
@@ -122,12 +156,16 @@ def plot_curves(path, history: dict, protocol: str, honest: bool = True):
   """Per-fold (grey) and mean curves per epoch: training loss and accuracy, test-subject
   accuracy and, with validation selection, validation UF1."""
   import matplotlib
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   from matplotlib.ticker import MaxNLocator
-  keys = [('train_loss', 'training loss'), ('train_accuracy', 'training accuracy'),
-          ('test_accuracy', 'test-subject accuracy' + ('' if honest else
-                                                      ' (used to pick epochs!)'))]
+
+  keys = [
+    ('train_loss', 'training loss'),
+    ('train_accuracy', 'training accuracy'),
+    ('test_accuracy', 'test-subject accuracy' + ('' if honest else ' (used to pick epochs!)')),
+  ]
   if any(h.get('val_uf1') for h in history.values()):
     keys.append(('val_uf1', 'validation UF1 (picks the epoch)'))
   fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 4.2))
@@ -138,9 +176,10 @@ def plot_curves(path, history: dict, protocol: str, honest: bool = True):
     epochs = np.arange(1, length + 1)
     for c in curves:
       ax.plot(epochs, c, color='0.75', lw=0.8, marker='.')
-    finite = np.isfinite(curves)        # epochs nobody evaluated stay NaN (no warning)
-    mean = np.where(finite.any(0), np.where(finite, curves, 0).sum(0) / np.maximum(
-        finite.sum(0), 1), np.nan)
+    finite = np.isfinite(curves)  # epochs nobody evaluated stay NaN (no warning)
+    mean = np.where(
+      finite.any(0), np.where(finite, curves, 0).sum(0) / np.maximum(finite.sum(0), 1), np.nan
+    )
     ax.plot(epochs, mean, color='C0', lw=2, marker='o', label='mean over folds')
     ax.set(xlabel='epoch', title=label, xlim=(0.5, length + 0.5))
     if key != 'train_loss':

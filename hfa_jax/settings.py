@@ -21,15 +21,31 @@ import typing
 from typing import Any
 
 
-def setting(default: Any, help: str, *, choices: tuple | None = None,
-            minimum: float | None = None, maximum: float | None = None,
-            above: float | None = None, below: float | None = None,
-            flag: str | None = None) -> Any:
+def setting(
+  default: Any,
+  help: str,
+  *,
+  choices: tuple | None = None,
+  minimum: float | None = None,
+  maximum: float | None = None,
+  above: float | None = None,
+  below: float | None = None,
+  flag: str | None = None,
+) -> Any:
   """A declared field: `minimum`/`maximum` are inclusive bounds, `above`/`below` strict;
   `flag` a short command-line name (e.g. 'lr' for learning_rate)."""
-  return dataclasses.field(default=default, metadata=dict(
-      help=help, choices=choices, minimum=minimum, maximum=maximum, above=above, below=below,
-      flag=flag))
+  return dataclasses.field(
+    default=default,
+    metadata=dict(
+      help=help,
+      choices=choices,
+      minimum=minimum,
+      maximum=maximum,
+      above=above,
+      below=below,
+      flag=flag,
+    ),
+  )
 
 
 def _base_type(cls, name: str):
@@ -53,16 +69,23 @@ def check(obj) -> None:
       if optional:
         continue
       raise ValueError(f'{f.name} must be set')
-    ok = (isinstance(value, base) and not (base is int and isinstance(value, bool))) or \
-        (base is float and isinstance(value, int) and not isinstance(value, bool)) or \
-        (base is list and isinstance(value, tuple))
+    ok = (
+      (isinstance(value, base) and not (base is int and isinstance(value, bool)))
+      or (base is float and isinstance(value, int) and not isinstance(value, bool))
+      or (base is list and isinstance(value, tuple))
+    )
     if not ok:
       raise ValueError(f'{f.name} must be {base.__name__}, got {value!r}')
     if meta['choices'] is not None and value not in meta['choices']:
-      raise ValueError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}, "
-                       f'got {value!r}')
-    bounds = (('minimum', lambda v, b: v >= b, '>='), ('maximum', lambda v, b: v <= b, '<='),
-              ('above', lambda v, b: v > b, '>'), ('below', lambda v, b: v < b, '<'))
+      raise ValueError(
+        f"{f.name} must be one of {', '.join(map(str, meta['choices']))}, got {value!r}"
+      )
+    bounds = (
+      ('minimum', lambda v, b: v >= b, '>='),
+      ('maximum', lambda v, b: v <= b, '<='),
+      ('above', lambda v, b: v > b, '>'),
+      ('below', lambda v, b: v < b, '<'),
+    )
     for key, holds, sign in bounds:
       if meta[key] is not None and not holds(value, meta[key]):
         raise ValueError(f'{f.name} must be {sign} {meta[key]}, got {value!r}')
@@ -75,8 +98,9 @@ def parse(cls, name: str, text: str):
   if optional and text.lower() in ('none', ''):
     return None
   if base is bool:
-    value = {'true': True, '1': True, 'yes': True, 'false': False, '0': False,
-             'no': False}.get(text.lower())
+    value = {'true': True, '1': True, 'yes': True, 'false': False, '0': False, 'no': False}.get(
+      text.lower()
+    )
     if value is None:
       raise ValueError(f'{text!r} is not true/false')
     return value
@@ -116,9 +140,14 @@ def add_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
     names = [f'--{f.name}'] + ([f"--{meta['flag']}"] if meta['flag'] else [])
     default = f.default if f.default is not dataclasses.MISSING else None
     extra = f" ({'|'.join(map(str, meta['choices']))})" if meta['choices'] else ''
-    group.add_argument(*names, dest=f.name, type=convert, default=argparse.SUPPRESS,
-                       metavar=f.name.upper() if not meta['choices'] else 'CHOICE',
-                       help=f"{meta['help']}{extra} [default {default!r}]")
+    group.add_argument(
+      *names,
+      dest=f.name,
+      type=convert,
+      default=argparse.SUPPRESS,
+      metavar=f.name.upper() if not meta['choices'] else 'CHOICE',
+      help=f"{meta['help']}{extra} [default {default!r}]",
+    )
 
 
 def names(cls) -> list[str]:

@@ -23,19 +23,21 @@ from flax.training import train_state
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
   """Optimiser and augmentation settings (a subset of `hfa_jax.loso.LosoConfig`)."""
-  optimizer: str = 'adamw'         # 'adamw' | 'adam'
+
+  optimizer: str = 'adamw'  # 'adamw' | 'adam'
   learning_rate: float = 1e-3
-  schedule: str = 'cosine'         # 'cosine' | 'constant'
+  schedule: str = 'cosine'  # 'cosine' | 'constant'
   warmup_steps: int = 0
-  total_steps: int = 1000          # for the cosine decay
-  weight_decay: float = 1e-4       # decoupled (AdamW); with 'adam' added to the gradient (L2)
-  grad_clip: float = 0.0           # global-norm clipping; 0 disables
+  total_steps: int = 1000  # for the cosine decay
+  weight_decay: float = 1e-4  # decoupled (AdamW); with 'adam' added to the gradient (L2)
+  grad_clip: float = 0.0  # global-norm clipping; 0 disables
   label_smoothing: float = 0.0
 
 
 class TrainState(train_state.TrainState):
   """flax TrainState + BatchNorm statistics + the fold's PRNG key (raw uint32[2]) + an
   optional exponential moving average of params and batch_stats (`ema`, see update_ema)."""
+
   batch_stats: Any = None
   rng: jax.Array | None = None
   ema: Any = None
@@ -70,9 +72,13 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
   return tx
 
 
-def create_train_state(rng: jax.Array, model: nn.Module, input_shape,
-                       tx: OptimConfig | optax.GradientTransformation,
-                       ema: bool = False) -> TrainState:
+def create_train_state(
+  rng: jax.Array,
+  model: nn.Module,
+  input_shape,
+  tx: OptimConfig | optax.GradientTransformation,
+  ema: bool = False,
+) -> TrainState:
   """Initialises the model on zeros of `input_shape` (1, S, S, 3) and the optimiser.
 
   `tx` is an optax transformation or an OptimConfig for `make_optimizer`. States
@@ -86,12 +92,14 @@ def create_train_state(rng: jax.Array, model: nn.Module, input_shape,
   init_rng, train_rng = jax.random.split(rng)
   variables = model.init(init_rng, jnp.zeros(input_shape, jnp.float32), train=False)
   batch_stats = variables.get('batch_stats', {})
-  return TrainState.create(apply_fn=model.apply, params=variables['params'],
-                           batch_stats=batch_stats,
-                           tx=make_optimizer(tx) if isinstance(tx, OptimConfig) else tx,
-                           rng=train_rng,
-                           ema=dict(params=variables['params'], batch_stats=batch_stats)
-                           if ema else None)
+  return TrainState.create(
+    apply_fn=model.apply,
+    params=variables['params'],
+    batch_stats=batch_stats,
+    tx=make_optimizer(tx) if isinstance(tx, OptimConfig) else tx,
+    rng=train_rng,
+    ema=dict(params=variables['params'], batch_stats=batch_stats) if ema else None,
+  )
 
 
 def update_ema(state: TrainState, decay: float) -> TrainState:
@@ -152,14 +160,20 @@ def mixup(rng: jax.Array, images: jax.Array, targets: jax.Array, alpha: float):
   lam = jax.random.beta(lam_rng, alpha, alpha, (b,))
   lam = jnp.maximum(lam, 1 - lam)
   perm = jax.random.permutation(perm_rng, b)
-  mix = lambda a: lam.reshape((b,) + (1,) * (a.ndim - 1)) * a + \
-      (1 - lam.reshape((b,) + (1,) * (a.ndim - 1))) * a[perm]
+  mix = lambda a: (
+    lam.reshape((b,) + (1,) * (a.ndim - 1)) * a
+    + (1 - lam.reshape((b,) + (1,) * (a.ndim - 1))) * a[perm]
+  )
   return mix(images), mix(targets)
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
-                  label_smoothing: float = 0.0, class_weights: jax.Array | None = None
-                  ) -> jax.Array:
+def cross_entropy(
+  logits: jax.Array,
+  labels: jax.Array,
+  num_classes: int,
+  label_smoothing: float = 0.0,
+  class_weights: jax.Array | None = None,
+) -> jax.Array:
   """Softmax cross-entropy of logits (B, C) against integer labels (B,) or targets (B, C).
 
   With `class_weights` (C,), each sample weighs as its target's class and the result
@@ -175,9 +189,14 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
   return (w * losses).sum() / w.sum()
 
 
-def train_step(state: TrainState, images: jax.Array, labels: jax.Array,
-               label_smoothing: float = 0.0, rng: jax.Array | None = None,
-               class_weights: jax.Array | None = None) -> tuple[TrainState, dict]:
+def train_step(
+  state: TrainState,
+  images: jax.Array,
+  labels: jax.Array,
+  label_smoothing: float = 0.0,
+  rng: jax.Array | None = None,
+  class_weights: jax.Array | None = None,
+) -> tuple[TrainState, dict]:
   """One optimiser step on a batch: images (B, S, S, 3), labels (B,) int or (B, C) targets.
 
   `rng` feeds the model's 'dropout' stream (models without dropout ignore it);
@@ -187,13 +206,17 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array,
   rngs = None if rng is None else {'dropout': rng}
 
   def loss_fn(params):
-    logits, new_vars = state.apply_fn({'params': params, 'batch_stats': state.batch_stats},
-                                      images, train=True, mutable=['batch_stats'], rngs=rngs)
+    logits, new_vars = state.apply_fn(
+      {'params': params, 'batch_stats': state.batch_stats},
+      images,
+      train=True,
+      mutable=['batch_stats'],
+      rngs=rngs,
+    )
     loss = cross_entropy(logits, labels, logits.shape[-1], label_smoothing, class_weights)
     return loss, (logits, new_vars['batch_stats'])
 
-  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params)
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
   truth = labels.argmax(-1) if labels.ndim == 2 else labels
   accuracy = (logits.argmax(-1) == truth).mean()
@@ -202,8 +225,9 @@ def train_step(state: TrainState, images: jax.Array, labels: jax.Array,
 
 def eval_step(state: TrainState, images: jax.Array) -> jax.Array:
   """Logits (B, C) of images (B, S, S, 3) with BatchNorm running statistics."""
-  return state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats},
-                        images, train=False)
+  return state.apply_fn(
+    {'params': state.params, 'batch_stats': state.batch_stats}, images, train=False
+  )
 
 
 def precise_batch_stats(state: TrainState, images: jax.Array) -> Any:
@@ -216,11 +240,16 @@ def precise_batch_stats(state: TrainState, images: jax.Array) -> Any:
   k = r1 - r0 (one value per layer, the median guards against rounding) and
   batch = r0 / (1 - k). Uses training images only, so evaluation stays honest.
   """
+
   def run(fill):
     stats = jax.tree.map(lambda s: jnp.full_like(s, fill), state.batch_stats)
-    _, new = state.apply_fn({'params': state.params, 'batch_stats': stats}, images,
-                            train=True, mutable=['batch_stats'],
-                            rngs={'dropout': jax.random.PRNGKey(0)})
+    _, new = state.apply_fn(
+      {'params': state.params, 'batch_stats': stats},
+      images,
+      train=True,
+      mutable=['batch_stats'],
+      rngs={'dropout': jax.random.PRNGKey(0)},
+    )
     return new['batch_stats']
 
   def solve(r0, r1):

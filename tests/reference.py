@@ -2,6 +2,7 @@
 
 Tests that need them are skipped, with the reason, when the folder is absent.
 """
+
 import json
 import os
 from pathlib import Path
@@ -9,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REFERENCE_DIR = Path(os.environ.get(
-    'HFA_JAX_REFERENCE', Path(__file__).resolve().parents[2] / 'shared' / 'reference'))
+REFERENCE_DIR = Path(
+  os.environ.get('HFA_JAX_REFERENCE', Path(__file__).resolve().parents[2] / 'shared' / 'reference')
+)
 
 requires_reference = pytest.mark.skipif(
-    not (REFERENCE_DIR / 'state_dict_keys.txt').is_file(),
-    reason=f'reference fixtures not found in {REFERENCE_DIR} (set HFA_JAX_REFERENCE)')
+  not (REFERENCE_DIR / 'state_dict_keys.txt').is_file(),
+  reason=f'reference fixtures not found in {REFERENCE_DIR} (set HFA_JAX_REFERENCE)',
+)
 
 
 def state_dict_keys() -> list[tuple[str, tuple[int, ...]]]:
@@ -28,7 +31,9 @@ def state_dict_keys() -> list[tuple[str, tuple[int, ...]]]:
   return out
 
 
-def recipe_state_dict(seed: int, keys=None, num_classes: int | None = None) -> dict[str, np.ndarray]:
+def recipe_state_dict(
+  seed: int, keys=None, num_classes: int | None = None
+) -> dict[str, np.ndarray]:
   """The deterministic weights of the reference README, drawn in key order."""
   rng = np.random.default_rng(seed)
   sd = {}

@@ -1,5 +1,6 @@
 """Baseline networks (hfa_jax.models.ststnet): shapes, size, BatchNorm/dropout modes, numbers
 against a NumPy transcription of PyTorch's layer semantics, and that training learns."""
+
 import functools
 
 import chex
@@ -57,14 +58,16 @@ def test_output_shapes(side, pooled):
 
 def test_conv_padding_1_is_the_matlab_layout():
   """'same' convolutions (the MATLAB graph, Table I) also pool 28x28 to 5x5x16."""
-  variables = jax.eval_shape(STSTNet(conv_padding=1).init, jax.random.key(0),
-                             jnp.zeros((1, 28, 28, 3)))
+  variables = jax.eval_shape(
+    STSTNet(conv_padding=1).init, jax.random.key(0), jnp.zeros((1, 28, 28, 3))
+  )
   chex.assert_shape(variables['params']['fc']['kernel'], (400, 3))
 
 
 def test_parameter_count():
-  variables = jax.eval_shape(STSTNet(num_classes=3).init, jax.random.key(0),
-                             jnp.zeros((1, 28, 28, 3)))
+  variables = jax.eval_shape(
+    STSTNet(num_classes=3).init, jax.random.key(0), jnp.zeros((1, 28, 28, 3))
+  )
   params = variables['params']
   count = lambda tree: sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
   # convs: 3*3*3 weights + 1 bias per filter = 28 each, (3 + 5 + 8) * 28 = 448;
@@ -75,7 +78,7 @@ def test_parameter_count():
   assert count([params[f'bn{i}'] for i in (1, 2, 3)]) == 32
   assert count(params['fc']) == 1_203
   assert count(params) == 1_683
-  assert count(variables['batch_stats']) == 32                  # running mean, var per channel
+  assert count(variables['batch_stats']) == 32  # running mean, var per channel
   for i, w in enumerate(WIDTHS, start=1):
     chex.assert_shape(params[f'conv{i}']['kernel'], (3, 3, 3, w))
 
@@ -86,7 +89,7 @@ def test_initialisation_is_pytorchs_default():
   for name, fan_in in [('conv1', 27), ('conv2', 27), ('conv3', 27), ('fc', 400)]:
     w, bound = np.asarray(params[name]['kernel']), 1 / np.sqrt(fan_in)
     assert np.abs(w).max() <= bound, name
-    assert np.abs(w).max() > 0.7 * bound, name          # uses the range: not a narrow normal
+    assert np.abs(w).max() > 0.7 * bound, name  # uses the range: not a narrow normal
     assert not np.any(params[name]['bias']), name
   assert np.all(np.asarray(params['bn3']['scale']) == 1)
 
@@ -118,14 +121,17 @@ def test_dropout_only_in_training_and_from_the_dropout_rng():
   no_drop = STSTNet(dropout=0.0)
   chex.assert_trees_all_equal(train_logits(1, no_drop), train_logits(2, no_drop))
   # Evaluation needs no rng and ignores one.
-  chex.assert_trees_all_equal(forward(model, variables, x, with_rng=False),
-                              forward(model, variables, x, seed=3))
+  chex.assert_trees_all_equal(
+    forward(model, variables, x, with_rng=False), forward(model, variables, x, seed=3)
+  )
   with pytest.raises(flax.errors.InvalidRngError):
-    jax.eval_shape(lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats']),
-                   variables, x)
+    jax.eval_shape(
+      lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats']), variables, x
+    )
 
 
 # --- PyTorch's semantics, written out in NumPy (NCHW, float64) --------------------------------
+
 
 def random_state_dict(seed, classes=3, flat=400):
   """A PyTorch-layout state dict for STSTNet with non-trivial values everywhere."""
@@ -148,11 +154,12 @@ def to_variables(sd):
   f32 = lambda a: jnp.asarray(a, jnp.float32)
   params, stats = {}, {}
   for i in (1, 2, 3):
-    params[f'conv{i}'] = {'kernel': f32(sd[f'conv{i}.weight'].transpose(2, 3, 1, 0)),
-                          'bias': f32(sd[f'conv{i}.bias'])}
+    params[f'conv{i}'] = {
+      'kernel': f32(sd[f'conv{i}.weight'].transpose(2, 3, 1, 0)),
+      'bias': f32(sd[f'conv{i}.bias']),
+    }
     params[f'bn{i}'] = {'scale': f32(sd[f'bn{i}.weight']), 'bias': f32(sd[f'bn{i}.bias'])}
-    stats[f'bn{i}'] = {'mean': f32(sd[f'bn{i}.running_mean']),
-                       'var': f32(sd[f'bn{i}.running_var'])}
+    stats[f'bn{i}'] = {'mean': f32(sd[f'bn{i}.running_mean']), 'var': f32(sd[f'bn{i}.running_var'])}
   w = sd['fc.weight']
   classes, side = w.shape[0], int(round(np.sqrt(w.shape[1] // 16)))
   kernel = w.reshape(classes, 16, side, side).transpose(2, 3, 1, 0).reshape(-1, classes)
@@ -169,14 +176,16 @@ def reference_forward(sd, x, train, padding=2, momentum=0.1, eps=1e-5):
   view(B, -1) (C, H, W order), Linear. No dropout. Returns logits and new running stats."""
   streams, stats = [], {}
   for i in (1, 2, 3):
-    win = sliding_window_view(_pad(x, padding), (3, 3), axis=(2, 3))        # B C H W 3 3
+    win = sliding_window_view(_pad(x, padding), (3, 3), axis=(2, 3))  # B C H W 3 3
     y = np.einsum('bchwij,ocij->bohw', win, sd[f'conv{i}.weight'])
     y = np.maximum(y + sd[f'conv{i}.bias'][None, :, None, None], 0)
     if train:
       mean, var = y.mean((0, 2, 3)), y.var((0, 2, 3))
       n = y.size // y.shape[1]
-      stats[i] = ((1 - momentum) * sd[f'bn{i}.running_mean'] + momentum * mean,
-                  (1 - momentum) * sd[f'bn{i}.running_var'] + momentum * var * n / (n - 1))
+      stats[i] = (
+        (1 - momentum) * sd[f'bn{i}.running_mean'] + momentum * mean,
+        (1 - momentum) * sd[f'bn{i}.running_var'] + momentum * var * n / (n - 1),
+      )
     else:
       mean, var = sd[f'bn{i}.running_mean'], sd[f'bn{i}.running_var']
     c = lambda v: v[None, :, None, None]
@@ -185,14 +194,14 @@ def reference_forward(sd, x, train, padding=2, momentum=0.1, eps=1e-5):
     streams.append(win.max((4, 5)))
   y = np.concatenate(streams, axis=1)
   b, ch, h, w = y.shape
-  y = y[:, :, :h // 2 * 2, :w // 2 * 2].reshape(b, ch, h // 2, 2, w // 2, 2).mean((3, 5))
+  y = y[:, :, : h // 2 * 2, : w // 2 * 2].reshape(b, ch, h // 2, 2, w // 2, 2).mean((3, 5))
   return y.reshape(b, -1) @ sd['fc.weight'].T + sd['fc.bias'], stats
 
 
 @pytest.mark.parametrize('side, flat, padding', [(28, 400, 2), (32, 576, 2), (28, 400, 1)])
 def test_matches_pytorch_semantics(side, flat, padding):
   sd = random_state_dict(seed=side + padding, flat=flat)
-  x = np.random.default_rng(1).normal(size=(3, 3, side, side))              # NCHW
+  x = np.random.default_rng(1).normal(size=(3, 3, side, side))  # NCHW
   model = STSTNet(dropout=0.0, conv_padding=padding)
   variables = to_variables(sd)
   x_nhwc = jnp.asarray(x.transpose(0, 2, 3, 1), jnp.float32)
@@ -211,6 +220,7 @@ def test_matches_pytorch_semantics(side, flat, padding):
 
 # --- Learning -------------------------------------------------------------------------------
 
+
 def test_training_on_a_separable_toy_problem_reduces_the_loss():
   images, labels, _ = toy_data(n_subjects=2, per_subject=6, side=28)
   x, y = jnp.asarray(images), jnp.asarray(labels)
@@ -222,9 +232,13 @@ def test_training_on_a_separable_toy_problem_reduces_the_loss():
   @jax.jit
   def step(params, batch_stats, opt_state, rng):
     def loss_fn(params):
-      logits, updates = model.apply({'params': params, 'batch_stats': batch_stats}, x,
-                                    train=True, mutable=['batch_stats'],
-                                    rngs={'dropout': key(rng)})
+      logits, updates = model.apply(
+        {'params': params, 'batch_stats': batch_stats},
+        x,
+        train=True,
+        mutable=['batch_stats'],
+        rngs={'dropout': key(rng)},
+      )
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), updates
 
     (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -263,6 +277,7 @@ def test_max_pool_matches_the_general_pool_and_its_gradient():
   gradients, on inputs without ties."""
   from hfa_jax.models import layers
   from hfa_jax.models.ststnet import max_pool_3x3_stride_3
+
   for side in (30, 32, 28):
     x = flow_images(2, side, seed=side)
     g = flow_images(2, (side - 1) // 3 + 1, seed=1)[..., :1] * jnp.ones(3)

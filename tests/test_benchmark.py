@@ -1,4 +1,5 @@
 """experiments.benchmark runs end to end and writes its table and JSON (no timing asserted)."""
+
 import json
 
 from experiments import benchmark
@@ -6,8 +7,21 @@ from experiments import benchmark
 
 def test_benchmark_smoke(tmp_path, capsys):
   out = tmp_path / 'bench.json'
-  result = benchmark.main(['--sides', '32', '--folds', '1', '--steps', '1', '--no_parts',
-                           '--compare_torch', str(tmp_path / 'no_checkout'), '--out', str(out)])
+  result = benchmark.main(
+    [
+      '--sides',
+      '32',
+      '--folds',
+      '1',
+      '--steps',
+      '1',
+      '--no_parts',
+      '--compare_torch',
+      str(tmp_path / 'no_checkout'),
+      '--out',
+      str(out),
+    ]
+  )
   saved = json.loads(out.read_text())
   kinds = sorted(r['kind'] for r in saved['rows'])
   assert kinds == ['eval', 'train']
@@ -16,7 +30,7 @@ def test_benchmark_smoke(tmp_path, capsys):
     assert row['peak_bytes'] > 0
   env = saved['environment']
   assert env['device_count'] >= 1 and env['cpu_count'] >= 1 and env['jax']
-  assert 'skipped' in env['torch']                  # no checkout there: skipped cleanly
+  assert 'skipped' in env['torch']  # no checkout there: skipped cleanly
   assert result['rows'][0]['kind'] == 'eval'
   assert 'samples/s' in capsys.readouterr().out
 
@@ -32,11 +46,12 @@ def test_network_parts_cover_both_retention_forms():
 def test_kernel_benchmark_smoke(capsys):
   from experiments import bench_kernels
   from hfa_jax import kernels
+
   if not kernels.native_available():
     return
   results = bench_kernels.main(['--quick', '--repeats', '1'])
   assert len(results) == 4
   for row in results:
     assert row['xla_ms'] > 0 and row['ours_ms'] > 0
-    assert row['max_rel_diff'] < 1e-4                # both forms compute the same thing
+    assert row['max_rel_diff'] < 1e-4  # both forms compute the same thing
   assert 'speed-up' in capsys.readouterr().out

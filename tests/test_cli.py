@@ -13,14 +13,31 @@ import pytest
 from experiments import loso as cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY = ['--config', 'tiny', '--model', 'tests.tiny:TinyNet', '--synthetic_subjects', '1',
-        '--epochs', '2', '--checkpoint_every', '1', '--no_progress']
+TINY = [
+  '--config',
+  'tiny',
+  '--model',
+  'tests.tiny:TinyNet',
+  '--synthetic_subjects',
+  '1',
+  '--epochs',
+  '2',
+  '--checkpoint_every',
+  '1',
+  '--no_progress',
+]
 
 
 def _run(args, cwd=ROOT):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run([sys.executable, '-m', 'experiments.loso', *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=900)
+  return subprocess.run(
+    [sys.executable, '-m', 'experiments.loso', *args],
+    cwd=cwd,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
 
 
 @pytest.fixture(scope='module')
@@ -40,9 +57,23 @@ def test_end_to_end_outputs(tiny_run):
   assert 'the first epoch compiles the training program' in proc.stdout
   assert 'train epoch 2/2: train loss' in proc.stdout
   summary = json.loads((out / 'summary.json').read_text())
-  for key in ('uf1', 'uar', 'accuracy', 'per_database', 'per_subject', 'settings', 'seed',
-              'versions', 'devices', 'wall_time_seconds', 'command', 'protocol', 'cpu',
-              'skipped_by_build', 'per_subject_convention'):
+  for key in (
+    'uf1',
+    'uar',
+    'accuracy',
+    'per_database',
+    'per_subject',
+    'settings',
+    'seed',
+    'versions',
+    'devices',
+    'wall_time_seconds',
+    'command',
+    'protocol',
+    'cpu',
+    'skipped_by_build',
+    'per_subject_convention',
+  ):
     assert key in summary, key
   assert summary['select_epoch'] == 'last' and 'honest' in summary['protocol']
   assert set(summary['per_database']) == {'casme2', 'samm', 'smic'}
@@ -64,7 +95,9 @@ def test_saved_command_reproduces_and_reloads(tiny_run):
   assert args[:0] == [] and '--seed' in args and '--model' in args
   proc = _run(args + ['--no_progress'])
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'continuing the run' in proc.stdout and f'already finished; results in {out}' in proc.stdout
+  assert (
+    'continuing the run' in proc.stdout and f'already finished; results in {out}' in proc.stdout
+  )
   again = json.loads((out / 'summary.json').read_text())
   assert again['uf1'] == summary['uf1'] and again['per_subject'] == summary['per_subject']
   # the wall time is the sum of the parts, not the rerun's second
@@ -82,7 +115,9 @@ def test_not_built_dataset_prints_the_build_command(tmp_path, capsys):
   assert f'python -m datasets.build samm --manual_dir DIR --data_dir {tmp_path}' in err
 
 
-@pytest.mark.parametrize('args, message', [
+@pytest.mark.parametrize(
+  'args, message',
+  [
     (['--dataset', 'casme3'], 'dataset must be one of'),
     (['--epochs', '0'], 'must be >= 1'),
     (['--size', '48'], 'multiple of 32'),
@@ -98,7 +133,8 @@ def test_not_built_dataset_prints_the_build_command(tmp_path, capsys):
     (['--size', '4'], 'size must be >= 8'),
     (['--model', 'nowhere:Net'], 'cannot import'),
     (['--resume', '/nonexistent/run'], 'no run there'),
-])
+  ],
+)
 def test_bad_options(args, message, capsys):
   with pytest.raises(SystemExit) as e:
     cli.main(args)
@@ -131,23 +167,35 @@ def test_default_config_and_size_follow_model_and_data():
   s = cli.settings_from_args(cli.make_parser().parse_args(['--dataset', 'megc2019_flow_images']))
   size, why = cli.choose_size(s)
   assert size == 32 and 'native 28 px' in why and 'multiple of 32' in why
-  s = cli.settings_from_args(cli.make_parser().parse_args(
-      ['--dataset', 'megc2019_flow_images', '--model', 'ststnet']))
+  s = cli.settings_from_args(
+    cli.make_parser().parse_args(['--dataset', 'megc2019_flow_images', '--model', 'ststnet'])
+  )
   assert cli.choose_size(s)[0] == 28 and s['epochs'] == 800 and s['model'] == 'ststnet'
   s = cli.settings_from_args(cli.make_parser().parse_args(['--dataset', 'samm']))
   assert cli.choose_size(s)[0] == 224
-  s = cli.settings_from_args(cli.make_parser().parse_args(
-      ['--dataset', 'megc2019_flow_images', '--size', '64']))
+  s = cli.settings_from_args(
+    cli.make_parser().parse_args(['--dataset', 'megc2019_flow_images', '--size', '64'])
+  )
   assert cli.choose_size(s) == (64, 'set by --size')
 
 
 def test_a_build_config_can_be_chosen(tmp_path):
   assert cli.dataset_name('casme2:size_32_missing_apex_middle') == (
-      'casme2', 'size_32_missing_apex_middle')
+    'casme2',
+    'size_32_missing_apex_middle',
+  )
   from datasets.load import DatasetNotBuiltError
+
   with pytest.raises(DatasetNotBuiltError, match='missing_apex middle'):
-    cli.load_dataset(dict(dataset='casme2:size_32_missing_apex_middle', data_dir=str(tmp_path),
-                          size=32, classes='composite', keep_emotions=None))
+    cli.load_dataset(
+      dict(
+        dataset='casme2:size_32_missing_apex_middle',
+        data_dir=str(tmp_path),
+        size=32,
+        classes='composite',
+        keep_emotions=None,
+      )
+    )
 
 
 def test_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
@@ -161,9 +209,11 @@ def test_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
 
 def test_results_table_of_finished_runs(tiny_run, tmp_path, capsys):
   from experiments import results
+
   out, _ = tiny_run
-  assert results.main([str(out), str(tmp_path / 'unfinished'), '--out',
-                       str(tmp_path / 't.md')]) == 0
+  assert (
+    results.main([str(out), str(tmp_path / 'unfinished'), '--out', str(tmp_path / 't.md')]) == 0
+  )
   text = capsys.readouterr()
   lines = text.out.strip().splitlines()
   assert lines[0].startswith('| model |') and len(lines) == 3
@@ -177,19 +227,49 @@ def test_a_build_with_other_options_is_found_and_trained_on(tmp_path, capsys):
   """`datasets.build casme2 --missing_apex middle` makes its own config: the trainer says
   how to choose it and trains on it."""
   from datasets import build, synthetic
+
   synthetic.generate('casme2', tmp_path / 'copy', 2, 0)
   data_dir = tmp_path / 'tfds'
-  assert build.main(['casme2', '--manual_dir', str(tmp_path / 'copy' / 'casme2'), '--data_dir',
-                     str(data_dir), '--size', '32', '--missing_apex', 'middle', '--workers', '1',
-                     '--no_progress']) == 0
+  assert (
+    build.main(
+      [
+        'casme2',
+        '--manual_dir',
+        str(tmp_path / 'copy' / 'casme2'),
+        '--data_dir',
+        str(data_dir),
+        '--size',
+        '32',
+        '--missing_apex',
+        'middle',
+        '--workers',
+        '1',
+        '--no_progress',
+      ]
+    )
+    == 0
+  )
   capsys.readouterr()
-  args = ['--config', 'tiny', '--model', 'tests.tiny:TinyNet', '--data_dir', str(data_dir),
-          '--size', '32', '--no_progress', '--out', str(tmp_path / 'out')]
+  args = [
+    '--config',
+    'tiny',
+    '--model',
+    'tests.tiny:TinyNet',
+    '--data_dir',
+    str(data_dir),
+    '--size',
+    '32',
+    '--no_progress',
+    '--out',
+    str(tmp_path / 'out'),
+  ]
   assert cli.main(['--dataset', 'casme2', *args]) == 2
   err = capsys.readouterr().err
   assert '--dataset casme2:size_32_missing_apex_middle' in err
-  assert cli.main(['--dataset', 'casme2:size_32_missing_apex_middle', '--warmup_epochs', '3',
-                   *args]) == 0
+  assert (
+    cli.main(['--dataset', 'casme2:size_32_missing_apex_middle', '--warmup_epochs', '3', *args])
+    == 0
+  )
   out = capsys.readouterr().out
   assert 'WARNING: --warmup_epochs 3.0 is longer than the run (1 epochs)' in out
   summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())

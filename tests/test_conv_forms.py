@@ -1,4 +1,6 @@
-"""Conv2d's written-out forms (depthwise sum, patch matmul) equal XLA's convolution, gradients too."""
+"""Conv2d's written-out forms (depthwise sum, patch matmul) equal XLA's convolution, and so do
+their gradients."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,18 +10,26 @@ from hfa_jax.models.layers import Conv2d
 
 
 def reference(x, w, stride, padding, groups):
-  return jax.lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-                                      feature_group_count=groups)
+  return jax.lax.conv_general_dilated(
+    x,
+    w,
+    (stride, stride),
+    [(padding, padding)] * 2,
+    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+    feature_group_count=groups,
+  )
 
 
-@pytest.mark.parametrize('kernel,stride,padding,groups,side', [
-    (3, 1, 1, 6, 8),    # depthwise 3x3 (RMT pos, ffn dwconv)
-    (5, 1, 2, 6, 7),    # depthwise 5x5 (lepe), odd side
-    (1, 1, 0, 6, 4),    # depthwise 1x1 (MLFA)
-    (4, 4, 0, 1, 8),    # patches (MLFA downsample)
-    (2, 2, 0, 1, 7),    # patches with a remainder row and column
-])
+@pytest.mark.parametrize(
+  'kernel,stride,padding,groups,side',
+  [
+    (3, 1, 1, 6, 8),  # depthwise 3x3 (RMT pos, ffn dwconv)
+    (5, 1, 2, 6, 7),  # depthwise 5x5 (lepe), odd side
+    (1, 1, 0, 6, 4),  # depthwise 1x1 (MLFA)
+    (4, 4, 0, 1, 8),  # patches (MLFA downsample)
+    (2, 2, 0, 1, 7),  # patches with a remainder row and column
+  ],
+)
 def test_forms_match_convolution(kernel, stride, padding, groups, side):
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(2, side, side + 1, 6)), jnp.float32)
@@ -42,9 +52,10 @@ def test_forms_match_convolution(kernel, stride, padding, groups, side):
 def test_max_pool_matches_reduce_window_and_first_max_gradient(shape):
   import flax.linen as nn
   from hfa_jax.models.layers import max_pool
+
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=shape), jnp.float32)
-  x = jnp.where(x < 0, 0.0, x)                      # ReLU output: windows of tied zeros
+  x = jnp.where(x < 0, 0.0, x)  # ReLU output: windows of tied zeros
   ref = lambda x: nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
   np.testing.assert_array_equal(max_pool(x, 3, 2, 1), ref(x))
   weights = jnp.asarray(rng.normal(size=ref(x).shape), jnp.float32)

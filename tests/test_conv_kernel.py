@@ -1,4 +1,5 @@
 """The native CPU weight gradient of dense convolutions and Dense layers against XLA's."""
+
 import functools
 
 import jax
@@ -9,14 +10,21 @@ import pytest
 from hfa_jax import kernels
 from hfa_jax.models import layers
 
-pytestmark = pytest.mark.skipif(not kernels.native_available(),
-                                reason='no C++ compiler: the native kernels are not built')
+pytestmark = pytest.mark.skipif(
+  not kernels.native_available(), reason='no C++ compiler: the native kernels are not built'
+)
 
 # (batch, side, Cin, Cout, kernel, stride, padding). Cin 3/5/13 leave a partial register block;
 # Cout 16/32/48/80 use one, two, and two-then-one vectors; 7 and 20 the scalar tail.
-CASES = [(2, 9, 3, 32, 3, 2, 1), (3, 8, 13, 48, 3, 1, 1), (2, 7, 5, 16, 5, 1, 2),
-         (2, 10, 8, 80, 3, 2, 1), (1, 6, 4, 7, 3, 1, 0), (2, 5, 9, 20, 3, 2, 0),
-         (4, 3, 16, 32, 3, 2, 1)]
+CASES = [
+  (2, 9, 3, 32, 3, 2, 1),
+  (3, 8, 13, 48, 3, 1, 1),
+  (2, 7, 5, 16, 5, 1, 2),
+  (2, 10, 8, 80, 3, 2, 1),
+  (1, 6, 4, 7, 3, 1, 0),
+  (2, 5, 9, 20, 3, 2, 0),
+  (4, 3, 16, 32, 3, 2, 1),
+]
 
 
 def data(b, side, cin, cout, k, s, p, seed=0):
@@ -81,27 +89,35 @@ def test_output_channels_not_a_multiple_of_16_stay_with_xla():
   assert 'hfa_conv_weight_grad' not in text
 
 
-@pytest.mark.parametrize('side, cin, cout, k, s, p', [(4, 8, 16, 3, 2, 1), (3, 4, 8, 3, 2, 1),
-                                                      (2, 8, 16, 3, 2, 1), (4, 6, 16, 1, 2, 0),
-                                                      (5, 3, 16, 3, 3, 1)])
+@pytest.mark.parametrize(
+  'side, cin, cout, k, s, p',
+  [
+    (4, 8, 16, 3, 2, 1),
+    (3, 4, 8, 3, 2, 1),
+    (2, 8, 16, 3, 2, 1),
+    (4, 6, 16, 1, 2, 0),
+    (5, 3, 16, 3, 3, 1),
+  ],
+)
 def test_strided_input_gradient_at_small_outputs_matches_xla(side, cin, cout, k, s, p):
   rng = np.random.default_rng(6)
   x = jnp.asarray(rng.normal(size=(2, side, side, cin)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(k, k, cin, cout)), jnp.float32)
   y = layers._lax_conv(x, w, s, p)
-  assert y.shape[1] * y.shape[2] <= 4                    # the outputs where it is used
+  assert y.shape[1] * y.shape[2] <= 4  # the outputs where it is used
   g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
   want = jax.vjp(lambda x: layers._lax_conv(x, w, s, p), x)[1](g)[0]
-  got = jax.jit(functools.partial(layers._strided_input_grad, stride=s, padding=p,
-                                  size=(side, side)))(g, w)
+  got = jax.jit(
+    functools.partial(layers._strided_input_grad, stride=s, padding=p, size=(side, side))
+  )(g, w)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   dx, _ = conv_grads(layers._dense_conv, x, w, s, p)
-  np.testing.assert_allclose(dx, conv_grads(layers._lax_conv, x, w, s, p)[0], rtol=1e-5,
-                             atol=1e-5)
+  np.testing.assert_allclose(dx, conv_grads(layers._lax_conv, x, w, s, p)[0], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('side, k, s, p', [(2, 3, 2, 1), (3, 3, 2, 1), (4, 3, 2, 1), (2, 1, 2, 0),
-                                           (3, 3, 1, 0)])
+@pytest.mark.parametrize(
+  'side, k, s, p', [(2, 3, 2, 1), (3, 3, 2, 1), (4, 3, 2, 1), (2, 1, 2, 0), (3, 3, 1, 0)]
+)
 def test_forward_at_small_outputs_matches_xla(side, k, s, p):
   rng = np.random.default_rng(7)
   x = jnp.asarray(rng.normal(size=(2, side, side, 5)), jnp.float32)
@@ -120,7 +136,7 @@ def test_fold_vmap_lowers_for_accelerators_without_the_native_kernels():
   for platform in ('cuda', 'tpu'):
     text = jax.export.export(fn, platforms=(platform,))(xs, ws).mlir_module()
     assert 'stablehlo.convolution' in text and 'hfa_conv_weight_grad' not in text
-  assert 'hfa_conv_weight_grad' in fn.lower(xs, ws).as_text()      # the CPU program
+  assert 'hfa_conv_weight_grad' in fn.lower(xs, ws).as_text()  # the CPU program
 
 
 @pytest.mark.parametrize('shape, features', [((2, 7, 9, 32), 16), ((131, 24), 48), ((3, 5, 8), 7)])

@@ -1,4 +1,5 @@
 """hfa_jax.convert: errors that name the key, unused keys dropped, round trips."""
+
 import jax
 import numpy as np
 import pytest
@@ -33,8 +34,9 @@ def test_layouts_follow_pytorch():
   np.testing.assert_array_equal(conv, sd['msa.layer2.0.conv1.weight'].transpose(2, 3, 1, 0))
   linear = variables['params']['rmt']['layer1']['blocks_0']['retention']['q_proj']['kernel']
   np.testing.assert_array_equal(linear, sd['rmt.layer1.blocks.0.retention.q_proj.weight'].T)
-  np.testing.assert_array_equal(variables['batch_stats']['msa']['bn1']['var'],
-                                sd['msa.bn1.running_var'])
+  np.testing.assert_array_equal(
+    variables['batch_stats']['msa']['bn1']['var'], sd['msa.bn1.running_var']
+  )
   depthwise = variables['params']['mlfa']['dsconv']['depthwise_0']['kernel']
   assert depthwise.shape == (1, 1, 1, 1024)
 
@@ -43,15 +45,18 @@ def test_num_classes_inferred_and_checked():
   sd = random_state_dict(num_classes=5)
   variables = convert.from_torch_state_dict(sd)
   assert variables['params']['head']['kernel'].shape == (512, 5)
-  with pytest.raises(convert.ConversionError, match=r"wrong shape for 'head\.(weight|bias)'.*\(5.*\(3"):
+  with pytest.raises(
+    convert.ConversionError, match=r"wrong shape for 'head\.(weight|bias)'.*\(5.*\(3"
+  ):
     convert.from_torch_state_dict(sd, num_classes=3)
 
 
 def test_missing_key_is_named():
   sd = random_state_dict()
   del sd['rmt.layer3.blocks.1.ffn.dwconv.conv.weight']
-  with pytest.raises(convert.ConversionError,
-                     match=r"missing key 'rmt.layer3.blocks.1.ffn.dwconv.conv.weight'"):
+  with pytest.raises(
+    convert.ConversionError, match=r"missing key 'rmt.layer3.blocks.1.ffn.dwconv.conv.weight'"
+  ):
     convert.from_torch_state_dict(sd)
 
 
@@ -74,9 +79,12 @@ def test_unknown_key_is_an_error():
 
 def test_unused_keys_buffers_and_dataparallel_prefix_are_accepted():
   sd = random_state_dict()
-  unused = [k for k in sd if k.startswith(('rmt.proj.', 'rmt.norm.', 'rmt.head.', 'msa.fc_1.',
-                                            'aaff.cov.')) or k.endswith(
-                                                ('num_batches_tracked', 'angle', 'decay'))]
+  unused = [
+    k
+    for k in sd
+    if k.startswith(('rmt.proj.', 'rmt.norm.', 'rmt.head.', 'msa.fc_1.', 'aaff.cov.'))
+    or k.endswith(('num_batches_tracked', 'angle', 'decay'))
+  ]
   assert 'aaff.cov.weight' in unused and 'rmt.layer2.Relpos.angle' in unused
   without = {k: v for k, v in sd.items() if k not in unused}
   a = convert.from_torch_state_dict(without)

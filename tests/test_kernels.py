@@ -1,4 +1,5 @@
 """The native CPU depthwise kernels against XLA's grouped convolution and the pure-JAX form."""
+
 import functools
 import os
 import subprocess
@@ -12,23 +13,37 @@ import pytest
 from hfa_jax import kernels
 from hfa_jax.models import layers
 
-pytestmark = pytest.mark.skipif(not kernels.native_available(),
-                                reason='no C++ compiler: the native kernels are not built')
+pytestmark = pytest.mark.skipif(
+  not kernels.native_available(), reason='no C++ compiler: the native kernels are not built'
+)
 
-CASES = [(2, 7, 9, 5, 3, 1), (3, 6, 6, 8, 5, 2), (2, 5, 5, 4, 3, 0), (1, 4, 4, 3, 1, 0),
-         (2, 8, 8, 16, 3, 2), (1, 3, 3, 2, 5, 2)]
+CASES = [
+  (2, 7, 9, 5, 3, 1),
+  (3, 6, 6, 8, 5, 2),
+  (2, 5, 5, 4, 3, 0),
+  (1, 4, 4, 3, 1, 0),
+  (2, 8, 8, 16, 3, 2),
+  (1, 3, 3, 2, 5, 2),
+]
 
 
 def grouped_conv(x, w, p):
-  return jax.lax.conv_general_dilated(x, w, (1, 1), ((p, p), (p, p)),
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-                                      feature_group_count=x.shape[-1])
+  return jax.lax.conv_general_dilated(
+    x,
+    w,
+    (1, 1),
+    ((p, p), (p, p)),
+    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+    feature_group_count=x.shape[-1],
+  )
 
 
 def data(b, h, w, c, k, seed=0):
   rng = np.random.default_rng(seed)
-  return (jnp.asarray(rng.normal(size=(b, h, w, c)), jnp.float32),
-          jnp.asarray(rng.normal(size=(k, k, 1, c)), jnp.float32))
+  return (
+    jnp.asarray(rng.normal(size=(b, h, w, c)), jnp.float32),
+    jnp.asarray(rng.normal(size=(k, k, 1, c)), jnp.float32),
+  )
 
 
 def weighted_sum_grad(conv, shape):
@@ -71,9 +86,10 @@ def test_vmap_over_models_as_the_fold_axis_uses_it():
   want = jax.vmap(weighted_sum_grad(lambda x, w: grouped_conv(x, w, p), shape))(xs, ws)
   for a, r in zip(got, want):
     np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-4)
-  only_x = jax.jit(jax.vmap(lambda x: layers._depthwise(x, wt, p)))(xs)   # weights shared
-  np.testing.assert_allclose(only_x, jax.vmap(lambda x: grouped_conv(x, wt, p))(xs),
-                             rtol=1e-5, atol=1e-5)
+  only_x = jax.jit(jax.vmap(lambda x: layers._depthwise(x, wt, p)))(xs)  # weights shared
+  np.testing.assert_allclose(
+    only_x, jax.vmap(lambda x: grouped_conv(x, wt, p))(xs), rtol=1e-5, atol=1e-5
+  )
 
 
 def test_weight_gradient_is_deterministic():
@@ -86,19 +102,30 @@ def test_weight_gradient_is_deterministic():
 
 
 def test_switched_off_by_environment_variable():
-  code = ('import jax, jax.numpy as jnp; from hfa_jax import kernels; from hfa_jax.models import layers;'
-          'x = jnp.ones((1, 4, 4, 2)); w = jnp.ones((3, 3, 1, 2));'
-          'print(kernels.native_available(),'
-          ' "hfa_depthwise" in jax.jit(lambda x, w: layers._depthwise(x, w, 1)).lower(x, w).as_text())')
-  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                       env={**os.environ, 'HFA_JAX_NATIVE': '0'}, check=True).stdout
+  code = (
+    'import jax, jax.numpy as jnp; from hfa_jax import kernels; from hfa_jax.models import layers;'
+    'x = jnp.ones((1, 4, 4, 2)); w = jnp.ones((3, 3, 1, 2));'
+    'print(kernels.native_available(),'
+    ' "hfa_depthwise" in jax.jit(lambda x, w: layers._depthwise(x, w, 1)).lower(x, w).as_text())'
+  )
+  out = subprocess.run(
+    [sys.executable, '-c', code],
+    capture_output=True,
+    text=True,
+    env={**os.environ, 'HFA_JAX_NATIVE': '0'},
+    check=True,
+  ).stdout
   assert out.split() == ['False', 'False']
 
 
 def test_a_failed_build_falls_back_with_a_warning(tmp_path):
   code = 'from hfa_jax import kernels; print(kernels.native_available())'
-  env = {**os.environ, 'CXX': 'false-compiler-that-does-not-exist', 'PATH': str(tmp_path),
-         'HFA_JAX_CACHE': str(tmp_path / 'cache')}
+  env = {
+    **os.environ,
+    'CXX': 'false-compiler-that-does-not-exist',
+    'PATH': str(tmp_path),
+    'HFA_JAX_CACHE': str(tmp_path / 'cache'),
+  }
   result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
   assert result.returncode == 0, result.stderr
   assert result.stdout.split() == ['False']

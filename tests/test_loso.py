@@ -21,13 +21,18 @@ from hfa_jax.loso import LosoConfig, run_loso
 from tests.tiny import TinyNet, toy_data
 
 HERE = pathlib.Path(__file__).resolve().parent
-CFG = LosoConfig(epochs=3, batch_size=8, learning_rate=1e-2, augment='flip+shift', max_shift=1,
-                 precise_bn=8)
+CFG = LosoConfig(
+  epochs=3, batch_size=8, learning_rate=1e-2, augment='flip+shift', max_shift=1, precise_bn=8
+)
 
 _compiles = []
 monitoring.register_event_duration_secs_listener(
-    lambda event, secs, **kw: _compiles.append(kw.get('fun_name'))
-    if event == '/jax/core/compile/backend_compile_duration' else None)
+  lambda event, secs, **kw: (
+    _compiles.append(kw.get('fun_name'))
+    if event == '/jax/core/compile/backend_compile_duration'
+    else None
+  )
+)
 
 
 def test_flip_negates_u_and_mirrors():
@@ -48,10 +53,10 @@ def test_shift_keeps_shape_and_replicates_edges():
   y = jax.jit(train_lib.augment, static_argnums=(2, 3))(jax.random.PRNGKey(3), x, False, 1)
   assert y.shape == x.shape
   moved = 0
-  for a, b in zip(np.asarray(x), np.asarray(y)):   # b is a window of edge-padded a
+  for a, b in zip(np.asarray(x), np.asarray(y)):  # b is a window of edge-padded a
     padded = np.pad(a, ((1, 1), (1, 1), (0, 0)), mode='edge')
-    assert any(np.array_equal(padded[i:i + 5, j:j + 5], b) for i in range(3) for j in range(3))
-    assert b.min() > 0                              # never a zero border
+    assert any(np.array_equal(padded[i : i + 5, j : j + 5], b) for i in range(3) for j in range(3))
+    assert b.min() > 0  # never a zero border
     moved += not np.array_equal(a, b)
   assert moved > 0
 
@@ -62,16 +67,15 @@ def test_mixup_mixes_images_and_targets_alike():
   mx, mt = jax.jit(train_lib.mixup, static_argnums=3)(jax.random.PRNGKey(0), x, t, 0.4)
   mx, mt = np.asarray(mx), np.asarray(mt)
   np.testing.assert_allclose(mt.sum(-1), 1, rtol=1e-6)
-  assert (mt.max(-1) >= 0.5 - 1e-6).all()          # each sample stays closest to itself
-  for k in range(8):   # mx[k] = lam x[k] + (1 - lam) x[j] with the same lam and j as mt[k]
+  assert (mt.max(-1) >= 0.5 - 1e-6).all()  # each sample stays closest to itself
+  for k in range(8):  # mx[k] = lam x[k] + (1 - lam) x[j] with the same lam and j as mt[k]
     fits = []
     for j in range(8):
       d = (x[k] - x[j]).ravel()
       lam = 1.0 if j == k else float(d @ (mx[k] - x[j]).ravel() / (d @ d))
       if np.allclose(lam * x[k] + (1 - lam) * x[j], mx[k], atol=1e-4):
         fits.append((lam, j))
-    assert fits and any(np.allclose(l * t[k] + (1 - l) * t[j], mt[k], atol=1e-4)
-                        for l, j in fits)
+    assert fits and any(np.allclose(l * t[k] + (1 - l) * t[j], mt[k], atol=1e-4) for l, j in fits)
 
 
 def test_class_weighted_loss_is_a_weighted_mean():
@@ -91,8 +95,12 @@ def test_precise_batch_stats_recovers_batch_statistics():
   @jax.jit
   def both(key, x):
     state = train_lib.create_train_state(key, model, (1, 8, 8, 3), train_lib.OptimConfig())
-    _, new = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x,
-                         train=True, mutable=['batch_stats'])
+    _, new = model.apply(
+      {'params': state.params, 'batch_stats': state.batch_stats},
+      x,
+      train=True,
+      mutable=['batch_stats'],
+    )
     return train_lib.precise_batch_stats(state, x), state.batch_stats, new['batch_stats']
 
   precise, old, new = both(jax.random.PRNGKey(0), x)
@@ -103,8 +111,9 @@ def test_precise_batch_stats_recovers_batch_statistics():
 
 
 def test_train_and_eval_step():
-  state = train_lib.create_train_state(jax.random.PRNGKey(0), TinyNet(), (1, 8, 8, 3),
-                                       train_lib.OptimConfig(learning_rate=1e-2))
+  state = train_lib.create_train_state(
+    jax.random.PRNGKey(0), TinyNet(), (1, 8, 8, 3), train_lib.OptimConfig(learning_rate=1e-2)
+  )
   x, y, _ = toy_data()
   step = jax.jit(train_lib.train_step)
   losses = []
@@ -117,8 +126,9 @@ def test_train_and_eval_step():
 
 
 def test_schedules():
-  cos = train_lib.make_schedule(train_lib.OptimConfig(learning_rate=1.0, warmup_steps=2,
-                                                      total_steps=10))
+  cos = train_lib.make_schedule(
+    train_lib.OptimConfig(learning_rate=1.0, warmup_steps=2, total_steps=10)
+  )
   assert float(cos(0)) == 0 and float(cos(2)) == pytest.approx(1.0)
   assert float(cos(10)) == pytest.approx(0.0, abs=1e-6)
   const = train_lib.make_schedule(train_lib.OptimConfig(learning_rate=0.5, schedule='constant'))
@@ -139,13 +149,13 @@ def test_config_validation():
 def test_plan_pads_tables_and_orders_subjects():
   x, y, s = toy_data(n_subjects=3, per_subject=4)
   s = s.astype('<U3')
-  s[:2] = 's10'                               # natural order: s1 < s2 < s3 < s10
+  s[:2] = 's10'  # natural order: s1 < s2 < s3 < s10
   plan = loso.make_plan(y, s, LosoConfig(batch_size=4, eval_batch_size=3))
   assert plan.folds == ["s1", "s2", "s3", "s10"]
   assert plan.train_idx.shape == (4, 10) and plan.test_idx.shape[1] % plan.eval_batch == 0
   for f, subj in enumerate(plan.folds):
-    train = plan.train_idx[f, :plan.train_count[f]]
-    test = plan.test_idx[f, :plan.test_count[f]]
+    train = plan.train_idx[f, : plan.train_count[f]]
+    test = plan.test_idx[f, : plan.test_count[f]]
     assert set(s[train]) == set(s) - {subj} and set(s[test]) == {subj}
   with pytest.raises(ValueError, match='unknown subjects'):
     loso.make_plan(y, s, LosoConfig(), only_subjects=['s9'])
@@ -156,34 +166,45 @@ def _compare(a, b, atol=1e-5):
   np.testing.assert_allclose(a['predictions']['probs'], b['predictions']['probs'], atol=atol)
   np.testing.assert_array_equal(a['predictions']['pred'], b['predictions']['pred'])
   for s in a['history']:
-    np.testing.assert_allclose(a['history'][s]['train_loss'], b['history'][s]['train_loss'],
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+      a['history'][s]['train_loss'], b['history'][s]['train_loss'], rtol=1e-4
+    )
 
 
 def test_vmap_together_equals_one_at_a_time_without_recompiling():
   x, y, s = toy_data()
-  s[12:14] = 's1'                  # unequal subjects: s1 has 8 samples, s3 has 4
+  s[12:14] = 's1'  # unequal subjects: s1 has 8 samples, s3 has 4
   before = len(_compiles)
-  together = run_loso(x, y, s, CFG, TinyNet(), progress=False)             # 4 folds at once
+  together = run_loso(x, y, s, CFG, TinyNet(), progress=False)  # 4 folds at once
   n_together = _compiles[before:].count('epoch_one')
   before = len(_compiles)
-  alone = run_loso(x, y, s, dataclasses_replace(CFG, folds_in_parallel=1), TinyNet(),
-                   progress=False)                                           # 4 groups of 1
+  alone = run_loso(
+    x, y, s, dataclasses_replace(CFG, folds_in_parallel=1), TinyNet(), progress=False
+  )  # 4 groups of 1
   # one compiled epoch program per run, whatever the number of groups and epochs
   assert n_together <= 1 and _compiles[before:].count('epoch_one') <= 1
   _compare(together, alone)
   assert set(together['per_subject']) == {'s1', 's2', 's3', 's4'}
   assert together['per_subject']['s3']['n'] == 4
   # a part of the LOSO gives the same folds as the whole (s3 has the fewest samples)
-  part = run_loso(x, y, s, dataclasses_replace(CFG, folds_in_parallel=1), TinyNet(),
-                  only_subjects=['s3'], progress=False)
+  part = run_loso(
+    x,
+    y,
+    s,
+    dataclasses_replace(CFG, folds_in_parallel=1),
+    TinyNet(),
+    only_subjects=['s3'],
+    progress=False,
+  )
   sel = together['predictions']['subject'] == 's3'
-  np.testing.assert_allclose(part['predictions']['probs'], together['predictions']['probs'][sel],
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    part['predictions']['probs'], together['predictions']['probs'][sel], atol=1e-5
+  )
 
 
 def dataclasses_replace(cfg, **kw):
   import dataclasses
+
   return dataclasses.replace(cfg, **kw)
 
 
@@ -207,13 +228,19 @@ np.savez({path!r}, **{{str(k): v for k, v in out.items()}})
 
 def test_one_and_four_devices_agree(tmp_path):
   import dataclasses
+
   cfg = {k: v for k, v in dataclasses.asdict(CFG).items() if k != 'folds_in_parallel'}
   path = str(tmp_path / 'four.npz')
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4',
-             JAX_PLATFORMS='cpu')
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4', JAX_PLATFORMS='cpu')
   script = _DEVICES_SCRIPT.format(root=str(HERE.parent), cfg=json.dumps(cfg), path=path)
-  proc = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True,
-                        cwd=str(HERE.parent), timeout=600)
+  proc = subprocess.run(
+    [sys.executable, '-c', script],
+    env=env,
+    capture_output=True,
+    text=True,
+    cwd=str(HERE.parent),
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   four = np.load(path)
   x, y, s = toy_data()
@@ -236,6 +263,7 @@ def test_resume_after_a_kill_gives_the_same_results(tmp_path):
     def hook(g, e, info):
       if (g, e) == (group, epoch):
         raise Stop
+
     return hook
 
   out = tmp_path / 'run'
@@ -245,29 +273,47 @@ def test_resume_after_a_kill_gives_the_same_results(tmp_path):
   assert not list((out / 'folds').glob('*.json'))
   epochs_seen = []
   with pytest.raises(Stop):
-    run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False,
-             on_epoch=lambda g, e, i: (epochs_seen.append((g, e)), kill_at(1, 0)(g, e, i)))
-  assert epochs_seen[0] == (0, 2)               # resumed after the checkpointed epoch
+    run_loso(
+      x,
+      y,
+      s,
+      cfg,
+      TinyNet(),
+      out_dir=out,
+      progress=False,
+      on_epoch=lambda g, e, i: (epochs_seen.append((g, e)), kill_at(1, 0)(g, e, i)),
+    )
+  assert epochs_seen[0] == (0, 2)  # resumed after the checkpointed epoch
   assert len(list((out / 'folds').glob('*.json'))) == 2
   resumed = run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False)
   np.testing.assert_array_equal(resumed['predictions']['probs'], full['predictions']['probs'])
   assert resumed['history'] == full['history']
   # a finished run reloads without training
-  again = run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False,
-                   on_epoch=lambda *a: pytest.fail('trained again'))
+  again = run_loso(
+    x,
+    y,
+    s,
+    cfg,
+    TinyNet(),
+    out_dir=out,
+    progress=False,
+    on_epoch=lambda *a: pytest.fail('trained again'),
+  )
   np.testing.assert_array_equal(again['predictions']['probs'], full['predictions']['probs'])
   # other settings in the same folder are refused
   with pytest.raises(ValueError, match='other settings'):
-    run_loso(x, y, s, dataclasses_replace(cfg, learning_rate=0.5), TinyNet(), out_dir=out,
-             progress=False)
+    run_loso(
+      x, y, s, dataclasses_replace(cfg, learning_rate=0.5), TinyNet(), out_dir=out, progress=False
+    )
 
 
 def test_best_epoch_selection_is_reported():
   x, y, s = toy_data()
   honest = run_loso(x, y, s, CFG, TinyNet(), progress=False)
-  best = run_loso(x, y, s, dataclasses_replace(CFG, select_epoch='best_test'), TinyNet(),
-                  progress=False)
-  assert honest['metrics']['uf1'] > 0.4           # it learns (chance is about 1/3)
+  best = run_loso(
+    x, y, s, dataclasses_replace(CFG, select_epoch='best_test'), TinyNet(), progress=False
+  )
+  assert honest['metrics']['uf1'] > 0.4  # it learns (chance is about 1/3)
   assert 'honest' in honest['protocol'] and 'OWN TEST ACCURACY' in best['protocol']
   assert best['select_epoch'] == 'best_test'
   assert set(honest['selected_epoch'].values()) == {CFG.epochs}
@@ -275,10 +321,10 @@ def test_best_epoch_selection_is_reported():
     assert h['test_accuracy'][best['selected_epoch'][subj] - 1] == max(h['test_accuracy'])
   assert best['metrics']['accuracy'] >= honest['metrics']['accuracy']
   # evaluating after the last epoch only gives the same (honest) result, without curves
-  last_only = run_loso(x, y, s, dataclasses_replace(CFG, eval_every_epoch=False), TinyNet(),
-                       progress=False)
-  np.testing.assert_array_equal(last_only['predictions']['probs'],
-                                honest['predictions']['probs'])
+  last_only = run_loso(
+    x, y, s, dataclasses_replace(CFG, eval_every_epoch=False), TinyNet(), progress=False
+  )
+  np.testing.assert_array_equal(last_only['predictions']['probs'], honest['predictions']['probs'])
   acc = last_only['history']['s1']['test_accuracy']
   assert np.isnan(acc[:-1]).all() and np.isfinite(acc[-1])
 
@@ -286,9 +332,16 @@ def test_best_epoch_selection_is_reported():
 def test_hfanet_short_run_at_side_32():
   """The trainer with the real network (one fold-epoch program compile, ~2 min on 2 cores)."""
   import hfa_jax
+
   x, y, s = toy_data(n_subjects=2, per_subject=4, side=32)
-  r = run_loso(x, y, s, LosoConfig(epochs=1, batch_size=4, steps_per_epoch=1, precise_bn=4),
-               hfa_jax.HFANet(num_classes=3), progress=False)
+  r = run_loso(
+    x,
+    y,
+    s,
+    LosoConfig(epochs=1, batch_size=4, steps_per_epoch=1, precise_bn=4),
+    hfa_jax.HFANet(num_classes=3),
+    progress=False,
+  )
   assert r['predictions']['probs'].shape == (8, 3)
   assert np.isfinite(r['predictions']['probs']).all()
 
@@ -297,12 +350,12 @@ def test_validation_subjects_are_stratified_fixed_and_never_all():
   strata = {f'a{i}': 'casme2' for i in range(5)} | {f'b{i}': 'smic' for i in range(3)}
   pick = loso.validation_subjects(sorted(strata), strata, 0.4, seed=0, fold_id=3)
   assert pick == loso.validation_subjects(sorted(strata), strata, 0.4, seed=0, fold_id=3)
-  assert sum(strata[p] == 'casme2' for p in pick) == 2    # round(0.4 * 5)
-  assert sum(strata[p] == 'smic' for p in pick) == 1      # round(0.4 * 3)
+  assert sum(strata[p] == 'casme2' for p in pick) == 2  # round(0.4 * 5)
+  assert sum(strata[p] == 'smic' for p in pick) == 1  # round(0.4 * 3)
   others = {tuple(loso.validation_subjects(sorted(strata), strata, 0.4, 0, f)) for f in range(8)}
-  assert len(others) > 1                                  # folds differ
+  assert len(others) > 1  # folds differ
   two = {'x1': 'd', 'x2': 'd'}
-  assert len(loso.validation_subjects(['x1', 'x2'], two, 0.9, 0, 0)) == 1   # one stays
+  assert len(loso.validation_subjects(['x1', 'x2'], two, 0.9, 0, 0)) == 1  # one stays
 
 
 def test_grouped_folds_partition_subjects_per_database():
@@ -312,14 +365,15 @@ def test_grouped_folds_partition_subjects_per_database():
   assert plan.folds == ['fold1', 'fold2', 'fold3']
   assert sorted(sum(plan.members, [])) == sorted(set(s))
   for f, group in enumerate(plan.members):
-    assert sorted(set(strata[np.isin(s, group)])) == ['a', 'b']    # one of each database
-    test = plan.test_idx[f, :plan.test_count[f]]
+    assert sorted(set(strata[np.isin(s, group)])) == ['a', 'b']  # one of each database
+    test = plan.test_idx[f, : plan.test_count[f]]
     assert set(s[test]) == set(group)
-    assert not set(s[plan.train_idx[f, :plan.train_count[f]]]) & set(group)
+    assert not set(s[plan.train_idx[f, : plan.train_count[f]]]) & set(group)
 
 
-VAL = dataclasses_replace(CFG, epochs=4, select_epoch='validation', val_fraction=0.34,
-                          folds_in_parallel=2)
+VAL = dataclasses_replace(
+  CFG, epochs=4, select_epoch='validation', val_fraction=0.34, folds_in_parallel=2
+)
 
 
 def _six_subjects():
@@ -329,16 +383,16 @@ def _six_subjects():
 
 def test_validation_selection_never_reads_the_test_subject():
   x, y, s, strata = _six_subjects()
-  a = run_loso(x, y, s, VAL, TinyNet(), strata=strata, only_subjects=['s1', 's4'],
-               progress=False)
+  a = run_loso(x, y, s, VAL, TinyNet(), strata=strata, only_subjects=['s1', 's4'], progress=False)
   x2 = x.copy()
-  x2[s == 's1'] = -3 * x2[s == 's1']          # the test subject of fold s1 changes...
-  b = run_loso(x2, y, s, VAL, TinyNet(), strata=strata, only_subjects=['s1', 's4'],
-               progress=False)
-  assert not np.allclose(a['predictions']['probs'][a['predictions']['fold'] == 's1'],
-                         b['predictions']['probs'][b['predictions']['fold'] == 's1'])
+  x2[s == 's1'] = -3 * x2[s == 's1']  # the test subject of fold s1 changes...
+  b = run_loso(x2, y, s, VAL, TinyNet(), strata=strata, only_subjects=['s1', 's4'], progress=False)
+  assert not np.allclose(
+    a['predictions']['probs'][a['predictions']['fold'] == 's1'],
+    b['predictions']['probs'][b['predictions']['fold'] == 's1'],
+  )
   h_a, h_b = a['history']['s1'], b['history']['s1']
-  np.testing.assert_array_equal(h_a['val_uf1'], h_b['val_uf1'])   # ...its choice does not
+  np.testing.assert_array_equal(h_a['val_uf1'], h_b['val_uf1'])  # ...its choice does not
   assert a['selected_epoch'] == b['selected_epoch']
   for fold in ('s1', 's4'):
     h = a['history'][fold]
@@ -356,12 +410,13 @@ def test_validation_choice_ignores_a_test_curve_that_would_change_it():
   for shift in range(3):
     y2 = y.copy()
     y2[s == 's1'] = (y2[s == 's1'] + shift) % 3
-    runs.append(run_loso(x, y2, s, VAL, TinyNet(), strata=strata, only_subjects=['s1'],
-                         progress=False))
+    runs.append(
+      run_loso(x, y2, s, VAL, TinyNet(), strata=strata, only_subjects=['s1'], progress=False)
+    )
   curves = [r['history']['s1']['test_accuracy'] for r in runs]
   best_test = {int(np.argmax(c[::-1])) for c in curves}
-  assert len(best_test) > 1                        # the test curve would change the choice
-  assert len({r['selected_epoch']['s1'] for r in runs}) == 1    # validation's does not
+  assert len(best_test) > 1  # the test curve would change the choice
+  assert len({r['selected_epoch']['s1'] for r in runs}) == 1  # validation's does not
   r = runs[0]
   h = r['history']['s1']
   assert r['selected_epoch']['s1'] == len(h['val_uf1']) - int(np.argmax(h['val_uf1'][::-1]))
@@ -371,8 +426,9 @@ def test_validation_choice_ignores_a_test_curve_that_would_change_it():
 def test_retrain_resumes_and_scores_the_chosen_epoch(tmp_path):
   x, y, s, strata = _six_subjects()
   cfg = dataclasses_replace(VAL, retrain=True, checkpoint_every=1)
-  full = run_loso(x, y, s, cfg, TinyNet(), strata=strata, only_subjects=['s1', 's5'],
-                  progress=False)
+  full = run_loso(
+    x, y, s, cfg, TinyNet(), strata=strata, only_subjects=['s1', 's5'], progress=False
+  )
   for fold, e in full['selected_epoch'].items():
     assert 1 <= e <= cfg.epochs
     assert (full['predictions']['epoch'][full['predictions']['fold'] == fold] == e).all()
@@ -386,15 +442,27 @@ def test_retrain_resumes_and_scores_the_chosen_epoch(tmp_path):
       raise Stop
 
   out = tmp_path / 'run'
-  assert max(full['selected_epoch'].values()) > 1   # a checkpoint inside the retrain phase
+  assert max(full['selected_epoch'].values()) > 1  # a checkpoint inside the retrain phase
   with pytest.raises(Stop):
-    run_loso(x, y, s, cfg, TinyNet(), strata=strata, only_subjects=['s1', 's5'],
-             out_dir=out, progress=False, on_epoch=kill_in_retrain)
+    run_loso(
+      x,
+      y,
+      s,
+      cfg,
+      TinyNet(),
+      strata=strata,
+      only_subjects=['s1', 's5'],
+      out_dir=out,
+      progress=False,
+      on_epoch=kill_in_retrain,
+    )
   assert seen.count('train') == cfg.epochs
-  resumed = run_loso(x, y, s, cfg, TinyNet(), strata=strata, only_subjects=['s1', 's5'],
-                     out_dir=out, progress=False)
-  np.testing.assert_allclose(resumed['predictions']['probs'], full['predictions']['probs'],
-                             atol=1e-6)
+  resumed = run_loso(
+    x, y, s, cfg, TinyNet(), strata=strata, only_subjects=['s1', 's5'], out_dir=out, progress=False
+  )
+  np.testing.assert_allclose(
+    resumed['predictions']['probs'], full['predictions']['probs'], atol=1e-6
+  )
   assert resumed['selected_epoch'] == full['selected_epoch']
 
 
@@ -415,12 +483,17 @@ def test_non_finite_logits_fail_the_run_naming_the_fold():
 
 def test_weight_average_follows_its_formula_and_is_evaluated():
   x, y, _ = toy_data()
-  state = train_lib.create_train_state(jax.random.PRNGKey(0), TinyNet(), (1, 8, 8, 3),
-                                       train_lib.OptimConfig(learning_rate=0.1), ema=True)
+  state = train_lib.create_train_state(
+    jax.random.PRNGKey(0),
+    TinyNet(),
+    (1, 8, 8, 3),
+    train_lib.OptimConfig(learning_rate=0.1),
+    ema=True,
+  )
   init = state.params
   state, _ = train_lib.train_step(state, jnp.asarray(x), jnp.asarray(y))
   state = train_lib.update_ema(state, 0.9)
-  d = min(0.9, 2 / 11)                                 # step 1: (1 + 1) / (10 + 1)
+  d = min(0.9, 2 / 11)  # step 1: (1 + 1) / (10 + 1)
   want = jax.tree.map(lambda a, b: d * a + (1 - d) * b, init, state.params)
   chex.assert_trees_all_close(state.ema['params'], want, rtol=1e-6)
   view = train_lib.averaged(state)
@@ -429,11 +502,13 @@ def test_weight_average_follows_its_formula_and_is_evaluated():
   # the trainer evaluates the average: other logits than without it, same training
   cfg = dataclasses_replace(CFG, epochs=2, precise_bn=0)
   plain = run_loso(x, y, toy_data()[2], cfg, TinyNet(), progress=False)
-  ema = run_loso(x, y, toy_data()[2], dataclasses_replace(cfg, ema_decay=0.5), TinyNet(),
-                 progress=False)
+  ema = run_loso(
+    x, y, toy_data()[2], dataclasses_replace(cfg, ema_decay=0.5), TinyNet(), progress=False
+  )
   for s in plain['history']:
-    np.testing.assert_allclose(plain['history'][s]['train_loss'], ema['history'][s]['train_loss'],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+      plain['history'][s]['train_loss'], ema['history'][s]['train_loss'], rtol=1e-5
+    )
   assert not np.allclose(plain['predictions']['probs'], ema['predictions']['probs'])
 
 
@@ -443,10 +518,10 @@ def test_a_run_on_changed_data_or_in_use_is_refused_clearly(tmp_path):
   out = tmp_path / 'run'
   run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
   y2 = y.copy()
-  y2[0] = (y2[0] + 1) % 3                        # a rebuilt dataset: one label changed
+  y2[0] = (y2[0] + 1) % 3  # a rebuilt dataset: one label changed
   with pytest.raises(ValueError, match='on other data: the labels differ'):
     run_loso(x, y2, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
-  held = loso._lock(str(out / '.lock'))          # as a second process still training
+  held = loso._lock(str(out / '.lock'))  # as a second process still training
   try:
     with pytest.raises(loso.RunInUseError, match='in use by a run still going'):
       run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
@@ -457,32 +532,41 @@ def test_a_run_on_changed_data_or_in_use_is_refused_clearly(tmp_path):
 
 class MeanFlowNet(nn.Module):
   """Logits (mean u, mean v, 0) whatever its (unused but trained) parameter."""
+
   num_classes: int = 3
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     w = self.param('w', nn.initializers.zeros, (1,))
-    logits = jnp.stack([x[..., 0].mean((1, 2)), x[..., 1].mean((1, 2)),
-                        jnp.zeros(x.shape[0])], -1)
+    logits = jnp.stack([x[..., 0].mean((1, 2)), x[..., 1].mean((1, 2)), jnp.zeros(x.shape[0])], -1)
     return logits + 0 * w
 
 
 def test_test_flip_averages_the_mirrored_prediction():
   x, y, s = toy_data()
-  x[..., 0] += np.linspace(0, 1, 8)                  # u is not left-right symmetric
+  x[..., 0] += np.linspace(0, 1, 8)  # u is not left-right symmetric
   cfg = dataclasses_replace(CFG, epochs=1, precise_bn=0, augment='none')
   plain = run_loso(x, y, s, cfg, MeanFlowNet(), progress=False, only_subjects=['s2'])
-  both = run_loso(x, y, s, dataclasses_replace(cfg, test_flip=True), MeanFlowNet(),
-                  progress=False, only_subjects=['s2'])
+  both = run_loso(
+    x,
+    y,
+    s,
+    dataclasses_replace(cfg, test_flip=True),
+    MeanFlowNet(),
+    progress=False,
+    only_subjects=['s2'],
+  )
   idx = plain['predictions']['index']
   u, v = x[idx, :, :, 0].mean((1, 2)), x[idx, :, :, 1].mean((1, 2))
   softmax = lambda z: np.exp(z) / np.exp(z).sum(-1, keepdims=True)
   zero = np.zeros_like(u)
-  np.testing.assert_allclose(plain['predictions']['probs'],
-                             softmax(np.stack([u, v, zero], -1)), rtol=1e-5)
+  np.testing.assert_allclose(
+    plain['predictions']['probs'], softmax(np.stack([u, v, zero], -1)), rtol=1e-5
+  )
   # the mirror negates u: the average of (u, v, 0) and (-u, v, 0) is (0, v, 0)
-  np.testing.assert_allclose(both['predictions']['probs'],
-                             softmax(np.stack([zero, v, zero], -1)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    both['predictions']['probs'], softmax(np.stack([zero, v, zero], -1)), rtol=1e-5, atol=1e-6
+  )
 
 
 def test_ensemble_averages_its_models_and_its_first_is_the_single_model(tmp_path):
@@ -490,24 +574,36 @@ def test_ensemble_averages_its_models_and_its_first_is_the_single_model(tmp_path
   cfg = dataclasses_replace(CFG, epochs=2, folds_in_parallel=3)
   one = run_loso(x, y, s, cfg, TinyNet(), progress=False)
   out = tmp_path / 'ens'
-  two = run_loso(x, y, s, dataclasses_replace(cfg, ensemble=2), TinyNet(), out_dir=out,
-                 progress=False)
+  two = run_loso(
+    x, y, s, dataclasses_replace(cfg, ensemble=2), TinyNet(), out_dir=out, progress=False
+  )
   assert 'models per fold' in two['protocol']
-  for subj in one['history']:       # model 0 of each fold is the single model
-    np.testing.assert_allclose(two['history'][subj]['train_loss'],
-                               one['history'][subj]['train_loss'], rtol=1e-5)
+  for subj in one['history']:  # model 0 of each fold is the single model
+    np.testing.assert_allclose(
+      two['history'][subj]['train_loss'], one['history'][subj]['train_loss'], rtol=1e-5
+    )
   records = {p.name: json.loads(p.read_text()) for p in (out / 'folds').glob('*.json')}
   assert len(records) == 8 and sum('_model1' in k for k in records) == 4
   for rec0 in (r for k, r in records.items() if '_model1' not in k):
     rec1 = records[f"fold_{rec0['fold_id']:04d}_model1.json"]
-    want = (loso._softmax(np.asarray(rec0['test_logits'][-1])) +
-            loso._softmax(np.asarray(rec1['test_logits'][-1]))) / 2
+    want = (
+      loso._softmax(np.asarray(rec0['test_logits'][-1]))
+      + loso._softmax(np.asarray(rec1['test_logits'][-1]))
+    ) / 2
     at = two['predictions']['fold'] == rec0['fold']
     np.testing.assert_allclose(two['predictions']['probs'][at], want, rtol=1e-6)
     np.testing.assert_array_equal(two['predictions']['pred'][at], want.argmax(-1))
-    assert rec0['test_logits'][-1] != rec1['test_logits'][-1]    # two different models
-  again = run_loso(x, y, s, dataclasses_replace(cfg, ensemble=2), TinyNet(), out_dir=out,
-                   progress=False, on_epoch=lambda *a: pytest.fail('trained again'))
+    assert rec0['test_logits'][-1] != rec1['test_logits'][-1]  # two different models
+  again = run_loso(
+    x,
+    y,
+    s,
+    dataclasses_replace(cfg, ensemble=2),
+    TinyNet(),
+    out_dir=out,
+    progress=False,
+    on_epoch=lambda *a: pytest.fail('trained again'),
+  )
   np.testing.assert_array_equal(again['predictions']['probs'], two['predictions']['probs'])
 
 
@@ -516,11 +612,12 @@ def test_ctrl_c_during_a_checkpoint_write_stops_after_the_write(tmp_path):
   complete; then the run stops with KeyboardInterrupt (no half-written checkpoint,
   no orbax writer threads left scheduling work at exit)."""
   import signal
+
   files = loso._RunFiles(tmp_path / 'run', dict(a=1))
   real_save = files.manager.save
 
   def interrupted_save(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGINT)          # the user presses Ctrl-C mid-write
+    os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C mid-write
     return real_save(*args, **kwargs)
 
   files.manager.save = interrupted_save
@@ -539,6 +636,7 @@ def test_ctrl_c_during_a_checkpoint_write_stops_after_the_write(tmp_path):
 
 def test_progress_bar_says_the_first_epoch_compiles(capsys):
   x, y, s = toy_data()
-  run_loso(x, y, s, dataclasses_replace(CFG, epochs=1), TinyNet(), progress=True,
-           only_subjects=['s1'])
+  run_loso(
+    x, y, s, dataclasses_replace(CFG, epochs=1), TinyNet(), progress=True, only_subjects=['s1']
+  )
   assert 'compiling (once; cached for later runs)' in capsys.readouterr().err

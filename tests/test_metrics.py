@@ -10,8 +10,9 @@ def test_hand_checked_three_classes():
   # rows true, columns predicted: [[1,1,0],[0,2,0],[1,0,1]]
   y_true = [0, 0, 1, 1, 2, 2]
   y_pred = [0, 1, 1, 1, 2, 0]
-  np.testing.assert_array_equal(metrics.confusion_matrix(y_true, y_pred, 3),
-                                [[1, 1, 0], [0, 2, 0], [1, 0, 1]])
+  np.testing.assert_array_equal(
+    metrics.confusion_matrix(y_true, y_pred, 3), [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+  )
   # F1: class 0 = 2*1/(2+2) = .5, class 1 = 2*2/(2+3) = .8, class 2 = 2*1/(2+1) = 2/3
   assert metrics.uf1(y_true, y_pred, 3) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
   # recall: 1/2, 2/2, 1/2
@@ -21,7 +22,7 @@ def test_hand_checked_three_classes():
 
 def test_class_never_predicted_has_f1_zero():
   y_true = [0, 0, 1, 1, 2]
-  y_pred = [0, 0, 1, 1, 1]          # class 2 has support 1, never predicted
+  y_pred = [0, 0, 1, 1, 1]  # class 2 has support 1, never predicted
   pc = metrics.per_class(metrics.confusion_matrix(y_true, y_pred, 3))
   np.testing.assert_allclose(pc['f1'], [1.0, 0.8, 0.0])
   assert metrics.uf1(y_true, y_pred, 3) == pytest.approx(1.8 / 3)
@@ -29,7 +30,7 @@ def test_class_never_predicted_has_f1_zero():
 
 
 def test_class_predicted_but_absent_from_ground_truth():
-  y_true = [0, 0, 1, 1]             # class 2 absent, but predicted once
+  y_true = [0, 0, 1, 1]  # class 2 absent, but predicted once
   y_pred = [0, 2, 1, 1]
   # class 0: F1 2*1/(2+1) = 2/3, recall 1/2; class 1: F1 1, recall 1; class 2: F1 0
   # (tp 0, predicted 1; MEGC / sklearn macro F1 count it), recall undefined (left out)
@@ -79,6 +80,8 @@ def test_by_group_splits_before_pooling():
   out = metrics.by_group(y_true, y_pred, groups, 3)
   assert sorted(out) == ['casme2', 'smic']
   # casme2: F1 1, 2/3 (tp 1, support 1, predicted 2), 0 -> 5/9; recall 1, 1, 0
-  assert out['casme2']['uf1'] == pytest.approx(5 / 9) and out['casme2']['uar'] == pytest.approx(2 / 3)
+  assert out['casme2']['uf1'] == pytest.approx(5 / 9) and out['casme2']['uar'] == pytest.approx(
+    2 / 3
+  )
   # smic: class 0 F1 0 (tp 0), class 1 F1 2/3; recall 0 and 1
   assert out['smic']['uf1'] == pytest.approx(1 / 3) and out['smic']['n'] == 2

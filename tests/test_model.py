@@ -1,4 +1,5 @@
 """HFA-Net shapes, input checks, and that a jitted training step learns."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,17 +16,18 @@ def test_output_and_feature_shapes(side, classes):
   x = jnp.zeros((2, side, side, 3))
   variables = jax.eval_shape(model.init, jax.random.key(0), x)
   logits, feats = jax.eval_shape(
-      lambda v, x: model.apply(v, x, train=False, return_features=True), variables, x)
+    lambda v, x: model.apply(v, x, train=False, return_features=True), variables, x
+  )
   assert logits.shape == (2, classes)
   for i, (stride, width) in enumerate(zip((4, 8, 16, 32), (64, 128, 256, 512))):
     assert feats[f'msa_{i + 1}'].shape == (2, side // stride, side // stride, width)
     assert feats[f'rmt_{i + 1}'].shape == (2, side // stride, side // stride, width)
   assert feats['mlfa'].shape == (2, side // 32, side // 32, 512)
   (train_logits, updates) = jax.eval_shape(
-      lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats']), variables, x)
+    lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats']), variables, x
+  )
   assert train_logits.shape == (2, classes)
-  assert jax.tree.structure(updates['batch_stats']) == jax.tree.structure(
-      variables['batch_stats'])
+  assert jax.tree.structure(updates['batch_stats']) == jax.tree.structure(variables['batch_stats'])
 
 
 @pytest.mark.parametrize('shape', [(1, 48, 48, 3), (1, 64, 64, 2), (64, 64, 3)])
@@ -35,8 +37,9 @@ def test_bad_input_shape_is_a_clear_error(shape):
 
 
 def test_parameter_count():
-  variables = jax.eval_shape(HFANet(num_classes=3).init, jax.random.key(0),
-                             jnp.zeros((1, 32, 32, 3)))
+  variables = jax.eval_shape(
+    HFANet(num_classes=3).init, jax.random.key(0), jnp.zeros((1, 32, 32, 3))
+  )
   # The original creates 27,308,023 parameters; 3,113,936 of them (rmt.proj/norm/head,
   # msa.fc_1, aaff.cov) are never used in forward and are not created here.
   assert sum(p.size for p in jax.tree.leaves(variables['params'])) == 24_194_087
@@ -63,10 +66,14 @@ def test_jitted_training_step_learns():
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(6, 32, 32, 3)), jnp.float32)
   y = jnp.asarray([0, 1, 2, 0, 1, 2])
-  variables = random_variables(model, seed=0)     # no init compile: numpy draws
-  state = train.TrainState.create(apply_fn=model.apply, params=variables['params'],
-                                  batch_stats=variables['batch_stats'], tx=optax.adam(1e-3),
-                                  rng=jax.random.PRNGKey(0))
+  variables = random_variables(model, seed=0)  # no init compile: numpy draws
+  state = train.TrainState.create(
+    apply_fn=model.apply,
+    params=variables['params'],
+    batch_stats=variables['batch_stats'],
+    tx=optax.adam(1e-3),
+    rng=jax.random.PRNGKey(0),
+  )
   step = jax.jit(train.train_step)
   losses = []
   for _ in range(8):
@@ -75,9 +82,10 @@ def test_jitted_training_step_learns():
   assert all(np.isfinite(losses))
   assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(state.params))
   assert losses[-1] < 0.5 * losses[0], losses
-  moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.batch_stats,
-                       variables['batch_stats'])
-  assert all(jax.tree.leaves(moved))               # every BatchNorm updated its statistics
+  moved = jax.tree.map(
+    lambda a, b: bool(jnp.any(a != b)), state.batch_stats, variables['batch_stats']
+  )
+  assert all(jax.tree.leaves(moved))  # every BatchNorm updated its statistics
 
 
 def test_bfloat16_compute_tracks_float32():
@@ -91,8 +99,12 @@ def test_bfloat16_compute_tracks_float32():
     model = HFANet(num_classes=3, dtype=dtype)
 
     def loss(params):
-      logits, _ = model.apply({'params': params, 'batch_stats': variables['batch_stats']}, x,
-                              train=True, mutable=['batch_stats'])
+      logits, _ = model.apply(
+        {'params': params, 'batch_stats': variables['batch_stats']},
+        x,
+        train=True,
+        mutable=['batch_stats'],
+      )
       assert logits.dtype == jnp.float32
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 

@@ -3,6 +3,7 @@
 Weights: the reference README's recipe, converted with hfa_jax.convert. Outputs:
 ../shared/reference/hfa_net_parity_seed*.npz made by the original network.
 """
+
 import functools
 
 import jax
@@ -37,8 +38,9 @@ def run(name):
   @jax.jit
   def both(variables, x):
     evaluated = model.apply(variables, x, train=False, return_features=True)
-    trained, updates = model.apply(variables, x, train=True, return_features=True,
-                                   mutable=['batch_stats'])
+    trained, updates = model.apply(
+      variables, x, train=True, return_features=True, mutable=['batch_stats']
+    )
     return evaluated, trained, updates['batch_stats']
 
   out = jax.device_get(both(variables, x))
@@ -56,7 +58,7 @@ def test_logits_and_features_match(name, mode):
   logits, features = evaluated if mode == 'eval' else trained
   assert rel_err(logits, arrays[f'{mode}_logits']) < 1e-4
   for key in FEATURES:
-    want = arrays[f'{mode}_{key}'].transpose(0, 2, 3, 1)       # NCHW -> NHWC
+    want = arrays[f'{mode}_{key}'].transpose(0, 2, 3, 1)  # NCHW -> NHWC
     assert features[key].shape == want.shape, key
     assert rel_err(features[key], want) < 1e-4, key
 
@@ -64,10 +66,12 @@ def test_logits_and_features_match(name, mode):
 @pytest.mark.parametrize('name', fixture_names())
 def test_running_statistics_after_one_training_pass(name):
   arrays, meta, (_, _, new_stats) = run(name)
-  converted = convert.to_torch_state_dict({'params': {}, 'batch_stats': new_stats},
-                                          include_unused=False)
-  expected = {k[len('train_after.'):]: v for k, v in arrays.items()
-              if k.startswith('train_after.')}
+  converted = convert.to_torch_state_dict(
+    {'params': {}, 'batch_stats': new_stats}, include_unused=False
+  )
+  expected = {
+    k[len('train_after.') :]: v for k, v in arrays.items() if k.startswith('train_after.')
+  }
   # The original's unused `rmt.norm` never runs: its statistics stay as drawn.
   sd = reference.recipe_state_dict(meta['seed'])
   unused = {k for k in expected if k.startswith('rmt.norm.')}
@@ -80,7 +84,6 @@ def test_running_statistics_after_one_training_pass(name):
 
 def test_relative_position_buffers_match():
   _, meta = reference.load_fixture('hfa_net_parity_seed0.npz')
-  sd = convert.to_torch_state_dict(
-      convert.from_torch_state_dict(reference.recipe_state_dict(0)))
+  sd = convert.to_torch_state_dict(convert.from_torch_state_dict(reference.recipe_state_dict(0)))
   for key, want in meta['buffers'].items():
     np.testing.assert_allclose(sd[key], np.asarray(want, np.float32), rtol=1e-6, err_msg=key)

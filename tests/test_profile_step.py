@@ -1,4 +1,5 @@
 """experiments.profile_step: HLO metadata parsing (hand-checked) and one profiled run."""
+
 from experiments import profile_step
 
 HLO = '''
@@ -13,7 +14,9 @@ ENTRY %main {
 def test_op_sources_and_modules():
   sources = profile_step.op_sources(HLO)
   assert sources['ynn_fusion.3'] == (
-      'f32[512,64]{1,0}', 'jit(step)/transpose(jvp(HFANet))/rmt/layer3/blocks_0/ffn/fc1/dot_general')
+    'f32[512,64]{1,0}',
+    'jit(step)/transpose(jvp(HFANet))/rmt/layer3/blocks_0/ffn/fc1/dot_general',
+  )
   assert sources['add.1'] == ('f32[64]{0}', 'jit(step)/add')
   assert sources['p0'][1] == ''
   assert profile_step.module_of(sources['ynn_fusion.3'][1], 2) == ('rmt/layer3', 'bwd')
@@ -23,8 +26,9 @@ def test_op_sources_and_modules():
 
 
 def test_profiles_a_small_step(tmp_path, capsys):
-  result = profile_step.main(['--side', '32', '--steps', '1', '--top', '5',
-                              '--trace', str(tmp_path / 'trace')])
+  result = profile_step.main(
+    ['--side', '32', '--steps', '1', '--top', '5', '--trace', str(tmp_path / 'trace')]
+  )
   out = capsys.readouterr().out
   assert result['step_s'] > 0 and result['ops']
   assert any(k.startswith('rmt/') for k in result['modules'])

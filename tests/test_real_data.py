@@ -14,20 +14,27 @@ import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-REAL = pathlib.Path(os.environ.get(
-    'HFA_JAX_REAL', ROOT.parent / 'shared' / 'real')) / 'megc2019_flow_images_casme2_smic'
+REAL = (
+  pathlib.Path(os.environ.get('HFA_JAX_REAL', ROOT.parent / 'shared' / 'real'))
+  / 'megc2019_flow_images_casme2_smic'
+)
 
 pytestmark = pytest.mark.skipif(
-    not REAL.is_dir(), reason=f'the real flow images are not here ({REAL} is absent; set '
-    'HFA_JAX_REAL to the folder holding megc2019_flow_images_casme2_smic)')
+  not REAL.is_dir(),
+  reason=f'the real flow images are not here ({REAL} is absent; set '
+  'HFA_JAX_REAL to the folder holding megc2019_flow_images_casme2_smic)',
+)
 
 
 @pytest.fixture(scope='module')
 def built(tmp_path_factory):
   from datasets import build
+
   data_dir = tmp_path_factory.mktemp('real_tfds')
-  assert build.main(['megc2019_flow_images', '--manual_dir', str(REAL), '--data_dir',
-                     str(data_dir)]) == 0
+  assert (
+    build.main(['megc2019_flow_images', '--manual_dir', str(REAL), '--data_dir', str(data_dir)])
+    == 0
+  )
   return data_dir
 
 
@@ -35,6 +42,7 @@ def test_dev_part_reads_pixel_exactly(built):
   import cv2
   from datasets.common import labels
   from datasets.load import load_arrays
+
   data = load_arrays('megc2019_flow_images', built)
   assert data['flow'].shape == (309, 28, 28, 3)
   assert len(set(data['subject'])) == 40
@@ -44,31 +52,58 @@ def test_dev_part_reads_pixel_exactly(built):
   for i in range(0, 309, 37):
     db, sub, sample = data['database'][i], data['subject'][i], data['sample'][i]
     raw_sub = sub if db == 'casme2' else f's{int(sub[1:]):02d}'
-    raw_sample = sample if db == 'casme2' else f"s{int(sample.split('_')[0][1:]):02d}_" \
-        + sample.split('_', 1)[1]
-    png = cv2.imread(str(pngs[f'{raw_sub}_{raw_sample} .png']))[..., ::-1]   # RGB = u, v, s
+    raw_sample = (
+      sample
+      if db == 'casme2'
+      else f"s{int(sample.split('_')[0][1:]):02d}_" + sample.split('_', 1)[1]
+    )
+    png = cv2.imread(str(pngs[f'{raw_sub}_{raw_sample} .png']))[..., ::-1]  # RGB = u, v, s
     np.testing.assert_array_equal(data['flow'][i], 2 * (png.astype(np.float32) / 255) - 1)
   smic = data['sample'][data['database'] == 'smic']
-  assert 's1_ne_01' in smic and not any(n.startswith('s0') for n in smic)   # frame builder's
+  assert 's1_ne_01' in smic and not any(n.startswith('s0') for n in smic)  # frame builder's
   listing = labels.composite_list()
-  assert all(labels.sample_key(d, s, n) in listing
-             for d, s, n in zip(data['database'], data['subject'], data['sample']))
+  assert all(
+    labels.sample_key(d, s, n) in listing
+    for d, s, n in zip(data['database'], data['subject'], data['sample'])
+  )
 
 
 def _loso(args, out):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  proc = subprocess.run([sys.executable, '-m', 'experiments.loso', *args, '--out', str(out),
-                         '--no_progress'], cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=900)
+  proc = subprocess.run(
+    [sys.executable, '-m', 'experiments.loso', *args, '--out', str(out), '--no_progress'],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
   return proc, json.loads((out / 'summary.json').read_text())
 
 
 def test_hfanet_trains_two_folds_with_validation_selection(built, tmp_path):
-  proc, summary = _loso(['--dataset', 'megc2019_flow_images', '--data_dir', str(built),
-                         '--subjects', 'sub01,s1', '--epochs', '2', '--steps_per_epoch', '2',
-                         '--batch_size', '4', '--folds_in_parallel', '2',
-                         '--select_epoch', 'validation'], tmp_path / 'hfanet')
+  proc, summary = _loso(
+    [
+      '--dataset',
+      'megc2019_flow_images',
+      '--data_dir',
+      str(built),
+      '--subjects',
+      'sub01,s1',
+      '--epochs',
+      '2',
+      '--steps_per_epoch',
+      '2',
+      '--batch_size',
+      '4',
+      '--folds_in_parallel',
+      '2',
+      '--select_epoch',
+      'validation',
+    ],
+    tmp_path / 'hfanet',
+  )
   assert "input 32 px: the flow images' native 28 px, rounded up" in proc.stdout
   assert 'WARNING: the MEGC2019 composite has 442 samples, this dataset 309' in proc.stdout
   assert summary['n_folds'] == 2 and summary['n_samples'] == 3 + 6
@@ -78,9 +113,21 @@ def test_hfanet_trains_two_folds_with_validation_selection(built, tmp_path):
 
 
 def test_ststnet_baseline_runs_at_native_side(built, tmp_path):
-  proc, summary = _loso(['--dataset', 'megc2019_flow_images', '--data_dir', str(built),
-                         '--model', 'ststnet', '--subjects', 'sub01,s1', '--epochs', '3'],
-                        tmp_path / 'ststnet')
+  proc, summary = _loso(
+    [
+      '--dataset',
+      'megc2019_flow_images',
+      '--data_dir',
+      str(built),
+      '--model',
+      'ststnet',
+      '--subjects',
+      'sub01,s1',
+      '--epochs',
+      '3',
+    ],
+    tmp_path / 'ststnet',
+  )
   assert "input 28 px: the flow images' native 28 px" in proc.stdout
   assert summary['settings']['model'] == 'ststnet' and summary['settings']['batch_size'] == 256
   assert summary['n_samples'] == 9

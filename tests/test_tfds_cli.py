@@ -14,20 +14,23 @@ from datasets import build, synthetic
 from datasets.load import load_arrays, metadata
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-_MISSING = [m for m in ('tensorflow', 'apache_beam', 'mlcroissant')
-            if importlib.util.find_spec(m) is None]
+_MISSING = [
+  m for m in ('tensorflow', 'apache_beam', 'mlcroissant') if importlib.util.find_spec(m) is None
+]
 pytestmark = pytest.mark.skipif(
-    bool(_MISSING), reason=f'the tfds command line needs {", ".join(_MISSING)}: '
-    'pip install -e ".[tfds-cli]" to run these tests')
+  bool(_MISSING),
+  reason=f'the tfds command line needs {", ".join(_MISSING)}: '
+  'pip install -e ".[tfds-cli]" to run these tests',
+)
 
 # (dataset, manual folder inside the synthetic copy, TFDS config, datasets.build options)
 CASES = [
-    ('casme2', 'casme2', 'size_32', []),
-    ('casme2', 'casme2', 'size_32_missing_apex_middle', ['--missing_apex', 'middle']),
-    ('samm', 'samm', 'size_32_missing_apex_middle', ['--missing_apex', 'middle']),
-    ('smic', 'smic', 'size_32_apex_max_motion', ['--apex', 'max_motion']),
-    ('megc2019', '.', 'size_32', []),
-    ('megc2019_flow_images', 'megc2019_flow_images', 'size_28', []),
+  ('casme2', 'casme2', 'size_32', []),
+  ('casme2', 'casme2', 'size_32_missing_apex_middle', ['--missing_apex', 'middle']),
+  ('samm', 'samm', 'size_32_missing_apex_middle', ['--missing_apex', 'middle']),
+  ('smic', 'smic', 'size_32_apex_max_motion', ['--apex', 'max_motion']),
+  ('megc2019', '.', 'size_32', []),
+  ('megc2019_flow_images', 'megc2019_flow_images', 'size_28', []),
 ]
 
 
@@ -39,32 +42,71 @@ def copy(tmp_path_factory):
 
 
 def _tfds(*args):
-  return subprocess.run([sys.executable, '-m', 'tensorflow_datasets.scripts.cli.main', *args],
-                        cwd=ROOT, capture_output=True, text=True, timeout=600)
+  return subprocess.run(
+    [sys.executable, '-m', 'tensorflow_datasets.scripts.cli.main', *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
 
 
-@pytest.mark.parametrize('name,folder,config,options', CASES,
-                         ids=[f'{c[0]}:{c[2]}' for c in CASES])
+@pytest.mark.parametrize('name,folder,config,options', CASES, ids=[f'{c[0]}:{c[2]}' for c in CASES])
 def test_tfds_build_equals_datasets_build(copy, tmp_path, name, folder, config, options):
   manual = copy / folder
-  proc = _tfds('build', f'datasets/{name}', '--manual_dir', str(manual), '--data_dir',
-               str(tmp_path / 'cli'), '--file_format', 'array_record', '--config', config)
+  proc = _tfds(
+    'build',
+    f'datasets/{name}',
+    '--manual_dir',
+    str(manual),
+    '--data_dir',
+    str(tmp_path / 'cli'),
+    '--file_format',
+    'array_record',
+    '--config',
+    config,
+  )
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
   size = int(config.split('_')[1])
-  assert build.main([name, '--manual_dir', str(manual), '--data_dir', str(tmp_path / 'ours'),
-                     '--size', str(size), '--workers', '1', '--no_progress', *options]) == 0
+  assert (
+    build.main(
+      [
+        name,
+        '--manual_dir',
+        str(manual),
+        '--data_dir',
+        str(tmp_path / 'ours'),
+        '--size',
+        str(size),
+        '--workers',
+        '1',
+        '--no_progress',
+        *options,
+      ]
+    )
+    == 0
+  )
   theirs = load_arrays(name, tmp_path / 'cli', config=config)
   ours = load_arrays(name, tmp_path / 'ours', config=config)
   assert set(theirs) == set(ours) and len(ours['sample']) > 0
   for key in ours:
     np.testing.assert_array_equal(theirs[key], ours[key], err_msg=key)
-  assert metadata(name, tmp_path / 'cli', config=config) == \
-      metadata(name, tmp_path / 'ours', config=config)
+  assert metadata(name, tmp_path / 'cli', config=config) == metadata(
+    name, tmp_path / 'ours', config=config
+  )
 
 
 def test_tfds_build_without_manual_dir_shows_the_expected_layout(tmp_path):
-  proc = _tfds('build', 'datasets/samm', '--data_dir', str(tmp_path), '--file_format',
-               'array_record', '--config', 'size_32')
+  proc = _tfds(
+    'build',
+    'datasets/samm',
+    '--data_dir',
+    str(tmp_path),
+    '--file_format',
+    'array_record',
+    '--config',
+    'size_32',
+  )
   assert proc.returncode != 0
   assert 'Expected --manual_dir to be a folder laid out like this' in proc.stderr
   assert 'SAMM_Micro_FACS_Codes_v2.xlsx' in proc.stderr

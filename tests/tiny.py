@@ -5,7 +5,9 @@ import numpy as np
 
 
 class TinyNet(nn.Module):
-  """conv 3x3 (no bias) -> BatchNorm -> ReLU -> global average pool -> Dense; called as (x, train)."""
+  """conv 3x3 (no bias) -> BatchNorm -> ReLU -> global average pool -> Dense; called as
+  (x, train)."""
+
   num_classes: int = 3
   width: int = 8
 

@@ -10,19 +10,18 @@ EMOTIONS = labels.EMOTIONS['casme2']
 
 
 class Builder(builder.FlowBuilder):
-    """CASME II flow images (u, v, optical strain) from onset to apex."""
+  """CASME II flow images (u, v, optical strain) from onset to apex."""
 
-    EMOTIONS = EMOTIONS
-    DATABASE = 'casme2'
-    HOMEPAGE = 'http://casme.psych.ac.cn/casme/e2'
-    BUILDER_CONFIGS = (builder.size_configs()
-                       + builder.size_configs(missing_apex='middle'))
-    MANUAL_DOWNLOAD_INSTRUCTIONS = (
-        'Request CASME II from its owners (http://casme.psych.ac.cn/casme/e2), unzip it and '
-        'pass the folder as --manual_dir. The raw (CASME2_RAW_selected) or the cropped '
-        '(Cropped, reg_img*.jpg) release both work, also nested after unzipping; with both '
-        'present the cropped one is used. Layout:\n' + layout.LAYOUTS['casme2'])
+  EMOTIONS = EMOTIONS
+  DATABASE = 'casme2'
+  HOMEPAGE = 'http://casme.psych.ac.cn/casme/e2'
+  BUILDER_CONFIGS = builder.size_configs() + builder.size_configs(missing_apex='middle')
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+    'Request CASME II from its owners (http://casme.psych.ac.cn/casme/e2), unzip it and '
+    'pass the folder as --manual_dir. The raw (CASME2_RAW_selected) or the cropped '
+    '(Cropped, reg_img*.jpg) release both work, also nested after unzipping; with both '
+    'present the cropped one is used. Layout:\n' + layout.LAYOUTS['casme2']
+  )
 
-    def _find_samples(self, manual_dir):
-        return sources.annotated('casme2', manual_dir, self.builder_config.missing_apex)
-
+  def _find_samples(self, manual_dir):
+    return sources.annotated('casme2', manual_dir, self.builder_config.missing_apex)

@@ -18,155 +18,178 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-CACHE_VERSION = 2   # 2: grayscale flow-image PNGs are refused
+CACHE_VERSION = 2  # 2: grayscale flow-image PNGs are refused
 
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    key: str
-    flow: np.ndarray | None = None
-    apex_index: int | None = None   # index into the job's frames, when a strategy chose it
-    error: str | None = None
-    note: str | None = None         # built anyway, but worth telling the user
+  key: str
+  flow: np.ndarray | None = None
+  apex_index: int | None = None  # index into the job's frames, when a strategy chose it
+  error: str | None = None
+  note: str | None = None  # built anyway, but worth telling the user
 
 
 @dataclasses.dataclass(frozen=True)
 class FrameJob:
-    """Flow from onset to apex frame files (apex chosen by `apex_strategy` if apex is None)."""
-    key: str
-    onset: str
-    apex: str | None
-    size: int
-    crop: bool = False
-    frames: tuple[str, ...] = ()
-    apex_strategy: str | None = None
+  """Flow from onset to apex frame files (apex chosen by `apex_strategy` if apex is None)."""
 
-    def inputs(self) -> tuple[str, ...]:
-        return (self.onset, self.apex) if self.apex else self.frames
+  key: str
+  onset: str
+  apex: str | None
+  size: int
+  crop: bool = False
+  frames: tuple[str, ...] = ()
+  apex_strategy: str | None = None
 
-    def compute(self) -> Result:
-        from hfa_jax import preprocess
-        out = preprocess.flow_for_clip(
-            self.onset, self.apex, clip_frames=self.frames or None,
-            apex_strategy=self.apex_strategy or 'middle', size=self.size, face_crop=self.crop,
-            sample=self.key)
-        note = 'no face found in the onset frame: the whole frame was used' \
-            if out['face_found'] is False else None
-        return Result(self.key, out['flow'], out['apex_index'], note=note)
+  def inputs(self) -> tuple[str, ...]:
+    return (self.onset, self.apex) if self.apex else self.frames
+
+  def compute(self) -> Result:
+    from hfa_jax import preprocess
+
+    out = preprocess.flow_for_clip(
+      self.onset,
+      self.apex,
+      clip_frames=self.frames or None,
+      apex_strategy=self.apex_strategy or 'middle',
+      size=self.size,
+      face_crop=self.crop,
+      sample=self.key,
+    )
+    note = (
+      'no face found in the onset frame: the whole frame was used'
+      if out['face_found'] is False
+      else None
+    )
+    return Result(self.key, out['flow'], out['apex_index'], note=note)
 
 
 @dataclasses.dataclass(frozen=True)
 class PngJob:
-    """A precomputed flow image (RGB PNG: u, v, strain in 0..255) scaled to 0..1, resized."""
-    key: str
-    path: str
-    size: int
+  """A precomputed flow image (RGB PNG: u, v, strain in 0..255) scaled to 0..1, resized."""
 
-    def inputs(self) -> tuple[str, ...]:
-        return (self.path,)
+  key: str
+  path: str
+  size: int
 
-    def compute(self) -> Result:
-        import cv2
-        data = np.fromfile(self.path, dtype=np.uint8) if os.path.isfile(self.path) else None
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size \
-            else None
-        if image is None:
-            raise ValueError(f'cannot read image {self.path}: missing, empty or not a PNG')
-        if image.ndim == 2 or image.shape[2] < 3 or (
-                np.array_equal(image[..., 0], image[..., 1])
-                and np.array_equal(image[..., 1], image[..., 2])):
-            raise ValueError(f'{self.path} is a grayscale image: a flow image has three '
-                             'different channels (u, v, optical strain)')
-        if image.dtype != np.uint8:
-            raise ValueError(f'{self.path} has {image.dtype} pixels; flow images are 8-bit')
-        flow = image[..., 2::-1].astype(np.float32) / 255.0   # BGR(A) -> RGB = u, v, strain
-        if flow.shape[:2] != (self.size, self.size):
-            shrink = flow.shape[0] > self.size
-            flow = cv2.resize(flow, (self.size, self.size),
-                              interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        return Result(self.key, np.clip(flow, 0.0, 1.0).astype(np.float32))
+  def inputs(self) -> tuple[str, ...]:
+    return (self.path,)
+
+  def compute(self) -> Result:
+    import cv2
+
+    data = np.fromfile(self.path, dtype=np.uint8) if os.path.isfile(self.path) else None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if image is None:
+      raise ValueError(f'cannot read image {self.path}: missing, empty or not a PNG')
+    if (
+      image.ndim == 2
+      or image.shape[2] < 3
+      or (
+        np.array_equal(image[..., 0], image[..., 1])
+        and np.array_equal(image[..., 1], image[..., 2])
+      )
+    ):
+      raise ValueError(
+        f'{self.path} is a grayscale image: a flow image has three '
+        'different channels (u, v, optical strain)'
+      )
+    if image.dtype != np.uint8:
+      raise ValueError(f'{self.path} has {image.dtype} pixels; flow images are 8-bit')
+    flow = image[..., 2::-1].astype(np.float32) / 255.0  # BGR(A) -> RGB = u, v, strain
+    if flow.shape[:2] != (self.size, self.size):
+      shrink = flow.shape[0] > self.size
+      flow = cv2.resize(
+        flow, (self.size, self.size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+      )
+    return Result(self.key, np.clip(flow, 0.0, 1.0).astype(np.float32))
 
 
 def _cache_path(job, cache_dir: str) -> pathlib.Path:
-    h = hashlib.sha256(repr((CACHE_VERSION, type(job).__name__, dataclasses.astuple(job))).encode())
-    for path in job.inputs():
-        try:
-            st = os.stat(path)
-            h.update(f'{path}:{st.st_size}:{st.st_mtime_ns}'.encode())
-        except OSError:
-            h.update(f'{path}:missing'.encode())
-    return pathlib.Path(cache_dir) / f'{h.hexdigest()[:32]}.npz'
+  h = hashlib.sha256(repr((CACHE_VERSION, type(job).__name__, dataclasses.astuple(job))).encode())
+  for path in job.inputs():
+    try:
+      st = os.stat(path)
+      h.update(f'{path}:{st.st_size}:{st.st_mtime_ns}'.encode())
+    except OSError:
+      h.update(f'{path}:missing'.encode())
+  return pathlib.Path(cache_dir) / f'{h.hexdigest()[:32]}.npz'
 
 
 def run(job, cache_dir: str | None = None) -> Result:
-    """Run one job (in a worker); errors become a Result with `error` set."""
-    path = _cache_path(job, cache_dir) if cache_dir else None
-    if path is not None and path.exists():
-        try:
-            with np.load(path) as z:
-                apex = int(z['apex_index'])
-                note = str(z['note']) or None
-                return Result(job.key, z['flow'], None if apex < 0 else apex, note=note)
-        except Exception:  # a corrupt cache entry is recomputed
-            pass
+  """Run one job (in a worker); errors become a Result with `error` set."""
+  path = _cache_path(job, cache_dir) if cache_dir else None
+  if path is not None and path.exists():
     try:
-        result = job.compute()
-    except Exception as e:  # PreprocessError, OpenCV errors, ...: reported by the builder
-        return Result(job.key, error=f'{type(e).__name__}: {e}' if not str(e) else str(e))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f'.{os.getpid()}.tmp.npz')
-        np.savez(tmp, flow=result.flow,
-                 apex_index=-1 if result.apex_index is None else result.apex_index,
-                 note=result.note or '')
-        os.replace(tmp, path)
-    return result
+      with np.load(path) as z:
+        apex = int(z['apex_index'])
+        note = str(z['note']) or None
+        return Result(job.key, z['flow'], None if apex < 0 else apex, note=note)
+    except Exception:  # a corrupt cache entry is recomputed
+      pass
+  try:
+    result = job.compute()
+  except Exception as e:  # PreprocessError, OpenCV errors, ...: reported by the builder
+    return Result(job.key, error=f'{type(e).__name__}: {e}' if not str(e) else str(e))
+  if path is not None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f'.{os.getpid()}.tmp.npz')
+    np.savez(
+      tmp,
+      flow=result.flow,
+      apex_index=-1 if result.apex_index is None else result.apex_index,
+      note=result.note or '',
+    )
+    os.replace(tmp, path)
+  return result
 
 
 def run_all(jobs: Iterable, workers: int, cache_dir: str | None = None) -> Iterator[Result]:
-    """Results as they complete; `workers` processes (1: in this process).
+  """Results as they complete; `workers` processes (1: in this process).
 
-    Closing the iterator (e.g. on stop) cancels the jobs not yet started."""
-    jobs = list(jobs)
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield run(job, cache_dir)
-        return
-    context = multiprocessing.get_context('spawn')
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
-                                                initializer=_init_worker,
-                                                initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(run, job, cache_dir) for job in jobs]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+  Closing the iterator (e.g. on stop) cancels the jobs not yet started."""
+  jobs = list(jobs)
+  if workers <= 1 or len(jobs) <= 1:
+    for job in jobs:
+      yield run(job, cache_dir)
+    return
+  context = multiprocessing.get_context('spawn')
+  with concurrent.futures.ProcessPoolExecutor(
+    workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+  ) as pool:
+    futures = [pool.submit(run, job, cache_dir) for job in jobs]
+    try:
+      for future in concurrent.futures.as_completed(futures):
+        yield future.result()
+    finally:
+      for future in futures:
+        future.cancel()
 
 
 def _init_worker(parent: int) -> None:
-    """Set up a flow worker: one OpenCV thread, and exit when the build process dies.
+  """Set up a flow worker: one OpenCV thread, and exit when the build process dies.
 
-    A killed build (SIGKILL, a closed terminal) cannot stop its pool; its workers would
-    wait on the pool's pipe forever. A daemon thread checks every half second that the
-    parent is alive and ends the worker otherwise.
-    """
-    import threading
-    import time
-    from hfa_jax.preprocess import init_worker
-    init_worker()
+  A killed build (SIGKILL, a closed terminal) cannot stop its pool; its workers would
+  wait on the pool's pipe forever. A daemon thread checks every half second that the
+  parent is alive and ends the worker otherwise.
+  """
+  import threading
+  import time
+  from hfa_jax.preprocess import init_worker
 
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
+  init_worker()
 
-    threading.Thread(target=watch, daemon=True, name='parent-watch').start()
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(0.5)
+    os._exit(1)
+
+  threading.Thread(target=watch, daemon=True, name='parent-watch').start()
 
 
 def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:
+    return os.cpu_count() or 1

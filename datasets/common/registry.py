@@ -11,6 +11,6 @@ MISSING_APEX_OPTION = ('casme2', 'samm', 'megc2019')
 
 
 def builder_class(name: str):
-    if name not in NAMES:
-        raise ValueError(f'unknown dataset {name!r}; choose one of {", ".join(NAMES)}')
-    return importlib.import_module(f'datasets.{name}.{name}_dataset_builder').Builder
+  if name not in NAMES:
+    raise ValueError(f'unknown dataset {name!r}; choose one of {", ".join(NAMES)}')
+  return importlib.import_module(f'datasets.{name}.{name}_dataset_builder').Builder

@@ -10,52 +10,56 @@ from datasets.common.labels import COMPOSITE_CLASSES
 
 @dataclasses.dataclass
 class BuildReport:
-    name: str
-    source: str = ''
-    built: int = 0
-    subjects: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    emotions: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    composite: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    databases: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+  name: str
+  source: str = ''
+  built: int = 0
+  subjects: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  emotions: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  composite: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  databases: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+  notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
-    def add(self, subject: str, emotion: str, composite_label: int, database: str) -> None:
-        self.built += 1
-        self.subjects[subject] += 1
-        self.emotions[emotion] += 1
-        self.composite[COMPOSITE_CLASSES[composite_label] if composite_label >= 0 else '-'] += 1
-        self.databases[database] += 1
+  def add(self, subject: str, emotion: str, composite_label: int, database: str) -> None:
+    self.built += 1
+    self.subjects[subject] += 1
+    self.emotions[emotion] += 1
+    self.composite[COMPOSITE_CLASSES[composite_label] if composite_label >= 0 else '-'] += 1
+    self.databases[database] += 1
 
-    def metadata(self) -> dict:
-        """JSON-friendly summary stored in the dataset's metadata."""
-        return {'source': self.source, 'num_examples': self.built,
-                'skipped': [{'sample': s, 'reason': r} for s, r in self.skipped],
-                'notes': [{'sample': s, 'note': n} for s, n in self.notes]}
+  def metadata(self) -> dict:
+    """JSON-friendly summary stored in the dataset's metadata."""
+    return {
+      'source': self.source,
+      'num_examples': self.built,
+      'skipped': [{'sample': s, 'reason': r} for s, r in self.skipped],
+      'notes': [{'sample': s, 'note': n} for s, n in self.notes],
+    }
 
-    def format(self) -> str:
-        lines = [f'{self.name}: {self.built} examples built'
-                 + (f' from {self.source}' if self.source else '')]
-        if len(self.databases) > 1:
-            lines.append('  per database: ' + _counts(self.databases))
-        lines.append(f'  per subject ({len(self.subjects)}): ' + _counts(self.subjects))
-        lines.append('  per emotion: ' + _counts(self.emotions))
-        lines.append('  per composite class: ' + _counts(self.composite))
-        if self.notes:
-            lines.append(f'  notes ({len(self.notes)}; built anyway):')
-            lines += [f'    {s}: {n}' for s, n in self.notes]
-        if self.skipped:
-            lines.append(f'  SKIPPED ({len(self.skipped)}):')
-            lines += [f'    {s}: {_short(r)}' for s, r in self.skipped]
-        else:
-            lines.append('  skipped: none')
-        return '\n'.join(lines)
+  def format(self) -> str:
+    lines = [
+      f'{self.name}: {self.built} examples built' + (f' from {self.source}' if self.source else '')
+    ]
+    if len(self.databases) > 1:
+      lines.append('  per database: ' + _counts(self.databases))
+    lines.append(f'  per subject ({len(self.subjects)}): ' + _counts(self.subjects))
+    lines.append('  per emotion: ' + _counts(self.emotions))
+    lines.append('  per composite class: ' + _counts(self.composite))
+    if self.notes:
+      lines.append(f'  notes ({len(self.notes)}; built anyway):')
+      lines += [f'    {s}: {n}' for s, n in self.notes]
+    if self.skipped:
+      lines.append(f'  SKIPPED ({len(self.skipped)}):')
+      lines += [f'    {s}: {_short(r)}' for s, r in self.skipped]
+    else:
+      lines.append('  skipped: none')
+    return '\n'.join(lines)
 
 
 def _counts(counter: collections.Counter) -> str:
-    return ', '.join(f'{k} {v}' for k, v in sorted(counter.items())) or 'none'
+  return ', '.join(f'{k} {v}' for k, v in sorted(counter.items())) or 'none'
 
 
 def _short(text: str, limit: int = 400) -> str:
-    """A long reason cut for the console (the dataset's metadata keeps it whole)."""
-    return text if len(text) <= limit else text[:limit] + ' ...'
+  """A long reason cut for the console (the dataset's metadata keeps it whole)."""
+  return text if len(text) <= limit else text[:limit] + ' ...'

@@ -22,190 +22,231 @@ from datasets.common.spreadsheet import Row, Sheet
 
 @dataclasses.dataclass
 class Sample:
-    """Everything needed to build one example, except its flow."""
-    database: str
-    subject: str
-    sample: str
-    emotion: str
-    onset_frame: int
-    apex_frame: int           # -1 until an apex strategy picks it (SMIC)
-    offset_frame: int
-    action_units: str
-    onset_path: str
-    apex_path: str | None     # None: chosen by `apex_strategy` among `frames`
-    frames: tuple[str, ...] = ()
-    crop: bool = False        # raw (uncropped) release: detect the face
-    composite_label: int = -1
-    flow_path: str | None = None   # precomputed flow image (flow-image format)
-    notes: list[str] = dataclasses.field(default_factory=list)
+  """Everything needed to build one example, except its flow."""
 
-    @property
-    def key(self) -> str:
-        return f'{self.database}/{self.subject}/{self.sample}'
+  database: str
+  subject: str
+  sample: str
+  emotion: str
+  onset_frame: int
+  apex_frame: int  # -1 until an apex strategy picks it (SMIC)
+  offset_frame: int
+  action_units: str
+  onset_path: str
+  apex_path: str | None  # None: chosen by `apex_strategy` among `frames`
+  frames: tuple[str, ...] = ()
+  crop: bool = False  # raw (uncropped) release: detect the face
+  composite_label: int = -1
+  flow_path: str | None = None  # precomputed flow image (flow-image format)
+  notes: list[str] = dataclasses.field(default_factory=list)
 
-    @property
-    def match_key(self) -> tuple[str, str, str]:
-        return labels.sample_key(self.database, self.subject, self.sample)
+  @property
+  def key(self) -> str:
+    return f'{self.database}/{self.subject}/{self.sample}'
+
+  @property
+  def match_key(self) -> tuple[str, str, str]:
+    return labels.sample_key(self.database, self.subject, self.sample)
 
 
 @dataclasses.dataclass
 class Problem:
-    """A sample (or spreadsheet row) that cannot become a correct example."""
-    where: str                       # sample key or spreadsheet row
-    reason: str
-    match_key: tuple[str, str, str] | None = None
+  """A sample (or spreadsheet row) that cannot become a correct example."""
 
-    def __str__(self) -> str:
-        return f'{self.where}: {self.reason}'
+  where: str  # sample key or spreadsheet row
+  reason: str
+  match_key: tuple[str, str, str] | None = None
+
+  def __str__(self) -> str:
+    return f'{self.where}: {self.reason}'
 
 
 def _subject_dirs(copy: Copy, normalize) -> dict[str, pathlib.Path]:
-    out = {}
-    for folder in copy.subjects:
-        try:
-            out.setdefault(normalize(folder.name), folder)
-        except names.CellError:
-            continue
-    return out
+  out = {}
+  for folder in copy.subjects:
+    try:
+      out.setdefault(normalize(folder.name), folder)
+    except names.CellError:
+      continue
+  return out
 
 
 def _child(folder: pathlib.Path, name: str) -> pathlib.Path | None:
-    exact = folder / name
-    if exact.is_dir():
-        return exact
-    for child in folder.iterdir():
-        if child.is_dir() and child.name.strip().lower() == name.lower():
-            return child
-    return None
+  exact = folder / name
+  if exact.is_dir():
+    return exact
+  for child in folder.iterdir():
+    if child.is_dir() and child.name.strip().lower() == name.lower():
+      return child
+  return None
 
 
 def _frames(clip: pathlib.Path) -> dict[int, pathlib.Path]:
-    return {f.number: f.path for f in preprocess.list_frames(clip)}
+  return {f.number: f.path for f in preprocess.list_frames(clip)}
 
 
 def _text(cell) -> str:
-    if cell is None:
-        return ''
-    if isinstance(cell, float) and cell.is_integer():
-        cell = int(cell)
-    return str(cell).strip()
+  if cell is None:
+    return ''
+  if isinstance(cell, float) and cell.is_integer():
+    cell = int(cell)
+  return str(cell).strip()
 
 
-def from_sheet(copy: Copy, sheet: Sheet, missing_apex: str = 'skip'
-               ) -> tuple[list[Sample], list[Problem]]:
-    """Samples of CASME II or SAMM from the spreadsheet rows and the frame folders."""
-    database = copy.database
-    normalize = names.casme2_subject if database == 'casme2' else names.samm_subject
-    subjects = _subject_dirs(copy, normalize)
-    samples: list[Sample] = []
-    problems: list[Problem] = []
-    seen: set[str] = set()
-    for row in sheet.rows:
-        result = _from_row(copy, row, normalize, subjects, missing_apex)
-        if isinstance(result, Problem):
-            problems.append(result)
-        elif result.key in seen:
-            problems.append(Problem(result.key, f'duplicate row ({row.where()}); the first '
-                                    'row for this sample is used', result.match_key))
-        else:
-            seen.add(result.key)
-            samples.append(result)
-    return samples, problems
+def from_sheet(
+  copy: Copy, sheet: Sheet, missing_apex: str = 'skip'
+) -> tuple[list[Sample], list[Problem]]:
+  """Samples of CASME II or SAMM from the spreadsheet rows and the frame folders."""
+  database = copy.database
+  normalize = names.casme2_subject if database == 'casme2' else names.samm_subject
+  subjects = _subject_dirs(copy, normalize)
+  samples: list[Sample] = []
+  problems: list[Problem] = []
+  seen: set[str] = set()
+  for row in sheet.rows:
+    result = _from_row(copy, row, normalize, subjects, missing_apex)
+    if isinstance(result, Problem):
+      problems.append(result)
+    elif result.key in seen:
+      problems.append(
+        Problem(
+          result.key,
+          f'duplicate row ({row.where()}); the first row for this sample is used',
+          result.match_key,
+        )
+      )
+    else:
+      seen.add(result.key)
+      samples.append(result)
+  return samples, problems
 
 
 def _from_row(copy, row: Row, normalize, subjects, missing_apex) -> Sample | Problem:
-    database = copy.database
-    title = database_title(database)
-    try:
-        subject = normalize(row.subject)
-    except names.CellError as e:
-        return Problem(row.where(), f'{e}; fix the Subject cell')
-    sample = _text(row.filename)
-    if not sample:
-        return Problem(row.where(), 'blank Filename cell')
-    key = f'{database}/{subject}/{sample}'
-    match = labels.sample_key(database, subject, sample)
-    fail = lambda reason: Problem(key, f'{reason} ({row.where()})', match)
+  database = copy.database
+  title = database_title(database)
+  try:
+    subject = normalize(row.subject)
+  except names.CellError as e:
+    return Problem(row.where(), f'{e}; fix the Subject cell')
+  sample = _text(row.filename)
+  if not sample:
+    return Problem(row.where(), 'blank Filename cell')
+  key = f'{database}/{subject}/{sample}'
+  match = labels.sample_key(database, subject, sample)
+  fail = lambda reason: Problem(key, f'{reason} ({row.where()})', match)
 
-    emotion = labels.normalize_emotion(database, row.emotion)
-    if emotion is None:
-        return fail(f'unknown emotion {row.emotion!r}; known: {", ".join(labels.EMOTIONS[database])}')
-    onset, apex, offset = (names.frame_cell(c) for c in (row.onset, row.apex, row.offset))
-    if onset is None or offset is None:
-        return fail(f'onset {row.onset!r} / offset {row.offset!r} is not a frame number')
-    if onset > offset:
-        return fail(f'onset {onset} is after offset {offset}')
-    notes = []
-    if apex is None:
-        if missing_apex != 'middle':
-            return fail(f'apex is {row.apex!r}, not a frame number; build with '
-                        '--missing_apex middle to use the middle frame of onset..offset')
-        apex = (onset + offset) // 2
-        notes.append(f'apex {row.apex!r} replaced by the middle frame {apex}')
-    if not onset <= apex <= offset:
-        return fail(f'apex {apex} lies outside onset..offset {onset}..{offset}; '
-                    'correct the spreadsheet row to include it')
+  emotion = labels.normalize_emotion(database, row.emotion)
+  if emotion is None:
+    return fail(f'unknown emotion {row.emotion!r}; known: {", ".join(labels.EMOTIONS[database])}')
+  onset, apex, offset = (names.frame_cell(c) for c in (row.onset, row.apex, row.offset))
+  if onset is None or offset is None:
+    return fail(f'onset {row.onset!r} / offset {row.offset!r} is not a frame number')
+  if onset > offset:
+    return fail(f'onset {onset} is after offset {offset}')
+  notes = []
+  if apex is None:
+    if missing_apex != 'middle':
+      return fail(
+        f'apex is {row.apex!r}, not a frame number; build with '
+        '--missing_apex middle to use the middle frame of onset..offset'
+      )
+    apex = (onset + offset) // 2
+    notes.append(f'apex {row.apex!r} replaced by the middle frame {apex}')
+  if not onset <= apex <= offset:
+    return fail(
+      f'apex {apex} lies outside onset..offset {onset}..{offset}; '
+      'correct the spreadsheet row to include it'
+    )
 
-    subject_dir = subjects.get(subject)
-    clip = _child(subject_dir, sample) if subject_dir else None
-    if clip is None:
-        return fail(f'clip folder {copy.root / subject / sample} not found in the {title} copy')
-    try:
-        frames = _frames(clip)
-    except (OSError, preprocess.PreprocessError) as e:
-        return fail(str(e))
-    span = f'{min(frames)}..{max(frames)}'
-    for what, number in (('onset', onset), ('apex', apex)):
-        if number not in frames:
-            return fail(f'{what} frame {number} is missing from {clip} (frames on disk: {span})')
-    if offset not in frames:
-        notes.append(f'offset frame {offset} not on disk (frames {span})')
-    return Sample(database=database, subject=subject, sample=clip.name, emotion=emotion,
-                  onset_frame=onset, apex_frame=apex, offset_frame=offset,
-                  action_units=_text(row.action_units), onset_path=str(frames[onset]),
-                  apex_path=str(frames[apex]), crop=not copy.cropped,
-                  composite_label=labels.composite_label(database, subject, clip.name),
-                  notes=notes)
+  subject_dir = subjects.get(subject)
+  clip = _child(subject_dir, sample) if subject_dir else None
+  if clip is None:
+    return fail(f'clip folder {copy.root / subject / sample} not found in the {title} copy')
+  try:
+    frames = _frames(clip)
+  except (OSError, preprocess.PreprocessError) as e:
+    return fail(str(e))
+  span = f'{min(frames)}..{max(frames)}'
+  for what, number in (('onset', onset), ('apex', apex)):
+    if number not in frames:
+      return fail(f'{what} frame {number} is missing from {clip} (frames on disk: {span})')
+  if offset not in frames:
+    notes.append(f'offset frame {offset} not on disk (frames {span})')
+  return Sample(
+    database=database,
+    subject=subject,
+    sample=clip.name,
+    emotion=emotion,
+    onset_frame=onset,
+    apex_frame=apex,
+    offset_frame=offset,
+    action_units=_text(row.action_units),
+    onset_path=str(frames[onset]),
+    apex_path=str(frames[apex]),
+    crop=not copy.cropped,
+    composite_label=labels.composite_label(database, subject, clip.name),
+    notes=notes,
+  )
 
 
 def from_smic(copy: Copy, apex_strategy: str = 'middle') -> tuple[list[Sample], list[Problem]]:
-    """SMIC-HS samples from `sN/micro/<label>/<clip>/` folders: onset first frame, offset last,
-    apex by `apex_strategy` ('middle' here; others are chosen from the frames when the flow is
-    computed)."""
-    samples: list[Sample] = []
-    problems: list[Problem] = []
-    for subject_dir in copy.subjects:
-        subject = names.smic_subject(subject_dir.name)
-        micro = _child(subject_dir, 'micro')
-        for label_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
-            emotion = labels.normalize_emotion('smic', label_dir.name)
-            for clip in sorted(p for p in label_dir.iterdir() if p.is_dir()):
-                key = f'smic/{subject}/{clip.name}'
-                match = labels.sample_key('smic', subject, clip.name)
-                if emotion is None:
-                    problems.append(Problem(key, f'unknown emotion folder {label_dir.name!r} '
-                                            f'({label_dir}); expected negative, positive or '
-                                            'surprise', match))
-                    continue
-                try:
-                    frames = _frames(clip)
-                except (OSError, preprocess.PreprocessError) as e:
-                    problems.append(Problem(key, str(e), match))
-                    continue
-                if len(frames) < 2:
-                    problems.append(Problem(key, f'{len(frames)} image files in {clip}; need '
-                                            'at least onset and apex', match))
-                    continue
-                numbers = list(frames)
-                onset, offset = numbers[0], numbers[-1]
-                apex, apex_path = -1, None
-                if apex_strategy == 'middle':
-                    apex = numbers[preprocess.pick_apex(numbers, 'middle')]
-                    apex_path = str(frames[apex])
-                samples.append(Sample(
-                    database='smic', subject=subject, sample=clip.name, emotion=emotion,
-                    onset_frame=onset, apex_frame=apex, offset_frame=offset, action_units='',
-                    onset_path=str(frames[onset]), apex_path=apex_path,
-                    frames=() if apex_path else tuple(str(p) for p in frames.values()), crop=not copy.cropped,
-                    composite_label=labels.composite_label('smic', subject, clip.name)))
-    return samples, problems
+  """SMIC-HS samples from `sN/micro/<label>/<clip>/` folders: onset first frame, offset last,
+  apex by `apex_strategy` ('middle' here; others are chosen from the frames when the flow is
+  computed)."""
+  samples: list[Sample] = []
+  problems: list[Problem] = []
+  for subject_dir in copy.subjects:
+    subject = names.smic_subject(subject_dir.name)
+    micro = _child(subject_dir, 'micro')
+    for label_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
+      emotion = labels.normalize_emotion('smic', label_dir.name)
+      for clip in sorted(p for p in label_dir.iterdir() if p.is_dir()):
+        key = f'smic/{subject}/{clip.name}'
+        match = labels.sample_key('smic', subject, clip.name)
+        if emotion is None:
+          problems.append(
+            Problem(
+              key,
+              f'unknown emotion folder {label_dir.name!r} '
+              f'({label_dir}); expected negative, positive or '
+              'surprise',
+              match,
+            )
+          )
+          continue
+        try:
+          frames = _frames(clip)
+        except (OSError, preprocess.PreprocessError) as e:
+          problems.append(Problem(key, str(e), match))
+          continue
+        if len(frames) < 2:
+          problems.append(
+            Problem(
+              key, f'{len(frames)} image files in {clip}; need at least onset and apex', match
+            )
+          )
+          continue
+        numbers = list(frames)
+        onset, offset = numbers[0], numbers[-1]
+        apex, apex_path = -1, None
+        if apex_strategy == 'middle':
+          apex = numbers[preprocess.pick_apex(numbers, 'middle')]
+          apex_path = str(frames[apex])
+        samples.append(
+          Sample(
+            database='smic',
+            subject=subject,
+            sample=clip.name,
+            emotion=emotion,
+            onset_frame=onset,
+            apex_frame=apex,
+            offset_frame=offset,
+            action_units='',
+            onset_path=str(frames[onset]),
+            apex_path=apex_path,
+            frames=() if apex_path else tuple(str(p) for p in frames.values()),
+            crop=not copy.cropped,
+            composite_label=labels.composite_label('smic', subject, clip.name),
+          )
+        )
+  return samples, problems

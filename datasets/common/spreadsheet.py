@@ -15,149 +15,164 @@ import openpyxl
 
 # Normalised header name -> field. A header matches the first pattern it starts with.
 _COLUMNS = (
-    ('subject', 'subject'),
-    ('filename', 'filename'),
-    ('onset', 'onset'),
-    ('apex', 'apex'),
-    ('offset', 'offset'),
-    ('actionunit', 'action_units'),
-    ('aus', 'action_units'),
-    ('estimatedemotion', 'emotion'),
-    ('emotion', 'emotion'),
+  ('subject', 'subject'),
+  ('filename', 'filename'),
+  ('onset', 'onset'),
+  ('apex', 'apex'),
+  ('offset', 'offset'),
+  ('actionunit', 'action_units'),
+  ('aus', 'action_units'),
+  ('estimatedemotion', 'emotion'),
+  ('emotion', 'emotion'),
 )
 REQUIRED = ('subject', 'filename', 'onset', 'apex', 'offset', 'emotion')
 _HEADER_SEARCH_ROWS = 40
 
 
 class SpreadsheetError(ValueError):
-    """A spreadsheet that cannot be read or has no usable header row."""
+  """A spreadsheet that cannot be read or has no usable header row."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One annotation row, cells as found (not yet validated)."""
-    sheet: str          # file name, for messages
-    line: int           # 1-based row number in the sheet
-    subject: object
-    filename: object
-    onset: object
-    apex: object
-    offset: object
-    emotion: object
-    action_units: object
+  """One annotation row, cells as found (not yet validated)."""
 
-    def where(self) -> str:
-        return f'{self.sheet} row {self.line}'
+  sheet: str  # file name, for messages
+  line: int  # 1-based row number in the sheet
+  subject: object
+  filename: object
+  onset: object
+  apex: object
+  offset: object
+  emotion: object
+  action_units: object
+
+  def where(self) -> str:
+    return f'{self.sheet} row {self.line}'
 
 
 @dataclasses.dataclass
 class Sheet:
-    path: pathlib.Path
-    database: str       # 'casme2' or 'samm'
-    rows: list[Row]
+  path: pathlib.Path
+  database: str  # 'casme2' or 'samm'
+  rows: list[Row]
 
 
 def _norm(cell) -> str:
-    return re.sub(r'[^a-z]', '', str(cell).lower()) if cell is not None else ''
+  return re.sub(r'[^a-z]', '', str(cell).lower()) if cell is not None else ''
 
 
 def _header_columns(cells) -> dict[str, int] | None:
-    columns: dict[str, int] = {}
-    for index, cell in enumerate(cells):
-        name = _norm(cell)
-        if not name:
-            continue
-        for prefix, field in _COLUMNS:
-            if name.startswith(prefix) and field not in columns:
-                if field == 'emotion' and 'objective' in name:
-                    continue
-                columns[field] = index
-                break
-    return columns if all(f in columns for f in REQUIRED) else None
+  columns: dict[str, int] = {}
+  for index, cell in enumerate(cells):
+    name = _norm(cell)
+    if not name:
+      continue
+    for prefix, field in _COLUMNS:
+      if name.startswith(prefix) and field not in columns:
+        if field == 'emotion' and 'objective' in name:
+          continue
+        columns[field] = index
+        break
+  return columns if all(f in columns for f in REQUIRED) else None
 
 
 def _kind(rows: list[Row]) -> str | None:
-    casme2 = samm = 0
-    for row in rows:
-        name = str(row.filename).strip()
-        if re.match(r'(?i)^ep\d', name):
-            casme2 += 1
-        elif re.match(r'^\d+_\d+', name):
-            samm += 1
-    if casme2 == samm:
-        return None
-    return 'casme2' if casme2 > samm else 'samm'
+  casme2 = samm = 0
+  for row in rows:
+    name = str(row.filename).strip()
+    if re.match(r'(?i)^ep\d', name):
+      casme2 += 1
+    elif re.match(r'^\d+_\d+', name):
+      samm += 1
+  if casme2 == samm:
+    return None
+  return 'casme2' if casme2 > samm else 'samm'
 
 
 def read(path: str | pathlib.Path) -> Sheet:
-    """Read the annotation rows of one .xlsx file; raises SpreadsheetError."""
-    path = pathlib.Path(path)
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as e:  # openpyxl raises many kinds on corrupt files
-        raise SpreadsheetError(f'cannot read spreadsheet {path}: {type(e).__name__}: {e}') from e
-    try:
-        for ws in book.worksheets:
-            columns = None
-            rows: list[Row] = []
-            for line, cells in enumerate(ws.iter_rows(values_only=True), start=1):
-                if columns is None:
-                    if line > _HEADER_SEARCH_ROWS:
-                        break
-                    columns = _header_columns(cells)
-                    continue
-                get = lambda f: cells[columns[f]] if f in columns and columns[f] < len(cells) else None
-                if all(get(f) in (None, '') for f in ('subject', 'filename')):
-                    continue  # blank or trailing note row
-                rows.append(Row(path.name, line, get('subject'), get('filename'), get('onset'),
-                                get('apex'), get('offset'), get('emotion'), get('action_units')))
-            if columns is not None:
-                kind = _kind(rows)
-                if kind is None:
-                    raise SpreadsheetError(f'{path}: cannot tell whether it annotates CASME II or '
-                                           'SAMM (sample names are neither EP.. nor 006_1_2 style)')
-                return Sheet(path, kind, rows)
-    finally:
-        book.close()
-    raise SpreadsheetError(
-        f'{path}: no header row with columns {", ".join(REQUIRED)} in the first '
-        f'{_HEADER_SEARCH_ROWS} rows of any sheet')
+  """Read the annotation rows of one .xlsx file; raises SpreadsheetError."""
+  path = pathlib.Path(path)
+  try:
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+  except Exception as e:  # openpyxl raises many kinds on corrupt files
+    raise SpreadsheetError(f'cannot read spreadsheet {path}: {type(e).__name__}: {e}') from e
+  try:
+    for ws in book.worksheets:
+      columns = None
+      rows: list[Row] = []
+      for line, cells in enumerate(ws.iter_rows(values_only=True), start=1):
+        if columns is None:
+          if line > _HEADER_SEARCH_ROWS:
+            break
+          columns = _header_columns(cells)
+          continue
+        get = lambda f: cells[columns[f]] if f in columns and columns[f] < len(cells) else None
+        if all(get(f) in (None, '') for f in ('subject', 'filename')):
+          continue  # blank or trailing note row
+        rows.append(
+          Row(
+            path.name,
+            line,
+            get('subject'),
+            get('filename'),
+            get('onset'),
+            get('apex'),
+            get('offset'),
+            get('emotion'),
+            get('action_units'),
+          )
+        )
+      if columns is not None:
+        kind = _kind(rows)
+        if kind is None:
+          raise SpreadsheetError(
+            f'{path}: cannot tell whether it annotates CASME II or '
+            'SAMM (sample names are neither EP.. nor 006_1_2 style)'
+          )
+        return Sheet(path, kind, rows)
+  finally:
+    book.close()
+  raise SpreadsheetError(
+    f'{path}: no header row with columns {", ".join(REQUIRED)} in the first '
+    f'{_HEADER_SEARCH_ROWS} rows of any sheet'
+  )
 
 
 def find(root: pathlib.Path, database: str) -> tuple[Sheet | None, list[str]]:
-    """The annotation spreadsheet of `database` under root (nearest to root wins).
+  """The annotation spreadsheet of `database` under root (nearest to root wins).
 
-    Returns the sheet (or None) and the problems met on the way (unreadable files, etc.)."""
-    problems = []
-    candidates = sorted((p for p in _walk_xlsx(root)), key=lambda p: (len(p.parts), str(p)))
-    for path in candidates:
-        try:
-            sheet = read(path)
-        except SpreadsheetError as e:
-            problems.append(str(e))
-            continue
-        if sheet.database == database:
-            return sheet, problems
-    return None, problems
+  Returns the sheet (or None) and the problems met on the way (unreadable files, etc.)."""
+  problems = []
+  candidates = sorted((p for p in _walk_xlsx(root)), key=lambda p: (len(p.parts), str(p)))
+  for path in candidates:
+    try:
+      sheet = read(path)
+    except SpreadsheetError as e:
+      problems.append(str(e))
+      continue
+    if sheet.database == database:
+      return sheet, problems
+  return None, problems
 
 
 def _walk_xlsx(root: pathlib.Path, max_depth: int = 6):
-    stack = [(pathlib.Path(root), 0)]
-    while stack:
-        folder, depth = stack.pop()
-        try:
-            entries = list(folder.iterdir())
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name.startswith(('.', '~$')):
-                continue
-            if entry.is_dir() and depth < max_depth and not _is_clip_folder(entry):
-                stack.append((entry, depth + 1))
-            elif entry.suffix.lower() in ('.xlsx', '.xlsm') and entry.is_file():
-                yield entry
+  stack = [(pathlib.Path(root), 0)]
+  while stack:
+    folder, depth = stack.pop()
+    try:
+      entries = list(folder.iterdir())
+    except OSError:
+      continue
+    for entry in entries:
+      if entry.name.startswith(('.', '~$')):
+        continue
+      if entry.is_dir() and depth < max_depth and not _is_clip_folder(entry):
+        stack.append((entry, depth + 1))
+      elif entry.suffix.lower() in ('.xlsx', '.xlsm') and entry.is_file():
+        yield entry
 
 
 def _is_clip_folder(folder: pathlib.Path) -> bool:
-    # Do not descend into folders of frames (thousands of images, never a spreadsheet).
-    return bool(re.match(r'(?i)^(ep\d|\d+_\d+|s\d+_)', folder.name))
+  # Do not descend into folders of frames (thousands of images, never a spreadsheet).
+  return bool(re.match(r'(?i)^(ep\d|\d+_\d+|s\d+_)', folder.name))

@@ -2,4 +2,5 @@
 
 if __name__ == 'megc2019':  # imported by `tfds build datasets/megc2019`: see datasets/tfds_cli.py
   import tfds_cli
+
   tfds_cli.lend_project_datasets()

@@ -14,67 +14,74 @@ from datasets.common import builder, labels, layout, sources
 from datasets.common.samples import Problem
 
 # Native emotions of all three databases (the `emotion` feature); composite_label is the class.
-EMOTIONS = tuple(dict.fromkeys(labels.EMOTIONS['casme2'] + labels.EMOTIONS['samm']
-                               + labels.EMOTIONS['smic']))
+EMOTIONS = tuple(
+  dict.fromkeys(labels.EMOTIONS['casme2'] + labels.EMOTIONS['samm'] + labels.EMOTIONS['smic'])
+)
 DATABASES = ('casme2', 'samm', 'smic')
 
 
 class Builder(builder.FlowBuilder):
-    """MEGC2019 CDE composite flow images; composite_label is the 3-class label."""
+  """MEGC2019 CDE composite flow images; composite_label is the 3-class label."""
 
-    EMOTIONS = EMOTIONS
-    DATABASE = 'megc2019'
-    HOMEPAGE = 'https://facial-micro-expressiongc.github.io/MEGC2019/'
-    BUILDER_CONFIGS = (builder.size_configs() + builder.size_configs(apex='max_motion')
-                       + builder.size_configs(missing_apex='middle'))
-    MANUAL_DOWNLOAD_INSTRUCTIONS = (
-        'Put your copies of CASME II, SAMM and SMIC (each as its owners ship it, see the '
-        'casme2, samm and smic datasets) into one folder, in any subfolders, and pass it as '
-        '--manual_dir. Layout:\n' + layout.LAYOUTS['megc2019'])
+  EMOTIONS = EMOTIONS
+  DATABASE = 'megc2019'
+  HOMEPAGE = 'https://facial-micro-expressiongc.github.io/MEGC2019/'
+  BUILDER_CONFIGS = (
+    builder.size_configs()
+    + builder.size_configs(apex='max_motion')
+    + builder.size_configs(missing_apex='middle')
+  )
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+    'Put your copies of CASME II, SAMM and SMIC (each as its owners ship it, see the '
+    'casme2, samm and smic datasets) into one folder, in any subfolders, and pass it as '
+    '--manual_dir. Layout:\n' + layout.LAYOUTS['megc2019']
+  )
 
-    def _find_samples(self, manual_dir):
-        return composite_samples(manual_dir, self.builder_config.apex,
-                                 self.builder_config.missing_apex)
+  def _find_samples(self, manual_dir):
+    return composite_samples(manual_dir, self.builder_config.apex, self.builder_config.missing_apex)
 
 
 def composite_samples(manual_dir, apex='middle', missing_apex='skip', listing=None):
-    """The listed samples of the three copies, labelled from the list."""
-    listing = listing or labels.composite_list()
-    found, problems, sources_ = [], [], []
-    for database in DATABASES:
-        try:
-            if database == 'smic':
-                db_samples, db_problems, source = sources.smic(manual_dir, apex)
-            else:
-                db_samples, db_problems, source = sources.annotated(database, manual_dir,
-                                                                    missing_apex)
-        except layout.ManualDirError as e:
-            raise layout.ManualDirError(
-                f'The MEGC2019 composite needs all of CASME II, SAMM and SMIC-HS under '
-                f'{manual_dir}; for {layout.database_title(database)}: {e}') from None
-        sources_.append(f'{database}: {source}')
-        wanted = {k for k in listing if k[0] == database}
-        seen = set()
-        for sample in db_samples:
-            if sample.match_key in wanted:
-                seen.add(sample.match_key)
-                listed = listing[sample.match_key]
-                rule = labels.composite_by_rule(database, sample.emotion)
-                if rule != listed:
-                    sample.notes.append(
-                        f'emotion {sample.emotion!r} in the copy, '
-                        f'{labels.COMPOSITE_CLASSES[listed]!r} in the MEGC2019 list (used)')
-                sample.composite_label = listed
-                found.append(sample)
-        for problem in db_problems:
-            if problem.match_key is None or problem.match_key in wanted:
-                seen.add(problem.match_key)
-                problems.append(problem)
-        missing = ['/'.join(listing.original(k)) for k in sorted(wanted - seen)]
-        if missing:
-            title = layout.database_title(database)
-            problems.append(Problem(
-                f'{database}: {len(missing)} listed sample(s)',
-                f'in the MEGC2019 composite list but not in the {title} copy: '
-                + ', '.join(missing)))
-    return found, problems, '; '.join(sources_)
+  """The listed samples of the three copies, labelled from the list."""
+  listing = listing or labels.composite_list()
+  found, problems, sources_ = [], [], []
+  for database in DATABASES:
+    try:
+      if database == 'smic':
+        db_samples, db_problems, source = sources.smic(manual_dir, apex)
+      else:
+        db_samples, db_problems, source = sources.annotated(database, manual_dir, missing_apex)
+    except layout.ManualDirError as e:
+      raise layout.ManualDirError(
+        f'The MEGC2019 composite needs all of CASME II, SAMM and SMIC-HS under '
+        f'{manual_dir}; for {layout.database_title(database)}: {e}'
+      ) from None
+    sources_.append(f'{database}: {source}')
+    wanted = {k for k in listing if k[0] == database}
+    seen = set()
+    for sample in db_samples:
+      if sample.match_key in wanted:
+        seen.add(sample.match_key)
+        listed = listing[sample.match_key]
+        rule = labels.composite_by_rule(database, sample.emotion)
+        if rule != listed:
+          sample.notes.append(
+            f'emotion {sample.emotion!r} in the copy, '
+            f'{labels.COMPOSITE_CLASSES[listed]!r} in the MEGC2019 list (used)'
+          )
+        sample.composite_label = listed
+        found.append(sample)
+    for problem in db_problems:
+      if problem.match_key is None or problem.match_key in wanted:
+        seen.add(problem.match_key)
+        problems.append(problem)
+    missing = ['/'.join(listing.original(k)) for k in sorted(wanted - seen)]
+    if missing:
+      title = layout.database_title(database)
+      problems.append(
+        Problem(
+          f'{database}: {len(missing)} listed sample(s)',
+          f'in the MEGC2019 composite list but not in the {title} copy: ' + ', '.join(missing),
+        )
+      )
+  return found, problems, '; '.join(sources_)

@@ -3,4 +3,5 @@
 # Imported by `tfds build datasets/megc2019_flow_images`: see datasets/tfds_cli.py
 if __name__ == 'megc2019_flow_images':
   import tfds_cli
+
   tfds_cli.lend_project_datasets()

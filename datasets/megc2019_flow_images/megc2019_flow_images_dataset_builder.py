@@ -15,14 +15,15 @@ EMOTIONS = labels.COMPOSITE_CLASSES
 
 
 class Builder(builder.FlowBuilder):
-    """Precomputed MEGC2019 flow images; composite_label is the 3-class label."""
+  """Precomputed MEGC2019 flow images; composite_label is the 3-class label."""
 
-    EMOTIONS = EMOTIONS
-    DATABASE = 'megc2019_flow_images'
-    BUILDER_CONFIGS = builder.size_configs(sizes=(28, 32, 64, 224))
-    MANUAL_DOWNLOAD_INSTRUCTIONS = (
-        'Pass the folder holding the STSTNet/HTNet flow-image CSV and its PNG files as '
-        '--manual_dir. Layout:\n' + layout.LAYOUTS["megc2019_flow_images"])
+  EMOTIONS = EMOTIONS
+  DATABASE = 'megc2019_flow_images'
+  BUILDER_CONFIGS = builder.size_configs(sizes=(28, 32, 64, 224))
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+    'Pass the folder holding the STSTNet/HTNet flow-image CSV and its PNG files as '
+    '--manual_dir. Layout:\n' + layout.LAYOUTS["megc2019_flow_images"]
+  )
 
-    def _find_samples(self, manual_dir):
-        return flow_images.read(manual_dir)
+  def _find_samples(self, manual_dir):
+    return flow_images.read(manual_dir)

@@ -2,4 +2,5 @@
 
 if __name__ == 'samm':  # imported by `tfds build datasets/samm`: see datasets/tfds_cli.py
   import tfds_cli
+
   tfds_cli.lend_project_datasets()

@@ -10,16 +10,16 @@ EMOTIONS = labels.EMOTIONS['samm']
 
 
 class Builder(builder.FlowBuilder):
-    """SAMM flow images (u, v, optical strain) from onset to apex."""
+  """SAMM flow images (u, v, optical strain) from onset to apex."""
 
-    EMOTIONS = EMOTIONS
-    DATABASE = 'samm'
-    HOMEPAGE = 'http://www2.docm.mmu.ac.uk/STAFF/m.yap/dataset.php'
-    BUILDER_CONFIGS = (builder.size_configs()
-                       + builder.size_configs(missing_apex='middle'))
-    MANUAL_DOWNLOAD_INSTRUCTIONS = (
-        'Request SAMM from its owners (Manchester Metropolitan University), unzip it and pass '
-        'the folder as --manual_dir. Layout:\n' + layout.LAYOUTS['samm'])
+  EMOTIONS = EMOTIONS
+  DATABASE = 'samm'
+  HOMEPAGE = 'http://www2.docm.mmu.ac.uk/STAFF/m.yap/dataset.php'
+  BUILDER_CONFIGS = builder.size_configs() + builder.size_configs(missing_apex='middle')
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+    'Request SAMM from its owners (Manchester Metropolitan University), unzip it and pass '
+    'the folder as --manual_dir. Layout:\n' + layout.LAYOUTS['samm']
+  )
 
-    def _find_samples(self, manual_dir):
-        return sources.annotated('samm', manual_dir, self.builder_config.missing_apex)
+  def _find_samples(self, manual_dir):
+    return sources.annotated('samm', manual_dir, self.builder_config.missing_apex)

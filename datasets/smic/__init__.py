@@ -2,4 +2,5 @@
 
 if __name__ == 'smic':  # imported by `tfds build datasets/smic`: see datasets/tfds_cli.py
   import tfds_cli
+
   tfds_cli.lend_project_datasets()

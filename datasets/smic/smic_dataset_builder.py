@@ -15,18 +15,18 @@ EMOTIONS = labels.EMOTIONS['smic']
 
 
 class Builder(builder.FlowBuilder):
-    """SMIC-HS flow images (u, v, optical strain) from the first frame to the apex."""
+  """SMIC-HS flow images (u, v, optical strain) from the first frame to the apex."""
 
-    EMOTIONS = EMOTIONS
-    DATABASE = 'smic'
-    HOMEPAGE = 'https://www.oulu.fi/en/university/faculties-and-units/faculty-information-technology-and-electrical-engineering/center-machine-vision-and-signal-analysis'
-    BUILDER_CONFIGS = (builder.size_configs()
-                       + builder.size_configs(apex='max_motion'))
-    MANUAL_DOWNLOAD_INSTRUCTIONS = (
-        'Request SMIC from its owners (University of Oulu), unzip it and pass the folder as '
-        '--manual_dir (SMIC_all_raw or SMIC_all_cropped, or its HS folder; VIS and NIR are '
-        'ignored; with both releases present the cropped one is used). Layout:\n'
-        + layout.LAYOUTS['smic'])
+  EMOTIONS = EMOTIONS
+  DATABASE = 'smic'
+  HOMEPAGE = 'https://www.oulu.fi/en/university/faculties-and-units/faculty-information-technology-and-electrical-engineering/center-machine-vision-and-signal-analysis'
+  BUILDER_CONFIGS = builder.size_configs() + builder.size_configs(apex='max_motion')
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+    'Request SMIC from its owners (University of Oulu), unzip it and pass the folder as '
+    '--manual_dir (SMIC_all_raw or SMIC_all_cropped, or its HS folder; VIS and NIR are '
+    'ignored; with both releases present the cropped one is used). Layout:\n'
+    + layout.LAYOUTS['smic']
+  )
 
-    def _find_samples(self, manual_dir):
-        return sources.smic(manual_dir, self.builder_config.apex)
+  def _find_samples(self, manual_dir):
+    return sources.smic(manual_dir, self.builder_config.apex)

@@ -11,16 +11,16 @@ not yet measured on real frames. Every key can be overridden on the command line
 
 def get_config():
   return dict(
-      epochs=50,
-      batch_size=32,
-      learning_rate=5e-4,
-      schedule='cosine',
-      warmup_epochs=2.0,
-      optimizer='adamw',
-      weight_decay=1e-4,
-      label_smoothing=0.0,
-      augment='flip+shift',
-      max_shift=8,
-      folds_in_parallel=4,       # folds per step; raise it while memory allows (0: all)
-      checkpoint_every=5,
+    epochs=50,
+    batch_size=32,
+    learning_rate=5e-4,
+    schedule='cosine',
+    warmup_epochs=2.0,
+    optimizer='adamw',
+    weight_decay=1e-4,
+    label_smoothing=0.0,
+    augment='flip+shift',
+    max_shift=8,
+    folds_in_parallel=4,  # folds per step; raise it while memory allows (0: all)
+    checkpoint_every=5,
   )

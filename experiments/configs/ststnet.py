@@ -11,16 +11,16 @@ once.
 
 def get_config():
   return dict(
-      model='ststnet',
-      epochs=800,
-      batch_size=256,
-      learning_rate=5e-5,
-      schedule='constant',
-      warmup_epochs=0.0,
-      optimizer='adam',
-      weight_decay=0.0,
-      augment='none',
-      folds_in_parallel=0,
-      eval_every_epoch=False,
-      checkpoint_every=100,
+    model='ststnet',
+    epochs=800,
+    batch_size=256,
+    learning_rate=5e-5,
+    schedule='constant',
+    warmup_epochs=0.0,
+    optimizer='adam',
+    weight_decay=0.0,
+    augment='none',
+    folds_in_parallel=0,
+    eval_every_epoch=False,
+    checkpoint_every=100,
   )

@@ -11,22 +11,22 @@ than the extra compilation cost; on a GPU/TPU use folds_in_parallel=0).
 
 def get_config():
   return dict(
-      dataset='synthetic',
-      synthetic_subjects=4,      # per database: 12 subjects, 116 composite samples
-      classes='composite',
-      size=32,
-      epochs=2,
-      batch_size=16,
-      steps_per_epoch=3,
-      learning_rate=1e-3,
-      schedule='cosine',
-      warmup_epochs=0.0,
-      optimizer='adamw',
-      weight_decay=1e-4,
-      augment='flip',
-      folds_in_parallel=1,
-      eval_batch_size=64,
-      precise_bn=16,             # 6 steps leave BatchNorm's running averages far off
-      eval_every_epoch=False,    # evaluate after the last epoch only
-      checkpoint_every=2,        # folds this short resume from their finished-fold records
+    dataset='synthetic',
+    synthetic_subjects=4,  # per database: 12 subjects, 116 composite samples
+    classes='composite',
+    size=32,
+    epochs=2,
+    batch_size=16,
+    steps_per_epoch=3,
+    learning_rate=1e-3,
+    schedule='cosine',
+    warmup_epochs=0.0,
+    optimizer='adamw',
+    weight_decay=1e-4,
+    augment='flip',
+    folds_in_parallel=1,
+    eval_batch_size=64,
+    precise_bn=16,  # 6 steps leave BatchNorm's running averages far off
+    eval_every_epoch=False,  # evaluate after the last epoch only
+    checkpoint_every=2,  # folds this short resume from their finished-fold records
   )

@@ -15,6 +15,7 @@ why once, and the model uses XLA's own forms (same numbers to float32 rounding, 
 `HFA_JAX_NATIVE=0` turns the kernels off. Only the CPU backend uses them; GPU and TPU
 programs always use the pure-JAX/XLA forms.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -32,15 +33,19 @@ import jax
 
 SOURCES = [Path(__file__).with_name(name) for name in ('depthwise_cpu.cc', 'conv_cpu.cc')]
 HEADERS = [Path(__file__).with_name('parallel.h')]
-TARGETS = {'hfa_depthwise_forward': 'HfaDepthwiseForward',
-           'hfa_depthwise_weight_grad': 'HfaDepthwiseWeightGrad',
-           'hfa_conv_weight_grad': 'HfaConvWeightGrad'}
+TARGETS = {
+  'hfa_depthwise_forward': 'HfaDepthwiseForward',
+  'hfa_depthwise_weight_grad': 'HfaDepthwiseWeightGrad',
+  'hfa_conv_weight_grad': 'HfaConvWeightGrad',
+}
 
 
 def cache_root() -> Path:
   """The project's cache: $HFA_JAX_CACHE, else $XDG_CACHE_HOME/hfa_jax, else ~/.cache/hfa_jax."""
-  return Path(os.environ.get('HFA_JAX_CACHE') or os.path.join(
-      os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'hfa_jax'))
+  return Path(
+    os.environ.get('HFA_JAX_CACHE')
+    or os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'hfa_jax')
+  )
 
 
 def cache_dir() -> Path:
@@ -73,9 +78,12 @@ def build(verbose: bool = False) -> Path:
   if cxx is None:
     raise RuntimeError('no C++ compiler found (set CXX, or install g++)')
   flags = ['-O3', '-march=native', '-std=c++17', '-shared', '-fPIC']
-  key = hashlib.sha256(b''.join(f.read_bytes() for f in SOURCES + HEADERS) +
-                       jax.__version__.encode() + _cpu_signature().encode() +
-                       ' '.join([cxx] + flags).encode())
+  key = hashlib.sha256(
+    b''.join(f.read_bytes() for f in SOURCES + HEADERS)
+    + jax.__version__.encode()
+    + _cpu_signature().encode()
+    + ' '.join([cxx] + flags).encode()
+  )
   target = cache_dir() / f'hfa_kernels-{key.hexdigest()[:16]}.so'
   if target.exists():
     return target
@@ -87,7 +95,7 @@ def build(verbose: bool = False) -> Path:
   if verbose:
     print(' '.join(cmd))
   result = subprocess.run(cmd, capture_output=True, text=True)
-  if result.returncode != 0 and '-march=native' in cmd:   # e.g. a compiler without it
+  if result.returncode != 0 and '-march=native' in cmd:  # e.g. a compiler without it
     cmd.remove('-march=native')
     result = subprocess.run(cmd, capture_output=True, text=True)
   if result.returncode != 0:
@@ -105,11 +113,15 @@ def native_available() -> bool:
   try:
     library = ctypes.cdll.LoadLibrary(str(build()))
     for target, symbol in TARGETS.items():
-      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
-                                  platform='cpu')
+      jax.ffi.register_ffi_target(
+        target, jax.ffi.pycapsule(getattr(library, symbol)), platform='cpu'
+      )
   except Exception as e:  # noqa: BLE001 - any failure means: use the pure-JAX form
-    warnings.warn(f'hfa_jax: native CPU kernels unavailable, using slower pure-JAX/XLA forms '
-                  f'of the depthwise convolutions and weight gradients ({e})', RuntimeWarning,
-                  stacklevel=2)
+    warnings.warn(
+      f'hfa_jax: native CPU kernels unavailable, using slower pure-JAX/XLA forms '
+      f'of the depthwise convolutions and weight gradients ({e})',
+      RuntimeWarning,
+      stacklevel=2,
+    )
     return False
   return True

@@ -1,4 +1,5 @@
 """HFA-Net and its blocks as Flax linen modules (NHWC)."""
+
 from hfa_jax.models.aaff import AAFF
 from hfa_jax.models.ema import EMA
 from hfa_jax.models.hfanet import HFANet

@@ -1,4 +1,5 @@
 """AAFF: attention-based fusion of the last level with the MLFA output."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ class AAFF(nn.Module):
 
   mt4: (B, h, w, 1024), mlfa: (B, h, w, 512) -> (B, h, w, 512).
   """
+
   channels: int = 1024
   out_dim: int = 512
   dtype: jnp.dtype | None = None
@@ -24,7 +26,7 @@ class AAFF(nn.Module):
     cov2 = conv(self.out_dim, 1, bias=False, name='cov2', dtype=self.dtype)
     fc1 = conv(self.channels, 1, name='fc1', dtype=self.dtype)
     fc2 = conv(self.channels, 1, name='fc2', dtype=self.dtype)
-    x = jnp.concatenate([cov2(mt4), mlfa], axis=-1)             # (B, h, w, 1024)
+    x = jnp.concatenate([cov2(mt4), mlfa], axis=-1)  # (B, h, w, 1024)
     gate = lambda pooled: jax.nn.sigmoid(fc2(nn.relu(fc1(pooled))))
     avg = gate(x.mean(axis=(1, 2), keepdims=True))
     mx = gate(x.max(axis=(1, 2), keepdims=True))

@@ -1,4 +1,5 @@
 """HFA-Net (Zhang et al., Complex & Intelligent Systems 2025): the whole network."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -24,15 +25,17 @@ class HFANet(nn.Module):
   `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters, BatchNorm
   statistics and the logits stay float32.
   """
+
   num_classes: int = 3
   dtype: jnp.dtype | None = None
-  side_multiple = 32       # the total stride: input sides must be multiples of it
+  side_multiple = 32  # the total stride: input sides must be multiples of it
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
     if x.ndim != 4 or x.shape[-1] != 3 or x.shape[1] % 32 or x.shape[2] % 32:
-      raise ValueError(f'HFANet expects NHWC input (B, S, S, 3) with S a multiple of 32, '
-                       f'got shape {x.shape}')
+      raise ValueError(
+        f'HFANet expects NHWC input (B, S, S, 3) with S a multiple of 32, got shape {x.shape}'
+      )
     if self.dtype is not None:
       x = x.astype(self.dtype)
     m = MSA(name='msa', dtype=self.dtype)(x, train)

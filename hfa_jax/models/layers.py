@@ -3,6 +3,7 @@
 All tensors are NHWC. Convolutions take PyTorch-style symmetric padding (Flax's
 'SAME' pads a stride-2 convolution asymmetrically, PyTorch does not).
 """
+
 import functools
 from typing import Callable
 
@@ -25,9 +26,18 @@ def gelu(x):
   return nn.gelu(x, approximate=False)
 
 
-def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, *,
-         groups: int = 1, bias: bool = True, name: str | None = None,
-         kernel_init: Callable = torch_conv_default, dtype=None) -> 'Conv2d':
+def conv(
+  features: int,
+  kernel: int,
+  stride: int = 1,
+  padding: int = 0,
+  *,
+  groups: int = 1,
+  bias: bool = True,
+  name: str | None = None,
+  kernel_init: Callable = torch_conv_default,
+  dtype=None,
+) -> 'Conv2d':
   """A Conv2d with PyTorch's argument order and symmetric padding."""
   return Conv2d(features, kernel, stride, padding, groups, bias, kernel_init, dtype, name=name)
 
@@ -45,6 +55,7 @@ class Conv2d(nn.Module):
   shapes), own forms at 1x1-2x2 outputs, and one convolution per fold under a fold vmap.
   Grouped ones are plain lax.conv_general_dilated.
   """
+
   features: int
   kernel: int
   stride: int = 1
@@ -57,10 +68,12 @@ class Conv2d(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     k, s, p, c = self.kernel, self.stride, self.padding, x.shape[-1]
-    w = self.param('kernel', self.kernel_init, (k, k, c // self.groups, self.features),
-                   jnp.float32)
-    b = self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32) \
-        if self.bias else None
+    w = self.param('kernel', self.kernel_init, (k, k, c // self.groups, self.features), jnp.float32)
+    b = (
+      self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
+      if self.bias
+      else None
+    )
     x, w, b = nn.dtypes.promote_dtype(x, w, b, dtype=self.dtype)
     if self.groups == c == self.features and s == 1:
       y = _depthwise(x, w, p)
@@ -74,9 +87,14 @@ class Conv2d(nn.Module):
 
 
 def _lax_conv(x, w, stride: int, padding: int, groups: int = 1):
-  return jax.lax.conv_general_dilated(x, w, (stride, stride), ((padding, padding),) * 2,
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-                                      feature_group_count=groups)
+  return jax.lax.conv_general_dilated(
+    x,
+    w,
+    (stride, stride),
+    ((padding, padding),) * 2,
+    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+    feature_group_count=groups,
+  )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -98,7 +116,7 @@ def _dense_conv_forward(x, w, stride, padding):
   ho, wo = ((n + 2 * padding - k) // stride + 1 for n in x.shape[1:3])
   if ho * wo > 4:
     return _per_model(functools.partial(_lax_conv, stride=stride, padding=padding))(x, w)
-  patches = jnp.concatenate(_taps(x, k, stride, padding), axis=-1)     # (B, Ho, Wo, k*k*Cin)
+  patches = jnp.concatenate(_taps(x, k, stride, padding), axis=-1)  # (B, Ho, Wo, k*k*Cin)
   return patches @ w.reshape(-1, w.shape[-1])
 
 
@@ -111,8 +129,9 @@ def _dense_conv_bwd(stride, padding, residuals, g):
   if stride > 1 and g.shape[1] * g.shape[2] <= 4:
     dx = _strided_input_grad(g, w, stride, padding, x.shape[1:3])
   else:
-    dx = _per_model(functools.partial(_conv_input_grad, stride=stride, padding=padding,
-                                      shape=x.shape[1:]))(g, w)
+    dx = _per_model(
+      functools.partial(_conv_input_grad, stride=stride, padding=padding, shape=x.shape[1:])
+    )(g, w)
   static = dict(stride=stride, padding=padding, k=w.shape[0])
   xla = _per_model(functools.partial(_conv_weight_grad_xla, **static))
   if _native_weight_grad_pays(g.shape[-1]):
@@ -142,8 +161,9 @@ def _per_model(fn: Callable) -> Callable:
   @wrapped.def_vmap
   def rule(axis_size, in_batched, a, b):
     pick = lambda t, batched, i: t[i] if batched else t
-    unrolled = lambda a, b: jnp.stack([fn(pick(a, in_batched[0], i), pick(b, in_batched[1], i))
-                                       for i in range(axis_size)])
+    unrolled = lambda a, b: jnp.stack(
+      [fn(pick(a, in_batched[0], i), pick(b, in_batched[1], i)) for i in range(axis_size)]
+    )
     vmapped = jax.vmap(fn, in_axes=tuple(0 if batched else None for batched in in_batched))
     return jax.lax.platform_dependent(a, b, cpu=unrolled, default=vmapped), True
 
@@ -160,11 +180,15 @@ def _strided_input_grad(g, w, stride: int, padding: int, size: tuple[int, int]):
   """
   k = w.shape[0]
   lo = k - 1 - padding
-  spread = [(0, 0, 0)] + [(lo, n - (stride * (m - 1) + 1) + padding, stride - 1)
-                          for n, m in zip(size, g.shape[1:3])] + [(0, 0, 0)]
+  spread = (
+    [(0, 0, 0)]
+    + [(lo, n - (stride * (m - 1) + 1) + padding, stride - 1) for n, m in zip(size, g.shape[1:3])]
+    + [(0, 0, 0)]
+  )
   g = jax.lax.optimization_barrier(jax.lax.pad(g, jnp.zeros((), g.dtype), spread))
   return _per_model(functools.partial(_lax_conv, stride=1, padding=0))(
-      g, jnp.swapaxes(w[::-1, ::-1], 2, 3))
+    g, jnp.swapaxes(w[::-1, ::-1], 2, 3)
+  )
 
 
 def _conv_weight_grad_xla(x, g, stride, padding, k):
@@ -181,7 +205,8 @@ def _native_weight_grad_pays(out_channels: int) -> bool:
 def _conv_weight_grad_native(x, g, stride, padding, k):
   out = jax.ShapeDtypeStruct((k, k, x.shape[-1], g.shape[-1]), x.dtype)
   return jax.ffi.ffi_call('hfa_conv_weight_grad', out, vmap_method='broadcast_all')(
-      x, g, stride=np.int64(stride), pad=np.int64(padding))
+    x, g, stride=np.int64(stride), pad=np.int64(padding)
+  )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -218,8 +243,9 @@ def _on_cpu(native: Callable, fallback: Callable, x: jax.Array, y: jax.Array, **
   else fallback(x, y, **static)."""
   if x.dtype != jnp.float32 or y.dtype != jnp.float32 or not kernels.native_available():
     return fallback(x, y, **static)
-  return jax.lax.platform_dependent(x, y, cpu=functools.partial(native, **static),
-                                    default=functools.partial(fallback, **static))
+  return jax.lax.platform_dependent(
+    x, y, cpu=functools.partial(native, **static), default=functools.partial(fallback, **static)
+  )
 
 
 def _depthwise_forward(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
@@ -230,15 +256,19 @@ def _depthwise_sum(x, w, padding):
   k = w.shape[0]
   h, wd = x.shape[1] + 2 * padding - k + 1, x.shape[2] + 2 * padding - k + 1
   x = _pad(x, padding)
-  return sum(x[:, i:i + h, j:j + wd, :] * w[i, j, 0] for i in range(k) for j in range(k))
+  return sum(x[:, i : i + h, j : j + wd, :] * w[i, j, 0] for i in range(k) for j in range(k))
 
 
 def _weight_grad_sum(x, g, padding):
   k = x.shape[1] + 2 * padding - g.shape[1] + 1
   x = _pad(x, padding)
   h, wd = g.shape[1:3]
-  return jnp.stack([jnp.stack([(x[:, i:i + h, j:j + wd, :] * g).sum((0, 1, 2)) for j in range(k)])
-                    for i in range(k)])
+  return jnp.stack(
+    [
+      jnp.stack([(x[:, i : i + h, j : j + wd, :] * g).sum((0, 1, 2)) for j in range(k)])
+      for i in range(k)
+    ]
+  )
 
 
 def _depthwise_native(x, w, padding):
@@ -246,14 +276,16 @@ def _depthwise_native(x, w, padding):
   h, wd = x.shape[1] + 2 * padding - k + 1, x.shape[2] + 2 * padding - k + 1
   out = jax.ShapeDtypeStruct((x.shape[0], h, wd, c), x.dtype)
   return jax.ffi.ffi_call('hfa_depthwise_forward', out, vmap_method='broadcast_all')(
-      x, w.reshape(k, k, c), pad=np.int64(padding))
+    x, w.reshape(k, k, c), pad=np.int64(padding)
+  )
 
 
 def _weight_grad_native(x, g, padding):
   k, c = x.shape[1] + 2 * padding - g.shape[1] + 1, x.shape[-1]
   out = jax.ShapeDtypeStruct((k, k, c), x.dtype)
   return jax.ffi.ffi_call('hfa_depthwise_weight_grad', out, vmap_method='broadcast_all')(
-      x, g, pad=np.int64(padding))
+    x, g, pad=np.int64(padding)
+  )
 
 
 def _pad(x: jax.Array, p: int, value: float = 0.0) -> jax.Array:
@@ -267,7 +299,7 @@ def _patches(x: jax.Array, k: int) -> jax.Array:
   A remainder row or column that makes no whole patch is dropped, as the convolution does.
   """
   b, h, w, c = x.shape
-  x = x[:, :h // k * k, :w // k * k]
+  x = x[:, : h // k * k, : w // k * k]
   x = x.reshape(b, h // k, k, w // k, k, c).transpose(0, 1, 3, 2, 4, 5)
   return x.reshape(b, h // k, w // k, k * k * c)
 
@@ -288,8 +320,13 @@ def _taps(x, k, s, p, fill=0.0):
   b, h, w, c = x.shape
   ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
   xp = _pad(x, p, fill)
-  return [jax.lax.slice(xp, (0, i, j, 0), (b, i + s * (ho - 1) + 1, j + s * (wo - 1) + 1, c),
-                        (1, s, s, 1)) for i in range(k) for j in range(k)]
+  return [
+    jax.lax.slice(
+      xp, (0, i, j, 0), (b, i + s * (ho - 1) + 1, j + s * (wo - 1) + 1, c), (1, s, s, 1)
+    )
+    for i in range(k)
+    for j in range(k)
+  ]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
@@ -313,8 +350,12 @@ def _max_pool_bwd(k, s, p, residuals, g):
     first = (tap == y) & ~taken
     taken = taken | first
     # Output (oy, ox) of tap (i, j) read x[s*oy + i - p, s*ox + j - p]: spread g back there.
-    spread = ((0, 0, 0), (i - p, h - s * (ho - 1) - 1 - (i - p), s - 1),
-              (j - p, w - s * (wo - 1) - 1 - (j - p), s - 1), (0, 0, 0))
+    spread = (
+      (0, 0, 0),
+      (i - p, h - s * (ho - 1) - 1 - (i - p), s - 1),
+      (j - p, w - s * (wo - 1) - 1 - (j - p), s - 1),
+      (0, 0, 0),
+    )
     dx = dx + jax.lax.pad(jnp.where(first, g, 0), jnp.zeros((), g.dtype), spread)
   return (dx,)
 
@@ -333,6 +374,7 @@ class Dense(nn.Module):
   On CPU (float32) the kernel's gradient, sum over all rows of x^T g, comes from the native
   dense-conv weight-gradient kernel: XLA transposes the rows x channels activations first.
   """
+
   features: int
   dtype: jnp.dtype | None = None
 
@@ -372,7 +414,7 @@ _matmul.defvjp(_matmul_fwd, _matmul_bwd)
 def _rows_weight_grad_native(rows, grads):
   """rows^T grads for (M, in), (M, out), as a 1x1 convolution's weight gradient."""
   m = rows.shape[0]
-  width = max(d for d in range(1, 129) if m % d == 0)    # positions per image row
+  width = max(d for d in range(1, 129) if m % d == 0)  # positions per image row
   as_map = lambda t: t.reshape(m // width, 1, width, t.shape[-1])
   return _conv_weight_grad_native(as_map(rows), as_map(grads), stride=1, padding=0, k=1)[0, 0]
 
@@ -392,6 +434,7 @@ class BatchNorm(nn.Module):
 
   Variables: params `scale`, `bias`; batch_stats `mean`, `var`, all (C,).
   """
+
   momentum: float = 0.1
   epsilon: float = 1e-5
 
@@ -423,6 +466,7 @@ class DWConv(nn.Module):
 
   x: (B, H, W, C) -> (B, H, W, C). The parameters sit under `conv`, as in the original.
   """
+
   kernel: int
   dtype: jnp.dtype | None = None
 

@@ -1,4 +1,5 @@
 """MSA: HFA-Net's local branch, a ResNet-like stem and four MulScaleBlocks."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ class MulScaleBlock(nn.Module):
 
   x: (B, H, W, C_in) -> (B, H/stride, W/stride, planes).
   """
+
   planes: int
   stride: int = 1
   dtype: jnp.dtype | None = None
@@ -22,11 +24,12 @@ class MulScaleBlock(nn.Module):
     width = p // 4
 
     def conv3x3(features, stride, name):
-      return conv(features, 3, stride, 1, bias=False, kernel_init=kaiming_fan_out, name=name,
-                  dtype=dt)
+      return conv(
+        features, 3, stride, 1, bias=False, kernel_init=kaiming_fan_out, name=name, dtype=dt
+      )
 
     out = nn.relu(BatchNorm(name='bn1')(conv3x3(p, self.stride, 'conv1')(x), train))
-    splits = [out[..., i * width:(i + 1) * width] for i in range(4)]
+    splits = [out[..., i * width : (i + 1) * width] for i in range(4)]
     parts = []
     prev = None
     for i in range(4):
@@ -37,8 +40,9 @@ class MulScaleBlock(nn.Module):
 
     identity = x
     if self.stride != 1 or x.shape[-1] != p:
-      identity = conv(p, 1, self.stride, bias=False, kernel_init=kaiming_fan_out,
-                      name='downsample_0', dtype=dt)(x)
+      identity = conv(
+        p, 1, self.stride, bias=False, kernel_init=kaiming_fan_out, name='downsample_0', dtype=dt
+      )(x)
       identity = BatchNorm(name='downsample_1')(identity, train)
     return nn.relu(out + identity)
 
@@ -48,12 +52,14 @@ class MSA(nn.Module):
 
   x: (B, S, S, 3) -> four maps at strides 4, 8, 16, 32 with 64, 128, 256, 512 channels.
   """
+
   dtype: jnp.dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, ...]:
-    x = conv(64, 3, 2, 1, bias=False, kernel_init=kaiming_fan_out, name='conv1',
-             dtype=self.dtype)(x)
+    x = conv(64, 3, 2, 1, bias=False, kernel_init=kaiming_fan_out, name='conv1', dtype=self.dtype)(
+      x
+    )
     x = nn.relu(BatchNorm(name='bn1')(x, train))
     x = max_pool(x, 3, 2, 1)
     features = []

@@ -30,6 +30,7 @@ while this module flattens NHWC's (H, W, C), so kernel = W.reshape(classes, 16, 
 .transpose(2, 3, 1, 0).reshape(400, classes). main.py feeds raw cv2.imread pixels (0-255,
 BGR channel order) of the flow images; the MATLAB version zero-centres on the mean image.
 """
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -42,7 +43,7 @@ STREAM_WIDTHS = (3, 5, 8)
 def avg_pool_2x2(x: jax.Array) -> jax.Array:
   """PyTorch's AvgPool2d(2, 2) (floor mode): (B, H, W, C) -> (B, H//2, W//2, C)."""
   b, h, w, c = x.shape
-  x = x[:, :h // 2 * 2, :w // 2 * 2]
+  x = x[:, : h // 2 * 2, : w // 2 * 2]
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean((2, 4))
 
 
@@ -56,8 +57,11 @@ def max_pool_3x3_stride_3(x: jax.Array) -> jax.Array:
   """
   b, h, w, c = x.shape
   oh, ow = (h - 1) // 3 + 1, (w - 1) // 3 + 1
-  x = jnp.pad(x, ((0, 0), (1, max(3 * oh - h - 1, 0)), (1, max(3 * ow - w - 1, 0)), (0, 0)),
-              constant_values=-jnp.inf)[:, :3 * oh, :3 * ow]
+  x = jnp.pad(
+    x,
+    ((0, 0), (1, max(3 * oh - h - 1, 0)), (1, max(3 * ow - w - 1, 0)), (0, 0)),
+    constant_values=-jnp.inf,
+  )[:, : 3 * oh, : 3 * ow]
   return _window_max(x.reshape(b, oh, 3, ow, 3, c))
 
 
@@ -73,7 +77,7 @@ def _window_max_fwd(x):
 
 
 def _window_max_bwd(is_max, g):
-  share = g / is_max.sum((2, 4))                 # ties share, as jnp.max's gradient
+  share = g / is_max.sum((2, 4))  # ties share, as jnp.max's gradient
   return (is_max * share[:, :, None, :, None, :],)
 
 
@@ -82,6 +86,7 @@ _window_max.defvjp(_window_max_fwd, _window_max_bwd)
 
 class _ConvParams(nn.Module):
   """The kernel (3, 3, C, width) and bias of one stream's 3x3 convolution (as Conv2d's)."""
+
   width: int
 
   @nn.compact
@@ -100,6 +105,7 @@ class STSTNet(nn.Module):
   BatchNorm statistics and the logits stay float32. The three streams' convolutions (same
   input, same shape) run as one of 16 filters; each keeps its own parameters.
   """
+
   num_classes: int = 3
   dropout: float = 0.5
   conv_padding: int = 2
@@ -111,19 +117,25 @@ class STSTNet(nn.Module):
       raise ValueError(f'STSTNet expects (B, H, W, C) images, got shape {x.shape}')
     if self.dtype is not None:
       x = x.astype(self.dtype)
-    params = [_ConvParams(w, name=f'conv{i}')(x.shape[-1])
-              for i, w in enumerate(STREAM_WIDTHS, start=1)]
+    params = [
+      _ConvParams(w, name=f'conv{i}')(x.shape[-1]) for i, w in enumerate(STREAM_WIDTHS, start=1)
+    ]
     kernel = jnp.concatenate([k for k, _ in params], -1)
     bias = jnp.concatenate([b for _, b in params], -1)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = nn.relu(_dense_conv(x, kernel, 1, self.conv_padding) + bias)     # (B, H', W', 16)
+    y = nn.relu(_dense_conv(x, kernel, 1, self.conv_padding) + bias)  # (B, H', W', 16)
     edges = [0, 3, 8, 16]
-    y = jnp.concatenate([BatchNorm(name=f'bn{i + 1}')(y[..., a:b], train)
-                         for i, (a, b) in enumerate(zip(edges, edges[1:]))], -1)
+    y = jnp.concatenate(
+      [
+        BatchNorm(name=f'bn{i + 1}')(y[..., a:b], train)
+        for i, (a, b) in enumerate(zip(edges, edges[1:]))
+      ],
+      -1,
+    )
     y = max_pool_3x3_stride_3(y)
     y = nn.Dropout(self.dropout, deterministic=not train)(y)
     y = avg_pool_2x2(y)
     if y.shape[1] == 0 or y.shape[2] == 0:
       raise ValueError(f'STSTNet: input {x.shape[1:3]} is too small (pooled map {y.shape[1:3]})')
-    y = y.astype(jnp.float32).reshape(y.shape[0], -1)        # NHWC flatten: (H, W, C) order
+    y = y.astype(jnp.float32).reshape(y.shape[0], -1)  # NHWC flatten: (H, W, C) order
     return nn.Dense(self.num_classes, kernel_init=torch_conv_default, name='fc')(y)

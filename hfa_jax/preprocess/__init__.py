@@ -13,16 +13,56 @@ Builders call `flow_for_clip` in worker processes (picklable, file paths in, dic
 from hfa_jax.preprocess.apex import APEX_STRATEGIES, motion_scores, pick_apex
 from hfa_jax.preprocess.errors import PreprocessError
 from hfa_jax.preprocess.face import crop, detect_face_box
-from hfa_jax.preprocess.flow import (MIN_MOTION, MIN_STRAIN, NORMALISATION, OPENCV_DEFAULTS,
-                                     TVL1, WORK_SIDE, flow_for_clip, flow_image, init_worker,
-                                     normalise, optical_strain, tvl1_flow)
-from hfa_jax.preprocess.frames import (IMAGE_SUFFIXES, Frame, find_frame, frame_number,
-                                       is_frame_file, list_frames, read_gray, to_gray)
+from hfa_jax.preprocess.flow import (
+  MIN_MOTION,
+  MIN_STRAIN,
+  NORMALISATION,
+  OPENCV_DEFAULTS,
+  TVL1,
+  WORK_SIDE,
+  flow_for_clip,
+  flow_image,
+  init_worker,
+  normalise,
+  optical_strain,
+  tvl1_flow,
+)
+from hfa_jax.preprocess.frames import (
+  IMAGE_SUFFIXES,
+  Frame,
+  find_frame,
+  frame_number,
+  is_frame_file,
+  list_frames,
+  read_gray,
+  to_gray,
+)
 
 __all__ = [
-    'APEX_STRATEGIES', 'IMAGE_SUFFIXES', 'MIN_MOTION', 'MIN_STRAIN', 'NORMALISATION',
-    'OPENCV_DEFAULTS', 'TVL1', 'WORK_SIDE', 'Frame', 'PreprocessError', 'crop',
-    'detect_face_box', 'find_frame', 'flow_for_clip', 'flow_image', 'frame_number',
-    'init_worker', 'is_frame_file', 'list_frames', 'motion_scores', 'normalise',
-    'optical_strain', 'pick_apex', 'read_gray', 'to_gray', 'tvl1_flow',
+  'APEX_STRATEGIES',
+  'IMAGE_SUFFIXES',
+  'MIN_MOTION',
+  'MIN_STRAIN',
+  'NORMALISATION',
+  'OPENCV_DEFAULTS',
+  'TVL1',
+  'WORK_SIDE',
+  'Frame',
+  'PreprocessError',
+  'crop',
+  'detect_face_box',
+  'find_frame',
+  'flow_for_clip',
+  'flow_image',
+  'frame_number',
+  'init_worker',
+  'is_frame_file',
+  'list_frames',
+  'motion_scores',
+  'normalise',
+  'optical_strain',
+  'pick_apex',
+  'read_gray',
+  'to_gray',
+  'tvl1_flow',
 ]

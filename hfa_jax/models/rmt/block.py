@@ -1,4 +1,5 @@
 """One RMT retention block."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -13,6 +14,7 @@ class RetBlock(nn.Module):
 
   x: (B, H, W, C) -> (B, H, W, C). `decomposed` picks the retention form.
   """
+
   num_heads: int
   ffn_dim: int
   initial_value: float
@@ -25,7 +27,8 @@ class RetBlock(nn.Module):
     retention = DecomposedRetention if self.decomposed else WholeRetention
     x = x + DWConv(3, name='pos', dtype=self.dtype)(x)
     y = layer_norm('retention_layer_norm', self.dtype)(x)
-    x = x + retention(self.num_heads, self.initial_value, self.heads_range, name='retention',
-                      dtype=self.dtype)(y)
+    x = x + retention(
+      self.num_heads, self.initial_value, self.heads_range, name='retention', dtype=self.dtype
+    )(y)
     y = layer_norm('final_layer_norm', self.dtype)(x)
     return x + FeedForward(self.ffn_dim, name='ffn', dtype=self.dtype)(y)

@@ -1,4 +1,5 @@
 """RMT: HFA-Net's global branch, a small retentive vision transformer (Fan et al., CVPR 2024)."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -10,15 +11,16 @@ from hfa_jax.models.rmt.stage import Stage
 # decomposed retention, patch-merging width). Stages 2-4 run their blocks at the
 # previous stage's width and end by merging patches to the next one.
 STAGES = (
-    (1, 1, 1.0, 1.0, 192, True, None),
-    (1, 1, 1.0, 1.0, 384, True, 128),
-    (2, 2, 1.0, 2.0, 512, False, 256),
-    (2, 4, 1.0, 2.0, 1024, False, 512),
+  (1, 1, 1.0, 1.0, 192, True, None),
+  (1, 1, 1.0, 1.0, 384, True, 128),
+  (2, 2, 1.0, 2.0, 512, False, 256),
+  (2, 4, 1.0, 2.0, 1024, False, 512),
 )
 
 
 class RMT(nn.Module):
   """x: (B, S, S, 3) -> four maps at strides 4, 8, 16, 32 with 64, 128, 256, 512 channels."""
+
   dtype: jnp.dtype | None = None
 
   @nn.compact
@@ -26,7 +28,8 @@ class RMT(nn.Module):
     x = PatchEmbed(64, name='patch_embed', dtype=self.dtype)(x, train)
     features = []
     for i, (depth, heads, init, rng, ffn, decomposed, out_dim) in enumerate(STAGES):
-      x = Stage(depth, heads, ffn, init, rng, decomposed, out_dim, name=f'layer{i + 1}',
-                dtype=self.dtype)(x, train)
+      x = Stage(
+        depth, heads, ffn, init, rng, decomposed, out_dim, name=f'layer{i + 1}', dtype=self.dtype
+      )(x, train)
       features.append(x)
     return tuple(features)

@@ -1,4 +1,5 @@
 """RMT's feed-forward network: Linear, GELU, a residual 3x3 depthwise conv, Linear."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -8,6 +9,7 @@ from hfa_jax.models.layers import DWConv, dense, gelu
 
 class FeedForward(nn.Module):
   """x: (B, H, W, C) -> (B, H, W, C), hidden width `hidden`."""
+
   hidden: int
   dtype: jnp.dtype | None = None
 

@@ -1,4 +1,5 @@
 """RMT's patch embedding (stride 4) and patch merging (stride 2)."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ class PatchEmbed(nn.Module):
   x: (B, S, S, 3) -> (B, S/4, S/4, embed_dim). Names follow the original
   nn.Sequential indices (proj_0 conv, proj_1 BN, proj_2 GELU, ...).
   """
+
   embed_dim: int
   dtype: jnp.dtype | None = None
 
@@ -29,6 +31,7 @@ class PatchEmbed(nn.Module):
 
 class PatchMerging(nn.Module):
   """3x3 stride-2 conv + BatchNorm: (B, H, W, C) -> (B, H/2, W/2, out_dim)."""
+
   out_dim: int
   dtype: jnp.dtype | None = None
 

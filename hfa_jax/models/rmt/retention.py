@@ -4,6 +4,7 @@ Both take x: (B, H, W, C) and return (B, H, W, C). Logits q.k get the decay mask
 ADDED before the softmax; keys are scaled by head_dim ** -0.5; q and k are rotated
 by the rotary tables; `lepe`, a 5x5 depthwise conv of V, is added before `out_proj`.
 """
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,7 @@ def rotate(x: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array:
 
 class _RetentionBase(nn.Module):
   """Projections shared by both forms; subclasses mix the values with `_mix`."""
+
   num_heads: int
   initial_value: float
   heads_range: float
@@ -31,16 +33,16 @@ class _RetentionBase(nn.Module):
     b, h, w, c = x.shape
     n, d = self.num_heads, c // self.num_heads
     q = dense(c, name='q_proj', dtype=self.dtype)(x)
-    k = dense(c, name='k_proj', dtype=self.dtype)(x) * (d ** -0.5)
+    k = dense(c, name='k_proj', dtype=self.dtype)(x) * (d**-0.5)
     v = dense(c, name='v_proj', dtype=self.dtype)(x)
     lepe = DWConv(5, name='lepe', dtype=self.dtype)(v)
 
-    sin, cos = relpos.rotary(h, w, c, n)                        # (H, W, D) constants
+    sin, cos = relpos.rotary(h, w, c, n)  # (H, W, D) constants
     sin, cos = jnp.asarray(sin, q.dtype), jnp.asarray(cos, q.dtype)
-    heads = lambda t: t.reshape(b, h, w, n, d).transpose(0, 3, 1, 2, 4)   # (B, N, H, W, D)
+    heads = lambda t: t.reshape(b, h, w, n, d).transpose(0, 3, 1, 2, 4)  # (B, N, H, W, D)
     q, k, v = rotate(heads(q), sin, cos), rotate(heads(k), sin, cos), heads(v)
 
-    out = self._mix(q, k, v)                                    # (B, N, H, W, D)
+    out = self._mix(q, k, v)  # (B, N, H, W, D)
     out = out.transpose(0, 2, 3, 1, 4).reshape(b, h, w, c)
     return dense(c, name='out_proj', dtype=self.dtype)(out + lepe)
 
@@ -51,8 +53,8 @@ class DecomposedRetention(_RetentionBase):
   def _mix(self, q, k, v):
     _, n, h, w, _ = q.shape
     args = (n, self.initial_value, self.heads_range)
-    mask_w = jnp.asarray(relpos.decay_1d(w, *args), q.dtype)[:, None]   # (N, 1, W, W)
-    mask_h = jnp.asarray(relpos.decay_1d(h, *args), q.dtype)[:, None]   # (N, 1, H, H)
+    mask_w = jnp.asarray(relpos.decay_1d(w, *args), q.dtype)[:, None]  # (N, 1, W, W)
+    mask_h = jnp.asarray(relpos.decay_1d(h, *args), q.dtype)[:, None]  # (N, 1, H, H)
     attn_w = jax.nn.softmax(jnp.einsum('bnhid,bnhjd->bnhij', q, k) + mask_w, axis=-1)
     v = jnp.einsum('bnhij,bnhjd->bnhid', attn_w, v)
     attn_h = jax.nn.softmax(jnp.einsum('bniwd,bnjwd->bnwij', q, k) + mask_h, axis=-1)

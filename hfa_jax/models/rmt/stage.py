@@ -1,4 +1,5 @@
 """One RMT stage: retention blocks at the stage's width, then optional patch merging."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -9,6 +10,7 @@ from hfa_jax.models.rmt.patch import PatchMerging
 
 class Stage(nn.Module):
   """x: (B, H, W, C) -> (B, H, W, C), or (B, H/2, W/2, out_dim) with `out_dim` set."""
+
   depth: int
   num_heads: int
   ffn_dim: int
@@ -21,8 +23,15 @@ class Stage(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     for i in range(self.depth):
-      x = RetBlock(self.num_heads, self.ffn_dim, self.initial_value, self.heads_range,
-                   self.decomposed, name=f'blocks_{i}', dtype=self.dtype)(x)
+      x = RetBlock(
+        self.num_heads,
+        self.ffn_dim,
+        self.initial_value,
+        self.heads_range,
+        self.decomposed,
+        name=f'blocks_{i}',
+        dtype=self.dtype,
+      )(x)
     if self.out_dim is not None:
       x = PatchMerging(self.out_dim, name='downsample', dtype=self.dtype)(x, train)
     return x

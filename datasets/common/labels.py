@@ -57,7 +57,7 @@ _COMPOSITE_RULE = {
 }
 
 COMPOSITE_LIST = (
-  pathlib.Path(__file__).resolve().parents[2] / 'hfa_jax' / 'data' / 'megc2019_cde_samples.csv'
+  pathlib.Path(__file__).resolve().parents[1] / 'megc2019' / 'megc2019_cde_samples.csv'
 )
 
 
@@ -104,7 +104,7 @@ class CompositeList(dict):
 
 @functools.lru_cache(maxsize=None)
 def composite_list(path: str | None = None) -> CompositeList:
-  """Read the list (default: hfa_jax/data/megc2019_cde_samples.csv)."""
+  """Read the list (default: datasets/megc2019/megc2019_cde_samples.csv)."""
   path = pathlib.Path(path) if path else COMPOSITE_LIST
   out = CompositeList()
   with open(path, newline='', encoding='utf-8') as f:

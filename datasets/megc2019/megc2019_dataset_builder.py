@@ -1,6 +1,6 @@
 """MEGC2019 composite (See et al. 2019): 442 samples of CASME II, SAMM and SMIC-HS, 3 classes.
 
-The composite is defined by the explicit list hfa_jax/data/megc2019_cde_samples.csv
+The composite is defined by the explicit list datasets/megc2019/megc2019_cde_samples.csv
 (database, subject, sample, label): only listed samples are built, the label comes from the
 list (negative, positive, surprise), the `database` feature says where a sample comes from.
 The manual folder holds the three database copies in any subfolders; each is recognised by

@@ -73,10 +73,12 @@ def parse_args(argv=None) -> argparse.Namespace:
   )
   p.add_argument('--no_progress', action='store_true', help='no progress bar')
   args = p.parse_args(argv)
-  if args.apex != 'middle' and args.name not in registry.APEX_OPTION:
-    p.error(f'--apex applies to {", ".join(registry.APEX_OPTION)} only')
-  if args.missing_apex != 'skip' and args.name not in registry.MISSING_APEX_OPTION:
-    p.error(f'--missing_apex applies to {", ".join(registry.MISSING_APEX_OPTION)} only')
+  # Which builders take an option: those with a predefined config using it (BUILDER_CONFIGS).
+  for option, default in (('apex', 'middle'), ('missing_apex', 'skip')):
+    if getattr(args, option) != default:
+      takers = registry.with_option(option, default)
+      if args.name not in takers:
+        p.error(f'--{option} applies to {", ".join(takers)} only')
   if args.size is not None and args.size < 8:
     p.error('--size must be at least 8')
   return args

@@ -14,7 +14,7 @@ writes (each folder is a valid --manual_dir for its builder; OUT itself for `meg
 
 `--database casme2|samm|smic|flow_images` writes only OUT/<its folder>.
 
-Subjects and sample names come from hfa_jax/data/megc2019_cde_samples.csv (the first N
+Subjects and sample names come from datasets/megc2019/megc2019_cde_samples.csv (the first N
 subjects of each database in that list, ALL their composite samples), plus samples outside
 the composite (EXTRA_SAMPLES) and the quirks of the real copies (QUIRKS). SMIC folders use the
 real, unpadded ids (s1, s1_ne_01) where the composite list writes s01, s01_ne_01.
@@ -44,9 +44,7 @@ import openpyxl
 
 from hfa_jax.preprocess import flow_image
 
-COMPOSITE_CSV = (
-  Path(__file__).resolve().parents[1] / 'hfa_jax' / 'data' / 'megc2019_cde_samples.csv'
-)
+COMPOSITE_CSV = Path(__file__).resolve().parent / 'megc2019' / 'megc2019_cde_samples.csv'
 DATABASES = ('casme2', 'samm', 'smic', 'flow_images')
 FOLDERS = {
   'casme2': 'casme2',

@@ -6,7 +6,10 @@ import pytest
 
 from tests import me_layouts as L
 from datasets import build, synthetic
-from datasets.common import layout, sources
+from datasets.casme2 import rules as casme2
+from datasets.common import layout
+from datasets.samm import rules as samm
+from datasets.smic import rules as smic
 from datasets.load import load_arrays, metadata
 
 
@@ -31,7 +34,7 @@ def test_casme2_nested_twice_and_numeric_subjects(tmp_path):
     ],
     nested=True,
   )
-  samples, problems, source = sources.annotated('casme2', tmp_path)
+  samples, problems, source = casme2.find_samples(tmp_path)
   assert not problems
   assert _keys(samples) == {('sub01', 'EP02_01f'), ('sub02', 'EP03_02'), ('sub03', 'EP04_01')}
   assert {s.emotion for s in samples} == {'happiness', 'disgust', 'others'}
@@ -44,7 +47,7 @@ def test_casme2_cropped_reg_img_other_sheet_name_and_preferred(tmp_path):
   L.casme2(tmp_path, ROWS, folder='Cropped', cropped=True, sheet='renamed annotations.xlsx')
   copy = layout.find_copy('casme2', tmp_path)
   assert copy.cropped and copy.root.name == 'Cropped'
-  samples, problems, _ = sources.annotated('casme2', tmp_path)
+  samples, problems, _ = casme2.find_samples(tmp_path)
   assert not problems and samples[0].onset_path.endswith('reg_img46.jpg')
   assert samples[0].crop is False
 
@@ -57,7 +60,7 @@ def test_spreadsheet_detected_by_header_not_name(tmp_path):
     ('Subject', 'Filename', 'Objective Class'),
     [('1', 'EP02_01f', 1)],
   )
-  samples, problems, source = sources.annotated('casme2', tmp_path)
+  samples, problems, source = casme2.find_samples(tmp_path)
   assert len(samples) == 1 and 'whatever.xlsx' in source
 
 
@@ -71,7 +74,7 @@ def test_samm_preamble_numeric_and_text_subjects_other_others(tmp_path):
       (7.0, '007_2_2', 10, 20, 15, '', 'Happiness'),
     ],
   )
-  samples, problems, _ = sources.annotated('samm', tmp_path)
+  samples, problems, _ = samm.find_samples(tmp_path)
   assert _keys(samples) == {('006', '006_1_2'), ('006', '006_1_3'), ('007', '007_2_1')}
   assert {s.emotion for s in samples} == {'anger', 'other'}
   assert 'outside onset..offset 10..15' in _reasons(problems)['007_2_2']
@@ -79,10 +82,10 @@ def test_samm_preamble_numeric_and_text_subjects_other_others(tmp_path):
 
 def test_slash_apex_skip_or_middle(tmp_path):
   L.casme2(tmp_path, [('1', 'EP02_01f', 46, '/', 56, '12', 'happiness')])
-  samples, problems, _ = sources.annotated('casme2', tmp_path)
+  samples, problems, _ = casme2.find_samples(tmp_path)
   assert not samples and "apex is '/'" in problems[0].reason
   assert '--missing_apex middle' in problems[0].reason
-  samples, problems, _ = sources.annotated('casme2', tmp_path, missing_apex='middle')
+  samples, problems, _ = casme2.find_samples(tmp_path, missing_apex='middle')
   assert not problems and samples[0].apex_frame == 51 and 'middle' in samples[0].notes[0]
 
 
@@ -99,7 +102,7 @@ def test_missing_frames(tmp_path):
   import shutil
 
   shutil.rmtree(tmp_path / 'CASME2_RAW_selected' / 'sub01' / 'EP03')
-  samples, problems, _ = sources.annotated('casme2', tmp_path)
+  samples, problems, _ = casme2.find_samples(tmp_path)
   assert _keys(samples) == {('sub01', 'EP01')}
   assert 'offset frame 20' in samples[0].notes[0]
   reasons = _reasons(problems)
@@ -110,7 +113,7 @@ def test_smic_zero_padding_vis_ignored_and_composite(tmp_path):
   clips = [(1, 'negative', 's1_ne_01', 5), (1, 'surprise', 's1_sur_01', 6)]
   L.smic(tmp_path, clips, folder='SMIC_all_raw')
   L.smic(tmp_path / 'SMIC_all_raw' / 'VIS_copy', clips, folder='VIS')  # not HS: ignored
-  samples, problems, source = sources.smic(tmp_path)
+  samples, problems, source = smic.find_samples(tmp_path)
   assert not problems and _keys(samples) == {('s1', 's1_ne_01'), ('s1', 's1_sur_01')}
   assert '/HS' in source
   # the composite list spells them s01_ne_01
@@ -121,7 +124,8 @@ def test_generator_quirks_reported(tmp_path):
   """The real generator's bad rows ('/' apex, apex after offset) with 3 subjects."""
   out = synthetic.generate('all', tmp_path, subjects=3, seed=1)
   for database, quirk in (('casme2', "apex is '/'"), ('samm', 'outside onset..offset')):
-    samples, problems, _ = sources.annotated(database, out / database)
+    rules = casme2 if database == 'casme2' else samm
+    samples, problems, _ = rules.find_samples(out / database)
     plan = {s.name for s in synthetic.plan(database, 3, 1) if s.apex_cell is None}
     assert {s.sample for s in samples} == plan
     assert len(problems) == 1 and quirk in problems[0].reason

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from datasets import build, synthetic
-from datasets.common import labels
+from datasets.common import labels, registry
+from datasets.common.samples import sample_key
+from datasets.megc2019 import rules as megc2019
 from datasets.load import load_arrays, metadata
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -71,7 +73,7 @@ def test_annotated_database(built, database):
   data = _build(database, out / database, data_dir)
   _check_common(data, database)
   plan = _expected(database)
-  emotions = labels.EMOTIONS[database]
+  emotions = registry.rules(database).EMOTIONS
   got = set(zip(data['subject'], data['sample']))
   # Everything the generator wrote is built except the rows it made bad on purpose.
   bad = {k for k, s in plan.items() if s.apex_cell is not None}
@@ -99,7 +101,7 @@ def test_smic(built):
   assert all(s.startswith('s') and not s.startswith('s0') for s in data['subject'])
   for i, key in enumerate(zip(data['subject'], data['sample'])):
     s = plan[key]
-    assert labels.EMOTIONS['smic'][data['emotion'][i]] == s.label
+    assert registry.rules('smic').EMOTIONS[data['emotion'][i]] == s.label
     assert data['composite_label'][i] == labels.COMPOSITE_CLASSES.index(s.label)
     assert data['onset_frame'][i] == s.first and data['offset_frame'][i] == s.last
     assert s.first < data['apex_frame'][i] < s.last
@@ -109,10 +111,10 @@ def test_composite_selection_and_classes(built):
   out, data_dir = built
   data = _build('megc2019', out, data_dir)
   _check_common(data, 'megc2019')
-  listing = labels.composite_list()
+  listing = megc2019.composite_list()
   assert set(data['database']) == {'casme2', 'samm', 'smic'}
   for i in range(len(data['sample'])):
-    key = labels.sample_key(data['database'][i], data['subject'][i], data['sample'][i])
+    key = sample_key(data['database'][i], data['subject'][i], data['sample'][i])
     assert key in listing  # only listed samples
     assert data['composite_label'][i] == listing[key]
   expected = sum(
@@ -122,7 +124,7 @@ def test_composite_selection_and_classes(built):
   # the 3-class mapping of the native emotions
   emotions = metadata('megc2019', data_dir, SIZE)['emotions']
   for e, c, db in zip(data['emotion'], data['composite_label'], data['database']):
-    assert labels.composite_by_rule(db, emotions[e]) == c
+    assert megc2019.composite_by_rule(db, emotions[e]) == c
   assert 'others' not in {emotions[e] for e in data['emotion']}
   # the listed samples absent from this 1-subject copy are reported, per database
   skipped = metadata('megc2019', data_dir, SIZE)['skipped']
@@ -142,9 +144,9 @@ def test_flow_images(built):
   np.testing.assert_array_equal(data['emotion'], data['composite_label'])
   smic = data['sample'][data['database'] == 'smic']
   assert len(smic) and all(re.fullmatch(r's[1-9]\d*_[a-z]+_\d+', n) for n in smic), smic
-  listing = labels.composite_list()
+  listing = megc2019.composite_list()
   for db, sub, sample in zip(data['database'], data['subject'], data['sample']):
-    assert labels.sample_key(db, sub, sample) in listing
+    assert sample_key(db, sub, sample) in listing
 
 
 def test_cli_from_repo_root_with_two_workers(built, tmp_path):

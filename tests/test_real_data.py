@@ -40,7 +40,8 @@ def built(tmp_path_factory):
 
 def test_dev_part_reads_pixel_exactly(built):
   import cv2
-  from datasets.common import labels
+  from datasets.common.samples import sample_key
+  from datasets.megc2019 import rules as megc2019
   from datasets.load import load_arrays
 
   data = load_arrays('megc2019_flow_images', built)
@@ -61,9 +62,9 @@ def test_dev_part_reads_pixel_exactly(built):
     np.testing.assert_array_equal(data['flow'][i], 2 * (png.astype(np.float32) / 255) - 1)
   smic = data['sample'][data['database'] == 'smic']
   assert 's1_ne_01' in smic and not any(n.startswith('s0') for n in smic)  # frame builder's
-  listing = labels.composite_list()
+  listing = megc2019.composite_list()
   assert all(
-    labels.sample_key(d, s, n) in listing
+    sample_key(d, s, n) in listing
     for d, s, n in zip(data['database'], data['subject'], data['sample'])
   )
 

@@ -88,12 +88,12 @@ def features(size: int) -> tfds.features.FeaturesDict:
 
 
 class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Base class; subclasses set EMOTIONS, BUILDER_CONFIGS and implement `_find_samples`."""
+  """Base class; subclasses set EMOTIONS, LAYOUT, BUILDER_CONFIGS and implement `_find_samples`."""
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}
   EMOTIONS: tuple[str, ...] = ()
-  DATABASE = ''  # layout key for messages (casme2, samm, smic, megc2019, ...)
+  LAYOUT = ''  # how --manual_dir is laid out, for messages (from datasets/<name>/rules.py)
   HOMEPAGE = ''
 
   def __init__(
@@ -145,7 +145,7 @@ class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _split_generators(self, dl_manager):
     manual_dir = getattr(dl_manager, '_manual_dir', None)
-    manual_dir = layout.check_dir(self.DATABASE, manual_dir)
+    manual_dir = layout.check_dir(manual_dir, self.LAYOUT)
     samples, problems, source = self._find_samples(manual_dir)
     self.report = BuildReport(self.name, source=source)
     return {'train': self._generate_examples(samples, problems)}

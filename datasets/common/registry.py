@@ -1,16 +1,33 @@
-"""The builders by name, and their options, for the build command and the loader."""
+"""The builders and databases by name: where the build command, the loader and the shared
+machinery find a builder class (datasets/<name>/<name>_dataset_builder.py) or a database's
+rules (datasets/<db>/rules.py)."""
 
 from __future__ import annotations
 
 import importlib
 
 NAMES = ('casme2', 'samm', 'smic', 'megc2019', 'megc2019_flow_images')
-# Which builders accept which config options.
-APEX_OPTION = ('smic', 'megc2019')
-MISSING_APEX_OPTION = ('casme2', 'samm', 'megc2019')
+# The databases recorded on disk as frames; each one's rules are datasets/<db>/rules.py.
+DATABASES = ('casme2', 'samm', 'smic')
 
 
 def builder_class(name: str):
   if name not in NAMES:
     raise ValueError(f'unknown dataset {name!r}; choose one of {", ".join(NAMES)}')
   return importlib.import_module(f'datasets.{name}.{name}_dataset_builder').Builder
+
+
+def rules(database: str):
+  """The module datasets/<database>/rules.py (emotions, spellings, layout, spreadsheet)."""
+  if database not in DATABASES:
+    raise ValueError(f'unknown database {database!r}')
+  return importlib.import_module(f'datasets.{database}.rules')
+
+
+def with_option(option: str, default) -> list[str]:
+  """The builders with a predefined config whose `option` is not `default` (in NAMES order)."""
+  return [
+    name
+    for name in NAMES
+    if any(getattr(c, option) != default for c in builder_class(name).BUILDER_CONFIGS)
+  ]

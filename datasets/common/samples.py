@@ -1,5 +1,9 @@
 """Turn a database copy (+ its spreadsheet) into samples to build, and problems to report.
 
+The machinery for any database with a spreadsheet (CASME II, SAMM); what is particular to a
+database (subject spelling, emotion names) comes from datasets/<db>/rules.py, and SMIC, which
+has no spreadsheet, finds its samples in datasets/smic/rules.py.
+
 Rules (documented in each builder's README):
 - A `/` (or blank) apex is a problem ("missing apex") unless the config asks for
   `missing_apex='middle'`, which uses the middle frame of onset..offset (noted in the summary).
@@ -15,9 +19,14 @@ import pathlib
 
 from hfa_jax import preprocess
 
-from datasets.common import labels, names
-from datasets.common.layout import Copy, database_title
+from datasets.common import labels, layout, names, registry, spreadsheet
+from datasets.common.layout import Copy
 from datasets.common.spreadsheet import Row, Sheet
+
+
+def sample_key(database: str, subject: str, sample: str) -> tuple[str, str, str]:
+  """Key that matches a sample across spellings (SMIC `s01` == `s1`, case, spaces)."""
+  return (database, *registry.rules(database).match_key(subject, sample))
 
 
 @dataclasses.dataclass
@@ -46,7 +55,7 @@ class Sample:
 
   @property
   def match_key(self) -> tuple[str, str, str]:
-    return labels.sample_key(self.database, self.subject, self.sample)
+    return sample_key(self.database, self.subject, self.sample)
 
 
 @dataclasses.dataclass
@@ -61,6 +70,29 @@ class Problem:
     return f'{self.where}: {self.reason}'
 
 
+def describe(copy: Copy) -> str:
+  """The copy's folder, for a build's `source`."""
+  return f'{copy.root} ({"cropped" if copy.cropped else "raw: face detected and cropped"})'
+
+
+def annotated(database: str, manual_dir, missing_apex: str = 'skip'):
+  """A database with a spreadsheet: (samples, problems, source) from the copy and its sheet."""
+  rules = registry.rules(database)
+  copy = layout.find_copy(database, manual_dir)
+  sheet, tried = spreadsheet.find(pathlib.Path(manual_dir), database)
+  if sheet is None:
+    found = '\n  '.join([''] + tried) if tried else ' none'
+    raise layout.expected(
+      rules.LAYOUT,
+      f'No {rules.TITLE} annotation spreadsheet (.xlsx with columns '
+      f'{", ".join(spreadsheet.REQUIRED)}) found under {manual_dir}. '
+      f'Spreadsheets that could not be used:{found}\n'
+      '(.xls files must be saved as .xlsx first.)',
+    )
+  found, problems = from_sheet(copy, sheet, missing_apex)
+  return found, problems, f'{describe(copy)}, annotations {sheet.path}'
+
+
 def _subject_dirs(copy: Copy, normalize) -> dict[str, pathlib.Path]:
   out = {}
   for folder in copy.subjects:
@@ -71,7 +103,7 @@ def _subject_dirs(copy: Copy, normalize) -> dict[str, pathlib.Path]:
   return out
 
 
-def _child(folder: pathlib.Path, name: str) -> pathlib.Path | None:
+def child(folder: pathlib.Path, name: str) -> pathlib.Path | None:
   exact = folder / name
   if exact.is_dir():
     return exact
@@ -81,11 +113,11 @@ def _child(folder: pathlib.Path, name: str) -> pathlib.Path | None:
   return None
 
 
-def _frames(clip: pathlib.Path) -> dict[int, pathlib.Path]:
+def frames(clip: pathlib.Path) -> dict[int, pathlib.Path]:
   return {f.number: f.path for f in preprocess.list_frames(clip)}
 
 
-def _text(cell) -> str:
+def text(cell) -> str:
   if cell is None:
     return ''
   if isinstance(cell, float) and cell.is_integer():
@@ -97,8 +129,7 @@ def from_sheet(
   copy: Copy, sheet: Sheet, missing_apex: str = 'skip'
 ) -> tuple[list[Sample], list[Problem]]:
   """Samples of CASME II or SAMM from the spreadsheet rows and the frame folders."""
-  database = copy.database
-  normalize = names.casme2_subject if database == 'casme2' else names.samm_subject
+  normalize = registry.rules(copy.database).subject
   subjects = _subject_dirs(copy, normalize)
   samples: list[Sample] = []
   problems: list[Problem] = []
@@ -123,21 +154,22 @@ def from_sheet(
 
 def _from_row(copy, row: Row, normalize, subjects, missing_apex) -> Sample | Problem:
   database = copy.database
-  title = database_title(database)
+  title = registry.rules(database).TITLE
   try:
     subject = normalize(row.subject)
   except names.CellError as e:
     return Problem(row.where(), f'{e}; fix the Subject cell')
-  sample = _text(row.filename)
+  sample = text(row.filename)
   if not sample:
     return Problem(row.where(), 'blank Filename cell')
   key = f'{database}/{subject}/{sample}'
-  match = labels.sample_key(database, subject, sample)
+  match = sample_key(database, subject, sample)
   fail = lambda reason: Problem(key, f'{reason} ({row.where()})', match)
 
   emotion = labels.normalize_emotion(database, row.emotion)
   if emotion is None:
-    return fail(f'unknown emotion {row.emotion!r}; known: {", ".join(labels.EMOTIONS[database])}')
+    known = ', '.join(registry.rules(database).EMOTIONS)
+    return fail(f'unknown emotion {row.emotion!r}; known: {known}')
   onset, apex, offset = (names.frame_cell(c) for c in (row.onset, row.apex, row.offset))
   if onset is None or offset is None:
     return fail(f'onset {row.onset!r} / offset {row.offset!r} is not a frame number')
@@ -159,18 +191,18 @@ def _from_row(copy, row: Row, normalize, subjects, missing_apex) -> Sample | Pro
     )
 
   subject_dir = subjects.get(subject)
-  clip = _child(subject_dir, sample) if subject_dir else None
+  clip = child(subject_dir, sample) if subject_dir else None
   if clip is None:
     return fail(f'clip folder {copy.root / subject / sample} not found in the {title} copy')
   try:
-    frames = _frames(clip)
+    on_disk = frames(clip)
   except (OSError, preprocess.PreprocessError) as e:
     return fail(str(e))
-  span = f'{min(frames)}..{max(frames)}'
+  span = f'{min(on_disk)}..{max(on_disk)}'
   for what, number in (('onset', onset), ('apex', apex)):
-    if number not in frames:
+    if number not in on_disk:
       return fail(f'{what} frame {number} is missing from {clip} (frames on disk: {span})')
-  if offset not in frames:
+  if offset not in on_disk:
     notes.append(f'offset frame {offset} not on disk (frames {span})')
   return Sample(
     database=database,
@@ -180,73 +212,9 @@ def _from_row(copy, row: Row, normalize, subjects, missing_apex) -> Sample | Pro
     onset_frame=onset,
     apex_frame=apex,
     offset_frame=offset,
-    action_units=_text(row.action_units),
-    onset_path=str(frames[onset]),
-    apex_path=str(frames[apex]),
+    action_units=text(row.action_units),
+    onset_path=str(on_disk[onset]),
+    apex_path=str(on_disk[apex]),
     crop=not copy.cropped,
-    composite_label=labels.composite_label(database, subject, clip.name),
     notes=notes,
   )
-
-
-def from_smic(copy: Copy, apex_strategy: str = 'middle') -> tuple[list[Sample], list[Problem]]:
-  """SMIC-HS samples from `sN/micro/<label>/<clip>/` folders: onset first frame, offset last,
-  apex by `apex_strategy` ('middle' here; others are chosen from the frames when the flow is
-  computed)."""
-  samples: list[Sample] = []
-  problems: list[Problem] = []
-  for subject_dir in copy.subjects:
-    subject = names.smic_subject(subject_dir.name)
-    micro = _child(subject_dir, 'micro')
-    for label_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
-      emotion = labels.normalize_emotion('smic', label_dir.name)
-      for clip in sorted(p for p in label_dir.iterdir() if p.is_dir()):
-        key = f'smic/{subject}/{clip.name}'
-        match = labels.sample_key('smic', subject, clip.name)
-        if emotion is None:
-          problems.append(
-            Problem(
-              key,
-              f'unknown emotion folder {label_dir.name!r} '
-              f'({label_dir}); expected negative, positive or '
-              'surprise',
-              match,
-            )
-          )
-          continue
-        try:
-          frames = _frames(clip)
-        except (OSError, preprocess.PreprocessError) as e:
-          problems.append(Problem(key, str(e), match))
-          continue
-        if len(frames) < 2:
-          problems.append(
-            Problem(
-              key, f'{len(frames)} image files in {clip}; need at least onset and apex', match
-            )
-          )
-          continue
-        numbers = list(frames)
-        onset, offset = numbers[0], numbers[-1]
-        apex, apex_path = -1, None
-        if apex_strategy == 'middle':
-          apex = numbers[preprocess.pick_apex(numbers, 'middle')]
-          apex_path = str(frames[apex])
-        samples.append(
-          Sample(
-            database='smic',
-            subject=subject,
-            sample=clip.name,
-            emotion=emotion,
-            onset_frame=onset,
-            apex_frame=apex,
-            offset_frame=offset,
-            action_units='',
-            onset_path=str(frames[onset]),
-            apex_path=apex_path,
-            frames=() if apex_path else tuple(str(p) for p in frames.values()),
-            crop=not copy.cropped,
-            composite_label=labels.composite_label('smic', subject, clip.name),
-          )
-        )
-  return samples, problems

@@ -1,8 +1,11 @@
-"""Find and read the CASME II / SAMM annotation spreadsheets.
+"""Find and read annotation spreadsheets (CASME II, SAMM: the databases whose rules have
+`SHEET_NAMES`).
 
 The header row is found by its content (SAMM has free-text rows above it), columns by their
-normalised names (blank columns and column order do not matter), and a spreadsheet is told
-apart as CASME II or SAMM by its sample names (`EP02_01f` vs `006_1_2`), not by its file name.
+normalised names (blank columns and column order do not matter; the header is read before the
+database is known, so these names serve every database), and a spreadsheet is told apart by
+its sample names (each database's `CLIP_DIR` in datasets/<db>/rules.py: `EP02_01f` vs
+`006_1_2`), not by its file name.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import pathlib
 import re
 
 import openpyxl
+
+from datasets.common import registry
 
 # Normalised header name -> field. A header matches the first pattern it starts with.
 _COLUMNS = (
@@ -54,7 +59,7 @@ class Row:
 @dataclasses.dataclass
 class Sheet:
   path: pathlib.Path
-  database: str  # 'casme2' or 'samm'
+  database: str  # 'casme2' or 'samm': a database with SHEET_NAMES
   rows: list[Row]
 
 
@@ -77,17 +82,24 @@ def _header_columns(cells) -> dict[str, int] | None:
   return columns if all(f in columns for f in REQUIRED) else None
 
 
+def _annotated() -> list:
+  """The rules of the databases that come with a spreadsheet."""
+  return [r for r in map(registry.rules, registry.DATABASES) if r.SHEET_NAMES]
+
+
 def _kind(rows: list[Row]) -> str | None:
-  casme2 = samm = 0
+  """The database most of the rows' sample names belong to; None on a tie."""
+  counts = dict.fromkeys((r.NAME for r in _annotated()), 0)
   for row in rows:
     name = str(row.filename).strip()
-    if re.match(r'(?i)^ep\d', name):
-      casme2 += 1
-    elif re.match(r'^\d+_\d+', name):
-      samm += 1
-  if casme2 == samm:
+    for rules in _annotated():
+      if rules.CLIP_DIR.match(name):
+        counts[rules.NAME] += 1
+        break
+  ranked = sorted(counts.values(), reverse=True)
+  if len(ranked) > 1 and ranked[0] == ranked[1]:
     return None
-  return 'casme2' if casme2 > samm else 'samm'
+  return max(counts, key=counts.get)
 
 
 def read(path: str | pathlib.Path) -> Sheet:
@@ -127,8 +139,9 @@ def read(path: str | pathlib.Path) -> Sheet:
         kind = _kind(rows)
         if kind is None:
           raise SpreadsheetError(
-            f'{path}: cannot tell whether it annotates CASME II or '
-            'SAMM (sample names are neither EP.. nor 006_1_2 style)'
+            f'{path}: cannot tell whether it annotates '
+            f'{" or ".join(r.TITLE for r in _annotated())} (sample names are neither '
+            f'{" nor ".join(r.SHEET_NAMES for r in _annotated())} style)'
           )
         return Sheet(path, kind, rows)
   finally:
@@ -175,4 +188,4 @@ def _walk_xlsx(root: pathlib.Path, max_depth: int = 6):
 
 def _is_clip_folder(folder: pathlib.Path) -> bool:
   # Do not descend into folders of frames (thousands of images, never a spreadsheet).
-  return bool(re.match(r'(?i)^(ep\d|\d+_\d+|s\d+_)', folder.name))
+  return any(registry.rules(d).CLIP_DIR.match(folder.name) for d in registry.DATABASES)

@@ -1,8 +1,9 @@
 """MEGC2019 composite (See et al. 2019): 442 samples of CASME II, SAMM and SMIC-HS, 3 classes.
 
-The composite is defined by the explicit list hfa_jax/data/megc2019_cde_samples.csv
-(database, subject, sample, label): only listed samples are built, the label comes from the
-list (negative, positive, surprise), the `database` feature says where a sample comes from.
+The composite is defined by the explicit list datasets/megc2019/megc2019_cde_samples.csv
+(database, subject, sample, label; read by rules.py): only listed samples are built, the label
+comes from the list (negative, positive, surprise), the `database` feature says where a sample
+comes from.
 The manual folder holds the three database copies in any subfolders; each is recognised by
 its layout and spreadsheet.
 
@@ -10,21 +11,23 @@ Build: `python -m datasets.build megc2019 --manual_dir DIR` (from the repository
 `tfds build datasets/megc2019 --manual_dir DIR` (after `pip install -e ".[tfds-cli]"`).
 """
 
-from datasets.common import builder, labels, layout, sources
+from datasets.casme2 import rules as casme2
+from datasets.common import builder, layout
+from datasets.common.labels import COMPOSITE_CLASSES
 from datasets.common.samples import Problem
+from datasets.megc2019 import rules
+from datasets.samm import rules as samm
+from datasets.smic import rules as smic
 
 # Native emotions of all three databases (the `emotion` feature); composite_label is the class.
-EMOTIONS = tuple(
-  dict.fromkeys(labels.EMOTIONS['casme2'] + labels.EMOTIONS['samm'] + labels.EMOTIONS['smic'])
-)
-DATABASES = ('casme2', 'samm', 'smic')
+EMOTIONS = tuple(dict.fromkeys(casme2.EMOTIONS + samm.EMOTIONS + smic.EMOTIONS))
 
 
 class Builder(builder.FlowBuilder):
   """MEGC2019 CDE composite flow images; composite_label is the 3-class label."""
 
   EMOTIONS = EMOTIONS
-  DATABASE = 'megc2019'
+  LAYOUT = rules.LAYOUT
   HOMEPAGE = 'https://facial-micro-expressiongc.github.io/MEGC2019/'
   BUILDER_CONFIGS = (
     builder.size_configs()
@@ -34,7 +37,7 @@ class Builder(builder.FlowBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     'Put your copies of CASME II, SAMM and SMIC (each as its owners ship it, see the '
     'casme2, samm and smic datasets) into one folder, in any subfolders, and pass it as '
-    '--manual_dir. Layout:\n' + layout.LAYOUTS['megc2019']
+    '--manual_dir. Layout:\n' + rules.LAYOUT
   )
 
   def _find_samples(self, manual_dir):
@@ -43,31 +46,32 @@ class Builder(builder.FlowBuilder):
 
 def composite_samples(manual_dir, apex='middle', missing_apex='skip', listing=None):
   """The listed samples of the three copies, labelled from the list."""
-  listing = listing or labels.composite_list()
-  found, problems, sources_ = [], [], []
-  for database in DATABASES:
+  listing = listing or rules.composite_list()
+  found, problems, sources = [], [], []
+  for db in rules.DATABASES:
     try:
-      if database == 'smic':
-        db_samples, db_problems, source = sources.smic(manual_dir, apex)
+      if db is smic:
+        db_samples, db_problems, source = db.find_samples(manual_dir, apex)
       else:
-        db_samples, db_problems, source = sources.annotated(database, manual_dir, missing_apex)
+        db_samples, db_problems, source = db.find_samples(manual_dir, missing_apex)
     except layout.ManualDirError as e:
       raise layout.ManualDirError(
         f'The MEGC2019 composite needs all of CASME II, SAMM and SMIC-HS under '
-        f'{manual_dir}; for {layout.database_title(database)}: {e}'
+        f'{manual_dir}; for {db.TITLE}: {e}'
       ) from None
-    sources_.append(f'{database}: {source}')
+    database = db.NAME
+    sources.append(f'{database}: {source}')
     wanted = {k for k in listing if k[0] == database}
     seen = set()
     for sample in db_samples:
       if sample.match_key in wanted:
         seen.add(sample.match_key)
         listed = listing[sample.match_key]
-        rule = labels.composite_by_rule(database, sample.emotion)
+        rule = rules.composite_by_rule(database, sample.emotion)
         if rule != listed:
           sample.notes.append(
             f'emotion {sample.emotion!r} in the copy, '
-            f'{labels.COMPOSITE_CLASSES[listed]!r} in the MEGC2019 list (used)'
+            f'{COMPOSITE_CLASSES[listed]!r} in the MEGC2019 list (used)'
           )
         sample.composite_label = listed
         found.append(sample)
@@ -77,11 +81,10 @@ def composite_samples(manual_dir, apex='middle', missing_apex='skip', listing=No
         problems.append(problem)
     missing = ['/'.join(listing.original(k)) for k in sorted(wanted - seen)]
     if missing:
-      title = layout.database_title(database)
       problems.append(
         Problem(
           f'{database}: {len(missing)} listed sample(s)',
-          f'in the MEGC2019 composite list but not in the {title} copy: ' + ', '.join(missing),
+          f'in the MEGC2019 composite list but not in the {db.TITLE} copy: ' + ', '.join(missing),
         )
       )
-  return found, problems, '; '.join(sources_)
+  return found, problems, '; '.join(sources)

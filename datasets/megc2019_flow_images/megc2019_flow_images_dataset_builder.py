@@ -9,7 +9,8 @@ root), or `tfds build datasets/megc2019_flow_images --manual_dir DIR` where Tens
 installed.
 """
 
-from datasets.common import builder, flow_images, labels, layout
+from datasets.common import builder, labels
+from datasets.megc2019_flow_images import rules
 
 EMOTIONS = labels.COMPOSITE_CLASSES
 
@@ -18,12 +19,12 @@ class Builder(builder.FlowBuilder):
   """Precomputed MEGC2019 flow images; composite_label is the 3-class label."""
 
   EMOTIONS = EMOTIONS
-  DATABASE = 'megc2019_flow_images'
+  LAYOUT = rules.LAYOUT
   BUILDER_CONFIGS = builder.size_configs(sizes=(28, 32, 64, 224))
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     'Pass the folder holding the STSTNet/HTNet flow-image CSV and its PNG files as '
-    '--manual_dir. Layout:\n' + layout.LAYOUTS["megc2019_flow_images"]
+    '--manual_dir. Layout:\n' + rules.LAYOUT
   )
 
   def _find_samples(self, manual_dir):
-    return flow_images.read(manual_dir)
+    return rules.find_samples(manual_dir)

@@ -4,22 +4,23 @@ Build: `python -m datasets.build samm --manual_dir DIR` (from the repository roo
 `tfds build datasets/samm --manual_dir DIR` (after `pip install -e ".[tfds-cli]"`).
 """
 
-from datasets.common import builder, labels, layout, sources
+from datasets.samm import rules
+from datasets.common import builder
 
-EMOTIONS = labels.EMOTIONS['samm']
+EMOTIONS = rules.EMOTIONS
 
 
 class Builder(builder.FlowBuilder):
   """SAMM flow images (u, v, optical strain) from onset to apex."""
 
   EMOTIONS = EMOTIONS
-  DATABASE = 'samm'
+  LAYOUT = rules.LAYOUT
   HOMEPAGE = 'http://www2.docm.mmu.ac.uk/STAFF/m.yap/dataset.php'
   BUILDER_CONFIGS = builder.size_configs() + builder.size_configs(missing_apex='middle')
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     'Request SAMM from its owners (Manchester Metropolitan University), unzip it and pass '
-    'the folder as --manual_dir. Layout:\n' + layout.LAYOUTS['samm']
+    'the folder as --manual_dir. Layout:\n' + rules.LAYOUT
   )
 
   def _find_samples(self, manual_dir):
-    return sources.annotated('samm', manual_dir, self.builder_config.missing_apex)
+    return rules.find_samples(manual_dir, self.builder_config.missing_apex)

@@ -9,24 +9,24 @@ repository root), or `tfds build datasets/smic --manual_dir DIR` (after
 `pip install -e ".[tfds-cli]"`).
 """
 
-from datasets.common import builder, labels, layout, sources
+from datasets.common import builder
+from datasets.smic import rules
 
-EMOTIONS = labels.EMOTIONS['smic']
+EMOTIONS = rules.EMOTIONS
 
 
 class Builder(builder.FlowBuilder):
   """SMIC-HS flow images (u, v, optical strain) from the first frame to the apex."""
 
   EMOTIONS = EMOTIONS
-  DATABASE = 'smic'
+  LAYOUT = rules.LAYOUT
   HOMEPAGE = 'https://www.oulu.fi/en/university/faculties-and-units/faculty-information-technology-and-electrical-engineering/center-machine-vision-and-signal-analysis'
   BUILDER_CONFIGS = builder.size_configs() + builder.size_configs(apex='max_motion')
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     'Request SMIC from its owners (University of Oulu), unzip it and pass the folder as '
     '--manual_dir (SMIC_all_raw or SMIC_all_cropped, or its HS folder; VIS and NIR are '
-    'ignored; with both releases present the cropped one is used). Layout:\n'
-    + layout.LAYOUTS['smic']
+    'ignored; with both releases present the cropped one is used). Layout:\n' + rules.LAYOUT
   )
 
   def _find_samples(self, manual_dir):
-    return sources.smic(manual_dir, self.builder_config.apex)
+    return rules.find_samples(manual_dir, self.builder_config.apex)

@@ -1,4 +1,5 @@
-"""Read the STSTNet/HTNet precomputed flow-image format: a CSV and one 28x28 RGB PNG a sample.
+"""What the builders know about the STSTNet/HTNet precomputed MEGC2019 flow images: a CSV and
+one 28x28 RGB PNG a sample (format, spellings of the `dataset` column, PNG names, layout).
 
 CSV header: dataset,sub,filename_o,label,apex,imagename,sub_filename (extra columns and column
 order do not matter); label 0 negative, 1 positive, 2 surprise. The PNG of a row is looked up
@@ -12,10 +13,19 @@ from __future__ import annotations
 import csv
 import pathlib
 
-from datasets.common import labels, layout, names
-from datasets.common.samples import Problem, Sample
+from datasets.common import labels, layout, names, registry
+from datasets.common.samples import Problem, Sample, sample_key
+from datasets.smic import rules as smic
+
+LAYOUT = """\
+  DIR/                               (any name; files may sit in subfolders)
+    combined_3class.csv              (any .csv with header dataset,sub,filename_o,label,apex,...)
+    <images>/sub01_EP02_01f .png     (28x28 RGB: u, v, optical strain, each 0..255)
+             006_006_1_2 .png
+             s1_s1_ne_01 .png ..."""
 
 REQUIRED = ('dataset', 'sub', 'filename_o', 'label')
+# Spellings of the CSV's `dataset` column (letters and digits only, lower case).
 _DATABASES = {
   'casme2': 'casme2',
   'casme': 'casme2',
@@ -24,11 +34,10 @@ _DATABASES = {
   'smic': 'smic',
   'smichs': 'smic',
 }
-_SUBJECT = {'casme2': names.casme2_subject, 'samm': names.samm_subject, 'smic': names.smic_subject}
 
 
 def _error(reason: str) -> layout.ManualDirError:
-  return layout.expected('megc2019_flow_images', None, reason)
+  return layout.expected(LAYOUT, reason)
 
 
 def _header(path: pathlib.Path) -> list[str] | None:
@@ -55,7 +64,8 @@ def find_csv(top: pathlib.Path) -> pathlib.Path:
   return good[0]
 
 
-def read(manual_dir) -> tuple[list[Sample], list[Problem], str]:
+def find_samples(manual_dir) -> tuple[list[Sample], list[Problem], str]:
+  """(samples, problems, source) from the CSV and the PNG files under manual_dir."""
   top = pathlib.Path(manual_dir)
   table = find_csv(top)
   pngs: dict[str, pathlib.Path] = {}
@@ -90,13 +100,13 @@ def _sample(row: dict, where: str, pngs: dict) -> Sample | Problem:
   raw_sub, raw_sample = row['sub'], row['filename_o']
   sample = raw_sample
   try:
-    subject = _SUBJECT[database](raw_sub)
+    subject = registry.rules(database).subject(raw_sub)
   except names.CellError as e:
     return Problem(where, f'{e}; fix the sub column')
   if database == 'smic':  # 's01_ne_01' in the CSV; the frame builder's name is 's1_ne_01'
-    sample = names.smic_sample(sample)
+    sample = smic.sample(sample)
   key = f'{database}/{subject}/{sample}'
-  match = labels.sample_key(database, subject, sample)
+  match = sample_key(database, subject, sample)
   label = names.frame_cell(row['label'])
   if label not in (0, 1, 2):
     return Problem(

@@ -587,7 +587,8 @@ class _RunFiles:
 
 @contextlib.contextmanager
 def _interrupts_deferred():
-  """Holds back SIGINT (Ctrl-C) until the block ends, then raises KeyboardInterrupt."""
+  """Holds back SIGINT (Ctrl-C) until the block ends, then delivers it to the handler that
+  was there before (Python's raises KeyboardInterrupt)."""
   if threading.current_thread() is not threading.main_thread():
     yield
     return
@@ -598,7 +599,7 @@ def _interrupts_deferred():
   finally:
     signal.signal(signal.SIGINT, previous)
   if caught:
-    raise KeyboardInterrupt
+    signal.raise_signal(signal.SIGINT)
 
 
 class RunInUseError(RuntimeError):

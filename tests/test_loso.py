@@ -622,6 +622,7 @@ def test_ctrl_c_during_a_checkpoint_write_stops_after_the_write(tmp_path):
 
   files.manager.save = interrupted_save
   state = dict(w=jnp.arange(4.0))
+  before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
   try:
     with pytest.raises(KeyboardInterrupt):
       files.save(3, state, dict(subjects=['s1']))
@@ -631,6 +632,7 @@ def test_ctrl_c_during_a_checkpoint_write_stops_after_the_write(tmp_path):
     chex.assert_trees_all_close(restored, state)
     assert history == dict(subjects=['s1'])
   finally:
+    signal.signal(signal.SIGINT, before)
     files.close()
 
 

@@ -184,7 +184,10 @@ def plot_curves(path, history: dict, protocol: str, honest: bool = True):
     ax.set(xlabel='epoch', title=label, xlim=(0.5, length + 0.5))
     if key != 'train_loss':
       ax.set_ylim(-0.02, 1.02)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if length <= 10:  # MaxNLocator falls back to fractions below 2 whole epochs
+      ax.set_xticks(epochs)
+    else:
+      ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
   fig.suptitle(protocol, fontsize=8)
   fig.tight_layout()

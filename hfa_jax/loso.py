@@ -459,8 +459,8 @@ def over_folds(fn: Callable, in_axes: tuple) -> Callable:
   """jax.vmap(fn) over the leading fold axis; a single fold runs without vmap.
 
   vmap over stacked parameters turns every convolution into a grouped one, which
-  XLA:CPU runs about 1.5x slower even for one fold (HFANet, side 32, batch 16:
-  1.13 s vs 0.73 s per step), so a fold axis of size 1 is squeezed instead.
+  XLA:CPU runs more slowly even for one fold (docs/performance.md), so a fold axis of
+  size 1 is squeezed instead.
   """
   batched = jax.vmap(fn, in_axes=in_axes)
 

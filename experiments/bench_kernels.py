@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.timing import environment, median_ms
 from hfa_jax import allocator, kernels
 from hfa_jax.ops import conv as conv_ops
 from hfa_jax.ops import dense as dense_ops
@@ -58,17 +57,6 @@ QUICK = {
 }
 
 
-def timed(fn, args, repeats):
-  fn = jax.jit(fn)
-  out = jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return out, statistics.median(times) * 1e3
-
-
 def conv_case(batch, side, cin, cout, stride, seed=0):
   rng = np.random.default_rng(seed)
   x = jnp.asarray(rng.normal(size=(batch, side, side, cin)), jnp.float32)
@@ -79,7 +67,7 @@ def conv_case(batch, side, cin, cout, stride, seed=0):
 
 
 def rows(what, xla, ours, repeats):
-  (a, t_xla), (b, t_ours) = timed(*xla, repeats), timed(*ours, repeats)
+  (a, t_xla), (b, t_ours) = median_ms(*xla, repeats), median_ms(*ours, repeats)
   diff = float(jnp.abs(a - b).max() / jnp.maximum(jnp.abs(a).max(), 1e-30))
   print(f'{what:64s} {t_xla:9.2f} {t_ours:9.2f} {t_xla / t_ours:7.1f}x {diff:9.1e}', flush=True)
   return {'what': what, 'xla_ms': t_xla, 'ours_ms': t_ours, 'max_rel_diff': diff}
@@ -96,9 +84,10 @@ def main(argv=None) -> list[dict]:
   dense = QUICK['dense'] if args.quick else DENSE
   input_grads = QUICK['input'] if args.quick else INPUT_GRADS
   forwards = QUICK['forward'] if args.quick else FORWARDS
+  env = environment()
   print(
-    f'{jax.devices()[0].device_kind}, jax {jax.__version__}, malloc retains memory: '
-    f'{allocator.active()}; ms per call, median of {args.repeats}'
+    f"{env['device_kind']}, jax {env['jax']}, malloc retains memory: "
+    f"{env['malloc_retains_memory']}; ms per call, median of {args.repeats}"
   )
   print(f'{"piece (shape)":64s} {"XLA":>9s} {"hfa_jax":>9s} {"speed-up":>8s} {"rel diff":>9s}')
   results = []

@@ -4,10 +4,11 @@ default, timed both ways at the shapes of a batch of 16 (side 224 unless noted).
     python -m experiments.bench_kernels            # every shape, ~1 minute on 2 cores
     python -m experiments.bench_kernels --quick    # two small shapes (a smoke test)
 
-Each row times XLA's own form and the project's (`hfa_jax.models.layers`): the native weight
-gradient of dense 3x3 convolutions and of Linear layers (`hfa_jax/kernels/conv_cpu.cc`), the
-strided input gradient as a stride-1 conv of the spread gradient, and the forward at 1x1-2x2
-outputs as a patches matmul. Both are jitted, warmed up, and timed as the median of --repeats
+Each row times XLA's own form (a `*_reference` of `hfa_jax.ops`) and the project's
+(`hfa_jax.ops`, `hfa_jax.kernels`): the native weight gradient of dense 3x3 convolutions and of
+Linear layers (`hfa_jax/kernels/conv_cpu.cc`), the strided input gradient as a stride-1 conv of
+the spread gradient, and the forward at 1x1-2x2 outputs as a patches matmul. Both are jitted,
+warmed up, and timed as the median of --repeats
 calls; the maximum relative difference of their results is printed too.
 """
 
@@ -15,15 +16,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.timing import environment, median_ms
 from hfa_jax import allocator, kernels
-from hfa_jax.models import layers
+from hfa_jax.ops import conv as conv_ops
+from hfa_jax.ops import dense as dense_ops
 
 # (what, batch, side, Cin, Cout, stride): 3x3 convolutions, padding 1.
 WEIGHT_GRADS = [
@@ -56,28 +57,17 @@ QUICK = {
 }
 
 
-def timed(fn, args, repeats):
-  fn = jax.jit(fn)
-  out = jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return out, statistics.median(times) * 1e3
-
-
 def conv_case(batch, side, cin, cout, stride, seed=0):
   rng = np.random.default_rng(seed)
   x = jnp.asarray(rng.normal(size=(batch, side, side, cin)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(3, 3, cin, cout)), jnp.float32)
-  y = jax.eval_shape(lambda: layers._lax_conv(x, w, stride, 1))
+  y = jax.eval_shape(lambda: conv_ops.conv_reference(x, w, stride, 1))
   g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
   return x, w, g
 
 
 def rows(what, xla, ours, repeats):
-  (a, t_xla), (b, t_ours) = timed(*xla, repeats), timed(*ours, repeats)
+  (a, t_xla), (b, t_ours) = median_ms(*xla, repeats), median_ms(*ours, repeats)
   diff = float(jnp.abs(a - b).max() / jnp.maximum(jnp.abs(a).max(), 1e-30))
   print(f'{what:64s} {t_xla:9.2f} {t_ours:9.2f} {t_xla / t_ours:7.1f}x {diff:9.1e}', flush=True)
   return {'what': what, 'xla_ms': t_xla, 'ours_ms': t_ours, 'max_rel_diff': diff}
@@ -94,9 +84,10 @@ def main(argv=None) -> list[dict]:
   dense = QUICK['dense'] if args.quick else DENSE
   input_grads = QUICK['input'] if args.quick else INPUT_GRADS
   forwards = QUICK['forward'] if args.quick else FORWARDS
+  env = environment()
   print(
-    f'{jax.devices()[0].device_kind}, jax {jax.__version__}, malloc retains memory: '
-    f'{allocator.active()}; ms per call, median of {args.repeats}'
+    f"{env['device_kind']}, jax {env['jax']}, malloc retains memory: "
+    f"{env['malloc_retains_memory']}; ms per call, median of {args.repeats}"
   )
   print(f'{"piece (shape)":64s} {"XLA":>9s} {"hfa_jax":>9s} {"speed-up":>8s} {"rel diff":>9s}')
   results = []
@@ -107,8 +98,8 @@ def main(argv=None) -> list[dict]:
     results.append(
       rows(
         label,
-        (functools.partial(layers._conv_weight_grad_xla, **static), (x, g)),
-        (functools.partial(layers._conv_weight_grad_native, **static), (x, g)),
+        (functools.partial(conv_ops.conv_weight_grad_reference, **static), (x, g)),
+        (functools.partial(kernels.conv_weight_grad, **static), (x, g)),
         args.repeats,
       )
     )
@@ -121,14 +112,16 @@ def main(argv=None) -> list[dict]:
       rows(
         label,
         (lambda x, g: x.T @ g, (x, g)),
-        (layers._rows_weight_grad_native, (x, g)),
+        (dense_ops.weight_grad_native, (x, g)),
         args.repeats,
       )
     )
   for what, b, side, cin, cout, s in input_grads:
     x, w, g = conv_case(b, side, cin, cout, s)
-    xla = lambda g, w, x=x: jax.vjp(lambda x: layers._lax_conv(x, w, s, 1), x)[1](g)[0]
-    ours = functools.partial(layers._strided_input_grad, stride=s, padding=1, size=(side, side))
+    xla = functools.partial(
+      conv_ops.conv_input_grad_reference, stride=s, padding=1, shape=x.shape[1:]
+    )
+    ours = functools.partial(conv_ops.strided_input_grad, stride=s, padding=1, size=(side, side))
     label = f'conv dx {what} ({side}px {cin}->{cout} s{s})'
     results.append(rows(label, (xla, (g, w)), (ours, (g, w)), args.repeats))
   for what, b, side, cin, cout, s in forwards:
@@ -137,8 +130,8 @@ def main(argv=None) -> list[dict]:
     results.append(
       rows(
         label,
-        (functools.partial(layers._lax_conv, stride=s, padding=1), (x, w)),
-        (functools.partial(layers._dense_conv_forward, stride=s, padding=1), (x, w)),
+        (functools.partial(conv_ops.conv_reference, stride=s, padding=1), (x, w)),
+        (functools.partial(conv_ops.conv_forward, stride=s, padding=1), (x, w)),
         args.repeats,
       )
     )

@@ -6,14 +6,16 @@
     python -m experiments.benchmark --compare_torch ~/src/HFA-Net   # + the original (PyTorch)
 
 For every input side it measures, after compilation and warm-up:
-  - train: one optimiser step (forward, backward, AdamW update, BatchNorm statistics), jitted
-    with the state donated, as the LOSO trainer runs it: samples/s, compile time, memory;
+  - train: the library's `hfa_jax.train.train_step` (forward, backward, AdamW update, BatchNorm
+    statistics), jitted with the state donated: samples/s, compile time, memory;
   - eval: the forward pass with BatchNorm running statistics: samples/s;
-  - folds: K independent models trained together (jax.vmap over stacked train states, as
-    hfa_jax.loso does): fold-samples/s = K * batch / step time, for each K in --folds;
+  - loso: for each K > 1 in --folds, the LOSO trainer's own fold program
+    (`hfa_jax.loso.fold_program`: K stacked models, vmapped, with the trainer's batch draw and
+    augmentation) in epochs of one step: fold-samples/s = K * batch / step time;
   - parts: forward + backward of each piece of the network on its own (the MSA branch, RMT's
     patch embedding, the four RMT stages, MLFA + AAFF + head), so one sees how the decomposed
-    (stages 1-2) and the whole (stages 3-4) retention grow with the input side.
+    (stages 1-2) and the whole (stages 3-4) retention grow with the input side. The pieces are
+    the model's own modules, found by tracing HFANet.
 
 Memory: `peak_bytes_in_use` of the device where it reports one (GPU, TPU); on CPU the process's
 resident-set high-water mark (it only grows, so the runs go from small to large), and in every
@@ -27,189 +29,123 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import platform
-import resource
 import statistics
-import sys
-import time
-from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
 
-from hfa_jax import allocator, kernels
-from hfa_jax.models import AAFF, MLFA, MSA, HFANet
-from hfa_jax.models.layers import dense
-from hfa_jax.models.rmt.branch import STAGES
+from experiments.timing import (
+  compile_fn,
+  environment,
+  peak_memory_bytes,
+  random_variables,
+  time_steps,
+  xla_bytes,
+)
+from experiments.torch_reference import bench_torch
+from hfa_jax import allocator, loso
+from hfa_jax import train as train_lib
+from hfa_jax.models import MSA, RMT, HFANet
 from hfa_jax.models.rmt.patch import PatchEmbed
 from hfa_jax.models.rmt.stage import Stage
 
 NUM_CLASSES = 3
 
 
-# ---------------------------------------------------------------------------- environment
-
-
-def environment() -> dict:
-  """Devices, CPU model, load average and versions."""
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo') as f:
-      names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
-  import flax
-
-  devices = jax.devices()
-  env = {
-    'backend': jax.default_backend(),
-    'device_kind': devices[0].device_kind,
-    'device_count': len(devices),
-    'cpu_model': cpu,
-    'cpu_count': os.cpu_count(),
-    'load_average': os.getloadavg() if hasattr(os, 'getloadavg') else None,
-    'python': platform.python_version(),
-    'jax': jax.__version__,
-    'jaxlib': jax.lib.__version__ if hasattr(jax.lib, '__version__') else None,
-    'flax': flax.__version__,
-    'optax': optax.__version__,
-    'numpy': np.__version__,
-    'xla_flags': os.environ.get('XLA_FLAGS', ''),
-    'malloc_retains_memory': allocator.active(),
-    'native_cpu_kernels': kernels.native_available(),
-  }
-  return env
-
-
-def peak_memory_bytes() -> tuple[int, str]:
-  """(bytes, source): the device's peak where it reports one, else the process's max RSS."""
-  stats = jax.devices()[0].memory_stats() or {}
-  if 'peak_bytes_in_use' in stats:
-    return int(stats['peak_bytes_in_use']), 'device peak_bytes_in_use'
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, 'process max RSS'
-
-
-def xla_bytes(compiled) -> int | None:
-  """XLA's estimate of a compiled program's memory: arguments + outputs - aliased + temporaries."""
-  try:
-    m = compiled.memory_analysis()
-    return int(
-      m.argument_size_in_bytes
-      + m.output_size_in_bytes
-      - m.alias_size_in_bytes
-      + m.temp_size_in_bytes
-    )
-  except Exception:  # not every backend implements it
-    return None
-
-
 # ------------------------------------------------------------------------ model and step
 
 
-def random_variables(module: nn.Module, *inputs, seed: int = 0, **kwargs):
-  """Fan-in scaled normal kernels, unit scales, zero biases: drawn with numpy (no init compile)."""
-  shapes = jax.eval_shape(lambda *a: module.init(jax.random.key(0), *a, **kwargs), *inputs)
-  rng = np.random.default_rng(seed)
-
-  def draw(path, spec):
-    name = path[-1].key
-    if name == 'kernel':
-      fan_in = int(np.prod(spec.shape[:-1]))
-      return rng.normal(size=spec.shape).astype(np.float32) / np.float32(np.sqrt(fan_in))
-    fill = np.ones if name in ('scale', 'var') else np.zeros
-    return fill(spec.shape, np.float32)
-
-  return jax.tree_util.tree_map_with_path(draw, shapes)
-
-
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation) -> Callable:
-  """state, images, labels -> state, loss; the structure of hfa_jax.train.train_step.
-
-  state = {'params', 'batch_stats', 'opt_state'}.
-  """
-
-  def step(state, images, labels):
-    def loss_fn(params):
-      logits, updates = model.apply(
-        {'params': params, 'batch_stats': state['batch_stats']},
-        images,
-        train=True,
-        mutable=['batch_stats'],
-      )
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-      return loss, updates['batch_stats']
-
-    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
-    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
-    params = optax.apply_updates(state['params'], updates)
-    return {'params': params, 'batch_stats': batch_stats, 'opt_state': opt_state}, loss
-
-  return step
-
-
-def make_state(variables, tx):
-  params = jax.tree.map(jnp.asarray, variables['params'])
-  return {
-    'params': params,
-    'batch_stats': jax.tree.map(jnp.asarray, variables['batch_stats']),
-    'opt_state': tx.init(params),
-  }
-
-
-# ------------------------------------------------------------------------------- timing
-
-
-def compile_fn(fn, args, donate=()) -> tuple[Any, float]:
-  """(compiled, seconds to trace + lower + compile)."""
-  start = time.perf_counter()
-  compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile()
-  return compiled, time.perf_counter() - start
-
-
-def time_steps(run: Callable[[], Any], steps: int, warmup: int = 1) -> list[float]:
-  """Seconds of each of `steps` calls of run() (each waits for its result), after `warmup`."""
-  for _ in range(warmup):
-    jax.block_until_ready(run())
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    jax.block_until_ready(run())
-    times.append(time.perf_counter() - start)
-  return times
-
-
-def bench_train(side, batch, folds, steps, dtype, seed=0) -> dict:
-  """Train step of `folds` stacked models (folds=1: one model, no vmap)."""
-  model = HFANet(NUM_CLASSES, dtype=dtype)
-  tx = optax.adamw(1e-3, weight_decay=1e-4)
+def train_state(model: nn.Module, side: int, seed: int = 0) -> train_lib.TrainState:
+  """A TrainState of `model` for (B, side, side, 3) inputs with the library's default optimiser
+  (AdamW, `train.OptimConfig()`) and random weights drawn with numpy (no init compile)."""
   variables = random_variables(model, np.zeros((1, side, side, 3), np.float32), seed=seed)
-  state = make_state(variables, tx)
-  step = make_train_step(model, tx)
+  return train_lib.TrainState.create(
+    apply_fn=model.apply,
+    params=jax.tree.map(jnp.asarray, variables['params']),
+    batch_stats=jax.tree.map(jnp.asarray, variables['batch_stats']),
+    tx=train_lib.make_optimizer(train_lib.OptimConfig()),
+  )
+
+
+def random_batch(batch: int, side: int, seed: int = 0):
+  """images (batch, side, side, 3) float32, labels (batch,) int32."""
   rng = np.random.default_rng(seed)
-  shape = (batch, side, side, 3) if folds == 1 else (folds, batch, side, side, 3)
-  images = jnp.asarray(rng.normal(size=shape).astype(np.float32))
-  labels = jnp.asarray(rng.integers(0, NUM_CLASSES, shape[:-3]).astype(np.int32))
-  if folds > 1:
-    state = jax.tree.map(lambda x: jnp.broadcast_to(x, (folds,) + x.shape), state)
-    step = jax.vmap(step)
-  compiled, compile_s = compile_fn(step, (state, images, labels), donate=(0,))
+  images = jnp.asarray(rng.normal(size=(batch, side, side, 3)).astype(np.float32))
+  labels = jnp.asarray(rng.integers(0, NUM_CLASSES, batch).astype(np.int32))
+  return images, labels
+
+
+def bench_train(side, batch, steps, dtype, seed=0) -> dict:
+  """hfa_jax.train.train_step of one model, state donated."""
+  state = train_state(HFANet(NUM_CLASSES, dtype=dtype), side, seed)
+  images, labels = random_batch(batch, side, seed)
+  compiled, compile_s = compile_fn(train_lib.train_step, (state, images, labels), donate=(0,))
   holder = {'state': state}
 
   def run():
-    holder['state'], holder['loss'] = compiled(holder['state'], images, labels)
-    return holder['loss']
+    holder['state'], holder['metrics'] = compiled(holder['state'], images, labels)
+    return holder['metrics']['loss']
 
   times = time_steps(run, steps, warmup=2)  # the allocator reaches its steady state
-  loss = np.asarray(holder['loss'])
+  loss = np.asarray(holder['metrics']['loss'])
   assert np.all(np.isfinite(loss)), f'non-finite loss {loss}'
   t = statistics.median(times)
   return {
     'kind': 'train',
+    'side': side,
+    'batch': batch,
+    'folds': 1,
+    'dtype': str(dtype),
+    'compile_s': compile_s,
+    'step_s': t,
+    'step_s_all': times,
+    'samples_per_s': batch / t,
+    'xla_bytes': xla_bytes(compiled),
+  }
+
+
+def bench_folds(side, batch, folds, steps, dtype, seed=0) -> dict:
+  """The LOSO fold program (loso.fold_program) of `folds` models, in epochs of one step.
+
+  Every fold draws its batch from the same 2 * batch random samples; evaluation is off.
+  """
+  model = HFANet(NUM_CLASSES, dtype=dtype)
+  config = loso.LosoConfig(batch_size=batch, seed=seed)
+  devices = jax.devices()
+  mesh = loso.fold_mesh(devices[: math.gcd(folds, len(devices))])
+  init_fn, epoch_fn = loso.fold_program(
+    model, config, 1, batch, (1, side, side, 3), NUM_CLASSES, mesh
+  )
+  by_fold, replicated = NamedSharding(mesh, P('folds')), NamedSharding(mesh, P())
+  n = 2 * batch
+  rng = np.random.default_rng(seed)
+  images = loso.put(rng.normal(size=(n, side, side, 3)).astype(np.float32), replicated)
+  labels = loso.put(rng.integers(0, NUM_CLASSES, n).astype(np.int32), replicated)
+  train_idx = loso.put(np.tile(np.arange(n, dtype=np.int32), (folds, 1)), by_fold)
+  train_count = loso.put(np.full(folds, n, np.int32), by_fold)
+  eval_idx = loso.put(np.tile(np.arange(batch, dtype=np.int32), (folds, 1)), by_fold)
+  state = init_fn(np.stack([loso.fold_key(seed, i) for i in range(folds)]))
+  rest = (images, labels, train_idx, train_count, eval_idx)
+  holder = {'state': state, 'epoch': 0}
+  compiled, compile_s = compile_fn(epoch_fn, (state, *rest, np.int32(0), np.bool_(False)))
+
+  def run():
+    epoch = np.int32(holder['epoch'])
+    holder['state'], holder['metrics'], _ = compiled(holder['state'], *rest, epoch, np.bool_(False))
+    holder['epoch'] += 1
+    return holder['metrics']['loss']
+
+  times = time_steps(run, steps, warmup=2)
+  loss = np.asarray(holder['metrics']['loss'])
+  assert np.all(np.isfinite(loss)), f'non-finite loss {loss}'
+  t = statistics.median(times)
+  return {
+    'kind': 'loso',
     'side': side,
     'batch': batch,
     'folds': folds,
@@ -223,14 +159,11 @@ def bench_train(side, batch, folds, steps, dtype, seed=0) -> dict:
 
 
 def bench_eval(side, batch, steps, dtype, seed=0) -> dict:
-  model = HFANet(NUM_CLASSES, dtype=dtype)
-  variables = jax.tree.map(
-    jnp.asarray, random_variables(model, np.zeros((1, side, side, 3), np.float32), seed=seed)
-  )
-  images = jnp.asarray(np.random.default_rng(seed).normal(size=(batch, side, side, 3)), jnp.float32)
-  fn = lambda v, x: model.apply(v, x, train=False)
-  compiled, compile_s = compile_fn(fn, (variables, images))
-  times = time_steps(lambda: compiled(variables, images), steps)
+  """hfa_jax.train.eval_step: the forward pass with BatchNorm running statistics."""
+  state = train_state(HFANet(NUM_CLASSES, dtype=dtype), side, seed).replace(opt_state=None)
+  images, _ = random_batch(batch, side, seed)
+  compiled, compile_s = compile_fn(train_lib.eval_step, (state, images))
+  times = time_steps(lambda: compiled(state, images), steps)
   t = statistics.median(times)
   return {
     'kind': 'eval',
@@ -246,44 +179,57 @@ def bench_eval(side, batch, steps, dtype, seed=0) -> dict:
   }
 
 
-class Fusion(nn.Module):
-  """MLFA + AAFF + pooled linear head: HFANet's top on the concatenated branch levels."""
+class AfterBranches(nn.Module):
+  """HFANet after its two branches (concatenation, MLFA, AAFF, pooling, head): the model's own
+  code, with the MSA and RMT outputs given instead of computed.
 
-  dtype: Any = None
+  levels: MSA's four maps then RMT's four (B, S/4.., S/4.., C) -> logits (B, classes).
+  """
+
+  model: HFANet
 
   @nn.compact
-  def __call__(self, mt1, mt2, mt3, mt4, train: bool):
-    fused = MLFA(name='mlfa', dtype=self.dtype)(mt1, mt2, mt3, mt4, train)
-    out = AAFF(name='aaff', dtype=self.dtype)(mt4, fused)
-    return dense(NUM_CLASSES, name='head')(out.astype(jnp.float32).mean(axis=(1, 2)))
+  def __call__(self, *levels: jax.Array, train: bool) -> jax.Array:
+    given = {MSA: levels[:4], RMT: levels[4:]}
+
+    def feed(next_fun, args, kwargs, context):
+      if context.method_name == '__call__' and type(context.module) in given:
+        return given[type(context.module)]
+      return next_fun(*args, **kwargs)
+
+    side = levels[0].shape[1] * 4
+    with nn.intercept_methods(feed):
+      return self.model(jnp.zeros((levels[0].shape[0], side, side, 3)), train)
 
 
 def network_parts(side: int, dtype) -> list[tuple[str, nn.Module, list[tuple]]]:
-  """(name, module, input shapes without batch) of each piece, in forward order."""
-  s4 = side // 4
-  stage_inputs = [(s4, s4, 64), (s4, s4, 64), (s4 // 2, s4 // 2, 128), (s4 // 4, s4 // 4, 256)]
-  parts = [
-    ('msa', MSA(dtype=dtype), [(side, side, 3)]),
-    ('rmt.embed', PatchEmbed(64, dtype=dtype), [(side, side, 3)]),
-  ]
-  for i, ((depth, heads, init, rng, ffn, decomposed, out_dim), shape) in enumerate(
-    zip(STAGES, stage_inputs)
-  ):
-    kind = 'decomposed' if decomposed else 'whole'
-    parts.append(
-      (
-        f'rmt.stage{i + 1} ({kind} {shape[0]}x{shape[1]})',
-        Stage(depth, heads, ffn, init, rng, decomposed, out_dim, dtype=dtype),
-        [shape],
-      )
+  """(name, module, input shapes without batch) of each piece, in forward order.
+
+  The pieces are HFANet's own submodules (and its top, `AfterBranches`), with the inputs they
+  get at this side, recorded while tracing the model's init.
+  """
+  model = HFANet(NUM_CLASSES, dtype=dtype)
+  calls = {}
+
+  def record(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    m = context.module
+    if context.method_name == '__call__' and isinstance(m, (MSA, RMT, PatchEmbed, Stage)):
+      shapes = [tuple(a.shape[1:]) for a in args if hasattr(a, 'shape')]
+      calls.setdefault(m.path, (m.clone(parent=None), shapes, out))
+    return out
+
+  with nn.intercept_methods(record):
+    jax.eval_shape(
+      lambda x: model.init(jax.random.key(0), x, train=False), jnp.zeros((1, side, side, 3))
     )
-  parts.append(
-    (
-      'mlfa+aaff+head',
-      Fusion(dtype=dtype),
-      [(side // s, side // s, c) for s, c in ((4, 128), (8, 256), (16, 512), (32, 1024))],
-    )
-  )
+  parts = [('msa', *calls[('msa',)][:2]), ('rmt.embed', *calls[('rmt', 'patch_embed')][:2])]
+  stages = [call for call in calls.values() if isinstance(call[0], Stage)]  # in forward order
+  for i, (stage, shapes, _) in enumerate(stages, start=1):
+    kind = 'decomposed' if stage.decomposed else 'whole'
+    parts.append((f'rmt.stage{i} ({kind} {shapes[0][0]}x{shapes[0][1]})', stage, shapes))
+  levels = [tuple(o.shape[1:]) for path in (('msa',), ('rmt',)) for o in calls[path][2]]
+  parts.append(('mlfa+aaff+head', AfterBranches(model), levels))
   return parts
 
 
@@ -324,89 +270,6 @@ def bench_parts(side, batch, steps, dtype, seed=0) -> list[dict]:
   return rows
 
 
-# ---------------------------------------------------------------------- the original network
-
-
-def bench_torch(path: str, sides, batch, steps, threads: int) -> list[dict] | str:
-  """The original PyTorch DualInception at `path` (a checkout of it), measured the same way.
-
-  Returns rows, or a sentence saying why it was skipped (torch, timm or the code missing).
-  Nothing of the original is copied: it is imported from the user's own checkout.
-  """
-  try:
-    import torch
-    import torch.nn.functional as F
-  except ImportError:
-    return 'skipped: torch is not installed'
-  path = os.path.abspath(os.path.expanduser(path))
-  if not os.path.isfile(os.path.join(path, 'model', 'model_dual_msff.py')):
-    return f'skipped: {path} has no model/model_dual_msff.py'
-  sys.path.insert(0, path)
-  try:
-    from model.model_dual_msff import DualInception
-  except ImportError as e:
-    return f'skipped: the original does not import ({e})'
-  finally:
-    sys.path.remove(path)
-  torch.set_num_threads(threads)
-  # XLA:CPU flushes denormals to zero; PyTorch does not by default, and this network's CPU
-  # step is then up to 20x slower at some sizes (side 32). Compare like with like.
-  torch.set_flush_denormal(True)
-  torch.manual_seed(0)
-  rows = []
-  for side in sides:
-    net = DualInception(num_classes=NUM_CLASSES).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    x = torch.randn(batch, 3, side, side)
-    y = torch.randint(0, NUM_CLASSES, (batch,))
-
-    def train_step():
-      opt.zero_grad(set_to_none=True)
-      loss = F.cross_entropy(net(x), y)
-      loss.backward()
-      opt.step()
-
-    def eval_step():
-      with torch.no_grad():
-        net(x)
-
-    times = time_steps(train_step, steps, warmup=2)
-    rows.append(
-      {
-        'kind': 'torch_train',
-        'side': side,
-        'batch': batch,
-        'folds': 1,
-        'threads': threads,
-        'torch': torch.__version__,
-        'step_s': statistics.median(times),
-        'step_s_all': times,
-        'samples_per_s': batch / statistics.median(times),
-      }
-    )
-    net.eval()
-    times = time_steps(eval_step, steps, warmup=1)
-    rows.append(
-      {
-        'kind': 'torch_eval',
-        'side': side,
-        'batch': batch,
-        'folds': 1,
-        'threads': threads,
-        'torch': torch.__version__,
-        'step_s': statistics.median(times),
-        'step_s_all': times,
-        'samples_per_s': batch / statistics.median(times),
-      }
-    )
-    print(
-      f"  original (PyTorch) side {side:>3}: train {rows[-2]['samples_per_s']:.1f}, "
-      f"eval {rows[-1]['samples_per_s']:.1f} samples/s",
-      flush=True,
-    )
-  return rows
-
-
 # --------------------------------------------------------------------------------- report
 
 
@@ -439,13 +302,14 @@ def table(rows: list[dict], env: dict) -> str:
     lines.append(f"{'part':<30}" + ''.join(f'{f"side {s}":>17}' for s in sides))
     by = {(r['part'].split(' (')[0], r['side']): r for r in parts}
     total = {s: sum(r['step_s'] for r in parts if r['side'] == s) for s in sides}
+    # 'rmt.stage1 (decomposed 16x16)' -> ' decomposed'
+    kinds = {
+      r['part'].split(' (')[0]: r['part'].split(' (')[1].split()[0]
+      for r in parts
+      if ' (' in r['part']
+    }
     for name in names:
-      kind = {
-        'rmt.stage1': ' decomposed',
-        'rmt.stage2': ' decomposed',
-        'rmt.stage3': ' whole',
-        'rmt.stage4': ' whole',
-      }.get(name, '')
+      kind = f' {kinds[name]}' if name in kinds else ''
       cells = ''.join(
         f"{by[name, s]['step_s'] * 1e3:10.1f} ({by[name, s]['step_s'] / total[s]:4.0%})"
         if (name, s) in by
@@ -532,14 +396,21 @@ def main(argv=None) -> dict:
   for side in sorted(args.sides):
     record(bench_eval(side, args.batch_size, args.steps, dtype))
     for k in sorted(args.folds):
-      if k == 1 or side in fold_sides:
-        record(bench_train(side, args.batch_size, k, args.steps, dtype))
+      if k == 1:
+        record(bench_train(side, args.batch_size, args.steps, dtype))
+      elif side in fold_sides:
+        record(bench_folds(side, args.batch_size, k, args.steps, dtype))
     if not args.no_parts:
       for row in bench_parts(side, args.batch_size, args.steps, dtype):
         record(row)
   if args.compare_torch:
     torch_rows = bench_torch(
-      args.compare_torch, sorted(args.sides), args.batch_size, args.steps, args.torch_threads
+      args.compare_torch,
+      sorted(args.sides),
+      args.batch_size,
+      args.steps,
+      args.torch_threads,
+      NUM_CLASSES,
     )
     if isinstance(torch_rows, str):
       print(f'original (PyTorch): {torch_rows}')

@@ -3,11 +3,12 @@
     python -m experiments.profile_step --side 224              # top modules and ops
     python -m experiments.profile_step --side 64 --top 40 --trace /tmp/hfa_trace
 
-Runs the benchmark's training step (batch 16, AdamW, state donated) under `jax.profiler`,
-reads the trace's per-op durations, maps each XLA op to the `op_name` metadata of the compiled
-program (e.g. `transpose(jvp(HFANet))/rmt/layer3/blocks_0/retention/...`), and prints the time
-per module and direction (fwd = forward and its linearisation, bwd = the transposed pass) and
-the most expensive single ops. The durations are wall time per op; XLA:CPU runs independent
+Runs the library's training step (`hfa_jax.train.train_step`, batch 16, AdamW, state donated,
+as experiments.benchmark times it) under `jax.profiler`, reads the trace's per-op durations,
+maps each XLA op to the `op_name` metadata of the compiled program (e.g.
+`transpose(jvp(HFANet))/rmt/layer3/blocks_0/retention/...`), and prints the time per module and
+direction (fwd = forward and its linearisation, bwd = the transposed pass) and the most
+expensive single ops. The durations are wall time per op; XLA:CPU runs independent
 ops concurrently, so their sum exceeds the step time and the shares are approximate.
 """
 
@@ -23,12 +24,11 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
 
 from experiments import benchmark
+from experiments.timing import compile_fn
 from hfa_jax import allocator
+from hfa_jax import train as train_lib
 from hfa_jax.models import HFANet
 
 
@@ -63,31 +63,24 @@ def main(argv=None) -> dict:
   if args.side % 32:
     p.error('--side must be a multiple of 32')
 
-  model = HFANet(benchmark.NUM_CLASSES)
-  tx = optax.adamw(1e-3, weight_decay=1e-4)
-  variables = benchmark.random_variables(model, np.zeros((1, args.side, args.side, 3), np.float32))
-  state = benchmark.make_state(variables, tx)
-  rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.normal(size=(args.batch_size, args.side, args.side, 3)), jnp.float32)
-  labels = jnp.asarray(rng.integers(0, benchmark.NUM_CLASSES, args.batch_size), jnp.int32)
-  compiled, compile_s = benchmark.compile_fn(
-    benchmark.make_train_step(model, tx), (state, images, labels), donate=(0,)
-  )
+  state = benchmark.train_state(HFANet(benchmark.NUM_CLASSES), args.side)
+  images, labels = benchmark.random_batch(args.batch_size, args.side)
+  compiled, compile_s = compile_fn(train_lib.train_step, (state, images, labels), donate=(0,))
   print(f'compiled in {compile_s:.1f} s', flush=True)
   for _ in range(3):  # warm up (and the allocator settles)
-    state, loss = compiled(state, images, labels)
-  jax.block_until_ready(loss)
+    state, metrics = compiled(state, images, labels)
+  jax.block_until_ready(metrics)
   start = time.perf_counter()
   for _ in range(args.steps):
-    state, loss = compiled(state, images, labels)
-  jax.block_until_ready(loss)
+    state, metrics = compiled(state, images, labels)
+  jax.block_until_ready(metrics)
   step_s = (time.perf_counter() - start) / args.steps
 
   trace_dir = args.trace or tempfile.mkdtemp(prefix='hfa_trace_')
   with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
     for _ in range(args.steps):
-      state, loss = compiled(state, images, labels)
-    jax.block_until_ready(loss)
+      state, metrics = compiled(state, images, labels)
+    jax.block_until_ready(metrics)
   path = glob.glob(f'{trace_dir}/**/*.trace.json.gz', recursive=True)[0]
   with gzip.open(path) as f:
     trace = json.load(f)

@@ -352,6 +352,40 @@ def optim_config(config: LosoConfig, steps_per_epoch: int) -> train_lib.OptimCon
   )
 
 
+def fold_program(
+  model: nn.Module,
+  config: LosoConfig,
+  steps_per_epoch: int,
+  eval_batch: int,
+  input_shape: tuple,
+  num_classes: int,
+  mesh: Mesh,
+):
+  """run_loso's (init_fn, epoch_fn) for `config` (see make_fold_fns for their signatures).
+
+  The fields of `config` that do not change the compiled programs (seed, fold grouping,
+  checkpointing, epoch selection, ...) are normalised first, so that runs differing only in
+  them share make_fold_fns' cache.
+  """
+  program_config = dataclasses.replace(
+    config,
+    seed=0,
+    folds_in_parallel=0,
+    checkpoint_every=1,
+    select_epoch='last',
+    val_fraction=0.2,
+    retrain=False,
+    group_folds=0,
+    steps_per_epoch=0,
+    ensemble=1,
+    eval_every_epoch=True,
+    eval_batch_size=1,
+  )
+  return make_fold_fns(
+    model, program_config, steps_per_epoch, eval_batch, input_shape, num_classes, mesh
+  )
+
+
 @functools.lru_cache(maxsize=8)
 def make_fold_fns(
   model: nn.Module,
@@ -459,8 +493,8 @@ def over_folds(fn: Callable, in_axes: tuple) -> Callable:
   """jax.vmap(fn) over the leading fold axis; a single fold runs without vmap.
 
   vmap over stacked parameters turns every convolution into a grouped one, which
-  XLA:CPU runs about 1.5x slower even for one fold (HFANet, side 32, batch 16:
-  1.13 s vs 0.73 s per step), so a fold axis of size 1 is squeezed instead.
+  XLA:CPU runs more slowly even for one fold (docs/performance.md), so a fold axis of
+  size 1 is squeezed instead.
   """
   batched = jax.vmap(fn, in_axes=in_axes)
 
@@ -769,24 +803,9 @@ def run_loso(
 
   folds = NamedSharding(mesh, P('folds'))
   replicated = NamedSharding(mesh, P())
-  # Fields that do not change the compiled programs are normalised for the cache.
-  program_config = dataclasses.replace(
-    config,
-    seed=0,
-    folds_in_parallel=0,
-    checkpoint_every=1,
-    select_epoch='last',
-    val_fraction=0.2,
-    retrain=False,
-    group_folds=0,
-    steps_per_epoch=0,
-    ensemble=1,
-    eval_every_epoch=True,
-    eval_batch_size=1,
-  )
-  init_fn, epoch_fn = make_fold_fns(
+  init_fn, epoch_fn = fold_program(
     model,
-    program_config,
+    config,
     plan.steps_per_epoch,
     plan.eval_batch,
     (1,) + images.shape[1:],

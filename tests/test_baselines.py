@@ -273,15 +273,15 @@ def test_bad_input_shape_is_a_clear_error(shape):
 
 
 def test_max_pool_matches_the_general_pool_and_its_gradient():
-  """The reshape max-pool of STSTNet equals layers.max_pool (PyTorch's), values and
+  """The reshape max-pool of STSTNet equals ops.max_pool (PyTorch's), values and
   gradients, on inputs without ties."""
-  from hfa_jax.models import layers
+  from hfa_jax.ops.max_pool import max_pool
   from hfa_jax.models.ststnet import max_pool_3x3_stride_3
 
   for side in (30, 32, 28):
     x = flow_images(2, side, seed=side)
     g = flow_images(2, (side - 1) // 3 + 1, seed=1)[..., :1] * jnp.ones(3)
     ours, vjp_ours = jax.vjp(max_pool_3x3_stride_3, x)
-    ref, vjp_ref = jax.vjp(lambda x: layers.max_pool(x, 3, 3, 1), x)
+    ref, vjp_ref = jax.vjp(lambda x: max_pool(x, 3, 3, 1), x)
     chex.assert_trees_all_close(ours, ref)
     chex.assert_trees_all_close(vjp_ours(g), vjp_ref(g))

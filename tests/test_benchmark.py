@@ -55,3 +55,23 @@ def test_kernel_benchmark_smoke(capsys):
     assert row['xla_ms'] > 0 and row['ours_ms'] > 0
     assert row['max_rel_diff'] < 1e-4  # both forms compute the same thing
   assert 'speed-up' in capsys.readouterr().out
+
+
+def test_the_last_part_is_the_model_after_its_branches():
+  """AfterBranches runs HFANet's own code on given branch outputs: the model's logits."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from hfa_jax.models import HFANet
+
+  model = HFANet(benchmark.NUM_CLASSES)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 32, 32, 3)), jnp.float32)
+  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
+  logits, feats = jax.jit(lambda v, x: model.apply(v, x, return_features=True))(variables, x)
+  levels = [feats[f'{branch}_{i}'] for branch in ('msa', 'rmt') for i in range(1, 5)]
+  name, top, shapes = benchmark.network_parts(32, None)[-1]
+  assert shapes == [tuple(level.shape[1:]) for level in levels]
+  nested = {kind: {'model': tree} for kind, tree in variables.items()}
+  got = jax.jit(lambda v, levels: top.apply(v, *levels, train=False))(nested, levels)
+  np.testing.assert_allclose(got, logits, rtol=1e-5, atol=1e-5)

@@ -1,5 +1,5 @@
 """Conv2d's written-out forms (depthwise sum, patch matmul) equal XLA's convolution, and so do
-their gradients."""
+their gradients; so does ops.max_pool XLA's reduce-window maximum."""
 
 import jax
 import jax.numpy as jnp
@@ -7,17 +7,8 @@ import numpy as np
 import pytest
 
 from hfa_jax.models.layers import Conv2d
-
-
-def reference(x, w, stride, padding, groups):
-  return jax.lax.conv_general_dilated(
-    x,
-    w,
-    (stride, stride),
-    [(padding, padding)] * 2,
-    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-    feature_group_count=groups,
-  )
+from hfa_jax.ops.conv import conv_reference as reference
+from hfa_jax.ops.max_pool import max_pool, max_pool_reference
 
 
 @pytest.mark.parametrize(
@@ -50,13 +41,10 @@ def test_forms_match_convolution(kernel, stride, padding, groups, side):
 
 @pytest.mark.parametrize('shape', [(2, 7, 9, 3), (1, 5, 5, 2), (2, 8, 8, 4)])
 def test_max_pool_matches_reduce_window_and_first_max_gradient(shape):
-  import flax.linen as nn
-  from hfa_jax.models.layers import max_pool
-
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=shape), jnp.float32)
   x = jnp.where(x < 0, 0.0, x)  # ReLU output: windows of tied zeros
-  ref = lambda x: nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+  ref = lambda x: max_pool_reference(x, 3, 2, 1)
   np.testing.assert_array_equal(max_pool(x, 3, 2, 1), ref(x))
   weights = jnp.asarray(rng.normal(size=ref(x).shape), jnp.float32)
   grad = lambda f: jax.grad(lambda x: (f(x) * weights).sum())(x)

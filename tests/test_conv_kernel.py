@@ -9,6 +9,7 @@ import pytest
 
 from hfa_jax import kernels
 from hfa_jax.models import layers
+from hfa_jax.ops import conv as conv_ops
 
 pytestmark = pytest.mark.skipif(
   not kernels.native_available(), reason='no C++ compiler: the native kernels are not built'
@@ -40,15 +41,15 @@ def test_weight_gradient_matches_xla(case):
   b, side, cin, cout, k, s, p = case
   x, g = data(*case)
   static = dict(stride=s, padding=p, k=k)
-  native = jax.jit(functools.partial(layers._conv_weight_grad_native, **static))(x, g)
-  xla = jax.jit(functools.partial(layers._conv_weight_grad_xla, **static))(x, g)
+  native = jax.jit(functools.partial(kernels.conv_weight_grad, **static))(x, g)
+  xla = jax.jit(functools.partial(conv_ops.conv_weight_grad_reference, **static))(x, g)
   assert native.shape == (k, k, cin, cout)
   np.testing.assert_allclose(native, xla, rtol=1e-5, atol=1e-4)
 
 
 def conv_grads(conv, x, w, s, p):
   """Gradients of sum(conv(x, w) * fixed weights) with respect to x and w."""
-  shape = jax.eval_shape(lambda: layers._lax_conv(x, w, s, p)).shape
+  shape = jax.eval_shape(lambda: conv_ops.conv_reference(x, w, s, p)).shape
   weights = jnp.cos(jnp.arange(np.prod(shape), dtype=jnp.float32)).reshape(shape)
   return jax.grad(lambda x, w: (conv(x, w, s, p) * weights).sum(), (0, 1))(x, w)
 
@@ -56,10 +57,10 @@ def conv_grads(conv, x, w, s, p):
 def test_the_convolution_uses_it_and_keeps_xla_gradients():
   x, _ = data(2, 12, 8, 32, 3, 2, 1, seed=1)
   w = jnp.asarray(np.random.default_rng(2).normal(size=(3, 3, 8, 32)), jnp.float32)
-  step = jax.jit(functools.partial(conv_grads, layers._dense_conv, s=2, p=1))
-  assert 'hfa_conv_weight_grad' in step.lower(x, w).compile().as_text()
+  step = jax.jit(functools.partial(conv_grads, conv_ops.conv, s=2, p=1))
+  assert kernels.CONV_WEIGHT_GRAD in step.lower(x, w).compile().as_text()
   dx, dw = step(x, w)
-  rx, rw = conv_grads(layers._lax_conv, x, w, 2, 1)
+  rx, rw = conv_grads(conv_ops.conv_reference, x, w, 2, 1)
   np.testing.assert_allclose(dx, rx, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(dw, rw, rtol=1e-5, atol=1e-4)
 
@@ -68,15 +69,15 @@ def test_vmap_over_models_as_the_fold_axis_uses_it():
   x, _ = data(2, 8, 6, 16, 3, 1, 1, seed=3)
   w = jnp.asarray(np.random.default_rng(4).normal(size=(3, 3, 6, 16)), jnp.float32)
   xs, ws = jnp.stack([x, 2 * x, x - 1]), jnp.stack([w, 0.5 * w, -w])
-  got = jax.jit(jax.vmap(functools.partial(conv_grads, layers._dense_conv, s=1, p=1)))(xs, ws)
-  want = jax.vmap(functools.partial(conv_grads, layers._lax_conv, s=1, p=1))(xs, ws)
+  got = jax.jit(jax.vmap(functools.partial(conv_grads, conv_ops.conv, s=1, p=1)))(xs, ws)
+  want = jax.vmap(functools.partial(conv_grads, conv_ops.conv_reference, s=1, p=1))(xs, ws)
   for a, r in zip(got, want):
     np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-4)
 
 
 def test_weight_gradient_is_deterministic():
   x, g = data(8, 20, 32, 64, 3, 1, 1, seed=5)
-  fn = jax.jit(functools.partial(layers._conv_weight_grad_native, stride=1, padding=1, k=3))
+  fn = jax.jit(functools.partial(kernels.conv_weight_grad, stride=1, padding=1, k=3))
   first = np.asarray(fn(x, g))
   for _ in range(3):
     np.testing.assert_array_equal(np.asarray(fn(x, g)), first)
@@ -85,8 +86,8 @@ def test_weight_gradient_is_deterministic():
 def test_output_channels_not_a_multiple_of_16_stay_with_xla():
   x, _ = data(1, 6, 4, 8, 3, 1, 1)
   w = jnp.ones((3, 3, 4, 8), jnp.float32)
-  text = jax.jit(functools.partial(conv_grads, layers._dense_conv, s=1, p=1)).lower(x, w).as_text()
-  assert 'hfa_conv_weight_grad' not in text
+  text = jax.jit(functools.partial(conv_grads, conv_ops.conv, s=1, p=1)).lower(x, w).as_text()
+  assert kernels.CONV_WEIGHT_GRAD not in text
 
 
 @pytest.mark.parametrize(
@@ -103,16 +104,18 @@ def test_strided_input_gradient_at_small_outputs_matches_xla(side, cin, cout, k,
   rng = np.random.default_rng(6)
   x = jnp.asarray(rng.normal(size=(2, side, side, cin)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(k, k, cin, cout)), jnp.float32)
-  y = layers._lax_conv(x, w, s, p)
+  y = conv_ops.conv_reference(x, w, s, p)
   assert y.shape[1] * y.shape[2] <= 4  # the outputs where it is used
   g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
-  want = jax.vjp(lambda x: layers._lax_conv(x, w, s, p), x)[1](g)[0]
+  want = jax.vjp(lambda x: conv_ops.conv_reference(x, w, s, p), x)[1](g)[0]
   got = jax.jit(
-    functools.partial(layers._strided_input_grad, stride=s, padding=p, size=(side, side))
+    functools.partial(conv_ops.strided_input_grad, stride=s, padding=p, size=(side, side))
   )(g, w)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-  dx, _ = conv_grads(layers._dense_conv, x, w, s, p)
-  np.testing.assert_allclose(dx, conv_grads(layers._lax_conv, x, w, s, p)[0], rtol=1e-5, atol=1e-5)
+  dx, _ = conv_grads(conv_ops.conv, x, w, s, p)
+  np.testing.assert_allclose(
+    dx, conv_grads(conv_ops.conv_reference, x, w, s, p)[0], rtol=1e-5, atol=1e-5
+  )
 
 
 @pytest.mark.parametrize(
@@ -122,9 +125,9 @@ def test_forward_at_small_outputs_matches_xla(side, k, s, p):
   rng = np.random.default_rng(7)
   x = jnp.asarray(rng.normal(size=(2, side, side, 5)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(k, k, 5, 16)), jnp.float32)
-  want = layers._lax_conv(x, w, s, p)
+  want = conv_ops.conv_reference(x, w, s, p)
   assert want.shape[1] * want.shape[2] <= 4
-  np.testing.assert_allclose(layers._dense_conv(x, w, s, p), want, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(conv_ops.conv(x, w, s, p), want, rtol=1e-5, atol=1e-5)
 
 
 def test_fold_vmap_lowers_for_accelerators_without_the_native_kernels():
@@ -132,11 +135,11 @@ def test_fold_vmap_lowers_for_accelerators_without_the_native_kernels():
   x, _ = data(2, 8, 6, 16, 3, 2, 1, seed=8)
   w = jnp.ones((3, 3, 6, 16), jnp.float32)
   xs, ws = jnp.stack([x, x]), jnp.stack([w, w])
-  fn = jax.jit(jax.vmap(functools.partial(conv_grads, layers._dense_conv, s=2, p=1)))
+  fn = jax.jit(jax.vmap(functools.partial(conv_grads, conv_ops.conv, s=2, p=1)))
   for platform in ('cuda', 'tpu'):
     text = jax.export.export(fn, platforms=(platform,))(xs, ws).mlir_module()
-    assert 'stablehlo.convolution' in text and 'hfa_conv_weight_grad' not in text
-  assert 'hfa_conv_weight_grad' in fn.lower(xs, ws).as_text()  # the CPU program
+    assert 'stablehlo.convolution' in text and kernels.CONV_WEIGHT_GRAD not in text
+  assert kernels.CONV_WEIGHT_GRAD in fn.lower(xs, ws).as_text()  # the CPU program
 
 
 @pytest.mark.parametrize('shape, features', [((2, 7, 9, 32), 16), ((131, 24), 48), ((3, 5, 8), 7)])
@@ -150,7 +153,7 @@ def test_dense_layer_gradients_match_a_plain_matmul(shape, features):
   loss = lambda p, x: (layer.apply({'params': p}, x) * weights).sum()
   plain = lambda p, x: ((x @ p['kernel'] + p['bias']) * weights).sum()
   grad = jax.jit(jax.grad(loss, (0, 1)))
-  assert ('hfa_conv_weight_grad' in grad.lower(params, x).as_text()) == (features % 16 == 0)
+  assert (kernels.CONV_WEIGHT_GRAD in grad.lower(params, x).as_text()) == (features % 16 == 0)
   got, want = grad(params, x), jax.grad(plain, (0, 1))(params, x)
   for a, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-4)

@@ -1,4 +1,5 @@
-"""The native CPU depthwise kernels against XLA's grouped convolution and the pure-JAX form."""
+"""The native CPU depthwise kernels (ops.depthwise_conv on CPU) against XLA's grouped convolution
+(depthwise_conv_reference) and the pure-JAX form."""
 
 import functools
 import os
@@ -11,7 +12,12 @@ import numpy as np
 import pytest
 
 from hfa_jax import kernels
-from hfa_jax.models import layers
+from hfa_jax.ops.depthwise_conv import (
+  depthwise_conv,
+  depthwise_conv_reference,
+  depthwise_conv_sum,
+  depthwise_weight_grad_sum,
+)
 
 pytestmark = pytest.mark.skipif(
   not kernels.native_available(), reason='no C++ compiler: the native kernels are not built'
@@ -25,17 +31,6 @@ CASES = [
   (2, 8, 8, 16, 3, 2),
   (1, 3, 3, 2, 5, 2),
 ]
-
-
-def grouped_conv(x, w, p):
-  return jax.lax.conv_general_dilated(
-    x,
-    w,
-    (1, 1),
-    ((p, p), (p, p)),
-    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-    feature_group_count=x.shape[-1],
-  )
 
 
 def data(b, h, w, c, k, seed=0):
@@ -53,15 +48,17 @@ def weighted_sum_grad(conv, shape):
 
 
 @pytest.mark.parametrize('case', CASES)
-def test_forward_and_gradients_match_grouped_conv(case):
+def test_forward_and_gradients_match_the_grouped_convolution(case):
   b, h, w, c, k, p = case
   x, wt = data(b, h, w, c, k)
-  native = jax.jit(lambda x, w: layers._depthwise(x, w, p))
-  assert 'hfa_depthwise_forward' in native.lower(x, wt).compile().as_text()
-  ref = grouped_conv(x, wt, p)
+  native = jax.jit(lambda x, w: depthwise_conv(x, w, p))
+  assert kernels.DEPTHWISE_FORWARD in native.lower(x, wt).compile().as_text()
+  ref = depthwise_conv_reference(x, wt, p)
   np.testing.assert_allclose(native(x, wt), ref, rtol=1e-5, atol=1e-5)
-  dx, dw = jax.jit(weighted_sum_grad(lambda x, w: layers._depthwise(x, w, p), ref.shape))(x, wt)
-  rx, rw = jax.jit(weighted_sum_grad(lambda x, w: grouped_conv(x, w, p), ref.shape))(x, wt)
+  dx, dw = jax.jit(weighted_sum_grad(lambda x, w: depthwise_conv(x, w, p), ref.shape))(x, wt)
+  rx, rw = jax.jit(weighted_sum_grad(lambda x, w: depthwise_conv_reference(x, w, p), ref.shape))(
+    x, wt
+  )
   np.testing.assert_allclose(dx, rx, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(dw, rw, rtol=1e-5, atol=1e-4)
 
@@ -69,11 +66,11 @@ def test_forward_and_gradients_match_grouped_conv(case):
 def test_native_kernels_equal_the_pure_jax_form():
   x, wt = data(4, 10, 12, 32, 3, seed=1)
   g = jnp.asarray(np.random.default_rng(2).normal(size=x.shape), jnp.float32)
-  y_native = jax.jit(functools.partial(layers._depthwise_native, padding=1))(x, wt)
-  y_sum = jax.jit(functools.partial(layers._depthwise_sum, padding=1))(x, wt)
+  y_native = jax.jit(functools.partial(kernels.depthwise_forward, padding=1))(x, wt[:, :, 0])
+  y_sum = jax.jit(functools.partial(depthwise_conv_sum, padding=1))(x, wt)
   np.testing.assert_allclose(y_native, y_sum, rtol=1e-5, atol=1e-5)
-  dw_native = jax.jit(functools.partial(layers._weight_grad_native, padding=1))(x, g)
-  dw_sum = jax.jit(functools.partial(layers._weight_grad_sum, padding=1))(x, g)
+  dw_native = jax.jit(functools.partial(kernels.depthwise_weight_grad, padding=1))(x, g)
+  dw_sum = jax.jit(functools.partial(depthwise_weight_grad_sum, padding=1))(x, g)
   np.testing.assert_allclose(dw_native, dw_sum, rtol=1e-4, atol=1e-3)
 
 
@@ -82,20 +79,20 @@ def test_vmap_over_models_as_the_fold_axis_uses_it():
   x, wt = data(b, h, w, c, k)
   xs, ws = jnp.stack([x, 2 * x, x - 1]), jnp.stack([wt, 0.5 * wt, -wt])
   shape = (b, h, w, c)
-  got = jax.jit(jax.vmap(weighted_sum_grad(lambda x, w: layers._depthwise(x, w, p), shape)))(xs, ws)
-  want = jax.vmap(weighted_sum_grad(lambda x, w: grouped_conv(x, w, p), shape))(xs, ws)
+  got = jax.jit(jax.vmap(weighted_sum_grad(lambda x, w: depthwise_conv(x, w, p), shape)))(xs, ws)
+  want = jax.vmap(weighted_sum_grad(lambda x, w: depthwise_conv_reference(x, w, p), shape))(xs, ws)
   for a, r in zip(got, want):
     np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-4)
-  only_x = jax.jit(jax.vmap(lambda x: layers._depthwise(x, wt, p)))(xs)  # weights shared
+  only_x = jax.jit(jax.vmap(lambda x: depthwise_conv(x, wt, p)))(xs)  # weights shared
   np.testing.assert_allclose(
-    only_x, jax.vmap(lambda x: grouped_conv(x, wt, p))(xs), rtol=1e-5, atol=1e-5
+    only_x, jax.vmap(lambda x: depthwise_conv_reference(x, wt, p))(xs), rtol=1e-5, atol=1e-5
   )
 
 
 def test_weight_gradient_is_deterministic():
   x, _ = data(8, 20, 20, 64, 3, seed=3)
   g = jnp.asarray(np.random.default_rng(4).normal(size=x.shape), jnp.float32)
-  fn = jax.jit(functools.partial(layers._weight_grad_native, padding=1))
+  fn = jax.jit(functools.partial(kernels.depthwise_weight_grad, padding=1))
   first = np.asarray(fn(x, g))
   for _ in range(3):
     np.testing.assert_array_equal(np.asarray(fn(x, g)), first)
@@ -103,10 +100,11 @@ def test_weight_gradient_is_deterministic():
 
 def test_switched_off_by_environment_variable():
   code = (
-    'import jax, jax.numpy as jnp; from hfa_jax import kernels; from hfa_jax.models import layers;'
+    'import jax, jax.numpy as jnp; from hfa_jax import kernels;'
+    'from hfa_jax.ops.depthwise_conv import depthwise_conv;'
     'x = jnp.ones((1, 4, 4, 2)); w = jnp.ones((3, 3, 1, 2));'
     'print(kernels.native_available(),'
-    ' "hfa_depthwise" in jax.jit(lambda x, w: layers._depthwise(x, w, 1)).lower(x, w).as_text())'
+    ' "hfa_depthwise" in jax.jit(lambda x, w: depthwise_conv(x, w, 1)).lower(x, w).as_text())'
   )
   out = subprocess.run(
     [sys.executable, '-c', code],

@@ -5,7 +5,8 @@ import jax
 import jax.numpy as jnp
 
 from hfa_jax.models.ema import EMA
-from hfa_jax.models.layers import BatchNorm, conv, kaiming_fan_out, max_pool
+from hfa_jax.models.layers import BatchNorm, conv, kaiming_fan_out
+from hfa_jax.ops.max_pool import max_pool
 
 
 class MulScaleBlock(nn.Module):

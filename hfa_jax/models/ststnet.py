@@ -35,7 +35,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hfa_jax.models.layers import BatchNorm, _dense_conv, torch_conv_default
+from hfa_jax.models.layers import BatchNorm, torch_conv_default
+from hfa_jax.ops.conv import conv
 
 STREAM_WIDTHS = (3, 5, 8)
 
@@ -123,7 +124,7 @@ class STSTNet(nn.Module):
     kernel = jnp.concatenate([k for k, _ in params], -1)
     bias = jnp.concatenate([b for _, b in params], -1)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = nn.relu(_dense_conv(x, kernel, 1, self.conv_padding) + bias)  # (B, H', W', 16)
+    y = nn.relu(conv(x, kernel, 1, self.conv_padding) + bias)  # (B, H', W', 16)
     edges = [0, 3, 8, 16]
     y = jnp.concatenate(
       [

@@ -1,0 +1,52 @@
+"""Typed wrappers of the native CPU kernels' XLA FFI targets (the only place naming them).
+
+Each wrapper is a `jax.ffi.ffi_call` for float32 arrays in CPU programs, once
+`hfa_jax.kernels.native_available()` has registered the targets; callers choose between
+them and the pure-JAX forms (`hfa_jax.ops`). All arrays are NHWC.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+DEPTHWISE_FORWARD = 'hfa_depthwise_forward'
+DEPTHWISE_WEIGHT_GRAD = 'hfa_depthwise_weight_grad'
+CONV_WEIGHT_GRAD = 'hfa_conv_weight_grad'
+
+# FFI target -> the C++ handler symbol exported by depthwise_cpu.cc / conv_cpu.cc.
+TARGETS = {
+  DEPTHWISE_FORWARD: 'HfaDepthwiseForward',
+  DEPTHWISE_WEIGHT_GRAD: 'HfaDepthwiseWeightGrad',
+  CONV_WEIGHT_GRAD: 'HfaConvWeightGrad',
+}
+
+
+def depthwise_forward(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
+  """Depthwise cross-correlation, stride 1: x (B, H, W, C), w (k, k, C) -> (B, Ho, Wo, C)."""
+  k, c = w.shape[0], x.shape[-1]
+  h, wd = x.shape[1] + 2 * padding - k + 1, x.shape[2] + 2 * padding - k + 1
+  out = jax.ShapeDtypeStruct((x.shape[0], h, wd, c), x.dtype)
+  return jax.ffi.ffi_call(DEPTHWISE_FORWARD, out, vmap_method='broadcast_all')(
+    x, w, pad=np.int64(padding)
+  )
+
+
+def depthwise_weight_grad(x: jax.Array, g: jax.Array, padding: int) -> jax.Array:
+  """d/dw of depthwise_forward: x (B, H, W, C), output gradient g (B, Ho, Wo, C) -> (k, k, C)."""
+  k, c = x.shape[1] + 2 * padding - g.shape[1] + 1, x.shape[-1]
+  out = jax.ShapeDtypeStruct((k, k, c), x.dtype)
+  return jax.ffi.ffi_call(DEPTHWISE_WEIGHT_GRAD, out, vmap_method='broadcast_all')(
+    x, g, pad=np.int64(padding)
+  )
+
+
+def conv_weight_grad(x: jax.Array, g: jax.Array, stride: int, padding: int, k: int) -> jax.Array:
+  """d/dw of a dense k x k convolution: x (B, H, W, Cin), g (B, Ho, Wo, Cout) -> (k, k, Cin, Cout).
+
+  Vectorised over Cout in blocks of 16 (other counts run its scalar code).
+  """
+  out = jax.ShapeDtypeStruct((k, k, x.shape[-1], g.shape[-1]), x.dtype)
+  return jax.ffi.ffi_call(CONV_WEIGHT_GRAD, out, vmap_method='broadcast_all')(
+    x, g, stride=np.int64(stride), pad=np.int64(padding)
+  )

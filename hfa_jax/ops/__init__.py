@@ -1,0 +1,16 @@
+"""The array operations behind `hfa_jax.models.layers`, each as its XLA reference form and
+the fast form the model uses (same numbers to float32 rounding; gradients written out).
+
+    conv.py            dense convolutions (`conv`, `conv_reference`, `patch_conv`)
+    depthwise_conv.py  depthwise convolutions (`depthwise_conv`, `depthwise_conv_reference`)
+    max_pool.py        PyTorch's max_pool2d (`max_pool`, `max_pool_reference`)
+    dense.py           x @ w of Linear layers (`dense`, `dense_reference`)
+    dispatch.py        CPU/native dispatch and the per-fold vmap rule the fast forms share
+    windows.py         padding, k*k strided window slices, non-overlapping patches
+
+The native CPU kernels they call are `hfa_jax.kernels`; docs/performance.md has the timings.
+"""
+
+from hfa_jax.ops import conv, dense, depthwise_conv, dispatch, max_pool, windows
+
+__all__ = ['conv', 'dense', 'depthwise_conv', 'dispatch', 'max_pool', 'windows']

@@ -1,0 +1,123 @@
+"""Dense 2-D cross-correlation (NHWC x HWIO, symmetric padding): XLA's form and the model's.
+
+`conv_reference` is lax.conv_general_dilated. `conv` computes the same with a hand-written
+gradient and three CPU speed-ups where XLA:CPU is slow (docs/performance.md has the timings):
+- the weight gradient from the native kernel (`kernels.conv_weight_grad`; float32, Cout a
+  multiple of 16, where it is vectorised), else XLA's (`conv_weight_grad_reference`);
+- at outputs of at most 2x2: the forward as one matmul of the input's k*k strided slices
+  (`conv_forward`) and a strided convolution's input gradient as a stride-1 convolution of the
+  spread-out output gradient (`strided_input_grad`);
+- under a vmap over stacked models (the folds), one convolution per model (`dispatch.per_model`).
+`patch_conv` is the non-overlapping case (kernel == stride, no padding) as one matmul.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from hfa_jax import kernels
+from hfa_jax.ops import windows
+from hfa_jax.ops.dispatch import on_cpu, per_model
+
+
+def conv_reference(x: jax.Array, w: jax.Array, stride: int, padding: int, groups: int = 1):
+  """XLA's convolution: x (B, H, W, Cin), w (k, k, Cin/groups, Cout) -> (B, Ho, Wo, Cout)."""
+  return jax.lax.conv_general_dilated(
+    x,
+    w,
+    (stride, stride),
+    ((padding, padding),) * 2,
+    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+    feature_group_count=groups,
+  )
+
+
+def patch_conv(x: jax.Array, w: jax.Array) -> jax.Array:
+  """conv_reference with kernel == stride, no padding: x (B, H, W, Cin), w (k, k, Cin, Cout)
+  -> (B, H/k, W/k, Cout) as patches @ the kernel matrix."""
+  k = w.shape[0]
+  return windows.patches(x, k) @ w.reshape(k * k * x.shape[-1], w.shape[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
+  """Dense cross-correlation: x (B, H, W, Cin), w (k, k, Cin, Cout) -> (B, Ho, Wo, Cout)."""
+  return conv_forward(x, w, stride, padding)
+
+
+def conv_forward(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
+  """conv's forward: XLA's convolution, or for outputs of at most 2x2 (a slow case of XLA:CPU)
+  the k*k strided slices concatenated and one matmul."""
+  k = w.shape[0]
+  ho, wo = ((n + 2 * padding - k) // stride + 1 for n in x.shape[1:3])
+  if ho * wo > 4:
+    return per_model(functools.partial(conv_reference, stride=stride, padding=padding))(x, w)
+  patches = jnp.concatenate(windows.taps(x, k, stride, padding), axis=-1)  # (B, Ho, Wo, k*k*Cin)
+  return patches @ w.reshape(-1, w.shape[-1])
+
+
+def _conv_fwd(x, w, stride, padding):
+  return conv_forward(x, w, stride, padding), (x, w)
+
+
+def _conv_bwd(stride, padding, residuals, g):
+  x, w = residuals
+  if stride > 1 and g.shape[1] * g.shape[2] <= 4:
+    dx = strided_input_grad(g, w, stride, padding, x.shape[1:3])
+  else:
+    dx = per_model(
+      functools.partial(
+        conv_input_grad_reference, stride=stride, padding=padding, shape=x.shape[1:]
+      )
+    )(g, w)
+  static = dict(stride=stride, padding=padding, k=w.shape[0])
+  xla = per_model(functools.partial(conv_weight_grad_reference, **static))
+  if native_weight_grad_pays(g.shape[-1]):
+    dw = on_cpu(functools.partial(kernels.conv_weight_grad, **static), xla, x, g)
+  else:
+    dw = xla(x, g)
+  return dx, dw.astype(w.dtype)
+
+
+conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def conv_input_grad_reference(g: jax.Array, w: jax.Array, stride: int, padding: int, shape):
+  """XLA's d/dx of conv_reference: g (B, Ho, Wo, Cout) -> (B, *shape) with shape (H, W, Cin)."""
+  x = jnp.zeros(g.shape[:1] + shape, g.dtype)
+  return jax.vjp(lambda x: conv_reference(x, w, stride, padding), x)[1](g)[0]
+
+
+def conv_weight_grad_reference(x: jax.Array, g: jax.Array, stride: int, padding: int, k: int):
+  """XLA's d/dw of conv_reference: x (B, H, W, Cin), g (B, Ho, Wo, Cout) -> (k, k, Cin, Cout)."""
+  w = jnp.zeros((k, k, x.shape[-1], g.shape[-1]), x.dtype)
+  return jax.vjp(lambda w: conv_reference(x, w, stride, padding), w)[1](g)[0]
+
+
+def strided_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, size):
+  """d/dx of a strided convolution: g (B, Ho, Wo, Cout), w (k, k, Cin, Cout) -> (B, H, W, Cin)
+  with size (H, W).
+
+  The stride-1 correlation of g spread out with stride - 1 zeros between entries with the
+  kernel flipped and transposed. XLA:CPU's own form (a base-dilated convolution) is much
+  slower at HFA-Net's last stages; the barrier keeps XLA from folding the spreading back into
+  such a convolution.
+  """
+  k = w.shape[0]
+  lo = k - 1 - padding
+  spread = (
+    [(0, 0, 0)]
+    + [(lo, n - (stride * (m - 1) + 1) + padding, stride - 1) for n, m in zip(size, g.shape[1:3])]
+    + [(0, 0, 0)]
+  )
+  g = jax.lax.optimization_barrier(jax.lax.pad(g, jnp.zeros((), g.dtype), spread))
+  return per_model(functools.partial(conv_reference, stride=1, padding=0))(
+    g, jnp.swapaxes(w[::-1, ::-1], 2, 3)
+  )
+
+
+def native_weight_grad_pays(out_channels: int) -> bool:
+  """The native weight gradient is vectorised over output channels in blocks of 16; other
+  counts fall to its scalar code, slower than XLA's."""
+  return out_channels % 16 == 0

@@ -1,0 +1,40 @@
+"""Where the fast forms run: native kernels in CPU programs, one convolution per fold on CPU."""
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from hfa_jax import kernels
+
+
+def on_cpu(native: Callable, fallback: Callable, x: jax.Array, y: jax.Array, **static):
+  """native(x, y, **static) in CPU programs when the native kernels are available (float32),
+  else fallback(x, y, **static)."""
+  if x.dtype != jnp.float32 or y.dtype != jnp.float32 or not kernels.native_available():
+    return fallback(x, y, **static)
+  return jax.lax.platform_dependent(
+    x, y, cpu=functools.partial(native, **static), default=functools.partial(fallback, **static)
+  )
+
+
+def per_model(fn: Callable) -> Callable:
+  """fn(a, b) with a vmap rule that, in CPU programs, calls fn once per model and stacks.
+
+  Under jax.vmap over stacked models (the folds) XLA merges the models' convolutions into
+  one grouped convolution, which XLA:CPU runs far more slowly than separate ones. GPU and
+  TPU programs keep the plain vmap (the folds may be sharded over devices there).
+  """
+  wrapped = jax.custom_batching.custom_vmap(fn)
+
+  @wrapped.def_vmap
+  def rule(axis_size, in_batched, a, b):
+    pick = lambda t, batched, i: t[i] if batched else t
+    unrolled = lambda a, b: jnp.stack(
+      [fn(pick(a, in_batched[0], i), pick(b, in_batched[1], i)) for i in range(axis_size)]
+    )
+    vmapped = jax.vmap(fn, in_axes=tuple(0 if batched else None for batched in in_batched))
+    return jax.lax.platform_dependent(a, b, cpu=unrolled, default=vmapped), True
+
+  return wrapped

@@ -52,3 +52,37 @@ def test_max_pool_matches_reduce_window_and_first_max_gradient(shape):
   np.testing.assert_allclose(got, grad(ref), atol=1e-6)
   # Each window's gradient goes to exactly one input (no splitting among tied maxima).
   np.testing.assert_allclose(got.sum(), weights.sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+  'kernel,stride,padding,side,shared_w',
+  [
+    (3, 1, 1, 8, False),  # MSA / RMT 3x3
+    (3, 2, 1, 9, False),  # strided, odd side (a remainder row)
+    (7, 2, 3, 8, False),  # the stem
+    (3, 1, 1, 6, True),  # one kernel for every model (broadcast)
+  ],
+)
+def test_models_stacked_run_as_one_matmul_and_match(kernel, stride, padding, side, shared_w):
+  """ops.conv.conv under jax.vmap over stacked models (the LOSO folds) in a CPU program: no
+  convolution left (one batched matmul of the taps per direction), the values and both
+  gradients those of XLA's convolution model by model."""
+  from hfa_jax.ops import conv as ops_conv
+
+  rng = np.random.default_rng(1)
+  models = 3
+  x = jnp.asarray(rng.normal(size=(models, 2, side, side, 4)), jnp.float32)
+  w_shape = (kernel, kernel, 4, 16) if shared_w else (models, kernel, kernel, 4, 16)
+  w = jnp.asarray(rng.normal(size=w_shape) * 0.2, jnp.float32)
+  w_axis = None if shared_w else 0
+
+  def loss(fn):
+    per_model = jax.vmap(lambda x, w: jnp.sum(jnp.sin(fn(x, w))), in_axes=(0, w_axis))
+    return jax.jit(jax.grad(lambda x, w: per_model(x, w).sum(), (0, 1)))
+
+  ours = loss(lambda x, w: ops_conv.conv(x, w, stride, padding))
+  theirs = loss(lambda x, w: reference(x, w, stride, padding))
+  for a, b in zip(ours(x, w), theirs(x, w)):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+  if jax.default_backend() == 'cpu':
+    assert 'convolution(' not in ours.lower(x, w).compile().as_text()

@@ -52,7 +52,10 @@ def conv_forward(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.A
   k = w.shape[0]
   ho, wo = ((n + 2 * padding - k) // stride + 1 for n in x.shape[1:3])
   if ho * wo > 4:
-    return per_model(functools.partial(conv_reference, stride=stride, padding=padding))(x, w)
+    static = dict(stride=stride, padding=padding)
+    return per_model(
+      functools.partial(conv_reference, **static), functools.partial(stacked_conv, **static)
+    )(x, w)
   patches = jnp.concatenate(windows.taps(x, k, stride, padding), axis=-1)  # (B, Ho, Wo, k*k*Cin)
   return patches @ w.reshape(-1, w.shape[-1])
 
@@ -66,13 +69,16 @@ def _conv_bwd(stride, padding, residuals, g):
   if stride > 1 and g.shape[1] * g.shape[2] <= 4:
     dx = strided_input_grad(g, w, stride, padding, x.shape[1:3])
   else:
+    static = dict(stride=stride, padding=padding, shape=x.shape[1:])
     dx = per_model(
-      functools.partial(
-        conv_input_grad_reference, stride=stride, padding=padding, shape=x.shape[1:]
-      )
+      functools.partial(conv_input_grad_reference, **static),
+      functools.partial(stacked_input_grad, **static),
     )(g, w)
   static = dict(stride=stride, padding=padding, k=w.shape[0])
-  xla = per_model(functools.partial(conv_weight_grad_reference, **static))
+  xla = per_model(
+    functools.partial(conv_weight_grad_reference, **static),
+    functools.partial(stacked_weight_grad, **static),
+  )
   if native_weight_grad_pays(g.shape[-1]):
     dw = on_cpu(functools.partial(kernels.conv_weight_grad, **static), xla, x, g)
   else:
@@ -121,3 +127,57 @@ def native_weight_grad_pays(out_channels: int) -> bool:
   """The native weight gradient is vectorised over output channels in blocks of 16; other
   counts fall to its scalar code, slower than XLA's."""
   return out_channels % 16 == 0
+
+
+# Many models at once (the folds of a LOSO, stacked along a leading axis F): each
+# convolution as one batched matmul of the k*k taps with F as the matmul's batch, rather than
+# F separate convolutions (one program whatever F; XLA:CPU merges vmapped convolutions into a
+# grouped one, which it runs slowly).
+
+
+def _stacked_patches(x: jax.Array, k: int, stride: int, padding: int) -> jax.Array:
+  """x (F, B, H, W, C) -> (F, B*Ho*Wo, k*k*C): each output position's window, tap-major."""
+  f, b = x.shape[:2]
+  taps = windows.taps(x.reshape(f * b, *x.shape[2:]), k, stride, padding)
+  patches = jnp.concatenate(taps, axis=-1)  # (F*B, Ho, Wo, k*k*C)
+  return patches.reshape(f, -1, patches.shape[-1]), patches.shape[1:3]
+
+
+def stacked_conv(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
+  """conv_reference per model: x (F, B, H, W, Cin), w (F, k, k, Cin, Cout)
+  -> (F, B, Ho, Wo, Cout)."""
+  f, b = x.shape[:2]
+  patches, (ho, wo) = _stacked_patches(x, w.shape[1], stride, padding)
+  out = jax.lax.dot_general(
+    patches, w.reshape(f, -1, w.shape[-1]), (((2,), (1,)), ((0,), (0,)))
+  )  # (F, B*Ho*Wo, Cout)
+  return out.reshape(f, b, ho, wo, w.shape[-1])
+
+
+def stacked_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, shape):
+  """conv_input_grad_reference per model: g (F, B, Ho, Wo, Cout), w (F, k, k, Cin, Cout)
+  -> (F, B, *shape): the stride-1 correlation of g spread out by the stride, with each
+  model's kernel flipped and transposed."""
+  k = w.shape[1]
+  lo = k - 1 - padding
+  spread = (
+    [(0, 0, 0)] * 2
+    + [
+      (lo, n - (stride * (m - 1) + 1) + padding, stride - 1)
+      for n, m in zip(shape[:2], g.shape[2:4])
+    ]
+    + [(0, 0, 0)]
+  )
+  g = jax.lax.pad(g, jnp.zeros((), g.dtype), spread)
+  return stacked_conv(g, jnp.swapaxes(w[:, ::-1, ::-1], 3, 4), 1, 0)
+
+
+def stacked_weight_grad(x: jax.Array, g: jax.Array, stride: int, padding: int, k: int):
+  """conv_weight_grad_reference per model: x (F, B, H, W, Cin), g (F, B, Ho, Wo, Cout)
+  -> (F, k, k, Cin, Cout)."""
+  f = x.shape[0]
+  patches, _ = _stacked_patches(x, k, stride, padding)
+  dw = jax.lax.dot_general(
+    patches, g.reshape(f, -1, g.shape[-1]), (((1,), (1,)), ((0,), (0,)))
+  )  # (F, k*k*Cin, Cout)
+  return dw.reshape(f, k, k, x.shape[-1], g.shape[-1])

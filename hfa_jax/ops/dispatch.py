@@ -19,8 +19,9 @@ def on_cpu(native: Callable, fallback: Callable, x: jax.Array, y: jax.Array, **s
   )
 
 
-def per_model(fn: Callable) -> Callable:
-  """fn(a, b) with a vmap rule that, in CPU programs, calls fn once per model and stacks.
+def per_model(fn: Callable, stacked: Callable | None = None) -> Callable:
+  """fn(a, b) with a vmap rule for CPU programs: stacked(a, b) on the models stacked along a
+  leading axis (both inputs broadcast to it) where given, else fn once per model.
 
   Under jax.vmap over stacked models (the folds) XLA merges the models' convolutions into
   one grouped convolution, which XLA:CPU runs far more slowly than separate ones. GPU and
@@ -34,6 +35,9 @@ def per_model(fn: Callable) -> Callable:
     unrolled = lambda a, b: jnp.stack(
       [fn(pick(a, in_batched[0], i), pick(b, in_batched[1], i)) for i in range(axis_size)]
     )
+    if stacked is not None:
+      spread = lambda t, batched: t if batched else jnp.broadcast_to(t, (axis_size, *t.shape))
+      unrolled = lambda a, b: stacked(spread(a, in_batched[0]), spread(b, in_batched[1]))
     vmapped = jax.vmap(fn, in_axes=tuple(0 if batched else None for batched in in_batched))
     return jax.lax.platform_dependent(a, b, cpu=unrolled, default=vmapped), True
 

@@ -7,7 +7,8 @@ gradient and three CPU speed-ups where XLA:CPU is slow (docs/performance.md has 
 - at outputs of at most 2x2: the forward as one matmul of the input's k*k strided slices
   (`conv_forward`) and a strided convolution's input gradient as a stride-1 convolution of the
   spread-out output gradient (`strided_input_grad`);
-- under a vmap over stacked models (the folds), one convolution per model (`dispatch.per_model`).
+- under a vmap over stacked models (the folds), each direction as one batched matmul of the
+  taps with the models as the matmul's batch (`stacked_*`, chosen by `dispatch.per_model`).
 `patch_conv` is the non-overlapping case (kernel == stride, no padding) as one matmul.
 """
 

@@ -1,4 +1,5 @@
-"""Where the fast forms run: native kernels in CPU programs, one convolution per fold on CPU."""
+"""Where the fast forms run: native kernels in CPU programs; the folds' convolutions as
+stacked forms (or one per fold) in CPU programs."""
 
 import functools
 from typing import Callable

@@ -28,14 +28,14 @@ import importlib.util
 import json
 import os
 import pathlib
-import platform
 import shlex
 import sys
-import time
 
 import numpy as np
 
+from experiments.run_log import EpochLog, WallClock
 from hfa_jax import settings as settings_lib
+from hfa_jax.environment import cpu_model, versions
 from hfa_jax.settings import setting
 
 DATASETS = ('synthetic', 'samm', 'casme2', 'smic', 'megc2019', 'megc2019_flow_images')
@@ -357,76 +357,7 @@ def load_dataset(s: dict) -> dict:
 # ------------------------------------------------------------------------ outputs
 
 
-def versions() -> dict:
-  import importlib.metadata as md
-
-  out = {'python': platform.python_version()}
-  for pkg in ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'tensorflow-datasets'):
-    try:
-      out[pkg] = md.version(pkg)
-    except md.PackageNotFoundError:
-      out[pkg] = None
-  return out
-
-
-def cpu_model() -> str:
-  try:
-    for line in open('/proc/cpuinfo'):
-      if line.startswith('model name'):
-        return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
-class WallClock:
-  """The wall time of a run over all its parts (a resumed run adds to it), kept in
-  OUT/wall_time.json and updated after every epoch, so that a kill loses at most one."""
-
-  def __init__(self, out: pathlib.Path):
-    self.path = out / 'wall_time.json'
-    self.parts = json.loads(self.path.read_text())['parts'] if self.path.is_file() else []
-    self.start = time.time()
-    self.parts.append(0.0)
-
-  def tick(self, *_):
-    self.parts[-1] = round(time.time() - self.start, 1)
-    tmp = self.path.with_name(self.path.name + '.tmp')
-    tmp.write_text(json.dumps(dict(parts=self.parts)))
-    tmp.replace(self.path)
-
-  @property
-  def total(self) -> float:
-    return round(sum(self.parts), 1)
-
-
 # --------------------------------------------------------------------------- main
-
-
-class EpochLog:
-  """Plain progress lines for logs (--no_progress): that the first epoch compiles, then
-  one line per epoch at most every `every` seconds, and the last epoch of each group."""
-
-  def __init__(self, epochs: int, every: float = 60.0):
-    self.epochs, self.every, self.last = epochs, every, None
-    print(
-      'the first epoch compiles the training program (a minute or more on a CPU; '
-      'cached for later runs)',
-      flush=True,
-    )
-
-  def __call__(self, group: int, epoch: int, m: dict):
-    now = time.monotonic()
-    if self.last is not None and now - self.last < self.every and epoch + 1 < self.epochs:
-      return
-    self.last = now
-    total = f'/{self.epochs}' if m['phase'] == 'train' else ''
-    print(
-      f"models group {group + 1}, {m['phase']} epoch {epoch + 1}{total}: "
-      f"train loss {np.mean(m['loss']):.4f}, accuracy {np.mean(m['accuracy']):.3f} "
-      f"({m['seconds']:.1f} s/epoch)",
-      flush=True,
-    )
 
 
 def run(s: dict, progress: bool = True, argv=None) -> dict:

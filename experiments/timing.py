@@ -15,17 +15,11 @@ import numpy as np
 import optax
 
 from hfa_jax import allocator, kernels
+from hfa_jax.environment import cpu_model
 
 
 def environment() -> dict:
   """Devices, CPU model, load average and versions."""
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo') as f:
-      names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
   import flax
 
   devices = jax.devices()
@@ -33,7 +27,7 @@ def environment() -> dict:
     'backend': jax.default_backend(),
     'device_kind': devices[0].device_kind,
     'device_count': len(devices),
-    'cpu_model': cpu,
+    'cpu_model': cpu_model(),
     'cpu_count': os.cpu_count(),
     'load_average': os.getloadavg() if hasattr(os, 'getloadavg') else None,
     'python': platform.python_version(),

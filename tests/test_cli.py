@@ -274,3 +274,10 @@ def test_a_build_with_other_options_is_found_and_trained_on(tmp_path, capsys):
   assert 'WARNING: --warmup_epochs 3.0 is longer than the run (1 epochs)' in out
   summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
   assert summary['dataset'] == 'casme2:size_32_missing_apex_middle' and summary['n_samples'] > 0
+
+
+def test_help_says_where_the_run_state_lives():
+  """The epilog (the module docstring) puts checkpoints/ and folds/ under state/."""
+  text = cli.make_parser().format_help()
+  assert 'state/' in text and 'checkpoints' in text
+  assert 'OUT/checkpoints' not in text and 'OUT/folds' not in text

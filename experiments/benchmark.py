@@ -80,6 +80,23 @@ def random_batch(batch: int, side: int, seed: int = 0):
   return images, labels
 
 
+def _row(kind, side, batch, folds, dtype, compile_s, times, compiled) -> dict:
+  """One table row: the median step time of `times` and (fold-)samples per second."""
+  t = statistics.median(times)
+  return {
+    'kind': kind,
+    'side': side,
+    'batch': batch,
+    'folds': folds,
+    'dtype': str(dtype),
+    'compile_s': compile_s,
+    'step_s': t,
+    'step_s_all': times,
+    'samples_per_s': folds * batch / t,
+    'xla_bytes': xla_bytes(compiled),
+  }
+
+
 def bench_train(side, batch, steps, dtype, seed=0) -> dict:
   """hfa_jax.train.train_step of one model, state donated."""
   state = train_state(HFANet(NUM_CLASSES, dtype=dtype), side, seed)
@@ -94,19 +111,7 @@ def bench_train(side, batch, steps, dtype, seed=0) -> dict:
   times = time_steps(run, steps, warmup=2)  # the allocator reaches its steady state
   loss = np.asarray(holder['metrics']['loss'])
   assert np.all(np.isfinite(loss)), f'non-finite loss {loss}'
-  t = statistics.median(times)
-  return {
-    'kind': 'train',
-    'side': side,
-    'batch': batch,
-    'folds': 1,
-    'dtype': str(dtype),
-    'compile_s': compile_s,
-    'step_s': t,
-    'step_s_all': times,
-    'samples_per_s': batch / t,
-    'xla_bytes': xla_bytes(compiled),
-  }
+  return _row('train', side, batch, 1, dtype, compile_s, times, compiled)
 
 
 def bench_folds(side, batch, folds, steps, dtype, seed=0) -> dict:
@@ -143,19 +148,7 @@ def bench_folds(side, batch, folds, steps, dtype, seed=0) -> dict:
   times = time_steps(run, steps, warmup=2)
   loss = np.asarray(holder['metrics']['loss'])
   assert np.all(np.isfinite(loss)), f'non-finite loss {loss}'
-  t = statistics.median(times)
-  return {
-    'kind': 'loso',
-    'side': side,
-    'batch': batch,
-    'folds': folds,
-    'dtype': str(dtype),
-    'compile_s': compile_s,
-    'step_s': t,
-    'step_s_all': times,
-    'samples_per_s': folds * batch / t,
-    'xla_bytes': xla_bytes(compiled),
-  }
+  return _row('loso', side, batch, folds, dtype, compile_s, times, compiled)
 
 
 def bench_eval(side, batch, steps, dtype, seed=0) -> dict:
@@ -164,19 +157,7 @@ def bench_eval(side, batch, steps, dtype, seed=0) -> dict:
   images, _ = random_batch(batch, side, seed)
   compiled, compile_s = compile_fn(train_lib.eval_step, (state, images))
   times = time_steps(lambda: compiled(state, images), steps)
-  t = statistics.median(times)
-  return {
-    'kind': 'eval',
-    'side': side,
-    'batch': batch,
-    'folds': 1,
-    'dtype': str(dtype),
-    'compile_s': compile_s,
-    'step_s': t,
-    'step_s_all': times,
-    'samples_per_s': batch / t,
-    'xla_bytes': xla_bytes(compiled),
-  }
+  return _row('eval', side, batch, 1, dtype, compile_s, times, compiled)
 
 
 class AfterBranches(nn.Module):

@@ -136,8 +136,9 @@ def native_weight_grad_pays(out_channels: int) -> bool:
 # grouped one, which it runs slowly).
 
 
-def _stacked_patches(x: jax.Array, k: int, stride: int, padding: int) -> jax.Array:
-  """x (F, B, H, W, C) -> (F, B*Ho*Wo, k*k*C): each output position's window, tap-major."""
+def _stacked_patches(x: jax.Array, k: int, stride: int, padding: int):
+  """x (F, B, H, W, C) -> ((F, B*Ho*Wo, k*k*C), (Ho, Wo)): each output position's window,
+  tap-major, and the output size."""
   f, b = x.shape[:2]
   taps = windows.taps(x.reshape(f * b, *x.shape[2:]), k, stride, padding)
   patches = jnp.concatenate(taps, axis=-1)  # (F*B, Ho, Wo, k*k*C)

@@ -309,7 +309,7 @@ def reproduce_command(s: dict) -> str:
 # --------------------------------------------------------------------------- data
 
 
-def _synthetic(s: dict):
+def _synthetic(s: dict, progress: bool = True):
   """Generate (once) the synthetic databases and build them with the megc2019 builder."""
   from datasets import build as build_cli
   from datasets import synthetic
@@ -330,20 +330,22 @@ def _synthetic(s: dict):
   print(f'building them with the megc2019 builder into {data_dir}', flush=True)
   code = build_cli.main(
     ['megc2019', '--manual_dir', str(manual), '--data_dir', str(data_dir), '--size', str(s['size'])]
+    + ([] if progress else ['--no_progress'])
   )
   if code != 0:
     raise SystemExit(f'building the synthetic dataset failed (exit code {code})')
   return load_arrays('megc2019', data_dir, s['size']), data_dir
 
 
-def load_dataset(s: dict) -> dict:
-  """The input pipeline's arrays (datasets.load.training_data) for these settings."""
+def load_dataset(s: dict, progress: bool = True) -> dict:
+  """The input pipeline's arrays (datasets.load.training_data) for these settings; without
+  `progress`, a synthetic build shows no progress bar (logs)."""
   from datasets.load import training_data
 
   name, config = dataset_name(s['dataset'])
   try:
     if name == 'synthetic':
-      data, data_dir = _synthetic(s)
+      data, data_dir = _synthetic(s, progress)
       return training_data(
         'megc2019', data_dir, s['size'], s['classes'], s['keep_emotions'], data=data
       ) | dict(source='synthetic')
@@ -352,9 +354,6 @@ def load_dataset(s: dict) -> dict:
     )
   except ValueError as e:
     raise UsageError(str(e)) from None
-
-
-# ------------------------------------------------------------------------ outputs
 
 
 # --------------------------------------------------------------------------- main
@@ -373,7 +372,7 @@ def run(s: dict, progress: bool = True, argv=None) -> dict:
   finished_before = (out / 'summary.json').is_file()
   if saved.is_file():
     print(f'continuing the run in {out}', flush=True)
-  data = load_dataset(s)
+  data = load_dataset(s, progress)
   try:
     out.mkdir(parents=True, exist_ok=True)
     probe = out / '.write_test'

@@ -123,7 +123,12 @@ class LosoConfig:
     'training samples (0: running averages)',
     minimum=0,
   )
-  checkpoint_every: int = setting(1, 'epochs between checkpoints', minimum=1)
+  checkpoint_minutes: float = setting(
+    10.0,
+    'minutes of training between checkpoints of the folds in training (0: after every '
+    'epoch); finished folds are always saved. A checkpoint of HFA-Net holds ~0.3 GB per fold',
+    minimum=0,
+  )
 
   def validate(self):
     """Raises ValueError naming the first bad field."""
@@ -371,7 +376,7 @@ def fold_program(
     config,
     seed=0,
     folds_in_parallel=0,
-    checkpoint_every=1,
+    checkpoint_minutes=0.0,
     select_epoch='last',
     val_fraction=0.2,
     retrain=False,
@@ -708,9 +713,10 @@ def run_loso(
       every other subject), or with `config.group_folds` these folds ('fold1', ...).
     strata: (N,) database of each sample: validation subjects and grouped folds are
       drawn from each database in proportion (default: one stratum).
-    out_dir: if given, checkpoints the stacked fold states (orbax) every
-      `config.checkpoint_every` epochs and saves every finished fold; a rerun with the
-      same out_dir resumes and gives the same results as an uninterrupted run.
+    out_dir: if given, checkpoints the stacked fold states (orbax) after the first epoch
+      that ends `config.checkpoint_minutes` after the group's start or its last
+      checkpoint, and saves every finished fold; a rerun with the same out_dir resumes
+      and gives the same results as an uninterrupted run.
     progress: show a tqdm bar.
     on_epoch: called as on_epoch(group_index, epoch, info) after each epoch (and its
       checkpoint); may raise to stop the run (tests use it to simulate a kill).
@@ -779,7 +785,7 @@ def run_loso(
         config={
           k: v
           for k, v in dataclasses.asdict(config).items()
-          if k not in ('folds_in_parallel', 'checkpoint_every')
+          if k not in ('folds_in_parallel', 'checkpoint_minutes')
         },
         model=repr(model),
         num_classes=num_classes,
@@ -851,6 +857,7 @@ def run_loso(
         state, history = restored
         if history['phases'][-1]['epochs_done'] == 0:  # a phase that has not begun
           state = init_fn(keys)
+      last_save = time.perf_counter()
       first = True
       while True:
         phase = history['phases'][-1]
@@ -893,9 +900,11 @@ def run_loso(
           phase['epochs_done'] = epoch + 1
           # (after a phase's last epoch, the fold records or the retrain checkpoint below
           # are the checkpoint)
-          if files and (epoch + 1) % config.checkpoint_every == 0 and epoch + 1 < phase['epochs']:
+          due = time.perf_counter() - last_save >= 60 * config.checkpoint_minutes
+          if files and due and epoch + 1 < phase['epochs']:
             # Steps grow along the plan, whatever the grouping of a resumed run.
             files.save((group[0] * phases_per_group + p_index) * epochs + epoch + 1, state, history)
+            last_save = time.perf_counter()
           dt = time.perf_counter() - t0
           if bar is not None:
             bar.set_postfix(
@@ -921,6 +930,7 @@ def run_loso(
           bar.refresh()
         if files:
           files.save((group[0] * phases_per_group + 1) * epochs, state, history)
+          last_save = time.perf_counter()
         state = init_fn(keys)
       for j, u in enumerate(group):
         i, r = units[u]

@@ -22,8 +22,8 @@ TINY = [
   '1',
   '--epochs',
   '2',
-  '--checkpoint_every',
-  '1',
+  '--checkpoint_minutes',
+  '0',
   '--no_progress',
 ]
 

@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -256,7 +257,7 @@ class Stop(Exception):
 
 def test_resume_after_a_kill_gives_the_same_results(tmp_path):
   x, y, s = toy_data()
-  cfg = dataclasses_replace(CFG, folds_in_parallel=2, checkpoint_every=1)  # 2 groups of 2
+  cfg = dataclasses_replace(CFG, folds_in_parallel=2, checkpoint_minutes=0)  # 2 groups of 2
   full = run_loso(x, y, s, cfg, TinyNet(), progress=False)
 
   def kill_at(group, epoch):
@@ -425,7 +426,7 @@ def test_validation_choice_ignores_a_test_curve_that_would_change_it():
 
 def test_retrain_resumes_and_scores_the_chosen_epoch(tmp_path):
   x, y, s, strata = _six_subjects()
-  cfg = dataclasses_replace(VAL, retrain=True, checkpoint_every=1)
+  cfg = dataclasses_replace(VAL, retrain=True, checkpoint_minutes=0)
   full = run_loso(
     x, y, s, cfg, TinyNet(), strata=strata, only_subjects=['s1', 's5'], progress=False
   )
@@ -605,6 +606,38 @@ def test_ensemble_averages_its_models_and_its_first_is_the_single_model(tmp_path
     on_epoch=lambda *a: pytest.fail('trained again'),
   )
   np.testing.assert_array_equal(again['predictions']['probs'], two['predictions']['probs'])
+
+
+def test_checkpoints_follow_the_training_clock(tmp_path, monkeypatch):
+  """A checkpoint is written after the first epoch that ends checkpoint_minutes after
+  the group's start or its last checkpoint (here each epoch takes 6 minutes of a fake
+  clock: with 10 minutes, after epochs 2 and 4 of 6, 0-based, never after the last)."""
+  x, y, s = toy_data()
+  clock = [0.0]
+  monkeypatch.setattr(loso, 'time', types.SimpleNamespace(perf_counter=lambda: clock[0]))
+  saved = []
+  real_save = loso._RunFiles.save
+  monkeypatch.setattr(
+    loso._RunFiles,
+    'save',
+    lambda self, step, state, history: (
+      saved.append(history['phases'][-1]['epochs_done']),
+      real_save(self, step, state, history),
+    ),
+  )
+
+  def run(minutes, out):
+    saved.clear()
+    cfg = dataclasses_replace(CFG, epochs=6, precise_bn=0, checkpoint_minutes=minutes)
+    tick = lambda *a: clock.__setitem__(0, clock[0] + 360.0)
+    run_loso(
+      x, y, s, cfg, TinyNet(), out_dir=out, progress=False, on_epoch=tick, only_subjects=['s1']
+    )
+    return list(saved)
+
+  assert run(10, tmp_path / 'a') == [3, 5]
+  assert run(0, tmp_path / 'b') == [1, 2, 3, 4, 5]
+  assert run(60, tmp_path / 'c') == []
 
 
 def test_ctrl_c_during_a_checkpoint_write_stops_after_the_write(tmp_path):

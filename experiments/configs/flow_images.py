@@ -28,5 +28,4 @@ def get_config():
     select_epoch='last',
     folds_in_parallel=4,
     eval_every_epoch=True,
-    checkpoint_every=1,
   )

@@ -22,5 +22,4 @@ def get_config():
     augment='flip+shift',
     max_shift=8,
     folds_in_parallel=4,  # folds per step; raise it while memory allows (0: all)
-    checkpoint_every=5,
   )

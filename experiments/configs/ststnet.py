@@ -22,5 +22,4 @@ def get_config():
     augment='none',
     folds_in_parallel=0,
     eval_every_epoch=False,
-    checkpoint_every=100,
   )

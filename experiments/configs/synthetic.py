@@ -28,5 +28,4 @@ def get_config():
     eval_batch_size=64,
     precise_bn=16,  # 6 steps leave BatchNorm's running averages far off
     eval_every_epoch=False,  # evaluate after the last epoch only
-    checkpoint_every=2,  # folds this short resume from their finished-fold records
   )

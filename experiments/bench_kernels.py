@@ -1,7 +1,7 @@
 """The convolution and Linear-layer pieces where HFA-Net's model code departs from XLA's
 default, timed both ways at the shapes of a batch of 16 (side 224 unless noted).
 
-    python -m experiments.bench_kernels            # every shape, ~1 minute on 2 cores
+    python -m experiments.bench_kernels            # every shape, ~2 minutes on 2 cores
     python -m experiments.bench_kernels --quick    # two small shapes (a smoke test)
 
 Each row times XLA's own form (a `*_reference` of `hfa_jax.ops`) and the project's
@@ -9,19 +9,23 @@ Each row times XLA's own form (a `*_reference` of `hfa_jax.ops`) and the project
 Linear layers (`hfa_jax/kernels/conv_cpu.cc`), the strided input gradient as a stride-1 conv of
 the spread gradient, and the forward at 1x1-2x2 outputs as a patches matmul. Both are jitted,
 warmed up, and timed as the median of --repeats
-calls; the maximum relative difference of their results is printed too.
+calls; the maximum relative difference of their results is printed too. The last rows time
+one AdamW update of HFA-Net's parameters for 1 and 8 stacked folds: optax.adamw (update +
+apply_updates) against `hfa_jax.adamw` (one pass, `hfa_jax/kernels/adamw_cpu.cc`), the state
+donated as in training.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import statistics
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.timing import environment, median_ms
+from experiments.timing import environment, median_ms, time_steps
 from hfa_jax import allocator, kernels
 from hfa_jax.ops import conv as conv_ops
 from hfa_jax.ops import dense as dense_ops
@@ -71,6 +75,50 @@ def rows(what, xla, ours, repeats):
   diff = float(jnp.abs(a - b).max() / jnp.maximum(jnp.abs(a).max(), 1e-30))
   print(f'{what:64s} {t_xla:9.2f} {t_ours:9.2f} {t_xla / t_ours:7.1f}x {diff:9.1e}', flush=True)
   return {'what': what, 'xla_ms': t_xla, 'ours_ms': t_ours, 'max_rel_diff': diff}
+
+
+def adamw_row(folds: int, repeats: int, side: int = 32) -> dict:
+  """optax.adamw against hfa_jax.adamw on HFA-Net's parameters stacked for `folds` folds."""
+  import optax
+
+  from experiments.timing import random_variables
+  from hfa_jax import HFANet
+  from hfa_jax import adamw as adamw_lib
+
+  one = random_variables(HFANet(num_classes=3), jnp.zeros((1, side, side, 3)))['params']
+  params = jax.tree.map(lambda t: np.stack([t] * folds), one)
+  grads = jax.tree.map(lambda t: jnp.asarray(t * 1e-3), params)
+  schedule = optax.cosine_decay_schedule(5e-4, 1000)
+  theirs, ours = optax.adamw(schedule, weight_decay=1e-4), adamw_lib.adamw(schedule, 1e-4)
+
+  def optax_step(p, s, g):
+    updates, s = jax.vmap(theirs.update)(g, s, p)
+    return optax.apply_updates(p, updates), s
+
+  def one_pass_step(p, s, g):
+    return jax.vmap(ours.apply)(g, s, p)
+
+  results, times = [], []
+  for tx, step in ((theirs, optax_step), (ours, one_pass_step)):
+    state = [jax.tree.map(jnp.asarray, params), jax.vmap(tx.init)(params)]
+    fn = jax.jit(step, donate_argnums=(0, 1))
+
+    def run():
+      state[:] = fn(state[0], state[1], grads)
+      return state[0]
+
+    times.append(statistics.median(time_steps(run, repeats, warmup=2)) * 1e3)
+    results.append(state[0])
+  diff = max(
+    float(jnp.abs(a - b).max() / jnp.maximum(jnp.abs(a).max(), 1e-30))
+    for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1]))
+  )
+  n = sum(t.size for t in jax.tree.leaves(one))
+  what = (
+    f'AdamW update, HFA-Net x {folds} fold{"s" * (folds > 1)} ({n / 1e6:.1f} M parameters each)'
+  )
+  print(f'{what:64s} {times[0]:9.2f} {times[1]:9.2f} {times[0] / times[1]:7.1f}x {diff:9.1e}')
+  return {'what': what, 'xla_ms': times[0], 'ours_ms': times[1], 'max_rel_diff': diff}
 
 
 def main(argv=None) -> list[dict]:
@@ -135,6 +183,8 @@ def main(argv=None) -> list[dict]:
         args.repeats,
       )
     )
+  if not args.quick:
+    results += [adamw_row(folds, args.repeats) for folds in (1, 8)]
   return results
 
 

@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
+from hfa_jax import adamw as adamw_lib
+
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
@@ -42,6 +44,13 @@ class TrainState(train_state.TrainState):
   rng: jax.Array | None = None
   ema: Any = None
 
+  def apply_gradients(self, *, grads, **kwargs) -> TrainState:
+    """flax's apply_gradients; an optimiser with `apply` (hfa_jax.adamw) steps in one call."""
+    if not hasattr(self.tx, 'apply'):
+      return super().apply_gradients(grads=grads, **kwargs)
+    params, opt_state = self.tx.apply(grads, self.opt_state, self.params)
+    return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **kwargs)
+
 
 def make_schedule(cfg: OptimConfig) -> optax.Schedule:
   """Linear warmup from 0, then cosine decay to 0 or constant."""
@@ -61,6 +70,8 @@ def make_schedule(cfg: OptimConfig) -> optax.Schedule:
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
   """AdamW (decoupled weight decay) or Adam (+ L2), with the schedule and optional clipping."""
   lr = make_schedule(cfg)
+  if cfg.optimizer == 'adamw' and cfg.grad_clip == 0:
+    return adamw_lib.adamw(lr, weight_decay=cfg.weight_decay)  # optax.adamw, one pass
   if cfg.optimizer == 'adamw':
     tx = optax.adamw(lr, weight_decay=cfg.weight_decay)
   elif cfg.optimizer == 'adam':

@@ -1,6 +1,7 @@
 """Native CPU kernels (XLA FFI custom calls in C++) and their typed Python wrappers.
 
-    build.py   compiles depthwise_cpu.cc and conv_cpu.cc on first use and registers them
+    build.py   compiles depthwise_cpu.cc, conv_cpu.cc and adamw_cpu.cc on first use and
+               registers them
     ffi.py     the FFI target names and one typed wrapper per target
 
 `native_available()` says whether the wrappers may be called (CPU programs, float32);
@@ -9,20 +10,24 @@
 
 from hfa_jax.kernels.build import build, cache_dir, cache_root, native_available
 from hfa_jax.kernels.ffi import (
+  ADAMW,
   CONV_WEIGHT_GRAD,
   DEPTHWISE_FORWARD,
   DEPTHWISE_WEIGHT_GRAD,
   TARGETS,
+  adamw,
   conv_weight_grad,
   depthwise_forward,
   depthwise_weight_grad,
 )
 
 __all__ = [
+  'ADAMW',
   'CONV_WEIGHT_GRAD',
   'DEPTHWISE_FORWARD',
   'DEPTHWISE_WEIGHT_GRAD',
   'TARGETS',
+  'adamw',
   'build',
   'cache_dir',
   'cache_root',

@@ -1,10 +1,12 @@
 """Compiling the native CPU kernels on first use (the machine's C++ compiler), registering them.
 
 XLA:CPU has no fast path for depthwise convolutions and their gradients (each RMT block uses
-three of them), and computes the weight gradients of small-channel 3x3 convolutions and of
-Linear layers over many rows well below its matmul speed. Two XLA FFI custom-call sources
-implement them: `depthwise_cpu.cc` (depthwise forward and weight gradient) and `conv_cpu.cc`
-(dense-convolution weight gradient, also used for Linear layers as a 1x1 convolution), with
+three of them), computes the weight gradients of small-channel 3x3 convolutions and of
+Linear layers over many rows well below its matmul speed, and makes three passes over
+memory for each parameter's AdamW step. Three XLA FFI custom-call sources implement them:
+`depthwise_cpu.cc` (depthwise forward and weight gradient), `conv_cpu.cc`
+(dense-convolution weight gradient, also used for Linear layers as a 1x1 convolution) and
+`adamw_cpu.cc` (AdamW in one pass, in place), with
 `parallel.h` running work on XLA's intra-op threads. The first call compiles them
 (`c++ -O3 -march=native`) into ~/.cache/hfa_jax/kernels (or
 $HFA_JAX_CACHE/kernels), keyed by the sources, jax version and CPU, and registers them with
@@ -33,7 +35,9 @@ import jax
 
 from hfa_jax.kernels.ffi import TARGETS
 
-SOURCES = [Path(__file__).with_name(name) for name in ('depthwise_cpu.cc', 'conv_cpu.cc')]
+SOURCES = [
+  Path(__file__).with_name(name) for name in ('depthwise_cpu.cc', 'conv_cpu.cc', 'adamw_cpu.cc')
+]
 HEADERS = [Path(__file__).with_name('parallel.h')]
 
 
@@ -74,7 +78,8 @@ def build(verbose: bool = False) -> Path:
   cxx = _compiler()
   if cxx is None:
     raise RuntimeError('no C++ compiler found (set CXX, or install g++)')
-  flags = ['-O3', '-march=native', '-std=c++17', '-shared', '-fPIC']
+  # -fno-math-errno: sqrt may be vectorised (it sets no errno; the numbers are the same)
+  flags = ['-O3', '-march=native', '-fno-math-errno', '-std=c++17', '-shared', '-fPIC']
   key = hashlib.sha256(
     b''.join(f.read_bytes() for f in SOURCES + HEADERS)
     + jax.__version__.encode()

@@ -2,7 +2,7 @@
 
 Each wrapper is a `jax.ffi.ffi_call` for float32 arrays in CPU programs, once
 `hfa_jax.kernels.native_available()` has registered the targets; callers choose between
-them and the pure-JAX forms (`hfa_jax.ops`). All arrays are NHWC.
+them and the pure-JAX forms (`hfa_jax.ops`). Image arrays are NHWC.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import numpy as np
 DEPTHWISE_FORWARD = 'hfa_depthwise_forward'
 DEPTHWISE_WEIGHT_GRAD = 'hfa_depthwise_weight_grad'
 CONV_WEIGHT_GRAD = 'hfa_conv_weight_grad'
+ADAMW = 'hfa_adamw'
 
-# FFI target -> the C++ handler symbol exported by depthwise_cpu.cc / conv_cpu.cc.
+# FFI target -> the C++ handler symbol exported by depthwise_cpu.cc / conv_cpu.cc / adamw_cpu.cc.
 TARGETS = {
   DEPTHWISE_FORWARD: 'HfaDepthwiseForward',
   DEPTHWISE_WEIGHT_GRAD: 'HfaDepthwiseWeightGrad',
   CONV_WEIGHT_GRAD: 'HfaConvWeightGrad',
+  ADAMW: 'HfaAdamW',
 }
 
 
@@ -49,4 +51,33 @@ def conv_weight_grad(x: jax.Array, g: jax.Array, stride: int, padding: int, k: i
   out = jax.ShapeDtypeStruct((k, k, x.shape[-1], g.shape[-1]), x.dtype)
   return jax.ffi.ffi_call(CONV_WEIGHT_GRAD, out, vmap_method='broadcast_all')(
     x, g, stride=np.int64(stride), pad=np.int64(padding)
+  )
+
+
+def adamw(p, g, mu, nu, neg_lr, bc1, bc2, *, b1, c1, b2, c2, eps, wd):
+  """One AdamW step in one pass, in place: p, g, mu, nu (L..., N...) and the step's scalars
+  neg_lr = -lr, bc1 = 1 - b1^t, bc2 = 1 - b2^t (L...) -> (p, mu, nu); c1 = 1 - b1, c2 = 1 - b2.
+
+  The hyperparameters are float32 attributes (np.float32 of the Python floats, as JAX
+  rounds them); p, mu and nu are updated in the buffers they came in (XLA copies them
+  first if they are still needed).
+  """
+  out = (jax.ShapeDtypeStruct(p.shape, p.dtype),) * 3
+  f32 = np.float32
+  return jax.ffi.ffi_call(
+    ADAMW, out, vmap_method='broadcast_all', input_output_aliases={0: 0, 2: 1, 3: 2}
+  )(
+    p,
+    g,
+    mu,
+    nu,
+    neg_lr,
+    bc1,
+    bc2,
+    b1=f32(b1),
+    c1=f32(c1),
+    b2=f32(b2),
+    c2=f32(c2),
+    eps=f32(eps),
+    wd=f32(wd),
   )

@@ -97,25 +97,24 @@ def _row(kind, side, batch, folds, dtype, compile_s, times, compiled) -> dict:
   }
 
 
-def bench_train(side, batch, steps, dtype, seed=0) -> dict:
-  """hfa_jax.train.train_step of one model, state donated."""
+def train_runner(side, batch, dtype, seed=0):
+  """(run, compiled, compile s): run() takes one hfa_jax.train.train_step of one model (state
+  donated) and returns its loss."""
   state = train_state(HFANet(NUM_CLASSES, dtype=dtype), side, seed)
   images, labels = random_batch(batch, side, seed)
   compiled, compile_s = compile_fn(train_lib.train_step, (state, images, labels), donate=(0,))
   holder = {'state': state}
 
   def run():
-    holder['state'], holder['metrics'] = compiled(holder['state'], images, labels)
-    return holder['metrics']['loss']
+    holder['state'], metrics = compiled(holder['state'], images, labels)
+    return metrics['loss']
 
-  times = time_steps(run, steps, warmup=2)  # the allocator reaches its steady state
-  loss = np.asarray(holder['metrics']['loss'])
-  assert np.all(np.isfinite(loss)), f'non-finite loss {loss}'
-  return _row('train', side, batch, 1, dtype, compile_s, times, compiled)
+  return run, compiled, compile_s
 
 
-def bench_folds(side, batch, folds, steps, dtype, seed=0) -> dict:
-  """The LOSO fold program (loso.fold_program) of `folds` models, in epochs of one step.
+def fold_runner(side, batch, folds, dtype, seed=0):
+  """(run, compiled, compile s): run() takes one epoch of one step of the LOSO fold program
+  (loso.fold_program) of `folds` models and returns their losses (folds,).
 
   Every fold draws its batch from the same 2 * batch random samples; evaluation is off.
   """
@@ -141,14 +140,33 @@ def bench_folds(side, batch, folds, steps, dtype, seed=0) -> dict:
 
   def run():
     epoch = np.int32(holder['epoch'])
-    holder['state'], holder['metrics'], _ = compiled(holder['state'], *rest, epoch, np.bool_(False))
+    holder['state'], metrics, _ = compiled(holder['state'], *rest, epoch, np.bool_(False))
     holder['epoch'] += 1
-    return holder['metrics']['loss']
+    return metrics['loss']
 
-  times = time_steps(run, steps, warmup=2)
-  loss = np.asarray(holder['metrics']['loss'])
+  return run, compiled, compile_s
+
+
+def _timed(run, steps) -> list[float]:
+  """Seconds of `steps` calls of run() after 2 warm-ups (the allocator reaches its steady
+  state); checks that the last loss is finite."""
+  last = []
+  times = time_steps(lambda: last.append(run()) or last[-1], steps, warmup=2)
+  loss = np.asarray(last[-1])
   assert np.all(np.isfinite(loss)), f'non-finite loss {loss}'
-  return _row('loso', side, batch, folds, dtype, compile_s, times, compiled)
+  return times
+
+
+def bench_train(side, batch, steps, dtype, seed=0) -> dict:
+  """hfa_jax.train.train_step of one model, state donated."""
+  run, compiled, compile_s = train_runner(side, batch, dtype, seed)
+  return _row('train', side, batch, 1, dtype, compile_s, _timed(run, steps), compiled)
+
+
+def bench_folds(side, batch, folds, steps, dtype, seed=0) -> dict:
+  """The LOSO fold program of `folds` models (fold_runner), in epochs of one step."""
+  run, compiled, compile_s = fold_runner(side, batch, folds, dtype, seed)
+  return _row('loso', side, batch, folds, dtype, compile_s, _timed(run, steps), compiled)
 
 
 def bench_eval(side, batch, steps, dtype, seed=0) -> dict:

@@ -2,9 +2,11 @@
 
     python -m experiments.profile_step --side 224              # top modules and ops
     python -m experiments.profile_step --side 64 --top 40 --trace /tmp/hfa_trace
+    python -m experiments.profile_step --side 32 --folds 4     # the LOSO program of 4 folds
 
 Runs the library's training step (`hfa_jax.train.train_step`, batch 16, AdamW, state donated,
-as experiments.benchmark times it) under `jax.profiler`, reads the trace's per-op durations,
+as experiments.benchmark times it), or with `--folds K` the LOSO program of K stacked folds
+(as the benchmark's loso rows), under `jax.profiler`, reads the trace's per-op durations,
 maps each XLA op to the `op_name` metadata of the compiled program (e.g.
 `transpose(jvp(HFANet))/rmt/layer3/blocks_0/retention/...`), and prints the time per module and
 direction (fwd = forward and its linearisation, bwd = the transposed pass) and the most
@@ -24,12 +26,10 @@ import tempfile
 import time
 
 import jax
+import jax.numpy as jnp
 
 from experiments import benchmark
-from experiments.timing import compile_fn
 from hfa_jax import allocator
-from hfa_jax import train as train_lib
-from hfa_jax.models import HFANet
 
 
 def op_sources(hlo_text: str) -> dict[str, tuple[str, str]]:
@@ -46,7 +46,8 @@ def op_sources(hlo_text: str) -> dict[str, tuple[str, str]]:
 def module_of(op_name: str, depth: int) -> tuple[str, str]:
   """('rmt/layer3/blocks_0', 'bwd') for an op_name; depth = module path components kept."""
   direction = 'bwd' if 'transpose(jvp(' in op_name else 'fwd'
-  path = re.sub(r'jit\([^)]*\)/|transpose\(|jvp\(|HFANet\)|\)', '', op_name).strip('/')
+  wrappers = r'jit\([^)]*\)/|vmap\(|while/body/|closed_call/|cond/branch_\d+_fun/|transpose\(|jvp\('
+  path = re.sub(wrappers + r'|HFANet\)|\)', '', op_name).strip('/')
   parts = [p for p in path.split('/') if p]
   return '/'.join(parts[:depth]) or '(no metadata)', direction
 
@@ -55,6 +56,13 @@ def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   p.add_argument('--side', type=int, default=64, help='input side, a multiple of 32 (default 64)')
   p.add_argument('--batch_size', type=int, default=16)
+  p.add_argument(
+    '--folds',
+    type=int,
+    default=1,
+    help='>1: the LOSO fold program of this many stacked folds (one step per epoch, as the '
+    "benchmark's loso rows) instead of one model's train_step",
+  )
   p.add_argument('--steps', type=int, default=2, help='profiled steps (default 2)')
   p.add_argument('--depth', type=int, default=2, help='module path depth to group by (default 2)')
   p.add_argument('--top', type=int, default=25, help='rows to print in each table (default 25)')
@@ -63,24 +71,27 @@ def main(argv=None) -> dict:
   if args.side % 32:
     p.error('--side must be a multiple of 32')
 
-  state = benchmark.train_state(HFANet(benchmark.NUM_CLASSES), args.side)
-  images, labels = benchmark.random_batch(args.batch_size, args.side)
-  compiled, compile_s = compile_fn(train_lib.train_step, (state, images, labels), donate=(0,))
+  if args.folds > 1:
+    run, compiled, compile_s = benchmark.fold_runner(
+      args.side, args.batch_size, args.folds, jnp.float32
+    )
+  else:
+    run, compiled, compile_s = benchmark.train_runner(args.side, args.batch_size, jnp.float32)
   print(f'compiled in {compile_s:.1f} s', flush=True)
   for _ in range(3):  # warm up (and the allocator settles)
-    state, metrics = compiled(state, images, labels)
-  jax.block_until_ready(metrics)
+    loss = run()
+  jax.block_until_ready(loss)
   start = time.perf_counter()
   for _ in range(args.steps):
-    state, metrics = compiled(state, images, labels)
-  jax.block_until_ready(metrics)
+    loss = run()
+  jax.block_until_ready(loss)
   step_s = (time.perf_counter() - start) / args.steps
 
   trace_dir = args.trace or tempfile.mkdtemp(prefix='hfa_trace_')
   with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
     for _ in range(args.steps):
-      state, metrics = compiled(state, images, labels)
-    jax.block_until_ready(metrics)
+      loss = run()
+    jax.block_until_ready(loss)
   path = glob.glob(f'{trace_dir}/**/*.trace.json.gz', recursive=True)[0]
   with gzip.open(path) as f:
     trace = json.load(f)
@@ -93,16 +104,26 @@ def main(argv=None) -> dict:
   per_module = collections.Counter()
   for name, ms in per_op.items():
     per_module[module_of(sources[name][1], args.depth)] += ms
+  per_kind = collections.Counter()
+  for name, ms in per_op.items():
+    per_kind[name.split('.')[0]] += ms
   total = sum(per_op.values())
 
   print(
-    f'\nside {args.side}, batch {args.batch_size}: step {step_s * 1e3:.0f} ms untraced; '
+    f'\nside {args.side}, batch {args.batch_size}, folds {args.folds}: '
+    f'step {step_s * 1e3:.0f} ms untraced; '
     f'ops sum to {total:.0f} ms per step (concurrent ops overlap); '
     f'malloc retains memory: {allocator.active()}'
   )
   print(f'\n{"ms/step":>9} {"share":>6}  module (direction)')
   for (module, direction), ms in per_module.most_common(args.top):
     print(f'{ms:9.1f} {ms / total:6.1%}  {module} ({direction})')
+  print(
+    f'\n{"ms/step":>9} {"share":>6}  kind of op (ynn_fusion: XLA\'s YNNPACK calls, '
+    'ffi_call: native kernels)'
+  )
+  for kind, ms in per_kind.most_common(args.top):
+    print(f'{ms:9.1f} {ms / total:6.1%}  {kind}')
   print(f'\n{"ms/step":>9}  op, result shape, source')
   for name, ms in per_op.most_common(args.top):
     shape, op_name = sources[name]
@@ -112,6 +133,7 @@ def main(argv=None) -> dict:
     'step_s': step_s,
     'modules': {f'{m} ({d})': v for (m, d), v in per_module.items()},
     'ops': dict(per_op),
+    'kinds': dict(per_kind),
   }
 
 

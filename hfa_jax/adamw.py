@@ -54,7 +54,8 @@ def adamw(
     lr = learning_rate(sched.count) if scheduled else learning_rate
     neg_lr = jnp.asarray(-1 * lr, jnp.float32)
     step = lambda p, g, m, v: _leaf_step(p, g, m, v, neg_lr, bc1, bc2, hyper)
-    new = jax.tree.map(step, params, grads, adam.mu, adam.nu)
+    with jax.named_scope('adamw'):  # profiles name its ops
+      new = jax.tree.map(step, params, grads, adam.mu, adam.nu)
     outer = jax.tree.structure(params)
     new_params, mu, nu = jax.tree.transpose(outer, jax.tree.structure((0, 0, 0)), new)
     new_state = (

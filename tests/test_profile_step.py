@@ -1,6 +1,7 @@
 """experiments.profile_step: HLO metadata parsing (hand-checked) and one profiled run."""
 
 from experiments import profile_step
+from hfa_jax import kernels
 
 HLO = '''
 ENTRY %main {
@@ -23,15 +24,36 @@ def test_op_sources_and_modules():
   assert profile_step.module_of(sources['ynn_fusion.3'][1], 4) == ('rmt/layer3/blocks_0/ffn', 'bwd')
   assert profile_step.module_of('jit(step)/jvp(HFANet)/msa/conv1/conv', 1) == ('msa', 'fwd')
   assert profile_step.module_of('', 2) == ('(no metadata)', 'fwd')
+  # the LOSO fold program: vmapped, in a scan, in platform-dependent branches
+  fold_op = (
+    'jit(call)/vmap()/while/body/closed_call/transpose(jvp(HFANet))/rmt/layer4/downsample/'
+    'reduction/cond/branch_0_fun/ffi_call'
+  )
+  assert profile_step.module_of(fold_op, 2) == ('rmt/layer4', 'bwd')
+  adamw_op = 'jit(call)/vmap()/while/body/closed_call/adamw/cond/branch_0_fun/ffi_call'
+  assert profile_step.module_of(adamw_op, 2) == ('adamw/ffi_call', 'fwd')
 
 
 def test_profiles_a_small_step(tmp_path, capsys):
   result = profile_step.main(
-    ['--side', '32', '--steps', '1', '--top', '5', '--trace', str(tmp_path / 'trace')]
+    [
+      '--side',
+      '32',
+      '--folds',
+      '2',
+      '--steps',
+      '1',
+      '--top',
+      '5',
+      '--trace',
+      str(tmp_path / 'trace'),
+    ]
   )
   out = capsys.readouterr().out
   assert result['step_s'] > 0 and result['ops']
   assert any(k.startswith('rmt/') for k in result['modules'])
   assert any(k.startswith('msa/') for k in result['modules'])
-  assert 'module (direction)' in out and 'trace in' in out
+  assert 'module (direction)' in out and 'trace in' in out and 'folds 2' in out
+  assert any(k.startswith('adamw') for k in result['modules'])  # the optimizer, named
+  assert 'ffi_call' in result['kinds'] or not kernels.native_available()
   assert list((tmp_path / 'trace').rglob('*.trace.json.gz'))

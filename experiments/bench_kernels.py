@@ -72,7 +72,15 @@ def conv_case(batch, side, cin, cout, stride, seed=0):
 
 def rows(what, xla, ours, repeats):
   (a, t_xla), (b, t_ours) = median_ms(*xla, repeats), median_ms(*ours, repeats)
-  diff = float(jnp.abs(a - b).max() / jnp.maximum(jnp.abs(a).max(), 1e-30))
+  return _report(what, t_xla, t_ours, a, b)
+
+
+def _report(what, t_xla, t_ours, a, b) -> dict:
+  """Prints and returns a row; a and b are the two forms' results (arrays or trees)."""
+  diff = max(
+    float(jnp.abs(x - y).max() / jnp.maximum(jnp.abs(x).max(), 1e-30))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
   print(f'{what:64s} {t_xla:9.2f} {t_ours:9.2f} {t_xla / t_ours:7.1f}x {diff:9.1e}', flush=True)
   return {'what': what, 'xla_ms': t_xla, 'ours_ms': t_ours, 'max_rel_diff': diff}
 
@@ -109,16 +117,11 @@ def adamw_row(folds: int, repeats: int, side: int = 32) -> dict:
 
     times.append(statistics.median(time_steps(run, repeats, warmup=2)) * 1e3)
     results.append(state[0])
-  diff = max(
-    float(jnp.abs(a - b).max() / jnp.maximum(jnp.abs(a).max(), 1e-30))
-    for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1]))
-  )
   n = sum(t.size for t in jax.tree.leaves(one))
   what = (
     f'AdamW update, HFA-Net x {folds} fold{"s" * (folds > 1)} ({n / 1e6:.1f} M parameters each)'
   )
-  print(f'{what:64s} {times[0]:9.2f} {times[1]:9.2f} {times[0] / times[1]:7.1f}x {diff:9.1e}')
-  return {'what': what, 'xla_ms': times[0], 'ours_ms': times[1], 'max_rel_diff': diff}
+  return _report(what, *times, *results)
 
 
 def main(argv=None) -> list[dict]:

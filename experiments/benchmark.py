@@ -150,9 +150,14 @@ def fold_runner(side, batch, folds, dtype, seed=0):
 def _timed(run, steps) -> list[float]:
   """Seconds of `steps` calls of run() after 2 warm-ups (the allocator reaches its steady
   state); checks that the last loss is finite."""
-  last = []
-  times = time_steps(lambda: last.append(run()) or last[-1], steps, warmup=2)
-  loss = np.asarray(last[-1])
+  losses = []
+
+  def step():
+    losses.append(run())
+    return losses[-1]
+
+  times = time_steps(step, steps, warmup=2)
+  loss = np.asarray(losses[-1])
   assert np.all(np.isfinite(loss)), f'non-finite loss {loss}'
   return times
 

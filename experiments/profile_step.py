@@ -101,11 +101,9 @@ def main(argv=None) -> dict:
   for e in events:
     if e.get('ph') == 'X' and e.get('name') in sources:
       per_op[e['name']] += e['dur'] / 1e3 / args.steps  # ms per step
-  per_module = collections.Counter()
+  per_module, per_kind = collections.Counter(), collections.Counter()
   for name, ms in per_op.items():
     per_module[module_of(sources[name][1], args.depth)] += ms
-  per_kind = collections.Counter()
-  for name, ms in per_op.items():
     per_kind[name.split('.')[0]] += ms
   total = sum(per_op.values())
 

@@ -1,10 +1,12 @@
 """Bad input: clear messages, skip or stop, nothing already built lost; reruns; the loader."""
 
+import functools
 import pathlib
 
 import pytest
 
 from tests import me_layouts as L
+from tests.builds import run_build
 from datasets import build
 from datasets.common import flows
 from datasets.load import DatasetNotBuiltError, load_arrays, metadata
@@ -28,22 +30,7 @@ def _casme2(root, rows):
   return root
 
 
-def _run(name, manual_dir, data_dir, *extra):
-  return build.main(
-    [
-      name,
-      '--manual_dir',
-      str(manual_dir),
-      '--data_dir',
-      str(data_dir),
-      '--size',
-      '32',
-      '--workers',
-      '1',
-      '--no_progress',
-      *extra,
-    ]
-  )
+_run = functools.partial(run_build, size=32)
 
 
 def _nothing_built(data_dir, name='casme2'):

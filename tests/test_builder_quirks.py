@@ -5,18 +5,13 @@ import numpy as np
 import pytest
 
 from tests import me_layouts as L
-from datasets import build, synthetic
+from datasets import synthetic
 from datasets.casme2 import rules as casme2
 from datasets.common import layout
 from datasets.samm import rules as samm
 from datasets.smic import rules as smic
 from datasets.load import load_arrays, metadata
-
-
-def _build_flow_images(manual_dir, data_dir) -> int:
-  """python -m datasets.build megc2019_flow_images on one worker, quietly; its exit code."""
-  args = ['megc2019_flow_images', '--manual_dir', str(manual_dir), '--data_dir', str(data_dir)]
-  return build.main([*args, '--workers', '1', '--no_progress'])
+from tests.builds import run_build
 
 
 def _keys(samples):
@@ -147,7 +142,7 @@ def test_flow_images_png_names(tmp_path):
     ],
   )
   data_dir = tmp_path / 'tfds'
-  assert _build_flow_images(tmp_path, data_dir) == 0
+  assert run_build('megc2019_flow_images', tmp_path, data_dir) == 0
   data = load_arrays('megc2019_flow_images', data_dir)
   assert data['flow'].shape == (3, 28, 28, 3)
   assert set(data['subject']) == {'sub01', '006', 's1'}
@@ -160,7 +155,7 @@ def test_flow_images_png_names(tmp_path):
 
 def test_build_does_not_announce_a_download(tmp_path, capsys):
   L.flow_images(tmp_path, [('casme2', 'sub01', 'EP02_01f', 1, 50)])
-  assert _build_flow_images(tmp_path, tmp_path / 'tfds') == 0
+  assert run_build('megc2019_flow_images', tmp_path, tmp_path / 'tfds') == 0
   out = capsys.readouterr().out
   assert 'Downloading' not in out and 'Unknown size' not in out
   assert 'from the local copy' in out
@@ -181,7 +176,7 @@ def test_grayscale_png_is_not_a_flow_image(tmp_path):
   cv2.imwrite(str(pngs / 'sub01_EP03_02 .png'), gray)  # one channel
   cv2.imwrite(str(pngs / 'sub02_EP04_01 .png'), np.stack([gray] * 3, -1))  # three equal
   data_dir = tmp_path / 'tfds'
-  assert _build_flow_images(tmp_path, data_dir) == 0
+  assert run_build('megc2019_flow_images', tmp_path, data_dir) == 0
   data = load_arrays('megc2019_flow_images', data_dir)
   assert list(data['sample']) == ['EP02_01f']
   skipped = metadata('megc2019_flow_images', data_dir)['skipped']

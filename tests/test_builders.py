@@ -9,11 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from datasets import build, synthetic
+from datasets import synthetic
 from datasets.common import labels, registry
 from datasets.common.samples import sample_key
 from datasets.megc2019 import rules as megc2019
 from datasets.load import load_arrays, metadata
+from tests.builds import run_build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -28,20 +29,7 @@ def built(tmp_path_factory):
 
 
 def _build(name, manual_dir, data_dir, *extra):
-  args = [
-    name,
-    '--manual_dir',
-    str(manual_dir),
-    '--data_dir',
-    str(data_dir),
-    '--size',
-    str(SIZE),
-    '--workers',
-    '1',
-    '--no_progress',
-    *extra,
-  ]
-  assert build.main(args) == 0
+  assert run_build(name, manual_dir, data_dir, *extra, size=SIZE) == 0
   return load_arrays(name, data_dir, SIZE)
 
 

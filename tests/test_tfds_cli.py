@@ -10,8 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from datasets import build, synthetic
+from datasets import synthetic
 from datasets.load import load_arrays, metadata
+from tests.builds import run_build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _MISSING = [
@@ -68,24 +69,7 @@ def test_tfds_build_equals_datasets_build(copy, tmp_path, name, folder, config, 
   )
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
   size = int(config.split('_')[1])
-  assert (
-    build.main(
-      [
-        name,
-        '--manual_dir',
-        str(manual),
-        '--data_dir',
-        str(tmp_path / 'ours'),
-        '--size',
-        str(size),
-        '--workers',
-        '1',
-        '--no_progress',
-        *options,
-      ]
-    )
-    == 0
-  )
+  assert run_build(name, manual, tmp_path / 'ours', *options, size=size) == 0
   theirs = load_arrays(name, tmp_path / 'cli', config=config)
   ours = load_arrays(name, tmp_path / 'ours', config=config)
   assert set(theirs) == set(ours) and len(ours['sample']) > 0

@@ -872,7 +872,8 @@ def run_loso(
             bar.update(done_before)
         first = False
         want = set(history['chosen'] or [])
-        for epoch in range(phase['epochs_done'], phase['epochs']):
+        start = phase['epochs_done']
+        for epoch in range(start, phase['epochs']):
           t0 = time.perf_counter()
           if phase['name'] == 'retrain':
             evaluate = epoch + 1 in want
@@ -880,7 +881,7 @@ def run_loso(
             evaluate = (
               config.eval_every_epoch or config.select_epoch != 'last' or epoch + 1 == epochs
             )
-          if bar is not None and g == 0 and epoch == phase['epochs_done'] and p_index == 0:
+          if bar is not None and g == 0 and epoch == start and p_index == 0:
             bar.set_postfix_str('compiling (once; cached for later runs)')
           state, m, logits = epoch_fn(
             state,

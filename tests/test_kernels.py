@@ -30,6 +30,10 @@ CASES = [
   (1, 4, 4, 3, 1, 0),
   (2, 8, 8, 16, 3, 2),
   (1, 3, 3, 2, 5, 2),
+  # channels in whole vectors and rows wide enough for the blocks of columns that need no
+  # edge checks (the kernels' register-blocked path), with edge blocks on both sides
+  (2, 5, 21, 32, 5, 2),
+  (1, 4, 19, 48, 3, 1),
 ]
 
 

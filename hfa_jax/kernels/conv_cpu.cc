@@ -63,7 +63,7 @@ inline void OuterProduct(const Run* runs, int count, int64_t xstep, int64_t gste
       Vec gv[NV];
       for (int v = 0; v < NV; ++v) gv[v] = gr[v];
       for (int r = 0; r < R; ++r) {
-        const Vec xb = Vec{} + xr[r];
+        const float xb = xr[r];
         for (int v = 0; v < NV; ++v) sum[r][v] += xb * gv[v];
       }
     }

@@ -24,6 +24,20 @@ using hfa::ParallelFor;
 
 namespace {
 
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#elif defined(__AVX__) || defined(__ARM_NEON)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float)), aligned(sizeof(float))));
+inline const Vec& V(const float* p) { return *reinterpret_cast<const Vec*>(p); }
+inline Vec& V(float* p) { return *reinterpret_cast<Vec*>(p); }
+
+constexpr int64_t kMaxK = 16;  // largest kernel side
+constexpr int kColumns = 8;    // output columns per register block
+
 struct Geometry {
   int64_t models, batch, h, w, c, k, ho, wo;
 };
@@ -45,6 +59,7 @@ ffi::Error Check(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w, int64_t
   }
   g.ho = g.h + 2 * pad - g.k + 1;
   g.wo = g.w + 2 * pad - g.k + 1;
+  if (g.k > kMaxK) return ffi::Error::InvalidArgument("depthwise: kernel side above 16");
   if (g.ho <= 0 || g.wo <= 0 || pad < 0) {
     return ffi::Error::InvalidArgument("depthwise: empty output");
   }
@@ -52,25 +67,60 @@ ffi::Error Check(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w, int64_t
   return ffi::Error::Success();
 }
 
-// One output row: y[n, yo, :, :] = sum_ij x[n, yo + i - p, xo + j - p, :] * w[i, j, :].
+
+// One output row: y[n, yo, :, :] = sum_ij x[n, yo + i - p, xo + j - p, :] * w[i, j, :], the
+// taps added in (i, j) order. With C a multiple of the vector width, kColumns outputs of one
+// channel vector sum all their taps in registers (each w vector loaded once for them).
 inline void ForwardRow(const float* x, const float* w, float* y, const Geometry& g, int64_t pad,
                        int64_t n, int64_t yo) {
-  const int64_t c = g.c;
+  const int64_t c = g.c, k = g.k;
   float* yrow = y + (n * g.ho + yo) * g.wo * c;
-  std::memset(yrow, 0, sizeof(float) * g.wo * c);
-  for (int64_t i = 0; i < g.k; ++i) {
+  const float* xrows[kMaxK];
+  const float* wrows[kMaxK];
+  int rows = 0;
+  for (int64_t i = 0; i < k; ++i) {
     const int64_t yi = yo + i - pad;
     if (yi < 0 || yi >= g.h) continue;
-    const float* xrow = x + (n * g.h + yi) * g.w * c;
-    for (int64_t j = 0; j < g.k; ++j) {
-      const float* __restrict__ wij = w + (i * g.k + j) * c;
-      const int64_t lo = std::max<int64_t>(0, pad - j);
-      const int64_t hi = std::min<int64_t>(g.wo, g.w + pad - j);
-      for (int64_t xo = lo; xo < hi; ++xo) {
-        const float* __restrict__ xs = xrow + (xo + j - pad) * c;
-        float* __restrict__ ys = yrow + xo * c;
-        for (int64_t ch = 0; ch < c; ++ch) ys[ch] += xs[ch] * wij[ch];
+    xrows[rows] = x + (n * g.h + yi) * g.w * c;
+    wrows[rows++] = w + i * k * c;
+  }
+  if (c % kLanes != 0) {
+    std::memset(yrow, 0, sizeof(float) * g.wo * c);
+    for (int r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < k; ++j) {
+        const float* __restrict__ wij = wrows[r] + j * c;
+        const int64_t lo = std::max<int64_t>(0, pad - j);
+        const int64_t hi = std::min<int64_t>(g.wo, g.w + pad - j);
+        for (int64_t xo = lo; xo < hi; ++xo) {
+          const float* __restrict__ xs = xrows[r] + (xo + j - pad) * c;
+          float* __restrict__ ys = yrow + xo * c;
+          for (int64_t ch = 0; ch < c; ++ch) ys[ch] += xs[ch] * wij[ch];
+        }
       }
+    }
+    return;
+  }
+  for (int64_t x0 = 0; x0 < g.wo; x0 += kColumns) {
+    const int64_t cols = std::min<int64_t>(kColumns, g.wo - x0);
+    // Every tap of every column in the block inside the image: no checks in the inner loop.
+    const bool inside = cols == kColumns && x0 >= pad && x0 + kColumns - 1 + k - 1 - pad < g.w;
+    for (int64_t ch = 0; ch < c; ch += kLanes) {
+      Vec acc[kColumns] = {};
+      for (int r = 0; r < rows; ++r) {
+        for (int64_t j = 0; j < k; ++j) {
+          const Vec wv = V(wrows[r] + j * c + ch);
+          const float* xs = xrows[r] + (x0 + j - pad) * c + ch;
+          if (inside) {
+            for (int b = 0; b < kColumns; ++b) acc[b] += V(xs + b * c) * wv;
+          } else {
+            for (int b = 0; b < cols; ++b) {
+              const int64_t xi = x0 + b + j - pad;
+              if (xi >= 0 && xi < g.w) acc[b] += V(xs + b * c) * wv;
+            }
+          }
+        }
+      }
+      for (int b = 0; b < cols; ++b) V(yrow + (x0 + b) * c + ch) = acc[b];
     }
   }
 }
@@ -125,6 +175,16 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
           float* __restrict__ a = acc + (i * g.k + j) * g.c;
           const int64_t lo = std::max<int64_t>(0, pad - j);
           const int64_t hi = std::min<int64_t>(g.wo, g.w + pad - j);
+          if (g.c % kLanes == 0) {  // each channel vector summed over the row in a register
+            for (int64_t ch = 0; ch < g.c; ch += kLanes) {
+              Vec sum = V(a + ch);
+              for (int64_t xo = lo; xo < hi; ++xo) {
+                sum += V(xrow + (xo + j - pad) * g.c + ch) * V(grow + xo * g.c + ch);
+              }
+              V(a + ch) = sum;
+            }
+            continue;
+          }
           for (int64_t xo = lo; xo < hi; ++xo) {
             const float* __restrict__ xs = xrow + (xo + j - pad) * g.c;
             const float* __restrict__ gs = grow + xo * g.c;

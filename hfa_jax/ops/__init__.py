@@ -1,6 +1,7 @@
 """The array operations behind `hfa_jax.models.layers`, each as its XLA reference form and
 the fast form the model uses (same numbers to float32 rounding; gradients written out).
 
+    attention.py       RMT's softmax(q k^T + mask) v (`attention`, `attention_reference`)
     conv.py            dense convolutions (`conv`, `conv_reference`, `patch_conv`)
     depthwise_conv.py  depthwise convolutions (`depthwise_conv`, `depthwise_conv_reference`)
     max_pool.py        PyTorch's max_pool2d (`max_pool`, `max_pool_reference`)
@@ -11,6 +12,6 @@ the fast form the model uses (same numbers to float32 rounding; gradients writte
 The native CPU kernels they call are `hfa_jax.kernels`; docs/performance.md has the timings.
 """
 
-from hfa_jax.ops import conv, dense, depthwise_conv, dispatch, max_pool, windows
+from hfa_jax.ops import attention, conv, dense, depthwise_conv, dispatch, max_pool, windows
 
-__all__ = ['conv', 'dense', 'depthwise_conv', 'dispatch', 'max_pool', 'windows']
+__all__ = ['attention', 'conv', 'dense', 'depthwise_conv', 'dispatch', 'max_pool', 'windows']

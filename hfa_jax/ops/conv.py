@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from hfa_jax import kernels
 from hfa_jax.ops import windows
-from hfa_jax.ops.dispatch import on_cpu, per_model
+from hfa_jax.ops.dispatch import on_cpu, per_model, transposed
 
 
 def conv_reference(x: jax.Array, w: jax.Array, stride: int, padding: int, groups: int = 1):
@@ -34,11 +34,29 @@ def conv_reference(x: jax.Array, w: jax.Array, stride: int, padding: int, groups
   )
 
 
+@jax.custom_vjp
 def patch_conv(x: jax.Array, w: jax.Array) -> jax.Array:
   """conv_reference with kernel == stride, no padding: x (B, H, W, Cin), w (k, k, Cin, Cout)
   -> (B, H/k, W/k, Cout) as patches @ the kernel matrix."""
   k = w.shape[0]
   return windows.patches(x, k) @ w.reshape(k * k * x.shape[-1], w.shape[-1])
+
+
+def _patch_conv_fwd(x, w):
+  return patch_conv(x, w), (x, w)
+
+
+def _patch_conv_bwd(residuals, g):
+  x, w = residuals
+  k, cin, cout = w.shape[0], w.shape[2], w.shape[3]
+  patches, g_rows = windows.patches(x, k), g.reshape(-1, cout)
+  dx_patches = g @ w.reshape(k * k * cin, cout).T
+  dx = jax.vjp(lambda x: windows.patches(x, k), x)[1](dx_patches)[0]
+  dw = transposed(patches.reshape(-1, k * k * cin)) @ g_rows
+  return dx, dw.reshape(w.shape)
+
+
+patch_conv.defvjp(_patch_conv_fwd, _patch_conv_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -179,7 +197,5 @@ def stacked_weight_grad(x: jax.Array, g: jax.Array, stride: int, padding: int, k
   -> (F, k, k, Cin, Cout)."""
   f = x.shape[0]
   patches, _ = _stacked_patches(x, k, stride, padding)
-  dw = jax.lax.dot_general(
-    patches, g.reshape(f, -1, g.shape[-1]), (((1,), (1,)), ((0,), (0,)))
-  )  # (F, k*k*Cin, Cout)
+  dw = transposed(patches) @ g.reshape(f, -1, g.shape[-1])  # (F, k*k*Cin, Cout)
   return dw.reshape(f, k, k, x.shape[-1], g.shape[-1])

@@ -10,7 +10,7 @@ import jax
 
 from hfa_jax import kernels
 from hfa_jax.ops.conv import native_weight_grad_pays
-from hfa_jax.ops.dispatch import on_cpu
+from hfa_jax.ops.dispatch import on_cpu, transposed
 
 
 def dense_reference(x: jax.Array, w: jax.Array) -> jax.Array:
@@ -33,7 +33,7 @@ def _dense_bwd(residuals, g):
   dx = g @ w.T
   rows = x.reshape(-1, x.shape[-1])
   grads = g.reshape(-1, g.shape[-1])
-  xla = lambda a, b: a.T @ b
+  xla = lambda a, b: transposed(a) @ b
   if native_weight_grad_pays(g.shape[-1]):
     dw = on_cpu(weight_grad_native, xla, rows, grads)
   else:

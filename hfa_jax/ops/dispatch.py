@@ -1,5 +1,6 @@
 """Where the fast forms run: native kernels in CPU programs; the folds' convolutions as
-stacked forms (or one per fold) in CPU programs."""
+stacked forms (or one per fold) in CPU programs; matmul operands transposed as arrays in CPU
+programs."""
 
 import functools
 from typing import Callable
@@ -43,3 +44,17 @@ def per_model(fn: Callable, stacked: Callable | None = None) -> Callable:
     return jax.lax.platform_dependent(a, b, cpu=unrolled, default=vmapped), True
 
   return wrapped
+
+
+def transposed(a: jax.Array) -> jax.Array:
+  """a (..., m, n) -> (..., n, m), as an array of its own in CPU programs.
+
+  For a matmul that contracts the rows of both operands (a^T b, as gradients do): XLA folds
+  a plain transpose into the matmul, and XLA:CPU runs that transposed-operand form 5-20x
+  slower than the plain one at HFA-Net's small matrices (docs/performance.md). The barrier
+  keeps the transposed copy. Other backends fold it as usual.
+  """
+  swap = lambda a: jnp.swapaxes(a, -1, -2)
+  return jax.lax.platform_dependent(
+    a, cpu=lambda a: jax.lax.optimization_barrier(swap(a)), default=swap
+  )

@@ -3,6 +3,7 @@
 Both take x: (B, H, W, C) and return (B, H, W, C). Logits q.k get the decay mask
 ADDED before the softmax; keys are scaled by head_dim ** -0.5; q and k are rotated
 by the rotary tables; `lepe`, a 5x5 depthwise conv of V, is added before `out_proj`.
+The mixing itself is `hfa_jax.ops.attention`.
 """
 
 import flax.linen as nn
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 
 from hfa_jax.models.layers import DWConv, dense
 from hfa_jax.models.rmt import relpos
+from hfa_jax.ops.attention import attention
 
 
 def rotate(x: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array:
@@ -55,10 +57,9 @@ class DecomposedRetention(_RetentionBase):
     args = (n, self.initial_value, self.heads_range)
     mask_w = jnp.asarray(relpos.decay_1d(w, *args), q.dtype)[:, None]  # (N, 1, W, W)
     mask_h = jnp.asarray(relpos.decay_1d(h, *args), q.dtype)[:, None]  # (N, 1, H, H)
-    attn_w = jax.nn.softmax(jnp.einsum('bnhid,bnhjd->bnhij', q, k) + mask_w, axis=-1)
-    v = jnp.einsum('bnhij,bnhjd->bnhid', attn_w, v)
-    attn_h = jax.nn.softmax(jnp.einsum('bniwd,bnjwd->bnwij', q, k) + mask_h, axis=-1)
-    return jnp.einsum('bnwij,bnjwd->bniwd', attn_h, v)
+    v = attention(q, k, v, mask_w)  # along W, per row
+    by_column = lambda t: jnp.swapaxes(t, 2, 3)  # (B, N, W, H, D)
+    return by_column(attention(by_column(q), by_column(k), by_column(v), mask_h))
 
 
 class WholeRetention(_RetentionBase):
@@ -68,5 +69,4 @@ class WholeRetention(_RetentionBase):
     b, n, h, w, d = q.shape
     mask = jnp.asarray(relpos.decay_2d(h, w, n, self.initial_value, self.heads_range), q.dtype)
     flat = lambda t: t.reshape(b, n, h * w, d)
-    attn = jax.nn.softmax(jnp.einsum('bnid,bnjd->bnij', flat(q), flat(k)) + mask, axis=-1)
-    return jnp.einsum('bnij,bnjd->bnid', attn, flat(v)).reshape(b, n, h, w, d)
+    return attention(flat(q), flat(k), flat(v), mask).reshape(b, n, h, w, d)

@@ -1,0 +1,45 @@
+"""softmax(q k^T + mask) v, RMT's retention mixing: XLA's form and the model's.
+
+`attention_reference` is the plain expression, differentiated by JAX. `attention` has the
+same forward and a written-out gradient whose matmuls that contract rows (p^T g, ds^T q)
+take their transposed operand as an array in CPU programs (`dispatch.transposed`): left to
+autodiff, XLA:CPU runs them as transposed-operand matmuls, 5-20x slower at RMT's small
+attention maps (docs/performance.md).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from hfa_jax.ops.dispatch import transposed
+
+
+def _probabilities(q, k, mask):
+  return jax.nn.softmax(jnp.einsum('...id,...jd->...ij', q, k) + mask, axis=-1)
+
+
+def attention_reference(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+  """q, k, v (..., T, D), mask broadcasting to (..., T, T) -> (..., T, D)."""
+  return jnp.einsum('...ij,...jd->...id', _probabilities(q, k, mask), v)
+
+
+@jax.custom_vjp
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+  """attention_reference with a written-out gradient; the mask (a constant of the model)
+  gets a zero gradient."""
+  return attention_reference(q, k, v, mask)
+
+
+def _attention_fwd(q, k, v, mask):
+  p = _probabilities(q, k, mask)
+  return jnp.einsum('...ij,...jd->...id', p, v), (q, k, v, p, mask)
+
+
+def _attention_bwd(residuals, g):
+  q, k, v, p, mask = residuals
+  dv = transposed(p) @ g
+  dp = g @ jnp.swapaxes(v, -1, -2)
+  ds = p * (dp - jnp.sum(dp * p, axis=-1, keepdims=True))  # through the softmax
+  return ds @ k, transposed(ds) @ q, dv, jnp.zeros_like(mask)
+
+
+attention.defvjp(_attention_fwd, _attention_bwd)

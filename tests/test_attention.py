@@ -23,7 +23,7 @@ def grads(fn, q, k, v, mask):
   return jax.value_and_grad(lambda q, k, v: (fn(q, k, v, mask) * weights).sum(), (0, 1, 2))(q, k, v)
 
 
-@pytest.mark.parametrize('shape', [(2, 3, 4, 7, 8), (1, 2, 1, 16, 4)])
+@pytest.mark.parametrize('shape', [(2, 3, 4, 7, 8), (1, 2, 1, 16, 4), (1, 1, 300, 4)])
 def test_attention_and_its_gradients_match_autodiff(shape):
   q, k, v, mask = data(shape, shape[1])
   np.testing.assert_allclose(

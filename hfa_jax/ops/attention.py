@@ -2,15 +2,23 @@
 
 `attention_reference` is the plain expression, differentiated by JAX. `attention` has the
 same forward and a written-out gradient whose matmuls that contract rows (p^T g, ds^T q)
-take their transposed operand as an array in CPU programs (`dispatch.transposed`): left to
-autodiff, XLA:CPU runs them as transposed-operand matmuls, 5-20x slower at RMT's small
-attention maps (docs/performance.md).
+take their transposed operand as an array in CPU programs (`dispatch.transposed`) for maps
+of up to `KEEP_TRANSPOSES` positions: left to autodiff, XLA:CPU runs them as
+transposed-operand matmuls, 5-20x slower at RMT's small attention maps. At 224 px's 784
+positions the folded form was the faster one (docs/performance.md).
 """
 
 import jax
 import jax.numpy as jnp
 
 from hfa_jax.ops.dispatch import transposed
+
+
+KEEP_TRANSPOSES = 256  # the most positions whose p^T and ds^T are made arrays (measured)
+
+
+def _transposed(a: jax.Array) -> jax.Array:
+  return transposed(a) if a.shape[-1] <= KEEP_TRANSPOSES else jnp.swapaxes(a, -1, -2)
 
 
 def _probabilities(q, k, mask):
@@ -36,10 +44,10 @@ def _attention_fwd(q, k, v, mask):
 
 def _attention_bwd(residuals, g):
   q, k, v, p, mask = residuals
-  dv = transposed(p) @ g
+  dv = _transposed(p) @ g
   dp = g @ jnp.swapaxes(v, -1, -2)
   ds = p * (dp - jnp.sum(dp * p, axis=-1, keepdims=True))  # through the softmax
-  return ds @ k, transposed(ds) @ q, dv, jnp.zeros_like(mask)
+  return ds @ k, _transposed(ds) @ q, dv, jnp.zeros_like(mask)
 
 
 attention.defvjp(_attention_fwd, _attention_bwd)

@@ -3,9 +3,9 @@
 `attention_reference` is the plain expression, differentiated by JAX. `attention` has the
 same forward and a written-out gradient whose matmuls that contract rows (p^T g, ds^T q)
 take their transposed operand as an array in CPU programs (`dispatch.transposed`) for maps
-of up to `KEEP_TRANSPOSES` positions: left to autodiff, XLA:CPU runs them as
-transposed-operand matmuls, 5-20x slower at RMT's small attention maps. At 224 px's 784
-positions the folded form was the faster one (docs/performance.md).
+of up to `KEEP_TRANSPOSES` positions: left to autodiff, XLA:CPU runs them as slow
+transposed-operand matmuls at RMT's small attention maps. At 224 px's 784 positions the
+folded form was the faster one (docs/performance.md).
 """
 
 import jax

@@ -50,9 +50,10 @@ def transposed(a: jax.Array) -> jax.Array:
   """a (..., m, n) -> (..., n, m), as an array of its own in CPU programs.
 
   For a matmul that contracts the rows of both operands (a^T b, as gradients do): XLA folds
-  a plain transpose into the matmul, and XLA:CPU runs that transposed-operand form 5-20x
-  slower than the plain one at HFA-Net's small matrices (docs/performance.md). The barrier
-  keeps the transposed copy. Other backends fold it as usual.
+  a plain transpose into the matmul, and in HFA-Net's training program XLA:CPU runs that
+  transposed-operand form on a slow path (the retention backward's small products: 10 ms
+  per op for 4 folds at 32 px, against 0.7 ms for the same op compiled alone;
+  docs/performance.md). The barrier keeps the transposed copy. Other backends fold it.
   """
   swap = lambda a: jnp.swapaxes(a, -1, -2)
   return jax.lax.platform_dependent(

@@ -6,8 +6,8 @@ Linear layers over many rows well below its matmul speed, and makes three passes
 memory for each parameter's AdamW step. Three XLA FFI custom-call sources implement them:
 `depthwise_cpu.cc` (depthwise forward and weight gradient), `conv_cpu.cc`
 (dense-convolution weight gradient, also used for Linear layers as a 1x1 convolution) and
-`adamw_cpu.cc` (AdamW in one pass, in place), with
-`parallel.h` running work on XLA's intra-op threads. The first call compiles them
+`adamw_cpu.cc` (AdamW in one pass, in place), with `parallel.h` running work on XLA's
+intra-op threads and `vec.h` their vector type. The first call compiles them
 (`c++ -O3 -march=native`) into ~/.cache/hfa_jax/kernels (or
 $HFA_JAX_CACHE/kernels), keyed by the sources, jax version and CPU, and registers them with
 XLA. Nothing is downloaded.
@@ -38,7 +38,7 @@ from hfa_jax.kernels.ffi import TARGETS
 SOURCES = [
   Path(__file__).with_name(name) for name in ('depthwise_cpu.cc', 'conv_cpu.cc', 'adamw_cpu.cc')
 ]
-HEADERS = [Path(__file__).with_name('parallel.h')]
+HEADERS = [Path(__file__).with_name(name) for name in ('parallel.h', 'vec.h')]
 
 
 def cache_root() -> Path:

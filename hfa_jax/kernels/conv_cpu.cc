@@ -17,24 +17,18 @@
 #include <vector>
 
 #include "parallel.h"
+#include "vec.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
+using hfa::kLanes;
 using hfa::ParallelFor;
+using hfa::Vec;
 
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-constexpr int kRows = 8;      // Cin rows per register block: 8 x 2 vectors = 16 accumulators
-#elif defined(__AVX__) || defined(__ARM_NEON)
-constexpr int kLanes = 8;
-constexpr int kRows = 6;
-#else
-constexpr int kLanes = 4;
-constexpr int kRows = 6;
-#endif
-typedef float Vec __attribute__((vector_size(kLanes * sizeof(float)), aligned(sizeof(float))));
+// Cin rows per register block: with AVX-512 8 x 2 vectors = 16 accumulators.
+constexpr int kRows = kLanes == 16 ? 8 : 6;
 
 struct Geometry {
   int64_t models, batch, h, w, cin, ho, wo, cout, k;

@@ -17,23 +17,16 @@
 #include <vector>
 
 #include "parallel.h"
+#include "vec.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
+using hfa::kLanes;
 using hfa::ParallelFor;
+using hfa::V;
+using hfa::Vec;
 
 namespace {
-
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-#elif defined(__AVX__) || defined(__ARM_NEON)
-constexpr int kLanes = 8;
-#else
-constexpr int kLanes = 4;
-#endif
-typedef float Vec __attribute__((vector_size(kLanes * sizeof(float)), aligned(sizeof(float))));
-inline const Vec& V(const float* p) { return *reinterpret_cast<const Vec*>(p); }
-inline Vec& V(float* p) { return *reinterpret_cast<Vec*>(p); }
 
 constexpr int64_t kMaxK = 16;  // largest kernel side
 constexpr int kColumns = 8;    // output columns per register block

@@ -25,9 +25,13 @@ def _probabilities(q, k, mask):
   return jax.nn.softmax(jnp.einsum('...id,...jd->...ij', q, k) + mask, axis=-1)
 
 
+def _mix(p, v):
+  return jnp.einsum('...ij,...jd->...id', p, v)
+
+
 def attention_reference(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
   """q, k, v (..., T, D), mask broadcasting to (..., T, T) -> (..., T, D)."""
-  return jnp.einsum('...ij,...jd->...id', _probabilities(q, k, mask), v)
+  return _mix(_probabilities(q, k, mask), v)
 
 
 @jax.custom_vjp
@@ -39,7 +43,7 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.
 
 def _attention_fwd(q, k, v, mask):
   p = _probabilities(q, k, mask)
-  return jnp.einsum('...ij,...jd->...id', p, v), (q, k, v, p, mask)
+  return _mix(p, v), (q, k, v, p, mask)
 
 
 def _attention_bwd(residuals, g):

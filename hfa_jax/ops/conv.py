@@ -49,10 +49,9 @@ def _patch_conv_fwd(x, w):
 def _patch_conv_bwd(residuals, g):
   x, w = residuals
   k, cin, cout = w.shape[0], w.shape[2], w.shape[3]
-  patches, g_rows = windows.patches(x, k), g.reshape(-1, cout)
-  dx_patches = g @ w.reshape(k * k * cin, cout).T
-  dx = jax.vjp(lambda x: windows.patches(x, k), x)[1](dx_patches)[0]
-  dw = transposed(patches.reshape(-1, k * k * cin)) @ g_rows
+  patches, unpatch = jax.vjp(lambda x: windows.patches(x, k), x)
+  dx = unpatch(g @ w.reshape(k * k * cin, cout).T)[0]
+  dw = transposed(patches.reshape(-1, k * k * cin)) @ g.reshape(-1, cout)
   return dx, dw.reshape(w.shape)
 
 

@@ -63,7 +63,14 @@ def main(argv=None) -> dict:
     help='>1: the LOSO fold program of this many stacked folds (one step per epoch, as the '
     "benchmark's loso rows) instead of one model's train_step",
   )
-  p.add_argument('--steps', type=int, default=2, help='profiled steps (default 2)')
+  p.add_argument(
+    '--epoch_steps',
+    type=int,
+    default=1,
+    help='steps per epoch of the fold program (one call = one epoch; > 1 runs the fold '
+    'program also for one fold; default 1)',
+  )
+  p.add_argument('--steps', type=int, default=2, help='profiled calls (default 2)')
   p.add_argument('--depth', type=int, default=2, help='module path depth to group by (default 2)')
   p.add_argument('--top', type=int, default=25, help='rows to print in each table (default 25)')
   p.add_argument('--trace', default=None, help='keep the trace here (TensorBoard/Perfetto)')
@@ -71,9 +78,10 @@ def main(argv=None) -> dict:
   if args.side % 32:
     p.error('--side must be a multiple of 32')
 
-  if args.folds > 1:
+  fold_program = args.folds > 1 or args.epoch_steps > 1
+  if fold_program:
     run, compiled, compile_s = benchmark.fold_runner(
-      args.side, args.batch_size, args.folds, jnp.float32
+      args.side, args.batch_size, args.folds, jnp.float32, epoch_steps=args.epoch_steps
     )
   else:
     run, compiled, compile_s = benchmark.train_runner(args.side, args.batch_size, jnp.float32)
@@ -85,7 +93,8 @@ def main(argv=None) -> dict:
   for _ in range(args.steps):
     loss = run()
   jax.block_until_ready(loss)
-  step_s = (time.perf_counter() - start) / args.steps
+  steps = args.steps * (args.epoch_steps if fold_program else 1)  # training steps timed
+  step_s = (time.perf_counter() - start) / steps
 
   trace_dir = args.trace or tempfile.mkdtemp(prefix='hfa_trace_')
   with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
@@ -100,7 +109,7 @@ def main(argv=None) -> dict:
   per_op = collections.Counter()
   for e in events:
     if e.get('ph') == 'X' and e.get('name') in sources:
-      per_op[e['name']] += e['dur'] / 1e3 / args.steps  # ms per step
+      per_op[e['name']] += e['dur'] / 1e3 / steps  # ms per step
   per_module, per_kind = collections.Counter(), collections.Counter()
   for name, ms in per_op.items():
     per_module[module_of(sources[name][1], args.depth)] += ms

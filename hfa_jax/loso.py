@@ -91,10 +91,10 @@ class LosoConfig:
     choices=BALANCE,
   )
   seed: int = setting(0, 'seed of initialisation, order, augmentation and splits')
-  folds_in_parallel: int = setting(
-    0,
-    'folds (models, with an ensemble) trained at once (0: '
-    'all; rounded up to a multiple of the device count)',
+  folds_in_parallel: int | None = setting(
+    None,
+    'folds (models, with an ensemble) trained at once; none: chosen by the device and the '
+    'input side (loso.folds_at_once); 0: all; rounded up to a multiple of the device count',
     minimum=0,
   )
   eval_batch_size: int = setting(64, 'evaluation batch', minimum=1)
@@ -191,6 +191,38 @@ def fold_mesh(devices=None) -> Mesh:
   """A 1-D mesh ('folds',) over all devices (auto axis type, unlike jax.make_mesh)."""
   devices = jax.devices() if devices is None else devices
   return Mesh(np.asarray(devices), ('folds',))
+
+
+# Folds trained together when `folds_in_parallel` is None. On a CPU, by input side: the
+# fastest in experiments.benchmark's loso rows (epochs of 8 steps) on a 2-core Intel Xeon
+# (docs/performance.md); larger sides train one fold at a time.
+CPU_FOLDS_BY_SIDE = ((32, 4), (64, 1))  # (largest side, folds)
+# Elsewhere, as many as fit in half of each device's memory by an estimate of HFA-Net's
+# training program (XLA's float32 figures at sides 32-224, batch 16): a fixed part (the
+# parameters, their gradients and AdamW's moments) and a part per pixel of each sample.
+FOLD_FIXED_BYTES = 380 * 2**20
+FOLD_BYTES_PER_PIXEL = 4096
+
+
+def folds_at_once(
+  requested: int | None, n_models: int, side: int, batch: int, devices: list
+) -> int:
+  """Models (folds, or fold x ensemble member) per training program, at most n_models:
+  `requested` (0: all), or where None, chosen for `devices` and the input side: on CPU by
+  CPU_FOLDS_BY_SIDE; on a GPU/TPU all that fit (the memory estimate above against each
+  device's bytes_limit; all where the device does not say). Rounded up to a multiple of
+  len(devices) (the groups are padded with dummy folds)."""
+  n_dev = len(devices)
+  if requested is not None:
+    width = requested or n_models
+  elif devices[0].platform == 'cpu':
+    width = next((k for largest, k in CPU_FOLDS_BY_SIDE if side <= largest), 1)
+  else:
+    limit = (devices[0].memory_stats() or {}).get('bytes_limit')
+    per_fold = FOLD_FIXED_BYTES + FOLD_BYTES_PER_PIXEL * batch * side * side
+    width = n_models if not limit else max(1, int(limit // 2 // per_fold)) * n_dev
+  width = max(1, min(width, n_models))
+  return -(-width // n_dev) * n_dev
 
 
 # --------------------------------------------------------------------------- plan
@@ -763,9 +795,13 @@ def run_loso(
 
   plan = make_plan(labels, subjects, config, only_subjects, strata)
   mesh = fold_mesh(devices)
-  n_dev = mesh.devices.size
-  width = config.folds_in_parallel or len(plan.folds)
-  width = -(-width // n_dev) * n_dev  # a multiple of the device count
+  width = folds_at_once(
+    config.folds_in_parallel,
+    len(plan.folds) * config.ensemble,
+    images.shape[1],
+    config.batch_size,
+    list(mesh.devices.flat),
+  )
   epochs = config.epochs
 
   files = None
@@ -831,7 +867,8 @@ def run_loso(
       unit='epoch',
       dynamic_ncols=True,
       desc=f'LOSO {len(plan.folds)} folds'
-      + (f' x {config.ensemble} models' if config.ensemble > 1 else ''),
+      + (f' x {config.ensemble} models' if config.ensemble > 1 else '')
+      + f', {width} at a time',
     )
   try:
     for g, group in enumerate(groups):

@@ -15,6 +15,8 @@ def test_benchmark_smoke(tmp_path, capsys):
       '1',
       '--steps',
       '1',
+      '--fold_sides',
+      '64',  # no loso rows (a fold program costs another compile)
       '--no_parts',
       '--compare_torch',
       str(tmp_path / 'no_checkout'),
@@ -33,6 +35,18 @@ def test_benchmark_smoke(tmp_path, capsys):
   assert 'skipped' in env['torch']  # no checkout there: skipped cleanly
   assert result['rows'][0]['kind'] == 'eval'
   assert 'samples/s' in capsys.readouterr().out
+
+
+def test_ratios_pick_the_fastest_fold_count():
+  row = lambda kind, folds, rate: dict(kind=kind, side=32, folds=folds, samples_per_s=rate)
+  rows = [row('loso', 1, 50.0), row('loso', 4, 120.0), row('loso', 8, 100.0)]
+  rows.append(row('torch_train', 1, 40.0))
+  (line,) = benchmark.ratios(rows)[1:]
+  assert line == (
+    'side 32: fastest LOSO form 4 folds at a time, 120.0 fold-samples/s = 2.40x one fold at '
+    "a time = 3.00x the original's training"
+  )
+  assert benchmark.ratios([row('train', 1, 50.0)]) == []
 
 
 def test_network_parts_cover_both_retention_forms():

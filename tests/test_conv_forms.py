@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hfa_jax.models.layers import Conv2d
+from hfa_jax.ops import conv as conv_ops
 from hfa_jax.ops.conv import conv_reference as reference
 from hfa_jax.ops.max_pool import max_pool, max_pool_reference
 
@@ -37,6 +38,35 @@ def test_forms_match_convolution(kernel, stride, padding, groups, side):
   np.testing.assert_allclose(out, reference(x, w, stride, padding, groups), atol=1e-5)
   for a, b in zip(ours, theirs):
     np.testing.assert_allclose(a, b, atol=5e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+  'kernel,stride,padding,side',
+  [
+    (3, 1, 1, 6),
+    (5, 1, 2, 7),
+    (3, 1, 0, 6),
+    (1, 1, 0, 5),
+    (3, 2, 1, 9),
+    (3, 2, 1, 8),
+    (1, 2, 0, 6),
+  ],
+)
+def test_input_gradient_form_and_the_convolutions_gradients_match_xla(
+  kernel, stride, padding, side
+):
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.normal(size=(2, side, side, 5)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, 5, 16)), jnp.float32)
+  y, vjp = jax.vjp(lambda x: reference(x, w, stride, padding), x)
+  g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+  static = dict(stride=stride, padding=padding, shape=x.shape[1:])
+  got = jax.jit(lambda g, w: conv_ops.conv_input_grad(g, w, **static))(g, w)
+  np.testing.assert_allclose(got, vjp(g)[0], rtol=1e-5, atol=1e-5)
+  grads = lambda fn: jax.grad(lambda x, w: jnp.sum(fn(x, w) * g), (0, 1))(x, w)
+  ours = grads(lambda x, w: conv_ops.conv(x, w, stride, padding))
+  for a, b in zip(ours, grads(lambda x, w: reference(x, w, stride, padding))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize('shape', [(2, 7, 9, 3), (1, 5, 5, 2), (2, 8, 8, 4)])

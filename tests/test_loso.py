@@ -23,7 +23,13 @@ from tests.tiny import TinyNet, toy_data
 
 HERE = pathlib.Path(__file__).resolve().parent
 CFG = LosoConfig(
-  epochs=3, batch_size=8, learning_rate=1e-2, augment='flip+shift', max_shift=1, precise_bn=8
+  epochs=3,
+  batch_size=8,
+  learning_rate=1e-2,
+  augment='flip+shift',
+  max_shift=1,
+  precise_bn=8,
+  folds_in_parallel=0,  # all folds in one program unless a test says otherwise
 )
 
 _compiles = []
@@ -145,6 +151,28 @@ def test_config_validation():
     LosoConfig(augment='flip+rotate').validate()
   assert LosoConfig(augment='flip+shift', max_shift=3).augmentations() == (True, 3)
   assert LosoConfig(augment='none').augmentations() == (False, 0)
+
+
+def test_folds_at_once_by_request_device_and_side():
+  cpu = types.SimpleNamespace(platform='cpu', memory_stats=lambda: None)
+  assert loso.folds_at_once(0, 10, 32, 16, [cpu]) == 10  # 0: all
+  assert loso.folds_at_once(8, 3, 32, 16, [cpu]) == 3  # never more than there are
+  assert loso.folds_at_once(3, 10, 32, 16, [cpu, cpu]) == 4  # a multiple of the devices
+  # none: on CPU by side (CPU_FOLDS_BY_SIDE)
+  assert [loso.folds_at_once(None, 40, s, 16, [cpu]) for s in (28, 32, 64, 224)] == [4, 4, 1, 1]
+  assert loso.folds_at_once(None, 2, 32, 16, [cpu]) == 2
+
+  def accelerator(gib):
+    stats = {'bytes_limit': gib * 2**30} if gib else None
+    return types.SimpleNamespace(platform='gpu', memory_stats=lambda: stats)
+
+  # 224 px, batch 32: 380 MiB + 4 KiB * 32 * 224^2 = 6652 MiB per fold; half of 16 GiB: 1
+  assert loso.folds_at_once(None, 68, 224, 32, [accelerator(16)]) == 1
+  assert loso.folds_at_once(None, 68, 224, 32, [accelerator(141)]) == 10
+  # 32 px, batch 16: 444 MiB per fold; 8 devices of 8 GiB hold 9 each
+  assert loso.folds_at_once(None, 100, 32, 16, [accelerator(8)] * 8) == 72
+  assert loso.folds_at_once(None, 68, 32, 16, [accelerator(8)] * 8) == 72  # 68 -> 9 per device
+  assert loso.folds_at_once(None, 68, 224, 32, [accelerator(None)]) == 68  # no figure: all
 
 
 def test_plan_pads_tables_and_orders_subjects():

@@ -7,7 +7,8 @@ composite): the real recipe.
 At the images' native scale (28 px, rounded up to 32 for HFA-Net's total stride), 8
 epochs of AdamW with a cosine schedule, random mirror (u negated) and shifts of up to 2
 pixels (edge replicated), and each test image averaged with its mirror; the model after
-the last epoch is scored (honest). Chosen by subject-grouped 5-fold cross-validation on the
+the last epoch is scored (honest). Folds train 4 at a time on a CPU, as many as fit on a
+GPU/TPU (`hfa_jax.loso.folds_at_once`). Chosen by subject-grouped 5-fold cross-validation on the
 CASME II + SMIC part (docs/training.md: what was tried, with figures); the SAMM part was
 never used.
 """
@@ -26,6 +27,5 @@ def get_config():
     max_shift=2,
     test_flip=True,
     select_epoch='last',
-    folds_in_parallel=4,
     eval_every_epoch=True,
   )

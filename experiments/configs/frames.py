@@ -5,7 +5,9 @@ built from the licensed frames: flows at 224 px, best on a GPU or TPU.
     python -m experiments.loso --dataset casme2 --classes native --epochs 80
 
 A reasonable starting recipe, not a reproduction of the paper's (which states none) and
-not yet measured on real frames. Every key can be overridden on the command line.
+not yet measured on real frames. Folds train one at a time on a CPU and as many as fit in
+memory on a GPU/TPU (`hfa_jax.loso.folds_at_once`). Every key can be overridden on the
+command line.
 """
 
 
@@ -21,5 +23,4 @@ def get_config():
     label_smoothing=0.0,
     augment='flip+shift',
     max_shift=8,
-    folds_in_parallel=4,  # folds per step; raise it while memory allows (0: all)
   )

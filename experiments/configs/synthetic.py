@@ -5,7 +5,7 @@
 Tuned to finish in a few minutes on a 2-core CPU (most of it XLA compilation on the
 first run; the compiled programs are cached for the next ones) and to reach UF1 >= 0.9:
 32x32 inputs, one fold at a time (on 2 CPU cores, 2 folds at a time gained less in the step
-than the extra compilation cost; on a GPU/TPU use folds_in_parallel=0).
+than the extra compilation cost; on a GPU/TPU pass --folds_in_parallel none: all that fit).
 """
 
 

@@ -1,9 +1,10 @@
 """Dense 2-D cross-correlation (NHWC x HWIO, symmetric padding): XLA's form and the model's.
 
 `conv_reference` is lax.conv_general_dilated. `conv` computes the same with a hand-written
-gradient and three CPU speed-ups where XLA:CPU is slow (docs/performance.md has the timings):
+gradient and CPU speed-ups where XLA:CPU is slow (docs/performance.md has the timings):
 - the weight gradient from the native kernel (`kernels.conv_weight_grad`; float32, Cout a
   multiple of 16, where it is vectorised), else XLA's (`conv_weight_grad_reference`);
+- the input gradient at stride 1 as a forward convolution (`conv_input_grad`);
 - at outputs of at most 2x2: the forward as one matmul of the input's k*k strided slices
   (`conv_forward`) and a strided convolution's input gradient as a stride-1 convolution of the
   spread-out output gradient (`strided_input_grad`);
@@ -89,7 +90,7 @@ def _conv_bwd(stride, padding, residuals, g):
   else:
     static = dict(stride=stride, padding=padding, shape=x.shape[1:])
     dx = per_model(
-      functools.partial(conv_input_grad_reference, **static),
+      functools.partial(conv_input_grad, **static),
       functools.partial(stacked_input_grad, **static),
     )(g, w)
   static = dict(stride=stride, padding=padding, k=w.shape[0])
@@ -111,6 +112,18 @@ def conv_input_grad_reference(g: jax.Array, w: jax.Array, stride: int, padding: 
   """XLA's d/dx of conv_reference: g (B, Ho, Wo, Cout) -> (B, *shape) with shape (H, W, Cin)."""
   x = jnp.zeros(g.shape[:1] + shape, g.dtype)
   return jax.vjp(lambda x: conv_reference(x, w, stride, padding), x)[1](g)[0]
+
+
+def conv_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, shape):
+  """conv_input_grad_reference; at stride 1 as the forward correlation of g with the kernel
+  flipped and transposed (an array of its own). XLA's own form reads the kernel transposed
+  in place; inside the LOSO's training loop XLA:CPU runs that on its slow convolution path,
+  not YNNPACK (one fold's LOSO step at 64 px: 415-490 ms with it, 312-356 ms with this;
+  docs/performance.md)."""
+  if stride != 1:
+    return conv_input_grad_reference(g, w, stride, padding, shape)
+  k = w.shape[0]
+  return conv_reference(g, jnp.swapaxes(w[::-1, ::-1], 2, 3), 1, k - 1 - padding)
 
 
 def conv_weight_grad_reference(x: jax.Array, g: jax.Array, stride: int, padding: int, k: int):

@@ -340,7 +340,8 @@ def ratios(rows: list[dict]) -> list[str]:
     at = {(r['kind'], r['folds']): r['samples_per_s'] for r in rows if r['side'] == side}
     best_k = max((k for kind, k in at if kind == 'loso'), key=lambda k: at['loso', k])
     best = at['loso', best_k]
-    text = f'side {side}: fastest LOSO form {best_k} folds at a time, {best:.1f} fold-samples/s'
+    folds = f'{best_k} folds' if best_k > 1 else 'one fold'
+    text = f'side {side}: fastest LOSO form {folds} at a time, {best:.1f} fold-samples/s'
     if ('loso', 1) in at:
       text += f" = {best / at['loso', 1]:.2f}x one fold at a time"
     if ('torch_train', 1) in at:

@@ -3,10 +3,12 @@
     python -m experiments.profile_step --side 224              # top modules and ops
     python -m experiments.profile_step --side 64 --top 40 --trace /tmp/hfa_trace
     python -m experiments.profile_step --side 32 --folds 4     # the LOSO program of 4 folds
+    python -m experiments.profile_step --side 64 --epoch_steps 8   # one fold, as a LOSO runs it
 
 Runs the library's training step (`hfa_jax.train.train_step`, batch 16, AdamW, state donated,
 as experiments.benchmark times it), or with `--folds K` the LOSO program of K stacked folds
-(as the benchmark's loso rows), under `jax.profiler`, reads the trace's per-op durations,
+(as the benchmark's loso rows; `--epoch_steps` steps per call, per step in the tables), under
+`jax.profiler`, reads the trace's per-op durations,
 maps each XLA op to the `op_name` metadata of the compiled program (e.g.
 `transpose(jvp(HFANet))/rmt/layer3/blocks_0/retention/...`), and prints the time per module and
 direction (fwd = forward and its linearisation, bwd = the transposed pass) and the most

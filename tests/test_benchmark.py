@@ -47,6 +47,9 @@ def test_ratios_pick_the_fastest_fold_count():
     "a time = 3.00x the original's training"
   )
   assert benchmark.ratios([row('train', 1, 50.0)]) == []
+  assert benchmark.ratios(rows[:1])[1] == (
+    'side 32: fastest LOSO form one fold at a time, 50.0 fold-samples/s = 1.00x one fold at a time'
+  )
 
 
 def test_network_parts_cover_both_retention_forms():

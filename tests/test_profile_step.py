@@ -41,6 +41,8 @@ def test_profiles_a_small_step(tmp_path, capsys):
       '32',
       '--folds',
       '2',
+      '--epoch_steps',
+      '2',
       '--steps',
       '1',
       '--top',

@@ -436,7 +436,9 @@ def main(argv=None) -> dict:
       if k == 1:
         record(bench_train(side, args.batch_size, args.steps, dtype))
       if side in fold_sides:
-        record(bench_folds(side, args.batch_size, k, args.steps, dtype, 0, args.epoch_steps))
+        record(
+          bench_folds(side, args.batch_size, k, args.steps, dtype, epoch_steps=args.epoch_steps)
+        )
     if not args.no_parts:
       for row in bench_parts(side, args.batch_size, args.steps, dtype):
         record(row)

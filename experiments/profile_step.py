@@ -62,8 +62,8 @@ def main(argv=None) -> dict:
     '--folds',
     type=int,
     default=1,
-    help='>1: the LOSO fold program of this many stacked folds (one step per epoch, as the '
-    "benchmark's loso rows) instead of one model's train_step",
+    help='>1: the LOSO fold program of this many stacked folds (in epochs of --epoch_steps '
+    "steps) instead of one model's train_step",
   )
   p.add_argument(
     '--epoch_steps',

@@ -123,7 +123,13 @@ def conv_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, shape
   if stride != 1:
     return conv_input_grad_reference(g, w, stride, padding, shape)
   k = w.shape[0]
-  return conv_reference(g, jnp.swapaxes(w[::-1, ::-1], 2, 3), 1, k - 1 - padding)
+  return conv_reference(g, flipped_kernel(w), 1, k - 1 - padding)
+
+
+def flipped_kernel(w: jax.Array) -> jax.Array:
+  """(..., k, k, Cin, Cout) -> (..., k, k, Cout, Cin), the spatial taps reversed: the kernel
+  that correlates an output gradient back to the input."""
+  return jnp.swapaxes(jnp.flip(w, (-4, -3)), -2, -1)
 
 
 def conv_weight_grad_reference(x: jax.Array, g: jax.Array, stride: int, padding: int, k: int):
@@ -149,9 +155,7 @@ def strided_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, si
     + [(0, 0, 0)]
   )
   g = jax.lax.optimization_barrier(jax.lax.pad(g, jnp.zeros((), g.dtype), spread))
-  return per_model(functools.partial(conv_reference, stride=1, padding=0))(
-    g, jnp.swapaxes(w[::-1, ::-1], 2, 3)
-  )
+  return per_model(functools.partial(conv_reference, stride=1, padding=0))(g, flipped_kernel(w))
 
 
 def native_weight_grad_pays(out_channels: int) -> bool:
@@ -201,7 +205,7 @@ def stacked_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, sh
     + [(0, 0, 0)]
   )
   g = jax.lax.pad(g, jnp.zeros((), g.dtype), spread)
-  return stacked_conv(g, jnp.swapaxes(w[:, ::-1, ::-1], 3, 4), 1, 0)
+  return stacked_conv(g, flipped_kernel(w), 1, 0)
 
 
 def stacked_weight_grad(x: jax.Array, g: jax.Array, stride: int, padding: int, k: int):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 
 import numpy as np
 
@@ -29,19 +30,100 @@ class DatasetNotBuiltError(FileNotFoundError):
   """The dataset is not in data_dir; the message is the command that builds it."""
 
 
-def _build_command(
-  name: str, config_name: str, data_dir: str | None, size: int, default_size: int
+APEX = ('middle', 'max_motion')  # datasets.build --apex; the first is the default
+MISSING_APEX = ('skip', 'middle')  # datasets.build --missing_apex; the first is the default
+
+
+def build_options(name: str, config: str) -> dict:
+  """The datasets.build options (size, apex, missing_apex) that make NAME's config `config`;
+  DatasetNotBuiltError if no build makes it."""
+  from datasets.common import builder as base
+
+  match = re.fullmatch(r'size_(\d+)[a-z_]*', config)
+  size = int(match[1]) if match else 0
+  made = [
+    dict(size=size, apex=a, missing_apex=m)
+    for a in APEX
+    for m in MISSING_APEX
+    if size >= 8 and base.config_name(size, a, m) == config
+  ]
+  predefined = ', '.join(c.name for c in registry.builder_class(name).BUILDER_CONFIGS)
+  if not made:
+    raise DatasetNotBuiltError(
+      f'{name} has no config {config!r}: a config is size_N (N >= 8), then _apex_max_motion '
+      '(smic, megc2019) and/or _missing_apex_middle (casme2, samm, megc2019). '
+      f'Predefined: {predefined}'
+    )
+  for option, default in (('apex', APEX[0]), ('missing_apex', MISSING_APEX[0])):
+    takers = registry.with_option(option, default)
+    if made[0][option] != default and name not in takers:
+      raise DatasetNotBuiltError(
+        f'{name} has no config {config!r}: --{option} applies to {", ".join(takers)} only. '
+        f'Predefined: {predefined}'
+      )
+  return made[0]
+
+
+def build_command(
+  name: str, config: str, data_dir: str | None = None, manual_dir: str = 'DIR'
 ) -> str:
-  cmd = f'python -m datasets.build {name} --manual_dir DIR'
+  """The datasets.build command line that makes NAME's config `config` in `data_dir`."""
+  options = build_options(name, config)
+  cmd = f'python -m datasets.build {name} --manual_dir {manual_dir}'
   if data_dir:
     cmd += f' --data_dir {data_dir}'
-  if size != default_size:
-    cmd += f' --size {size}'
-  if '_apex_max_motion' in config_name:
-    cmd += ' --apex max_motion'
-  if '_missing_apex_middle' in config_name:
-    cmd += ' --missing_apex middle'
+  if options['size'] != native_size(name):
+    cmd += f" --size {options['size']}"
+  if options['apex'] != APEX[0]:
+    cmd += f" --apex {options['apex']}"
+  if options['missing_apex'] != MISSING_APEX[0]:
+    cmd += f" --missing_apex {options['missing_apex']}"
   return cmd
+
+
+def _synthetic_hint(name: str) -> str:
+  """Where `datasets.synthetic` puts a copy that NAME's build reads."""
+  if name == 'megc2019':
+    return '`python -m datasets.synthetic --database all --out DIR` writes a synthetic one'
+  database = name.replace('megc2019_', '')
+  return (
+    f'`python -m datasets.synthetic --database {database} --out OUT` writes a synthetic one '
+    f'in DIR = OUT/{name}'
+  )
+
+
+def not_built_message(
+  name: str, data_dir=None, size: int | None = None, config=None, or_default: bool = False
+) -> str:
+  """What to run when NAME's config `config` (default: size_`size`) is not in data_dir;
+  `or_default`: the default build, resized to `size` on load, would do as well."""
+  from datasets.common import builder as base
+
+  default_size = native_size(name)
+  config = config or base.config_name(size or default_size)
+  root = pathlib.Path(data_dir or base.default_data_dir()).expanduser()
+  command = build_command(name, config, os.fspath(data_dir) if data_dir else None)
+  others = sorted(
+    p.parent.parent.name
+    for p in (root / name).glob('*/*/dataset_info.json')
+    if p.parent.parent.name != config
+  )
+  built = (
+    f'\nBuilt there with other options: {", ".join(others)}; train on one with '
+    f'--dataset {name}:{others[0]}'
+    if others
+    else ''
+  )
+  return (
+    f'{name} ({config}) is not built in {root}. Build it with:\n  {command}\n'
+    + (
+      f'or at its default side, {default_size} px (the same command without --size), '
+      f'which is resized to {size} px on load\n'
+      if or_default and size != default_size
+      else ''
+    )
+    + f'(DIR: the folder holding your copy; {_synthetic_hint(name)}){built}'
+  )
 
 
 def dataset_path(
@@ -50,10 +132,7 @@ def dataset_path(
   """Folder of the newest built version of NAME/config; DatasetNotBuiltError if none."""
   from datasets.common import builder as base
 
-  cls = registry.builder_class(name)
-  default_size = cls.BUILDER_CONFIGS[0].size
-  size = size or default_size
-  config = config or base.config_name(size)
+  config = config or base.config_name(size or native_size(name))
   root = pathlib.Path(data_dir or base.default_data_dir()).expanduser()
   version = lambda p: tuple(int(x) for x in p.name.split('_')[-1].split('.') if x.isdigit())
   versions = sorted(
@@ -74,25 +153,7 @@ def dataset_path(
       key=version,
     )
   if not versions:
-    command = _build_command(
-      name, config, os.fspath(data_dir) if data_dir else None, size, default_size
-    )
-    others = sorted(
-      p.parent.parent.name
-      for p in (root / name).glob('*/*/dataset_info.json')
-      if p.parent.parent.name != config
-    )
-    built = (
-      f'\nBuilt there with other options: {", ".join(others)}; train on one with '
-      f'--dataset {name}:{others[0]}'
-      if others
-      else ''
-    )
-    raise DatasetNotBuiltError(
-      f'{name} ({config}) is not built in {root}. Build it with:\n  {command}\n'
-      f'(DIR: the folder holding your copy; `python -m datasets.synthetic --database all '
-      f'--out DIR` writes a synthetic one){built}'
-    )
+    raise DatasetNotBuiltError(not_built_message(name, data_dir, size, config))
   return versions[-1]
 
 
@@ -175,13 +236,14 @@ def training_data(
   if data is None:
     try:
       data = load_arrays(name, data_dir, size, config)
-    except DatasetNotBuiltError as first:
-      if config is not None or size is None:
+    except DatasetNotBuiltError:
+      if config is not None or size is None or size == native_size(name):
         raise
       try:  # the default stored size, resized below
         data = load_arrays(name, data_dir)
       except DatasetNotBuiltError:
-        raise first from None
+        message = not_built_message(name, data_dir, size, or_default=True)
+        raise DatasetNotBuiltError(message) from None
   stored = data['flow'].shape[1]
   size = size or stored
   try:

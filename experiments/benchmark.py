@@ -354,7 +354,7 @@ def parse_ints(text: str) -> list[int]:
   return [int(t) for t in text.split(',') if t.strip()]
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
     description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
   )
@@ -407,11 +407,53 @@ def main(argv=None) -> dict:
     default=os.cpu_count(),
     help='torch.set_num_threads for --compare_torch (default: all cores)',
   )
+  return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  """The command's settings, --quick applied and the sides checked."""
+  p = parser()
   args = p.parse_args(argv)
   if args.quick:
     args.sides, args.folds, args.steps, args.epoch_steps = [32], [1, 2], 3, 2
   if any(s % 32 or s <= 0 for s in args.sides):
     p.error(f'--sides must be positive multiples of 32, got {args.sides}')
+  return args
+
+
+def measure_side(side, args, fold_sides, dtype, record) -> None:
+  """One input side's rows: eval, train (K = 1 in --folds), loso at --fold_sides, parts."""
+  record(bench_eval(side, args.batch_size, args.steps, dtype))
+  for k in sorted(args.folds):
+    if k == 1:
+      record(bench_train(side, args.batch_size, args.steps, dtype))
+    if side in fold_sides:
+      record(bench_folds(side, args.batch_size, k, args.steps, dtype, epoch_steps=args.epoch_steps))
+  if not args.no_parts:
+    for row in bench_parts(side, args.batch_size, args.steps, dtype):
+      record(row)
+
+
+def measure_torch(args, env, record) -> None:
+  """The original's rows (--compare_torch), or why it was skipped in env['torch']."""
+  torch_rows = bench_torch(
+    args.compare_torch,
+    sorted(args.sides),
+    args.batch_size,
+    args.steps,
+    args.torch_threads,
+    NUM_CLASSES,
+  )
+  if isinstance(torch_rows, str):
+    print(f'original (PyTorch): {torch_rows}')
+    env['torch'] = torch_rows
+  else:
+    for row in torch_rows:
+      record(row)
+
+
+def main(argv=None) -> dict:
+  args = parse_args(argv)
   fold_sides = args.fold_sides if args.fold_sides is not None else sorted(args.sides)[:2]
   dtype = jnp.bfloat16 if args.dtype == 'bfloat16' else None
 
@@ -431,32 +473,9 @@ def main(argv=None) -> dict:
 
   print(table([], env), flush=True)
   for side in sorted(args.sides):
-    record(bench_eval(side, args.batch_size, args.steps, dtype))
-    for k in sorted(args.folds):
-      if k == 1:
-        record(bench_train(side, args.batch_size, args.steps, dtype))
-      if side in fold_sides:
-        record(
-          bench_folds(side, args.batch_size, k, args.steps, dtype, epoch_steps=args.epoch_steps)
-        )
-    if not args.no_parts:
-      for row in bench_parts(side, args.batch_size, args.steps, dtype):
-        record(row)
+    measure_side(side, args, fold_sides, dtype, record)
   if args.compare_torch:
-    torch_rows = bench_torch(
-      args.compare_torch,
-      sorted(args.sides),
-      args.batch_size,
-      args.steps,
-      args.torch_threads,
-      NUM_CLASSES,
-    )
-    if isinstance(torch_rows, str):
-      print(f'original (PyTorch): {torch_rows}')
-      env['torch'] = torch_rows
-    else:
-      for row in torch_rows:
-        record(row)
+    measure_torch(args, env, record)
 
   text = table(rows, env)
   print('\n' + text)

@@ -272,16 +272,18 @@ def test_bad_input_shape_is_a_clear_error(shape):
     jax.eval_shape(STSTNet().init, jax.random.key(0), jnp.zeros(shape))
 
 
-def test_max_pool_matches_the_general_pool_and_its_gradient():
-  """The reshape max-pool of STSTNet equals ops.max_pool (PyTorch's), values and
-  gradients, on inputs without ties."""
-  from hfa_jax.ops.max_pool import max_pool
-  from hfa_jax.models.ststnet import max_pool_3x3_stride_3
+@pytest.mark.parametrize('kernel,padding', [(3, 1), (2, 0), (3, 0), (4, 2)])
+def test_disjoint_max_pool_matches_the_general_pool_and_its_gradient(kernel, padding):
+  """ops.max_pool_disjoint (STSTNet's 3x3/3 pool) equals ops.max_pool (PyTorch's) and XLA's
+  reduce-window maximum, values and gradients, on inputs without ties."""
+  from hfa_jax.ops.max_pool import max_pool, max_pool_disjoint, max_pool_reference
 
   for side in (30, 32, 28):
     x = flow_images(2, side, seed=side)
-    g = flow_images(2, (side - 1) // 3 + 1, seed=1)[..., :1] * jnp.ones(3)
-    ours, vjp_ours = jax.vjp(max_pool_3x3_stride_3, x)
-    ref, vjp_ref = jax.vjp(lambda x: max_pool(x, 3, 3, 1), x)
-    chex.assert_trees_all_close(ours, ref)
-    chex.assert_trees_all_close(vjp_ours(g), vjp_ref(g))
+    out = (side + 2 * padding - kernel) // kernel + 1
+    g = flow_images(2, out, seed=1)[..., :1] * jnp.ones(3)
+    ours, vjp_ours = jax.vjp(lambda x: max_pool_disjoint(x, kernel, padding), x)
+    for form in (max_pool, max_pool_reference):
+      ref, vjp_ref = jax.vjp(lambda x: form(x, kernel, kernel, padding), x)
+      chex.assert_trees_all_close(ours, ref)
+      chex.assert_trees_all_close(vjp_ours(g), vjp_ref(g))

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 
 from hfa_jax.models.layers import BatchNorm, torch_conv_default
 from hfa_jax.ops.conv import conv
+from hfa_jax.ops.max_pool import max_pool_disjoint
 
 STREAM_WIDTHS = (3, 5, 8)
 
@@ -46,43 +47,6 @@ def avg_pool_2x2(x: jax.Array) -> jax.Array:
   b, h, w, c = x.shape
   x = x[:, : h // 2 * 2, : w // 2 * 2]
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean((2, 4))
-
-
-def max_pool_3x3_stride_3(x: jax.Array) -> jax.Array:
-  """PyTorch's MaxPool2d(3, 3, padding=1): (B, H, W, C) -> (B, (H-1)//3+1, ..., C).
-
-  The windows do not overlap, so this is a reshape and a max over each window, with a
-  one-mask gradient (XLA's general max-pool gradient took ~4x longer here). Ties share
-  the gradient where PyTorch gives it to the first maximum; the parameter gradients are
-  the same, since tied inputs of a ReLU -> BatchNorm stream are ReLU zeros.
-  """
-  b, h, w, c = x.shape
-  oh, ow = (h - 1) // 3 + 1, (w - 1) // 3 + 1
-  x = jnp.pad(
-    x,
-    ((0, 0), (1, max(3 * oh - h - 1, 0)), (1, max(3 * ow - w - 1, 0)), (0, 0)),
-    constant_values=-jnp.inf,
-  )[:, : 3 * oh, : 3 * ow]
-  return _window_max(x.reshape(b, oh, 3, ow, 3, c))
-
-
-@jax.custom_vjp
-def _window_max(x: jax.Array) -> jax.Array:
-  """(B, OH, 3, OW, 3, C) -> (B, OH, OW, C): the max of each 3x3 window."""
-  return x.max((2, 4))
-
-
-def _window_max_fwd(x):
-  y = x.max((2, 4))
-  return y, x == y[:, :, None, :, None, :]
-
-
-def _window_max_bwd(is_max, g):
-  share = g / is_max.sum((2, 4))  # ties share, as jnp.max's gradient
-  return (is_max * share[:, :, None, :, None, :],)
-
-
-_window_max.defvjp(_window_max_fwd, _window_max_bwd)
 
 
 class _ConvParams(nn.Module):
@@ -133,7 +97,7 @@ class STSTNet(nn.Module):
       ],
       -1,
     )
-    y = max_pool_3x3_stride_3(y)
+    y = max_pool_disjoint(y, 3, 1)  # MaxPool2d(3, 3, padding=1)
     y = nn.Dropout(self.dropout, deterministic=not train)(y)
     y = avg_pool_2x2(y)
     if y.shape[1] == 0 or y.shape[2] == 0:

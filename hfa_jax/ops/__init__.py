@@ -4,7 +4,7 @@ the fast form the model uses (same numbers to float32 rounding; gradients writte
     attention.py       RMT's softmax(q k^T + mask) v (`attention`, `attention_reference`)
     conv.py            dense convolutions (`conv`, `conv_reference`, `patch_conv`)
     depthwise_conv.py  depthwise convolutions (`depthwise_conv`, `depthwise_conv_reference`)
-    max_pool.py        PyTorch's max_pool2d (`max_pool`, `max_pool_reference`)
+    max_pool.py        PyTorch's max_pool2d (`max_pool`, `max_pool_disjoint`, `max_pool_reference`)
     dense.py           x @ w of Linear layers (`dense`, `dense_reference`)
     dispatch.py        CPU/native dispatch and the per-fold vmap rule the fast forms share
     windows.py         padding, k*k strided window slices, non-overlapping patches

@@ -2,8 +2,9 @@
 
     python -m experiments.results runs/loso-megc2019_flow_images-* [--out table.md]
 
-One row per run folder (its summary.json): the model, UF1 / UAR pooled and per database,
-the protocol, epochs, wall time and the CPU or device it ran on.
+One row per run folder (its summary.json): the model, dataset, subjects tested ('40/40', or
+'2/68 (partial)' for a --subjects part of a LOSO), UF1 / UAR pooled and per database, the
+protocol, epochs, wall time, the CPU or device it ran on, and the run folder.
 """
 
 from __future__ import annotations
@@ -13,32 +14,50 @@ import json
 import pathlib
 import sys
 
+from hfa_jax import report
 
-def row(summary: dict) -> dict:
+
+def _protocol(summary: dict) -> str:
+  """'LOSO, last epoch', '5-fold by subject, epoch chosen on validation subjects' ..."""
+  s = summary['settings']
+  chosen = summary['select_epoch']
+  short = (
+    'last epoch'
+    if chosen == 'last'
+    else 'epoch chosen on validation subjects' + (', retrained' if s.get('retrain') else '')
+    if chosen == 'validation'
+    else 'BEST EPOCH BY TEST (not honest)'
+  )
+  return (
+    f"{s['group_folds']}-fold by subject, {short}" if s.get('group_folds') else f'LOSO, {short}'
+  )
+
+
+def _dataset(summary: dict) -> str:
+  s = summary['settings']
+  name = summary.get('dataset') or s.get('dataset') or '?'
+  return name + (', native classes' if s.get('classes') == 'native' else '')
+
+
+def row(summary: dict, run: str = '') -> dict:
+  """One run's cells, from its summary.json (`run`: its folder)."""
   s = summary['settings']
   per_db = summary.get('per_database') or {}
   device = summary.get('devices') or {}
   where = summary.get('cpu') if device.get('platform') == 'cpu' else device.get('kind')
-  protocol = summary['protocol']
-  short = (
-    'last epoch'
-    if summary['select_epoch'] == 'last'
-    else 'epoch chosen on validation subjects' + (', retrained' if s.get('retrain') else '')
-    if summary['select_epoch'] == 'validation'
-    else 'BEST EPOCH BY TEST (not honest)'
-  )
-  if s.get('group_folds'):
-    short = f"{s['group_folds']}-fold by subject, {short}"
   return dict(
+    run=run,
     model=s['model'],
-    dataset=summary.get('dataset', s.get('dataset')),
+    dataset=_dataset(summary),
+    subjects=report.coverage(summary),
+    partial='(partial)' in report.coverage(summary),
     n=summary['n_samples'],
     folds=summary['n_folds'],
     uf1=summary['uf1'],
     uar=summary['uar'],
     per_db={k: (v['uf1'], v['uar']) for k, v in per_db.items()},
-    protocol=short,
-    long_protocol=protocol,
+    protocol=_protocol(summary),
+    long_protocol=summary['protocol'],
     epochs=s['epochs'],
     size=s['size'],
     minutes=summary.get('wall_time_seconds', float('nan')) / 60,
@@ -48,15 +67,17 @@ def row(summary: dict) -> dict:
 
 
 def table(rows: list[dict]) -> str:
+  """The Markdown table; a note under it when a run is partial."""
   dbs = sorted({d for r in rows for d in r['per_db']})
   head = (
-    ['model', 'samples', 'folds', 'UF1', 'UAR']
+    ['model', 'dataset', 'subjects', 'samples', 'folds', 'UF1', 'UAR']
     + [f'{d} UF1 / UAR' for d in dbs]
-    + ['epoch scored', 'epochs', 'input', 'wall time', 'machine']
+    + ['protocol', 'epochs', 'input', 'wall time', 'machine', 'run']
   )
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
-    cells = [r['model'], str(r['n']), str(r['folds']), f"{r['uf1']:.4f}", f"{r['uar']:.4f}"]
+    cells = [r['model'], r['dataset'], r['subjects'], str(r['n']), str(r['folds'])]
+    cells += [f"{r['uf1']:.4f}", f"{r['uar']:.4f}"]
     cells += [
       f'{r["per_db"][d][0]:.4f} / {r["per_db"][d][1]:.4f}' if d in r['per_db'] else '' for d in dbs
     ]
@@ -66,8 +87,15 @@ def table(rows: list[dict]) -> str:
       f"{r['size']} px",
       f"{r['minutes']:.0f} min",
       str(r['where']),
+      r['run'],
     ]
-    lines.append('| ' + ' | '.join(cells) + ' |')
+    lines.append('| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |')
+  if any(r['partial'] for r in rows):
+    lines += [
+      '',
+      '(partial): a --subjects part of a LOSO, fewer test subjects than the data has; its '
+      "numbers pool those subjects only and do not compare with a full run's.",
+    ]
   return '\n'.join(lines)
 
 
@@ -82,7 +110,7 @@ def main(argv=None) -> int:
     if not path.is_file():
       print(f'skipping {run}: no summary.json (not finished?)', file=sys.stderr)
       continue
-    rows.append(row(json.loads(path.read_text())))
+    rows.append(row(json.loads(path.read_text()), run))
   if not rows:
     print('error: no finished run among the folders given', file=sys.stderr)
     return 2

@@ -5,7 +5,9 @@
     print(report.table(summary))
 
 `data` is the input pipeline's dict (datasets.load.training_data): class_names, subjects,
-samples, databases; `skipped` (samples the build left out) is listed in the summary.
+samples, databases, source; `skipped` (samples the build left out) is listed in the summary.
+A run that tested fewer subjects than the data has (`--subjects`, part of a LOSO) is marked
+partial in the summary (subjects_covered, subjects_total, partial) and in the table.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import pathlib
+import re
 
 import numpy as np
 
@@ -24,7 +27,10 @@ def summary(result: dict, data: dict, extra: dict | None = None) -> dict:
   pred = result['predictions']
   dbs = np.asarray(data['databases'])[pred['index']]
   pooled = result['metrics']
+  tested, everyone = set(result['per_subject']), set(np.asarray(data['subjects']).tolist())
   out = dict(
+    dataset=data.get('source'),
+    source=data.get('source'),
     protocol=result['protocol'],
     select_epoch=result['select_epoch'],
     classes=list(data['class_names']),
@@ -44,9 +50,26 @@ def summary(result: dict, data: dict, extra: dict | None = None) -> dict:
     n_folds=len(result['selected_epoch']),
     steps_per_epoch=result['steps_per_epoch'],
     skipped_by_build=list(data.get('skipped') or []),
+    subjects_covered=len(tested),
+    subjects_total=len(everyone | tested),
+    partial=bool(everyone - tested),
+    subjects_not_tested=sorted(everyone - tested, key=_natural),
   )
   out.update(extra or {})
   return out
+
+
+def _natural(s: str):
+  """Sort key that orders 's2' before 's10'."""
+  return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', str(s))]
+
+
+def coverage(record: dict) -> str:
+  """'40/40' or '2/68 (partial)': the subjects a run tested, of those its data has."""
+  covered = record.get('subjects_covered', len(record.get('per_subject') or {}))
+  total = record.get('subjects_total')
+  partial = record.get('partial', bool((record.get('settings') or {}).get('subjects')))
+  return f'{covered}/{total if total is not None else "?"}' + (' (partial)' if partial else '')
 
 
 def write(out: str | pathlib.Path, result: dict, data: dict, extra: dict | None = None) -> dict:
@@ -99,21 +122,41 @@ def table(record: dict) -> str:
   if len(record['per_database']) > 1:
     rows += list(record['per_database'].items())
   lines = [
-    f"LOSO {record.get('dataset', '')} ({', '.join(record['classes'])}), "
-    f"{record['n_folds']} folds, {record['n_samples']} test samples",
+    f"LOSO {record.get('dataset') or ''} ({', '.join(record['classes'])}), "
+    f"{record['n_folds']} fold{'s' * (record['n_folds'] != 1)}, {record['n_samples']} test "
+    f'samples, subjects {coverage(record)}',
+  ]
+  if record.get('partial'):
+    lines.append(
+      f"PARTIAL RUN: {record['subjects_covered']} of {record['subjects_total']} subjects "
+      'tested (--subjects); the numbers pool those subjects only and are not a full LOSO\'s'
+    )
+  lines += [
     f"protocol: {record['protocol']}",
     f"{'':12s} {'n':>5s} {'UF1':>7s} {'UAR':>7s} {'acc':>7s}",
   ]
   for name, m in rows:
     lines.append(f"{name:12s} {m['n']:5d} {m['uf1']:7.4f} {m['uar']:7.4f} {m['accuracy']:7.4f}")
+  return '\n'.join(lines + _skipped_lines(record))
+
+
+def _skipped_lines(record: dict) -> list[str]:
+  """The samples the build left out; for the synthetic copy, that this is expected."""
   skipped = record.get('skipped_by_build') or []
-  if skipped:
+  if not skipped:
+    return []
+  lines = [
+    'skipped by the build (reasons in summary.json): '
+    + ', '.join(s['sample'] for s in skipped[:5])
+    + (' ...' if len(skipped) > 5 else '')
+  ]
+  absent = [s for s in skipped if 'listed sample' in s['sample']]
+  if record.get('source') == 'synthetic' and absent:
     lines.append(
-      'skipped by the build (reasons in summary.json): '
-      + ', '.join(s['sample'] for s in skipped[:5])
-      + (' ...' if len(skipped) > 5 else '')
+      '  (expected for the synthetic copy: it holds only the first few subjects of each '
+      "database, so the MEGC2019 composite's samples of the others are absent)"
     )
-  return '\n'.join(lines)
+  return lines
 
 
 def plot_confusion(path, cm, names, title):

@@ -44,16 +44,17 @@ def adamw(
   """optax.adamw(learning_rate, b1, b2, eps, weight_decay=weight_decay) with `apply`."""
   tx = optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
   scheduled = callable(learning_rate)  # optax then keeps a step count for it
-  hyper = dict(b1=b1, c1=1 - b1, b2=b2, c2=1 - b2, eps=eps, wd=weight_decay)
+  hyper = kernels.AdamWHyperparams(b1=b1, c1=1 - b1, b2=b2, c2=1 - b2, eps=eps, wd=weight_decay)
 
   def apply(grads, state, params):
     adam, decay, sched = state
     count = optax.safe_increment(adam.count)
     # The step's scalars exactly as optax computes them (bias_correction, scale_by_schedule).
-    bc1, bc2 = 1 - b1**count, 1 - b2**count
     lr = learning_rate(sched.count) if scheduled else learning_rate
-    neg_lr = jnp.asarray(-1 * lr, jnp.float32)
-    step = lambda p, g, m, v: _leaf_step(p, g, m, v, neg_lr, bc1, bc2, hyper)
+    scalars = kernels.AdamWStepScalars(
+      neg_lr=jnp.asarray(-1 * lr, jnp.float32), bc1=1 - b1**count, bc2=1 - b2**count
+    )
+    step = lambda p, g, m, v: _leaf_step(p, g, m, v, scalars, hyper)
     with jax.named_scope('adamw'):  # profiles name its ops
       new = jax.tree.map(step, params, grads, adam.mu, adam.nu)
     outer = jax.tree.structure(params)
@@ -68,27 +69,32 @@ def adamw(
   return AdamW(tx.init, tx.update, apply)
 
 
-def reference_step(p, g, mu, nu, neg_lr, bc1, bc2, *, b1, c1, b2, c2, eps, wd):
+def reference_step(
+  p, g, mu, nu, scalars: kernels.AdamWStepScalars, hyper: kernels.AdamWHyperparams
+):
   """One parameter's AdamW step with optax's expressions -> (p, mu, nu).
 
-  neg_lr = -lr(t), bc1 = 1 - b1^t, bc2 = 1 - b2^t (scalars); c1 = 1 - b1, c2 = 1 - b2.
+  scalars: neg_lr = -lr(t), bc1 = 1 - b1^t, bc2 = 1 - b2^t; hyper: b1, c1 = 1 - b1, b2,
+  c2 = 1 - b2, eps, wd.
   """
-  mu = c1 * g + b1 * mu  # optax.tree.update_moment
-  nu = c2 * (g**2) + b2 * nu  # optax.tree.update_moment_per_elem_norm
-  update = (mu / bc1.astype(mu.dtype)) / (jnp.sqrt(nu / bc2.astype(nu.dtype) + 0.0) + eps)
-  update = update + wd * p  # optax.add_decayed_weights
+  neg_lr, bc1, bc2 = scalars
+  mu = hyper.c1 * g + hyper.b1 * mu  # optax.tree.update_moment
+  nu = hyper.c2 * (g**2) + hyper.b2 * nu  # optax.tree.update_moment_per_elem_norm
+  update = (mu / bc1.astype(mu.dtype)) / (jnp.sqrt(nu / bc2.astype(nu.dtype) + 0.0) + hyper.eps)
+  update = update + hyper.wd * p  # optax.add_decayed_weights
   update = jnp.asarray(neg_lr, update.dtype) * update  # optax.scale_by_learning_rate
   return (p + update).astype(p.dtype), mu, nu
 
 
-def _leaf_step(p, g, mu, nu, neg_lr, bc1, bc2, hyper):
-  reference = lambda *a: reference_step(*a, **hyper)
+def _leaf_step(p, g, mu, nu, scalars, hyper):
   if (
     p.size < NATIVE_MIN_SIZE
     or any(t.dtype != jnp.float32 for t in (p, g, mu, nu))
     or not kernels.native_available()
   ):
-    return reference(p, g, mu, nu, neg_lr, bc1, bc2)
-  bc1, bc2 = bc1.astype(jnp.float32), bc2.astype(jnp.float32)
-  native = lambda *a: kernels.adamw(*a, **hyper)
-  return jax.lax.platform_dependent(p, g, mu, nu, neg_lr, bc1, bc2, cpu=native, default=reference)
+    return reference_step(p, g, mu, nu, scalars, hyper)
+  f32 = lambda a: a.astype(jnp.float32)
+  scalars = scalars._replace(bc1=f32(scalars.bc1), bc2=f32(scalars.bc2))
+  native = lambda *a: kernels.adamw(*a, hyper)
+  reference = lambda *a: reference_step(*a, hyper)
+  return jax.lax.platform_dependent(p, g, mu, nu, scalars, cpu=native, default=reference)

@@ -54,10 +54,12 @@ def test_kernel_step_is_bitwise_the_reference_step():
   mu = jax.random.normal(k[2], shape) * 1e-3
   nu = jnp.abs(jax.random.normal(k[3], shape)) * 1e-6
   count = jnp.arange(1, 6, dtype=jnp.int32)
-  scalars = (-5e-3 * jnp.linspace(0.5, 1, 5), 1 - 0.9**count, 1 - 0.999**count)
-  hyper = dict(b1=0.9, c1=1 - 0.9, b2=0.999, c2=1 - 0.999, eps=1e-8, wd=1e-2)
-  native = jax.jit(lambda *a: kernels.adamw(*a, **hyper))(p, g, mu, nu, *scalars)
-  ref = jax.jit(jax.vmap(lambda *a: adamw_lib.reference_step(*a, **hyper)))(p, g, mu, nu, *scalars)
+  scalars = kernels.AdamWStepScalars(
+    -5e-3 * jnp.linspace(0.5, 1, 5), 1 - 0.9**count, 1 - 0.999**count
+  )
+  hyper = kernels.AdamWHyperparams(b1=0.9, c1=1 - 0.9, b2=0.999, c2=1 - 0.999, eps=1e-8, wd=1e-2)
+  native = jax.jit(lambda *a: kernels.adamw(*a, hyper))(p, g, mu, nu, scalars)
+  ref = jax.jit(jax.vmap(lambda *a: adamw_lib.reference_step(*a, hyper)))(p, g, mu, nu, scalars)
   chex.assert_trees_all_equal(native, ref)
   assert not np.array_equal(native[0], p)
 

@@ -7,6 +7,8 @@ them and the pure-JAX forms (`hfa_jax.ops`). Image arrays are NHWC.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import numpy as np
 
@@ -54,30 +56,35 @@ def conv_weight_grad(x: jax.Array, g: jax.Array, stride: int, padding: int, k: i
   )
 
 
-def adamw(p, g, mu, nu, neg_lr, bc1, bc2, *, b1, c1, b2, c2, eps, wd):
-  """One AdamW step in one pass, in place: p, g, mu, nu (L..., N...) and the step's scalars
-  neg_lr = -lr, bc1 = 1 - b1^t, bc2 = 1 - b2^t (L...) -> (p, mu, nu); c1 = 1 - b1, c2 = 1 - b2.
+class AdamWHyperparams(NamedTuple):
+  """AdamW's constants (Python floats): b1, c1 = 1 - b1, b2, c2 = 1 - b2, eps, wd (decay)."""
+
+  b1: float
+  c1: float
+  b2: float
+  c2: float
+  eps: float
+  wd: float
+
+
+class AdamWStepScalars(NamedTuple):
+  """One step's scalars, each (L...) for L stacked models (none for one model): neg_lr =
+  -lr(t), bc1 = 1 - b1^t, bc2 = 1 - b2^t."""
+
+  neg_lr: jax.Array
+  bc1: jax.Array
+  bc2: jax.Array
+
+
+def adamw(p, g, mu, nu, scalars: AdamWStepScalars, hyper: AdamWHyperparams):
+  """One AdamW step in one pass, in place: p, g, mu, nu (L..., N...) -> (p, mu, nu).
 
   The hyperparameters are float32 attributes (np.float32 of the Python floats, as JAX
   rounds them); p, mu and nu are updated in the buffers they came in (XLA copies them
   first if they are still needed).
   """
   out = (jax.ShapeDtypeStruct(p.shape, p.dtype),) * 3
-  f32 = np.float32
+  attributes = {name: np.float32(value) for name, value in hyper._asdict().items()}
   return jax.ffi.ffi_call(
     ADAMW, out, vmap_method='broadcast_all', input_output_aliases={0: 0, 2: 1, 3: 2}
-  )(
-    p,
-    g,
-    mu,
-    nu,
-    neg_lr,
-    bc1,
-    bc2,
-    b1=f32(b1),
-    c1=f32(c1),
-    b2=f32(b2),
-    c2=f32(c2),
-    eps=f32(eps),
-    wd=f32(wd),
-  )
+  )(p, g, mu, nu, *scalars, **attributes)

@@ -1,7 +1,7 @@
 """Train state, optimiser, augmentation, train_step and eval_step for one model.
 
 Everything here is functional and jit-able: the fold-parallel LOSO trainer
-(`hfa_jax.loso`) vmaps these functions over a leading fold axis.
+(`hfa_jax.loso.program`) vmaps these functions over a leading fold axis.
 
 The model is any linen module called as `model.apply(variables, x, train=...)` on
 NHWC float32 flow images (B, S, S, 3) with channels (u, v, strain), returning logits
@@ -20,20 +20,22 @@ import optax
 from flax.training import train_state
 
 from hfa_jax import adamw as adamw_lib
+from hfa_jax.loso.config import Optimiser
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimConfig:
-  """Optimiser and augmentation settings (a subset of `hfa_jax.loso.LosoConfig`)."""
+class OptimConfig(Optimiser):
+  """The optimiser of one model: the `Optimiser` settings (declared once, in
+  `hfa_jax.loso.config`) and the run's length in steps (warmup, and the cosine decay's)."""
 
-  optimizer: str = 'adamw'  # 'adamw' | 'adam'
-  learning_rate: float = 1e-3
-  schedule: str = 'cosine'  # 'cosine' | 'constant'
   warmup_steps: int = 0
-  total_steps: int = 1000  # for the cosine decay
-  weight_decay: float = 1e-4  # decoupled (AdamW); with 'adam' added to the gradient (L2)
-  grad_clip: float = 0.0  # global-norm clipping; 0 disables
-  label_smoothing: float = 0.0
+  total_steps: int = 1000
+
+  @classmethod
+  def of(cls, settings: Optimiser, **steps) -> OptimConfig:
+    """The OptimConfig of any settings object with the Optimiser fields (a LosoConfig)."""
+    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Optimiser)}
+    return cls(**fields, **steps)
 
 
 class TrainState(train_state.TrainState):

@@ -17,8 +17,11 @@ import pytest
 from jax import monitoring
 
 from hfa_jax import loso
+from hfa_jax.loso import results as results_lib
+from hfa_jax.loso import store as store_lib
 from hfa_jax import train as train_lib
 from hfa_jax.loso import LosoConfig, run_loso
+from hfa_jax.loso.records import GroupHistory
 from tests.tiny import TinyNet, toy_data
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -186,7 +189,7 @@ def test_plan_pads_tables_and_orders_subjects():
     train = plan.train_idx[f, : plan.train_count[f]]
     test = plan.test_idx[f, : plan.test_count[f]]
     assert set(s[train]) == set(s) - {subj} and set(s[test]) == {subj}
-  with pytest.raises(ValueError, match='unknown subjects'):
+  with pytest.raises(loso.PlanError, match='unknown subjects'):
     loso.make_plan(y, s, LosoConfig(), only_subjects=['s9'])
 
 
@@ -203,28 +206,27 @@ def _compare(a, b, atol=1e-5):
 def test_vmap_together_equals_one_at_a_time_without_recompiling():
   x, y, s = toy_data()
   s[12:14] = 's1'  # unequal subjects: s1 has 8 samples, s3 has 4
+  cfg = dataclasses_replace(CFG, batch_size=6)  # programs no other test compiles
+  compiles = lambda since: _compiles[since:].count('jit(epoch_one)')
   before = len(_compiles)
-  together = run_loso(x, y, s, CFG, TinyNet(), progress=False)  # 4 folds at once
-  n_together = _compiles[before:].count('epoch_one')
+  together = run_loso(x, y, s, cfg, TinyNet(), progress=False)  # 4 folds at once
+  n_together = compiles(before)
   before = len(_compiles)
-  alone = run_loso(
-    x, y, s, dataclasses_replace(CFG, folds_in_parallel=1), TinyNet(), progress=False
-  )  # 4 groups of 1
+  one = dataclasses_replace(cfg, folds_in_parallel=1)
+  alone = run_loso(x, y, s, one, TinyNet(), progress=False)  # 4 groups of 1
   # one compiled epoch program per run, whatever the number of groups and epochs
-  assert n_together <= 1 and _compiles[before:].count('epoch_one') <= 1
+  assert n_together == 1 and compiles(before) == 1
   _compare(together, alone)
   assert set(together['per_subject']) == {'s1', 's2', 's3', 's4'}
   assert together['per_subject']['s3']['n'] == 4
-  # a part of the LOSO gives the same folds as the whole (s3 has the fewest samples)
-  part = run_loso(
-    x,
-    y,
-    s,
-    dataclasses_replace(CFG, folds_in_parallel=1),
-    TinyNet(),
-    only_subjects=['s3'],
-    progress=False,
+  # a part of the LOSO gives the same folds as the whole (s3 has the fewest samples),
+  # and another seed reuses the compiled program
+  before = len(_compiles)
+  part = run_loso(x, y, s, one, TinyNet(), only_subjects=['s3'], progress=False)
+  run_loso(
+    x, y, s, dataclasses_replace(one, seed=5), TinyNet(), only_subjects=['s3'], progress=False
   )
+  assert compiles(before) == 0
   sel = together['predictions']['subject'] == 's3'
   np.testing.assert_allclose(
     part['predictions']['probs'], together['predictions']['probs'][sel], atol=1e-5
@@ -242,6 +244,7 @@ import os, sys, json
 import numpy as np
 import jax
 sys.path.insert(0, {root!r})
+from hfa_jax.loso.records import GroupHistory
 from tests.tiny import TinyNet, toy_data
 from hfa_jax.loso import LosoConfig, run_loso
 assert jax.device_count() == 4, jax.devices()
@@ -330,7 +333,7 @@ def test_resume_after_a_kill_gives_the_same_results(tmp_path):
   )
   np.testing.assert_array_equal(again['predictions']['probs'], full['predictions']['probs'])
   # other settings in the same folder are refused
-  with pytest.raises(ValueError, match='other settings'):
+  with pytest.raises(loso.RunMismatchError, match='learning_rate: 0.01 in the run, 0.5 given'):
     run_loso(
       x, y, s, dataclasses_replace(cfg, learning_rate=0.5), TinyNet(), out_dir=out, progress=False
     )
@@ -392,8 +395,8 @@ def test_grouped_folds_partition_subjects_per_database():
   strata = np.where(np.isin(s, ['s1', 's2', 's3']), 'a', 'b')
   plan = loso.make_plan(y, s, LosoConfig(group_folds=3), strata=strata)
   assert plan.folds == ['fold1', 'fold2', 'fold3']
-  assert sorted(sum(plan.members, [])) == sorted(set(s))
-  for f, group in enumerate(plan.members):
+  assert sorted(sum(plan.test_subjects, [])) == sorted(set(s))
+  for f, group in enumerate(plan.test_subjects):
     assert sorted(set(strata[np.isin(s, group)])) == ['a', 'b']  # one of each database
     test = plan.test_idx[f, : plan.test_count[f]]
     assert set(s[test]) == set(group)
@@ -548,9 +551,9 @@ def test_a_run_on_changed_data_or_in_use_is_refused_clearly(tmp_path):
   run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
   y2 = y.copy()
   y2[0] = (y2[0] + 1) % 3  # a rebuilt dataset: one label changed
-  with pytest.raises(ValueError, match='on other data: the labels differ'):
+  with pytest.raises(loso.RunMismatchError, match='on other data: the labels differ'):
     run_loso(x, y2, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
-  held = loso._lock(str(out / '.lock'))  # as a second process still training
+  held = store_lib.lock(str(out / '.lock'))  # as a second process still training
   try:
     with pytest.raises(loso.RunInUseError, match='in use by a run still going'):
       run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
@@ -616,8 +619,8 @@ def test_ensemble_averages_its_models_and_its_first_is_the_single_model(tmp_path
   for rec0 in (r for k, r in records.items() if '_model1' not in k):
     rec1 = records[f"fold_{rec0['fold_id']:04d}_model1.json"]
     want = (
-      loso._softmax(np.asarray(rec0['test_logits'][-1]))
-      + loso._softmax(np.asarray(rec1['test_logits'][-1]))
+      results_lib.softmax(np.asarray(rec0['test_logits'][-1]))
+      + results_lib.softmax(np.asarray(rec1['test_logits'][-1]))
     ) / 2
     at = two['predictions']['fold'] == rec0['fold']
     np.testing.assert_allclose(two['predictions']['probs'][at], want, rtol=1e-6)
@@ -639,17 +642,17 @@ def test_ensemble_averages_its_models_and_its_first_is_the_single_model(tmp_path
 def test_checkpoints_follow_the_training_clock(tmp_path, monkeypatch):
   """A checkpoint is written after the first epoch that ends checkpoint_minutes after
   the group's start or its last checkpoint (here each epoch takes 6 minutes of a fake
-  clock: with 10 minutes, after epochs 2 and 4 of 6, 0-based, never after the last)."""
+  clock: with 10 minutes, after epochs 2 and 4 of 6, 0-based, never after the last),
+  and none is left once the group's folds are saved."""
   x, y, s = toy_data()
   clock = [0.0]
-  monkeypatch.setattr(loso, 'time', types.SimpleNamespace(perf_counter=lambda: clock[0]))
   saved = []
-  real_save = loso._RunFiles.save
+  real_save = store_lib.RunStore.save
   monkeypatch.setattr(
-    loso._RunFiles,
+    store_lib.RunStore,
     'save',
     lambda self, step, state, history: (
-      saved.append(history['phases'][-1]['epochs_done']),
+      saved.append(history.phase.epochs_done),
       real_save(self, step, state, history),
     ),
   )
@@ -659,8 +662,18 @@ def test_checkpoints_follow_the_training_clock(tmp_path, monkeypatch):
     cfg = dataclasses_replace(CFG, epochs=6, precise_bn=0, checkpoint_minutes=minutes)
     tick = lambda *a: clock.__setitem__(0, clock[0] + 360.0)
     run_loso(
-      x, y, s, cfg, TinyNet(), out_dir=out, progress=False, on_epoch=tick, only_subjects=['s1']
+      x,
+      y,
+      s,
+      cfg,
+      TinyNet(),
+      out_dir=out,
+      progress=False,
+      on_epoch=tick,
+      only_subjects=['s1'],
+      clock=lambda: clock[0],
     )
+    assert not list((out / 'checkpoints').glob('[0-9]*'))  # dropped after the folds
     return list(saved)
 
   assert run(10, tmp_path / 'a') == [3, 5]
@@ -674,7 +687,7 @@ def test_ctrl_c_during_a_checkpoint_write_stops_after_the_write(tmp_path):
   no orbax writer threads left scheduling work at exit)."""
   import signal
 
-  files = loso._RunFiles(tmp_path / 'run', dict(a=1))
+  files = store_lib.RunStore(tmp_path / 'run', dict(a=1))
   real_save = files.manager.save
 
   def interrupted_save(*args, **kwargs):
@@ -683,15 +696,17 @@ def test_ctrl_c_during_a_checkpoint_write_stops_after_the_write(tmp_path):
 
   files.manager.save = interrupted_save
   state = dict(w=jnp.arange(4.0))
+  history = GroupHistory.new(['s1'], 3)
   before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
   try:
     with pytest.raises(KeyboardInterrupt):
-      files.save(3, state, dict(subjects=['s1']))
+      files.save(3, state, history)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert files.manager.latest_step() == 3
-    restored, history = files.restore(['s1'], state)
+    restored, got = files.restore(['s1'], state)
     chex.assert_trees_all_close(restored, state)
-    assert history == dict(subjects=['s1'])
+    assert got == history
+    assert files.restore(['s2'], state) is None  # another group's checkpoint
   finally:
     signal.signal(signal.SIGINT, before)
     files.close()

@@ -1,0 +1,57 @@
+"""Leave-one-subject-out (LOSO) training, all folds in parallel, resumable.
+
+    from hfa_jax.loso import LosoConfig, run_loso
+    result = run_loso(images, labels, subjects, LosoConfig(epochs=10), model=model)
+    result['metrics']['uf1']
+
+The trainer's parts, one file each (docs/architecture.md draws how a run flows):
+  config.py     LosoConfig: the settings, grouped by role (no JAX)
+  data.py       LosoData: the arrays, checked
+  plan.py       FoldPlan: folds, validation subjects, index tables (NumPy)
+  program.py    the compiled init and epoch programs over a stack of folds
+  run.py        run_loso: groups of models through their phases and epochs
+  records.py    what is kept of a group in training and of a finished fold
+  store.py      the run folder: lock, run.json, checkpoints, fold records
+  callbacks.py  progress bar, timed checkpoints, metric logs, user hooks
+  results.py    pooling the folds' predictions into UF1 / UAR / accuracy
+
+Names are imported on first use, so that `hfa_jax.loso.config` loads without JAX.
+"""
+
+import importlib
+
+_LAZY = {
+  'LosoConfig': 'config',
+  'Training': 'config',
+  'Protocol': 'config',
+  'Execution': 'config',
+  'Optimiser': 'config',
+  'LosoData': 'data',
+  'FoldPlan': 'plan',
+  'PlanError': 'plan',
+  'make_plan': 'plan',
+  'natural_key': 'plan',
+  'subject_groups': 'plan',
+  'validation_subjects': 'plan',
+  'fold_mesh': 'program',
+  'fold_key': 'program',
+  'fold_program': 'program',
+  'folds_at_once': 'program',
+  'ProgramShape': 'program',
+  'CPU_FOLDS_BY_SIDE': 'program',
+  'put': 'program',
+  'run_loso': 'run',
+  'NonFiniteError': 'records',
+  'FoldRecord': 'records',
+  'RunStore': 'store',
+  'RunInUseError': 'store',
+  'RunMismatchError': 'store',
+  'MetricLog': 'callbacks',
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    return getattr(importlib.import_module(f'{__name__}.{_LAZY[name]}'), name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -1,0 +1,192 @@
+"""The settings of a LOSO run, declared once and grouped by role (no JAX import).
+
+- `Optimiser` and `Training`: what is compiled into a fold's training program; runs that
+  differ only in other settings share one program (`hfa_jax.loso.program`).
+- `Protocol`: which folds, which samples train, validate and test, which epoch is scored,
+  the seed. With `Training`, what identifies a run's results (saved in its run.json).
+- `Execution`: how the run executes (folds at once, the checkpoint clock, the evaluation
+  batch); never what is learned, so a resumed run may change them.
+
+`LosoConfig` holds all of them, flat: `LosoConfig(epochs=8, learning_rate=5e-4)`.
+Each field says its default, help, choices and bounds (`hfa_jax.settings.setting`):
+`python -m experiments.loso --help` lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from hfa_jax import settings
+from hfa_jax.settings import setting
+
+SELECT_EPOCH = ('last', 'validation', 'best_test')
+BALANCE = ('none', 'loss', 'sampling')
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimiser:
+  """The optimiser; `hfa_jax.train.OptimConfig` adds the run's length in steps."""
+
+  learning_rate: float = setting(1e-3, 'peak learning rate', above=0, flag='lr')
+  schedule: str = setting(
+    'cosine', 'learning-rate schedule after warmup', choices=('cosine', 'constant')
+  )
+  optimizer: str = setting(
+    'adamw', "'adamw' (decoupled weight decay) or 'adam' (+ L2)", choices=('adamw', 'adam')
+  )
+  weight_decay: float = setting(1e-4, 'weight decay', minimum=0)
+  grad_clip: float = setting(0.0, 'global-norm gradient clipping (0: off)', minimum=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Training(Optimiser):
+  """What a fold's compiled training program depends on."""
+
+  epochs: int = setting(20, 'epochs per fold', minimum=1)
+  batch_size: int = setting(32, 'training batch per fold', minimum=1)
+  warmup_epochs: float = setting(0.0, 'linear warmup from 0, in epochs', minimum=0)
+  label_smoothing: float = setting(0.0, 'label smoothing', minimum=0, below=1)
+  augment: str = setting(
+    'flip',
+    "'none', or a '+'-joined subset of flip, shift (a flip negates u; a shift replicates the edge)",
+  )
+  max_shift: int = setting(2, 'pixels, with --augment shift', minimum=0)
+  mixup: float = setting(0.0, 'mixup Beta(a, a) parameter (0: off)', minimum=0)
+  ema_decay: float = setting(
+    0.0,
+    'evaluate an exponential moving average of the weights '
+    'with this decay per step (0: the weights themselves)',
+    minimum=0,
+    below=1,
+  )
+  test_flip: bool = setting(
+    False, 'evaluate each image and its mirror (u negated) and average their logits'
+  )
+  balance: str = setting(
+    'none',
+    "classes: 'loss' weighs each class equally in the loss, 'sampling' draws them equally often",
+    choices=BALANCE,
+  )
+  precise_bn: int = setting(
+    0,
+    'evaluate with BatchNorm statistics recomputed on this many '
+    'training samples (0: running averages)',
+    minimum=0,
+  )
+
+  def augmentations(self) -> tuple[bool, int]:
+    """(flip, shift pixels) from `augment`; ValueError for an unknown part."""
+    parts = {p for p in re.split(r'[+,]', self.augment.strip().lower()) if p} - {'none'}
+    if parts - {'flip', 'shift'}:
+      raise ValueError(
+        f"augment must be 'none' or a '+'-joined subset of flip, shift; got {self.augment!r}"
+      )
+    return 'flip' in parts, (self.max_shift if 'shift' in parts else 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """Folds, data splits, the scored epoch and the seed."""
+
+  seed: int = setting(0, 'seed of initialisation, order, augmentation and splits')
+  steps_per_epoch: int = setting(
+    0, 'steps per epoch (0: one pass over the largest training set)', minimum=0
+  )
+  ensemble: int = setting(
+    1, 'models per fold, each from its own seed; their class probabilities are averaged', minimum=1
+  )
+  select_epoch: str = setting(
+    'last',
+    "the epoch scored per fold: 'last'; 'validation' (best UF1 on subjects held "
+    "out of the fold's training subjects; honest); 'best_test' (its own test subject's "
+    'best: NOT honest, reported as such)',
+    choices=SELECT_EPOCH,
+  )
+  val_fraction: float = setting(
+    0.2, "with validation: share of each database's training subjects held out", above=0, below=1
+  )
+  retrain: bool = setting(
+    False, 'with validation: retrain on all training subjects for the chosen number of epochs'
+  )
+  group_folds: int = setting(
+    0, '>0: subject-grouped K-fold cross-validation instead of LOSO (quick experiments)', minimum=0
+  )
+  eval_every_epoch: bool = setting(
+    True, 'evaluate after every epoch (curves) or only after the last'
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+  """How the run executes; never what is learned."""
+
+  folds_in_parallel: int | None = setting(
+    None,
+    'folds (models, with an ensemble) trained at once; none: chosen by the device and the '
+    'input side (loso.folds_at_once); 0: all; rounded up to a multiple of the device count',
+    minimum=0,
+  )
+  eval_batch_size: int = setting(64, 'evaluation batch', minimum=1)
+  checkpoint_minutes: float = setting(
+    10.0,
+    'minutes of training between checkpoints of the folds in training (0: after every '
+    'epoch); finished folds are always saved. A checkpoint of HFA-Net holds ~0.3 GB per fold',
+    minimum=0,
+  )
+
+
+def _part(config, cls):
+  return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class LosoConfig(Execution, Protocol, Training):
+  """Every setting of a LOSO run (fields: Optimiser, Training, Protocol, Execution)."""
+
+  @property
+  def training(self) -> Training:
+    """The settings compiled into the training program."""
+    return _part(self, Training)
+
+  def identity(self) -> dict:
+    """The settings that determine the results (Training and Protocol), as JSON."""
+    return dataclasses.asdict(_part(self, Training)) | dataclasses.asdict(_part(self, Protocol))
+
+  def validate(self):
+    """Raises ValueError naming the first bad field."""
+    settings.check(self)
+    if self.retrain and self.select_epoch != 'validation':
+      raise ValueError(
+        "retrain needs select_epoch 'validation' (it retrains for the epoch that validation chose)"
+      )
+    if self.group_folds == 1:
+      raise ValueError('group_folds must be 0 (LOSO) or >= 2')
+    self.augmentations()
+
+  def protocol(self) -> str:
+    """In words: how the folds are made and which epoch of each fold is scored."""
+    folds = (
+      f'subject-grouped {self.group_folds}-fold cross-validation (NOT leave-one-subject-'
+      'out; for quick experiments)'
+      if self.group_folds
+      else 'leave one subject out'
+    )
+    if self.ensemble > 1:
+      folds += f', {self.ensemble} models per fold (mean of their probabilities)'
+    if self.test_flip:
+      folds += ', each test image averaged with its mirror'
+    if self.select_epoch == 'best_test':
+      return (
+        f'{folds}; BEST EPOCH PER FOLD SELECTED BY ITS OWN TEST ACCURACY (optimistic, '
+        'not comparable to honest results)'
+      )
+    if self.select_epoch == 'validation':
+      how = (
+        f"{folds}; each fold's epoch chosen by the UF1 of validation subjects held out "
+        f"of its training subjects ({self.val_fraction:.0%} of each database's), "
+        'the test subject never seen'
+      )
+      retrained = ', then retrained on all its training subjects for that many epochs'
+      return how + (retrained if self.retrain else '') + ' (honest)'
+    return f'{folds}; each fold evaluated after its last epoch (honest)'

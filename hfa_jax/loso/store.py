@@ -1,0 +1,211 @@
+"""The run folder of a LOSO run: run.json (what the run is), checkpoints/ (orbax: the
+stacked states of the group in training, with its history) and folds/ (one record per
+finished fold model). A lock keeps a second process out; every JSON file is written
+atomically; a Ctrl-C or SIGTERM during a checkpoint write takes effect after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import threading
+
+import jax
+import orbax.checkpoint as ocp
+
+from hfa_jax.loso.records import FoldRecord, GroupHistory
+
+
+class RunInUseError(RuntimeError):
+  """Another process is training into the same output folder."""
+
+
+class RunMismatchError(ValueError):
+  """The output folder holds a run with other settings or on other data."""
+
+
+def write_json(path, obj):
+  """Atomic write: a killed process leaves the old file or the new one, never half."""
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'w') as f:
+    json.dump(obj, f)
+  os.replace(tmp, path)
+
+
+def flatten(d: dict, prefix: str = '') -> dict:
+  """{'a': {'b': 1}} -> {'a.b': 1}."""
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict) and v:
+      out |= flatten(v, f'{prefix}{k}.')
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def differences(saved: dict, given: dict) -> list[str]:
+  """'key: X in the run, Y given' for every setting that differs."""
+  saved, given = flatten(saved), flatten(given)
+  return [
+    f'{k}: {saved.get(k, "(not set)")!r} in the run, {given.get(k, "(not set)")!r} given'
+    for k in sorted(set(saved) | set(given), key=list(saved | given).index)
+    if saved.get(k) != given.get(k)
+  ]
+
+
+def lock(path: str):
+  """An exclusive lock on `path`, held while the returned file is open (the system
+  drops it when the process ends, also on a kill); RunInUseError if another holds it."""
+  f = open(path, 'a+')
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    f.seek(0)
+    owner = f.read().strip() or 'another process'
+    f.close()
+    raise RunInUseError(
+      f'{os.path.dirname(path)} is in use by a run still going '
+      f'({owner}): wait for it, stop it, or choose another output folder.'
+    ) from None
+  f.seek(0)
+  f.truncate()
+  f.write(f'pid {os.getpid()}')
+  f.flush()
+  return f
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+  """Holds back SIGINT (Ctrl-C) and SIGTERM until the block ends, then delivers them to
+  the handlers that were there before (Python's SIGINT handler raises KeyboardInterrupt)."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  caught = []
+  held = (signal.SIGINT, signal.SIGTERM)
+  previous = {s: signal.signal(s, lambda n, _: caught.append(n)) for s in held}
+  try:
+    yield
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+  for s in dict.fromkeys(caught):
+    signal.raise_signal(s)
+
+
+class RunStore:
+  """The run folder; use as a context manager (closing releases the lock)."""
+
+  def __init__(self, out_dir, identity: dict):
+    """Opens (or starts) the run in `out_dir` whose run.json is `identity`;
+    RunMismatchError if it holds another run, RunInUseError if a process is using it."""
+    self.dir = os.path.abspath(out_dir)
+    os.makedirs(os.path.join(self.dir, 'folds'), exist_ok=True)
+    self._lock = lock(os.path.join(self.dir, '.lock'))
+    try:
+      self._check_or_write(identity)
+    except BaseException:
+      self._lock.close()
+      raise
+    self.manager = ocp.CheckpointManager(
+      os.path.join(self.dir, 'checkpoints'),
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=1, cleanup_tmp_directories=True, enable_async_checkpointing=False
+      ),
+    )
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+  def _check_or_write(self, identity: dict):
+    """Writes run.json, or checks that the run there is this one."""
+    run_json = os.path.join(self.dir, 'run.json')
+    if not os.path.exists(run_json):
+      if jax.process_index() == 0:
+        write_json(run_json, identity)
+      return
+    with open(run_json) as f:
+      saved = json.load(f)
+    saved, identity = json.loads(json.dumps(saved)), json.loads(json.dumps(identity))
+    if saved.get('data') != identity.get('data'):
+      was, now = saved.get('data', {}), identity.get('data', {})
+      what = [k for k in now if was.get(k) != now.get(k)]
+      raise RunMismatchError(
+        f'{self.dir} holds a run on other data: the {", ".join(what)} differ (the dataset '
+        f'was rebuilt or changed: {was.get("n")} samples then, {now.get("n")} now). '
+        'Its finished folds do not apply to these data: choose another output folder, '
+        'or delete this one to start again.'
+      )
+    diff = differences(saved, identity)
+    if diff:
+      raise RunMismatchError(
+        f'{self.dir} holds a run with other settings:\n  '
+        + '\n  '.join(diff)
+        + '\nResume with the same settings, or choose another output folder.'
+      )
+
+  # --------------------------------------------------------------- finished folds
+
+  def fold_path(self, fold_id: int, replica: int = 0) -> str:
+    name = f'fold_{fold_id:04d}' + (f'_model{replica}' if replica else '')
+    return os.path.join(self.dir, 'folds', name + '.json')
+
+  def load_fold(self, fold_id: int, replica: int = 0) -> FoldRecord | None:
+    path = self.fold_path(fold_id, replica)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return FoldRecord.from_json(json.load(f))
+
+  def save_fold(self, record: FoldRecord):
+    if jax.process_index() == 0:
+      write_json(self.fold_path(record.fold_id, record.replica), record.to_json())
+
+  # ------------------------------------------------------------------ checkpoints
+
+  def restore(self, models: list, state) -> tuple | None:
+    """(state, GroupHistory) of the latest checkpoint if it is of the group `models`
+    (names), else None. `state` gives the structure, shapes and shardings."""
+    step = self.manager.latest_step()
+    if step is None:
+      return None
+    meta = self.manager.restore(step, args=ocp.args.Composite(history=ocp.args.JsonRestore()))
+    if meta['history'].get('models') != list(models):
+      return None
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    restored = self.manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), history=ocp.args.JsonRestore()
+      ),
+    )
+    return restored['state'], GroupHistory.from_json(restored['history'])
+
+  def save(self, step: int, state, history: GroupHistory):
+    """Writes a checkpoint; a Ctrl-C or SIGTERM meanwhile stops the run after the
+    write, not inside it (orbax's writer threads would be left half-done)."""
+    with interrupts_deferred():
+      self.manager.save(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history.to_json())
+        ),
+        force=True,
+      )
+      self.manager.wait_until_finished()
+
+  def drop_checkpoints(self):
+    """Deletes the checkpoints (after a group's folds are saved, nothing reads them)."""
+    with interrupts_deferred():
+      for step in self.manager.all_steps():
+        self.manager.delete(step)
+
+  def close(self):
+    self.manager.close()
+    self._lock.close()  # releases the lock (as the end of the process would)

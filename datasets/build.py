@@ -108,25 +108,12 @@ def _remove_stale(builder) -> None:
 
 def build(args: argparse.Namespace) -> int:
   """Build; return the exit code (0 built or already there, 1 stopped, 2 bad manual folder)."""
-  import tensorflow_datasets as tfds
-  from datasets.common.builder import BuildStopped
-  from datasets.common.layout import ManualDirError
-
   builder = make_builder(args)
   target = pathlib.Path(builder.data_path)
   name = f'{args.name}/{builder.builder_config.name}'
   backup = target.parent / f'previous_{target.name}'
-  if backup.exists():  # an --overwrite that was killed before it finished
-    if (target / 'dataset_info.json').exists():
-      shutil.rmtree(backup, ignore_errors=True)  # killed after the new one was done
-    elif (backup / 'dataset_info.json').exists():
-      shutil.rmtree(target, ignore_errors=True)
-      backup.rename(target)
-      print(
-        f'{name}: restored the previous build, left aside by an --overwrite that did not finish',
-        flush=True,
-      )
-      builder = make_builder(args)  # reads the restored info
+  if _restore_previous(target, backup, name):
+    builder = make_builder(args)  # reads the restored info
   if (target / 'dataset_info.json').exists() and not args.overwrite:
     meta = builder.info.metadata or {}
     print(
@@ -138,15 +125,55 @@ def build(args: argparse.Namespace) -> int:
   if target.exists():  # --overwrite, or a version folder without dataset_info.json
     shutil.rmtree(backup, ignore_errors=True)
     target.rename(backup)
+  code = None
+  try:
+    code = _download_and_prepare(builder, args, name)
+  finally:
+    if backup.exists():
+      if code == 0:
+        shutil.rmtree(backup, ignore_errors=True)
+      elif not target.exists():
+        backup.rename(target)  # the previous build stays in place
+  if code != 0:
+    return code
+  builder.remove_cache()
+  print(builder.report.format())
+  print(f'written to {target}')
+  return 0
+
+
+def _restore_previous(target: pathlib.Path, backup: pathlib.Path, name: str) -> bool:
+  """After an --overwrite killed before it finished: put the previous build (set aside in
+  `backup`) back in place if the new one is not done; True if it was put back."""
+  if not backup.exists():
+    return False
+  if (target / 'dataset_info.json').exists():
+    shutil.rmtree(backup, ignore_errors=True)  # killed after the new one was done
+    return False
+  if not (backup / 'dataset_info.json').exists():
+    return False
+  shutil.rmtree(target, ignore_errors=True)
+  backup.rename(target)
+  print(
+    f'{name}: restored the previous build, left aside by an --overwrite that did not finish',
+    flush=True,
+  )
+  return True
+
+
+def _download_and_prepare(builder, args: argparse.Namespace, name: str) -> int:
+  """Run the TFDS build; 0 if done, else the exit code, the reason printed to stderr."""
+  import tensorflow_datasets as tfds
+  from datasets.common.builder import BuildStopped
+  from datasets.common.layout import ManualDirError
+
   tfds.disable_progress_bar()
-  ok = False
   try:
     builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(
         manual_dir=str(pathlib.Path(args.manual_dir).expanduser())
       )
     )
-    ok = True
   except ManualDirError as e:
     print(f'\n{args.name}: unusable manual folder {args.manual_dir}\n{e}', file=sys.stderr)
     return 2
@@ -162,15 +189,6 @@ def build(args: argparse.Namespace) -> int:
       file=sys.stderr,
     )
     return 130
-  finally:
-    if backup.exists():
-      if ok:
-        shutil.rmtree(backup, ignore_errors=True)
-      elif not target.exists():
-        backup.rename(target)  # the previous build stays in place
-  builder.remove_cache()
-  print(builder.report.format())
-  print(f'written to {target}')
   return 0
 
 

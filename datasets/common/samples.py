@@ -152,9 +152,12 @@ def from_sheet(
   return samples, problems
 
 
+class _RowError(Exception):
+  """Why a spreadsheet row cannot become a sample."""
+
+
 def _from_row(copy, row: Row, normalize, subjects, missing_apex) -> Sample | Problem:
   database = copy.database
-  title = registry.rules(database).TITLE
   try:
     subject = normalize(row.subject)
   except names.CellError as e:
@@ -164,46 +167,13 @@ def _from_row(copy, row: Row, normalize, subjects, missing_apex) -> Sample | Pro
     return Problem(row.where(), 'blank Filename cell')
   key = f'{database}/{subject}/{sample}'
   match = sample_key(database, subject, sample)
-  fail = lambda reason: Problem(key, f'{reason} ({row.where()})', match)
-
-  emotion = labels.normalize_emotion(database, row.emotion)
-  if emotion is None:
-    known = ', '.join(registry.rules(database).EMOTIONS)
-    return fail(f'unknown emotion {row.emotion!r}; known: {known}')
-  onset, apex, offset = (names.frame_cell(c) for c in (row.onset, row.apex, row.offset))
-  if onset is None or offset is None:
-    return fail(f'onset {row.onset!r} / offset {row.offset!r} is not a frame number')
-  if onset > offset:
-    return fail(f'onset {onset} is after offset {offset}')
-  notes = []
-  if apex is None:
-    if missing_apex != 'middle':
-      return fail(
-        f'apex is {row.apex!r}, not a frame number; build with '
-        '--missing_apex middle to use the middle frame of onset..offset'
-      )
-    apex = (onset + offset) // 2
-    notes.append(f'apex {row.apex!r} replaced by the middle frame {apex}')
-  if not onset <= apex <= offset:
-    return fail(
-      f'apex {apex} lies outside onset..offset {onset}..{offset}; '
-      'correct the spreadsheet row to include it'
-    )
-
-  subject_dir = subjects.get(subject)
-  clip = child(subject_dir, sample) if subject_dir else None
-  if clip is None:
-    return fail(f'clip folder {copy.root / subject / sample} not found in the {title} copy')
+  notes: list[str] = []
   try:
-    on_disk = frames(clip)
-  except (OSError, preprocess.PreprocessError) as e:
-    return fail(str(e))
-  span = f'{min(on_disk)}..{max(on_disk)}'
-  for what, number in (('onset', onset), ('apex', apex)):
-    if number not in on_disk:
-      return fail(f'{what} frame {number} is missing from {clip} (frames on disk: {span})')
-  if offset not in on_disk:
-    notes.append(f'offset frame {offset} not on disk (frames {span})')
+    emotion = _emotion(database, row)
+    onset, apex, offset = _onset_apex_offset(row, missing_apex, notes)
+    clip, on_disk = _clip_frames(copy, subjects, (subject, sample), (onset, apex, offset), notes)
+  except _RowError as e:
+    return Problem(key, f'{e} ({row.where()})', match)
   return Sample(
     database=database,
     subject=subject,
@@ -218,3 +188,64 @@ def _from_row(copy, row: Row, normalize, subjects, missing_apex) -> Sample | Pro
     crop=not copy.cropped,
     notes=notes,
   )
+
+
+def _emotion(database: str, row: Row) -> str:
+  """The row's native emotion name; _RowError if the database has no such emotion."""
+  emotion = labels.normalize_emotion(database, row.emotion)
+  if emotion is None:
+    known = ', '.join(registry.rules(database).EMOTIONS)
+    raise _RowError(f'unknown emotion {row.emotion!r}; known: {known}')
+  return emotion
+
+
+def _onset_apex_offset(row: Row, missing_apex: str, notes: list[str]) -> tuple[int, int, int]:
+  """The row's frame numbers, a `/` apex replaced by the middle frame if asked (noted)."""
+  onset, apex, offset = (names.frame_cell(c) for c in (row.onset, row.apex, row.offset))
+  if onset is None or offset is None:
+    raise _RowError(f'onset {row.onset!r} / offset {row.offset!r} is not a frame number')
+  if onset > offset:
+    raise _RowError(f'onset {onset} is after offset {offset}')
+  if apex is None:
+    if missing_apex != 'middle':
+      raise _RowError(
+        f'apex is {row.apex!r}, not a frame number; build with '
+        '--missing_apex middle to use the middle frame of onset..offset'
+      )
+    apex = (onset + offset) // 2
+    notes.append(f'apex {row.apex!r} replaced by the middle frame {apex}')
+  if not onset <= apex <= offset:
+    raise _RowError(
+      f'apex {apex} lies outside onset..offset {onset}..{offset}; '
+      'correct the spreadsheet row to include it'
+    )
+  return onset, apex, offset
+
+
+def _clip_frames(
+  copy: Copy,
+  subjects: dict[str, pathlib.Path],
+  subject_sample: tuple[str, str],
+  onset_apex_offset: tuple[int, int, int],
+  notes: list[str],
+) -> tuple[pathlib.Path, dict[int, pathlib.Path]]:
+  """The sample's clip folder and its frames on disk (number -> path); _RowError if the
+  folder, the onset or the apex frame is missing (a missing offset frame is only noted)."""
+  subject, sample = subject_sample
+  onset, apex, offset = onset_apex_offset
+  subject_dir = subjects.get(subject)
+  clip = child(subject_dir, sample) if subject_dir else None
+  if clip is None:
+    title = registry.rules(copy.database).TITLE
+    raise _RowError(f'clip folder {copy.root / subject / sample} not found in the {title} copy')
+  try:
+    on_disk = frames(clip)
+  except (OSError, preprocess.PreprocessError) as e:
+    raise _RowError(str(e)) from None
+  span = f'{min(on_disk)}..{max(on_disk)}'
+  for what, number in (('onset', onset), ('apex', apex)):
+    if number not in on_disk:
+      raise _RowError(f'{what} frame {number} is missing from {clip} (frames on disk: {span})')
+  if offset not in on_disk:
+    notes.append(f'offset frame {offset} not on disk (frames {span})')
+  return clip, on_disk

@@ -8,6 +8,7 @@ from tests import me_layouts as L
 from datasets import synthetic
 from datasets.casme2 import rules as casme2
 from datasets.common import layout
+from datasets.megc2019 import rules as megc2019
 from datasets.samm import rules as samm
 from datasets.smic import rules as smic
 from datasets.load import load_arrays, metadata
@@ -117,7 +118,9 @@ def test_smic_zero_padding_vis_ignored_and_composite(tmp_path):
   samples, problems, source = smic.find_samples(tmp_path)
   assert not problems and _keys(samples) == {('s1', 's1_ne_01'), ('s1', 's1_sur_01')}
   assert '/HS' in source
-  # the composite list spells them s01_ne_01
+  # the composite list spells them s01_ne_01; the smic builder labels them from it
+  assert {s.composite_label for s in samples} == {-1}
+  megc2019.label(samples)
   assert {s.composite_label for s in samples} == {0, 2}
 
 

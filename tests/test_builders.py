@@ -1,5 +1,7 @@
 """Every builder built from the synthetic databases (datasets.synthetic) and read back."""
 
+import ast
+import inspect
 import os
 import pathlib
 import re
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from datasets import synthetic
-from datasets.common import labels, registry
+from datasets.common import labels, registry, samples
 from datasets.common.samples import sample_key
 from datasets.megc2019 import rules as megc2019
 from datasets.load import load_arrays, metadata
@@ -233,3 +235,51 @@ def test_killed_build_leaves_no_worker_processes(tmp_path):
   for k in left:
     os.kill(k, signal.SIGKILL)
   assert not left, f'processes outlived the killed build: {left}'
+
+
+def _datasets_imports(path: pathlib.Path) -> set[str]:
+  """The datasets.* modules a file imports, at the top or inside functions."""
+  found = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      found |= {a.name for a in node.names}
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      for a in node.names:  # `from datasets.casme2 import rules` imports a module
+        module = f'{node.module}.{a.name}'
+        is_module = (ROOT / (module.replace('.', '/') + '.py')).exists()
+        found.add(module if is_module else node.module)
+  return {m for m in found if m.split('.')[0] == 'datasets'}
+
+
+def test_database_rules_do_not_import_the_composite_and_no_import_cycles():
+  """datasets/<db>/rules.py know nothing of the MEGC2019 composite (its builder and the
+  database builders apply its list), and no module under datasets/ imports itself back."""
+  graph = {}
+  for path in (ROOT / 'datasets').rglob('*.py'):
+    module = '.'.join(path.relative_to(ROOT).with_suffix('').parts).removesuffix('.__init__')
+    graph[module] = _datasets_imports(path)
+
+  def reachable(module):
+    seen, stack = set(), [module]
+    while stack:
+      for m in graph.get(stack.pop(), ()):
+        if m not in seen:
+          seen.add(m)
+          stack.append(m)
+    return seen
+
+  assert 'datasets.megc2019.rules' in graph['datasets.casme2.casme2_dataset_builder']
+  for database in registry.DATABASES:
+    imported = reachable(f'datasets.{database}.rules')
+    assert not {m for m in imported if m.startswith('datasets.megc2019')}, (database, imported)
+  cycles = sorted(m for m in graph if m in reachable(m))
+  assert not cycles, cycles
+
+
+@pytest.mark.parametrize('database', registry.DATABASES)
+def test_every_database_finds_samples_with_one_signature(database):
+  """find_samples of every database takes what samples.FindSamples declares (so the composite
+  calls all three alike)."""
+  declared = list(inspect.signature(samples.FindSamples.__call__).parameters.values())[1:]
+  got = inspect.signature(registry.rules(database).find_samples).parameters.values()
+  assert list(got) == declared

@@ -2,7 +2,8 @@
 
 The machinery for any database with a spreadsheet (CASME II, SAMM); what is particular to a
 database (subject spelling, emotion names) comes from datasets/<db>/rules.py, and SMIC, which
-has no spreadsheet, finds its samples in datasets/smic/rules.py.
+has no spreadsheet, finds its samples in datasets/smic/rules.py. Every database's
+`find_samples` has one signature, `FindSamples`.
 
 Rules (documented in each builder's README):
 - A `/` (or blank) apex is a problem ("missing apex") unless the config asks for
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Protocol
 
 from hfa_jax import preprocess
 
@@ -70,12 +72,28 @@ class Problem:
     return f'{self.where}: {self.reason}'
 
 
+# What a database's find_samples returns: the samples to build, the problems met while reading
+# (skipped or stopping the build), and a description of the copy (the build's `source`).
+Found = tuple[list[Sample], list[Problem], str]
+
+
+class FindSamples(Protocol):
+  """The one signature of every database's `find_samples` (datasets/<db>/rules.py).
+
+  `apex` is SMIC's apex strategy ('middle', or 'max_motion': chosen when the flow is computed);
+  `missing_apex` what CASME II and SAMM do with a `/` apex ('skip' it as a problem, or use the
+  'middle' frame). A database reads the option it has; the composite passes both to all three.
+  """
+
+  def __call__(self, manual_dir, *, apex: str = 'middle', missing_apex: str = 'skip') -> Found: ...
+
+
 def describe(copy: Copy) -> str:
   """The copy's folder, for a build's `source`."""
   return f'{copy.root} ({"cropped" if copy.cropped else "raw: face detected and cropped"})'
 
 
-def annotated(database: str, manual_dir, missing_apex: str = 'skip'):
+def annotated(database: str, manual_dir, missing_apex: str = 'skip') -> Found:
   """A database with a spreadsheet: (samples, problems, source) from the copy and its sheet."""
   rules = registry.rules(database)
   copy = layout.find_copy(database, manual_dir)
@@ -91,6 +109,18 @@ def annotated(database: str, manual_dir, missing_apex: str = 'skip'):
     )
   found, problems = from_sheet(copy, sheet, missing_apex)
   return found, problems, f'{describe(copy)}, annotations {sheet.path}'
+
+
+def annotated_finder(database: str) -> FindSamples:
+  """The `find_samples` of a database annotated by a spreadsheet (CASME II, SAMM)."""
+
+  def find_samples(manual_dir, *, apex: str = 'middle', missing_apex: str = 'skip') -> Found:
+    """(samples, problems, source) from the copy under manual_dir and its spreadsheet (the
+    spreadsheet gives the apex: `apex`, SMIC's strategy, does not apply)."""
+    del apex
+    return annotated(database, manual_dir, missing_apex)
+
+  return find_samples
 
 
 def _subject_dirs(copy: Copy, normalize) -> dict[str, pathlib.Path]:

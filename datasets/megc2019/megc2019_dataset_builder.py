@@ -19,15 +19,21 @@ from datasets.megc2019 import rules
 from datasets.samm import rules as samm
 from datasets.smic import rules as smic
 
+DATABASES = (casme2, samm, smic)
 # Native emotions of all three databases (the `emotion` feature); composite_label is the class.
 EMOTIONS = tuple(dict.fromkeys(casme2.EMOTIONS + samm.EMOTIONS + smic.EMOTIONS))
+# The manual folder holds one copy of each database, in any subfolders.
+LAYOUT = (
+  '  DIR/ holding one copy of each of CASME II, SAMM and SMIC-HS, in any '
+  'subfolders:\n' + '\n'.join(db.LAYOUT for db in DATABASES)
+)
 
 
 class Builder(builder.FlowBuilder):
   """MEGC2019 CDE composite flow images; composite_label is the 3-class label."""
 
   EMOTIONS = EMOTIONS
-  LAYOUT = rules.LAYOUT
+  LAYOUT = LAYOUT
   HOMEPAGE = 'https://facial-micro-expressiongc.github.io/MEGC2019/'
   BUILDER_CONFIGS = (
     builder.size_configs()
@@ -37,7 +43,7 @@ class Builder(builder.FlowBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     'Put your copies of CASME II, SAMM and SMIC (each as its owners ship it, see the '
     'casme2, samm and smic datasets) into one folder, in any subfolders, and pass it as '
-    '--manual_dir. Layout:\n' + rules.LAYOUT
+    '--manual_dir. Layout:\n' + LAYOUT
   )
 
   def _find_samples(self, manual_dir):
@@ -48,12 +54,11 @@ def composite_samples(manual_dir, apex='middle', missing_apex='skip', listing=No
   """The listed samples of the three copies, labelled from the list."""
   listing = listing or rules.composite_list()
   found, problems, sources = [], [], []
-  for db in rules.DATABASES:
+  for db in DATABASES:
     try:
-      if db is smic:
-        db_samples, db_problems, source = db.find_samples(manual_dir, apex)
-      else:
-        db_samples, db_problems, source = db.find_samples(manual_dir, missing_apex)
+      db_samples, db_problems, source = db.find_samples(
+        manual_dir, apex=apex, missing_apex=missing_apex
+      )
     except layout.ManualDirError as e:
       raise layout.ManualDirError(
         f'The MEGC2019 composite needs all of CASME II, SAMM and SMIC-HS under '

@@ -1,8 +1,10 @@
-"""What the builders know about the MEGC2019 composite (CDE): its sample list, its rule, layout.
+"""What the builders know about the MEGC2019 composite (CDE): its sample list and its rule.
 
 The composite is defined by the explicit list megc2019_cde_samples.csv beside this file
-(database, subject, sample, label; 442 samples of CASME II, SAMM and SMIC-HS). Every builder of
-those three databases labels its samples from it (`composite_label`, -1 outside the list).
+(database, subject, sample, label; 442 samples of CASME II, SAMM and SMIC-HS). The composite's
+builder builds the listed samples with the list's labels; the builders of the three databases
+label their samples from it too (`label`: `composite_label`, -1 outside the list). The
+databases' own rules (datasets/<db>/rules.py) know nothing of the composite.
 """
 
 from __future__ import annotations
@@ -11,19 +13,8 @@ import csv
 import functools
 import pathlib
 
-from datasets.casme2 import rules as casme2
 from datasets.common.labels import COMPOSITE_CLASSES
 from datasets.common.samples import Sample, sample_key
-from datasets.samm import rules as samm
-from datasets.smic import rules as smic
-
-DATABASES = (casme2, samm, smic)
-
-# The manual folder holds one copy of each database, in any subfolders.
-LAYOUT = (
-  '  DIR/ holding one copy of each of CASME II, SAMM and SMIC-HS, in any '
-  'subfolders:\n' + '\n'.join(db.LAYOUT for db in DATABASES)
-)
 
 # The MEGC2019 rule from native emotion to composite class (used to report disagreements
 # with the explicit sample list, which is what defines the composite).

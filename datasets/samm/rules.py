@@ -58,10 +58,5 @@ def match_key(subject_: str, sample: str) -> tuple[str, str]:
   return subject(subject_), str(sample).strip().lower()
 
 
-def find_samples(manual_dir, missing_apex: str = 'skip'):
-  """(samples, problems, source) from the copy under manual_dir and its spreadsheet."""
-  from datasets.megc2019 import rules as megc2019  # megc2019's rules import this module
-
-  found, problems, source = samples.annotated(NAME, manual_dir, missing_apex)
-  megc2019.label(found)
-  return found, problems, source
+# (samples, problems, source) from the copy under manual_dir and its spreadsheet.
+find_samples: samples.FindSamples = samples.annotated_finder(NAME)

@@ -6,6 +6,7 @@ Build: `python -m datasets.build samm --manual_dir DIR` (from the repository roo
 
 from datasets.samm import rules
 from datasets.common import builder
+from datasets.megc2019 import rules as megc2019
 
 EMOTIONS = rules.EMOTIONS
 
@@ -23,4 +24,9 @@ class Builder(builder.FlowBuilder):
   )
 
   def _find_samples(self, manual_dir):
-    return rules.find_samples(manual_dir, self.builder_config.missing_apex)
+    config = self.builder_config
+    found, problems, source = rules.find_samples(
+      manual_dir, apex=config.apex, missing_apex=config.missing_apex
+    )
+    megc2019.label(found)  # composite_label: the class in the MEGC2019 list, -1 if not listed
+    return found, problems, source

@@ -71,13 +71,13 @@ def match_key(subject_: str, sample_: str) -> tuple[str, str]:
   return subject(subject_), sample(sample_)
 
 
-def find_samples(manual_dir, apex: str = 'middle'):
-  """(samples, problems, source) from the `sN/micro/<label>/<clip>` folders."""
-  from datasets.megc2019 import rules as megc2019  # megc2019's rules import this module
-
+def find_samples(manual_dir, *, apex: str = 'middle', missing_apex: str = 'skip') -> samples.Found:
+  """(samples, problems, source) from the `sN/micro/<label>/<clip>` folders, the apex by the
+  `apex` strategy (samples.FindSamples; `missing_apex` does not apply: SMIC has no apex
+  annotation)."""
+  del missing_apex
   copy = layout.find_copy(NAME, manual_dir)
   found, problems = from_copy(copy, apex)
-  megc2019.label(found)
   return found, problems, f'{samples.describe(copy)}, apex: {apex}'
 
 

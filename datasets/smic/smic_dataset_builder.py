@@ -10,6 +10,7 @@ repository root), or `tfds build datasets/smic --manual_dir DIR` (after
 """
 
 from datasets.common import builder
+from datasets.megc2019 import rules as megc2019
 from datasets.smic import rules
 
 EMOTIONS = rules.EMOTIONS
@@ -29,4 +30,9 @@ class Builder(builder.FlowBuilder):
   )
 
   def _find_samples(self, manual_dir):
-    return rules.find_samples(manual_dir, self.builder_config.apex)
+    config = self.builder_config
+    found, problems, source = rules.find_samples(
+      manual_dir, apex=config.apex, missing_apex=config.missing_apex
+    )
+    megc2019.label(found)  # composite_label: the class in the MEGC2019 list, -1 if not listed
+    return found, problems, source

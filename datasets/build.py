@@ -5,7 +5,7 @@
                              [--missing_apex skip|middle] [--overwrite]
 
 NAME: casme2, samm, smic, megc2019, megc2019_flow_images. The dataset is written to
-DATA_DIR/NAME/size_N[_options]/1.0.0/ (array_record files, readable without TensorFlow by
+DATA_DIR/NAME/size_N[_options]/VERSION/ (array_record files, readable without TensorFlow by
 `datasets.load.load_arrays`). Bad samples are skipped and listed (--on_error skip, default) or
 stop the build at the first one (--on_error stop). An interrupted or stopped build leaves no
 partial dataset and keeps every dataset already built; running the same command again resumes

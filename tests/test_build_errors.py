@@ -9,6 +9,7 @@ from tests import me_layouts as L
 from tests.builds import run_build
 from datasets import build
 from datasets.common import flows
+from datasets.common.builder import FlowBuilder
 from datasets.load import DatasetNotBuiltError, load_arrays, metadata
 
 GOOD = ('1', 'EP01_01', 10, 12, 16, '12', 'happiness')
@@ -67,6 +68,12 @@ def test_manual_dir_missing_or_wrong(tmp_path, capsys):
   assert _run('samm', tmp_path / 'nowhere', data_dir) == 2
   err = capsys.readouterr().err
   assert 'does not exist' in err and '006_1_2/006_05562.jpg' in err  # the expected layout
+  (tmp_path / 'empty').mkdir()
+  assert _run('samm', tmp_path / 'empty', data_dir) == 2
+  err = capsys.readouterr().err
+  assert (
+    f'{tmp_path / "empty"} does not exist or is empty' in err and 'Expected --manual_dir' in err
+  )
   manual = _casme2(tmp_path / 'manual', [GOOD])
   assert _run('samm', manual, data_dir) == 2  # a CASME II folder
   err = capsys.readouterr().err
@@ -105,7 +112,7 @@ def test_rerun_after_interruption_reuses_cached_flows(tmp_path, monkeypatch):
   assert _run('casme2', manual, data_dir) == 130
   assert _nothing_built(data_dir)
   assert len(list((data_dir / '.flow_cache').rglob('*.npz'))) == 2
-  stale = data_dir / 'casme2' / 'size_32' / 'incomplete.XYZ123_1.0.0'  # a killed build
+  stale = data_dir / 'casme2' / 'size_32' / f'incomplete.XYZ123_{FlowBuilder.VERSION}'  # killed
   stale.mkdir(parents=True)
   calls.clear()
   monkeypatch.setattr(flows.FrameJob, 'compute', lambda job: calls.append(job.key) or original(job))

@@ -1,5 +1,9 @@
 """Layout and spreadsheet quirks of the real copies, beyond what the synthetic generator writes."""
 
+import pathlib
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -184,3 +188,29 @@ def test_grayscale_png_is_not_a_flow_image(tmp_path):
   assert list(data['sample']) == ['EP02_01f']
   skipped = metadata('megc2019_flow_images', data_dir)['skipped']
   assert len(skipped) == 2 and all('grayscale' in s['reason'] for s in skipped)
+
+
+def test_build_and_read_without_tensorflow(tmp_path):
+  """The build command and load_arrays (ClassLabel features, array_record) never import
+  TensorFlow, even where it is installed."""
+  L.flow_images(
+    tmp_path, [('casme2', 'sub01', 'EP02_01f', 1, 50), ('smic', 's01', 's01_ne_01', 0, '')]
+  )
+  script = (
+    'import sys\n'
+    'from tests.builds import run_build\n'
+    'from datasets.load import load_arrays\n'
+    'assert run_build("megc2019_flow_images", sys.argv[1], sys.argv[2]) == 0\n'
+    'data = load_arrays("megc2019_flow_images", sys.argv[2])\n'
+    'print(data["composite_label"].tolist(), data["composite_label"].dtype)\n'
+    'print("tensorflow" in sys.modules)\n'
+  )
+  result = subprocess.run(
+    [sys.executable, '-c', script, str(tmp_path), str(tmp_path / 'tfds')],
+    cwd=pathlib.Path(__file__).resolve().parents[1],
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split('\n')[-3:] == ['[1, 0] int64', 'False', '']

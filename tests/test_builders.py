@@ -10,12 +10,13 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from datasets import synthetic
-from datasets.common import labels, registry, samples
+from datasets.common import builder, labels, registry, samples
 from datasets.common.samples import sample_key
 from datasets.megc2019 import rules as megc2019
-from datasets.load import load_arrays, metadata
+from datasets.load import dataset_path, load_arrays, metadata
 from tests.builds import run_build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -32,7 +33,20 @@ def built(tmp_path_factory):
 
 def _build(name, manual_dir, data_dir, *extra):
   assert run_build(name, manual_dir, data_dir, *extra, size=SIZE) == 0
+  _check_info(name, data_dir)
   return load_arrays(name, data_dir, SIZE)
+
+
+def _check_info(name, data_dir):
+  """The built dataset's info: labels as ClassLabels with their names, supervised_keys."""
+  info = tfds.builder_from_directory(os.fspath(dataset_path(name, data_dir, SIZE))).info
+  cls = registry.builder_class(name)
+  assert str(info.version) == str(builder.FlowBuilder.VERSION) == '1.0.1'
+  assert isinstance(info.features['emotion'], tfds.features.ClassLabel)
+  assert info.features['emotion'].names == list(cls.EMOTIONS)
+  assert info.features['composite_label'].names == list(labels.COMPOSITE_CLASSES)
+  label = 'emotion' if name in registry.DATABASES else 'composite_label'
+  assert info.supervised_keys == ('flow', label)
 
 
 def _check_common(data, database):

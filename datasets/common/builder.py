@@ -69,13 +69,15 @@ def make_config(size: int, apex: str = 'middle', missing_apex: str = 'skip') -> 
   )
 
 
-def features(size: int) -> tfds.features.FeaturesDict:
+def features(size: int, emotions: tuple[str, ...]) -> tfds.features.FeaturesDict:
+  """The features of every dataset: `flow` (size, size, 3) float32, the labels as ClassLabels
+  (int64; `composite_label` -1 outside the MEGC2019 composite), texts and frame numbers."""
   frame = lambda: tfds.features.Tensor(shape=(), dtype=np.int64)
   return tfds.features.FeaturesDict(
     {
       'flow': tfds.features.Tensor(shape=(size, size, 3), dtype=np.float32),
-      'emotion': tfds.features.Tensor(shape=(), dtype=np.int64),
-      'composite_label': tfds.features.Tensor(shape=(), dtype=np.int64),
+      'emotion': tfds.features.ClassLabel(names=emotions),
+      'composite_label': tfds.features.ClassLabel(names=COMPOSITE_CLASSES),
       'subject': tfds.features.Text(),
       'sample': tfds.features.Text(),
       'database': tfds.features.Text(),
@@ -90,9 +92,16 @@ def features(size: int) -> tfds.features.FeaturesDict:
 class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base class; subclasses set EMOTIONS, LAYOUT, BUILDER_CONFIGS and implement `_find_samples`."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.0.1')
+  RELEASE_NOTES = {
+    '1.0.0': 'Initial release.',
+    '1.0.1': 'emotion and composite_label are ClassLabel features with their names (the same '
+    'int64 values; composite_label -1 outside the composite); supervised_keys (flow, label).',
+  }
   EMOTIONS: tuple[str, ...] = ()
+  # The label of `supervised_keys` (flow, label): the native emotion of a database, whose
+  # every sample has one; the composite datasets set composite_label.
+  SUPERVISED_LABEL = 'emotion'
   LAYOUT = ''  # how --manual_dir is laid out, for messages (from datasets/<name>/rules.py)
   HOMEPAGE = ''
 
@@ -136,7 +145,8 @@ class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-      features=features(self.builder_config.size),
+      features=features(self.builder_config.size, self.EMOTIONS),
+      supervised_keys=('flow', self.SUPERVISED_LABEL),
       homepage=self.HOMEPAGE or None,
       metadata=tfds.core.MetadataDict(
         emotions=list(self.EMOTIONS), composite_classes=list(COMPOSITE_CLASSES)
@@ -144,11 +154,17 @@ class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     )
 
   def _split_generators(self, dl_manager):
-    manual_dir = getattr(dl_manager, '_manual_dir', None)
-    manual_dir = layout.check_dir(manual_dir, self.LAYOUT)
-    samples, problems, source = self._find_samples(manual_dir)
+    samples, problems, source = self._find_samples(self._manual_dir(dl_manager))
     self.report = BuildReport(self.name, source=source)
     return {'train': self._generate_examples(samples, problems)}
+
+  def _manual_dir(self, dl_manager) -> pathlib.Path:
+    """dl_manager.manual_dir; ManualDirError with the expected layout if missing or empty."""
+    try:
+      manual_dir = dl_manager.manual_dir
+    except AssertionError as e:  # TFDS: 'Manual directory DIR does not exist or is empty. ...'
+      raise layout.expected(self.LAYOUT, str(e).split(' Create it', 1)[0]) from None
+    return layout.check_dir(os.fspath(manual_dir), self.LAYOUT)
 
   def _generate_examples(self, samples: list[Sample], problems: list[Problem]):
     for problem in problems:

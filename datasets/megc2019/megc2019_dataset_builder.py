@@ -33,6 +33,7 @@ class Builder(builder.FlowBuilder):
   """MEGC2019 CDE composite flow images; composite_label is the 3-class label."""
 
   EMOTIONS = EMOTIONS
+  SUPERVISED_LABEL = 'composite_label'
   LAYOUT = LAYOUT
   HOMEPAGE = 'https://facial-micro-expressiongc.github.io/MEGC2019/'
   BUILDER_CONFIGS = (

@@ -19,6 +19,7 @@ class Builder(builder.FlowBuilder):
   """Precomputed MEGC2019 flow images; composite_label is the 3-class label."""
 
   EMOTIONS = EMOTIONS
+  SUPERVISED_LABEL = 'composite_label'
   LAYOUT = rules.LAYOUT
   BUILDER_CONFIGS = builder.size_configs(sizes=(28, 32, 64, 224))
   MANUAL_DOWNLOAD_INSTRUCTIONS = (

@@ -39,7 +39,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 from experiments.timing import (
   compile_fn,
@@ -126,10 +125,9 @@ def fold_runner(side, batch, folds, dtype, seed=0, epoch_steps=1):
   config = loso.LosoConfig(batch_size=batch, seed=seed)
   devices = jax.devices()
   mesh = loso.fold_mesh(devices[: math.gcd(folds, len(devices))])
-  init_fn, epoch_fn = loso.fold_program(
-    model, config, epoch_steps, batch, (1, side, side, 3), NUM_CLASSES, mesh
-  )
-  by_fold, replicated = NamedSharding(mesh, P('folds')), NamedSharding(mesh, P())
+  shape = loso.ProgramShape(config.training, epoch_steps, batch, (1, side, side, 3), NUM_CLASSES)
+  program = loso.fold_program(model, shape, mesh)
+  by_fold, replicated = program.by_fold, program.replicated
   n = 2 * batch
   rng = np.random.default_rng(seed)
   images = loso.put(rng.normal(size=(n, side, side, 3)).astype(np.float32), replicated)
@@ -137,10 +135,10 @@ def fold_runner(side, batch, folds, dtype, seed=0, epoch_steps=1):
   train_idx = loso.put(np.tile(np.arange(n, dtype=np.int32), (folds, 1)), by_fold)
   train_count = loso.put(np.full(folds, n, np.int32), by_fold)
   eval_idx = loso.put(np.tile(np.arange(batch, dtype=np.int32), (folds, 1)), by_fold)
-  state = init_fn(np.stack([loso.fold_key(seed, i) for i in range(folds)]))
+  state = program.init(np.stack([loso.fold_key(seed, i) for i in range(folds)]))
   rest = (images, labels, train_idx, train_count, eval_idx)
   holder = {'state': state, 'epoch': 0}
-  compiled, compile_s = compile_fn(epoch_fn, (state, *rest, np.int32(0), np.bool_(False)))
+  compiled, compile_s = compile_fn(program.epoch, (state, *rest, np.int32(0), np.bool_(False)))
 
   def run():
     epoch = np.int32(holder['epoch'])

@@ -1,4 +1,5 @@
-"""A run's wall clock and its plain progress log (the command's side of a LOSO run)."""
+"""The command's side of a run, as trainer callbacks (hfa_jax.loso.callbacks): its wall
+clock over all parts and its plain progress log."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ import numpy as np
 
 
 class WallClock:
-  """The wall time of a run over all its parts (a resumed run adds to it), kept in
-  OUT/wall_time.json and updated after every epoch, so that a kill loses at most one."""
+  """The wall time of a run over all its parts (a resumed run adds one), kept in
+  OUT/wall_time.json and updated after every epoch, so that a kill loses at most one.
+  A part that trains nothing (a finished run reported again, a refused one) adds none."""
 
   def __init__(self, out: pathlib.Path):
     self.path = out / 'wall_time.json'
     self.parts = json.loads(self.path.read_text())['parts'] if self.path.is_file() else []
     self.start = time.time()
-    self.parts.append(0.0)
+    self.trained = False
 
-  def tick(self, *_):
+  def on_epoch_end(self, *_):
+    if not self.trained:
+      self.parts.append(0.0)
+      self.trained = True
     self.parts[-1] = round(time.time() - self.start, 1)
     tmp = self.path.with_name(self.path.name + '.tmp')
     tmp.write_text(json.dumps(dict(parts=self.parts)))
@@ -32,25 +37,29 @@ class WallClock:
 
 class EpochLog:
   """Plain progress lines for logs (--no_progress): that the first epoch compiles, then
-  one line per epoch at most every `every` seconds, and the last epoch of each group."""
+  one line per epoch at most every `every` seconds, and the last epoch of each phase."""
 
-  def __init__(self, epochs: int, every: float = 60.0):
-    self.epochs, self.every, self.last = epochs, every, None
-    print(
-      'the first epoch compiles the training program (a minute or more on a CPU; '
-      'cached for later runs)',
-      flush=True,
-    )
+  def __init__(self, every: float = 60.0):
+    self.every, self.last, self.started = every, None, False
 
-  def __call__(self, group: int, epoch: int, m: dict):
+  def on_epoch_start(self, *_):
+    if not self.started:
+      print(
+        'the first epoch compiles the training program (a minute or more on a CPU; '
+        'cached for later runs)',
+        flush=True,
+      )
+      self.started = True
+
+  def on_epoch_end(self, end):
     now = time.monotonic()
-    if self.last is not None and now - self.last < self.every and epoch + 1 < self.epochs:
+    if self.last is not None and now - self.last < self.every and not end.phase.done:
       return
     self.last = now
-    total = f'/{self.epochs}' if m['phase'] == 'train' else ''
+    total = f'/{end.phase.epochs}' if end.phase.name == 'train' else ''
     print(
-      f"models group {group + 1}, {m['phase']} epoch {epoch + 1}{total}: "
-      f"train loss {np.mean(m['loss']):.4f}, accuracy {np.mean(m['accuracy']):.3f} "
-      f"({m['seconds']:.1f} s/epoch)",
+      f'models group {end.group.index + 1}, {end.phase.name} epoch {end.epoch + 1}{total}: '
+      f'train loss {np.mean(end.loss):.4f}, accuracy {np.mean(end.accuracy):.3f} '
+      f'({end.seconds:.1f} s/epoch)',
       flush=True,
     )

@@ -87,6 +87,11 @@ def write(out: str | pathlib.Path, result: dict, data: dict, extra: dict | None 
   return record
 
 
+def write_json(path, obj):
+  """Writes `obj` as indented JSON, atomically."""
+  _atomic_text(pathlib.Path(path), json.dumps(obj, indent=1))
+
+
 def _atomic_text(path: pathlib.Path, text: str):
   tmp = path.with_name(path.name + '.tmp')
   tmp.write_text(text)

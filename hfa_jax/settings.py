@@ -95,7 +95,7 @@ def parse(cls, name: str, text: str):
   """The value of field `name` from its command-line text (ValueError if unreadable)."""
   base, optional = _base_type(cls, name)
   text = text.strip()
-  if optional and text.lower() in ('none', ''):
+  if optional and (text.lower() == 'none' or (text == '' and base is not list)):
     return None
   if base is bool:
     value = {'true': True, '1': True, 'yes': True, 'false': False, '0': False, 'no': False}.get(
@@ -119,13 +119,18 @@ def parse(cls, name: str, text: str):
   return text
 
 
-def add_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
+def add_flags(
+  parser: argparse.ArgumentParser, cls, title: str, defaults: dict | None = None, aliases: str = ''
+) -> None:
   """One option per declared field of `cls` (`--name`, and `--flag` where declared).
 
   Options that are not given stay absent from the parsed namespace, so that
-  defaults < config file < command line can be layered afterwards.
+  defaults < config file < command line can be layered afterwards. The help shows
+  `defaults` (e.g. a recipe's) where given, else the declared default. With `aliases`,
+  each field is also `--{aliases}name` (e.g. '--config.epochs'), not listed in the help.
   """
   group = parser.add_argument_group(title)
+  defaults = defaults or {}
   for f in dataclasses.fields(cls):
     if not f.metadata:
       continue
@@ -138,16 +143,15 @@ def add_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
         raise argparse.ArgumentTypeError(str(e)) from None
 
     names = [f'--{f.name}'] + ([f"--{meta['flag']}"] if meta['flag'] else [])
-    default = f.default if f.default is not dataclasses.MISSING else None
+    default = defaults.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
     extra = f" ({'|'.join(map(str, meta['choices']))})" if meta['choices'] else ''
+    option = dict(dest=f.name, type=convert, default=argparse.SUPPRESS)
+    metavar = f.name.upper() if not meta['choices'] else 'CHOICE'
     group.add_argument(
-      *names,
-      dest=f.name,
-      type=convert,
-      default=argparse.SUPPRESS,
-      metavar=f.name.upper() if not meta['choices'] else 'CHOICE',
-      help=f"{meta['help']}{extra} [default {default!r}]",
+      *names, **option, metavar=metavar, help=f"{meta['help']}{extra} [default {default!r}]"
     )
+    if aliases:
+      group.add_argument(f'--{aliases}{f.name}', **option, help=argparse.SUPPRESS)
 
 
 def names(cls) -> list[str]:

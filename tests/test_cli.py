@@ -1,6 +1,7 @@
 """python -m experiments.loso end to end on a tiny synthetic dataset, and its errors."""
 
 import csv
+import importlib.util
 import json
 import os
 import pathlib
@@ -10,6 +11,7 @@ import sys
 
 import pytest
 
+from experiments import input_pipeline, options
 from experiments import loso as cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -85,7 +87,33 @@ def test_end_to_end_outputs(tiny_run):
   for png in ('confusion.png', 'curves.png'):
     assert (out / png).read_bytes()[:4] == b'\x89PNG'
   assert (out / 'state' / 'checkpoints').is_dir()
+  assert not list((out / 'state' / 'checkpoints').glob('[0-9]*'))  # none left once finished
   assert len(list((out / 'state' / 'folds').glob('*.json'))) == summary['n_folds']
+  # metric logs: per fold and epoch, as JSON lines and as TensorBoard events
+  lines = [json.loads(l) for l in (out / 'logs' / 'metrics.jsonl').read_text().splitlines()]
+  folds = {r['fold'] for r in lines}
+  assert len(folds) == summary['n_folds'] and len(lines) == 2 * len(folds)
+  assert {'fold', 'phase', 'epoch', 'train_loss', 'train_accuracy'} <= set(lines[0])
+  for fold in folds:
+    events = _events(next((out / 'logs' / fold).glob('events.out.tfevents.*')))
+    want = [(r['epoch'], r['train_loss']) for r in lines if r['fold'] == fold]
+    got = [(step, value) for tag, step, value in events if tag == 'train/loss']
+    assert got == pytest.approx(want)
+
+
+def _events(path):
+  """(tag, step, value) of every scalar in a TensorBoard event file (TFRecord framing)."""
+  import struct
+
+  from tensorboardX.proto import event_pb2
+
+  data, i, out = path.read_bytes(), 0, []
+  while i < len(data):
+    (n,) = struct.unpack('<Q', data[i : i + 8])
+    event = event_pb2.Event.FromString(data[i + 12 : i + 12 + n])
+    out += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+    i += 12 + n + 4
+  return out
 
 
 def test_saved_command_reproduces_and_reloads(tiny_run):
@@ -95,17 +123,18 @@ def test_saved_command_reproduces_and_reloads(tiny_run):
   assert args[:0] == [] and '--seed' in args and '--model' in args
   proc = _run(args + ['--no_progress'])
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert (
-    'continuing the run' in proc.stdout and f'already finished; results in {out}' in proc.stdout
-  )
+  # a finished run says so first, compiles nothing and adds no part to the wall time
+  assert proc.stdout.startswith(f'already finished; reporting its results again from {out}')
+  assert 'continuing' not in proc.stdout and 'compiles' not in proc.stdout
   again = json.loads((out / 'summary.json').read_text())
   assert again['uf1'] == summary['uf1'] and again['per_subject'] == summary['per_subject']
-  # the wall time is the sum of the parts, not the rerun's second
-  assert len(again['wall_time_parts']) == 2
-  assert again['wall_time_seconds'] == pytest.approx(sum(again['wall_time_parts']), abs=0.2)
-  assert again['wall_time_seconds'] >= summary['wall_time_seconds']
+  assert again['wall_time_parts'] == summary['wall_time_parts']
   proc = _run(['--resume', str(out), '--no_progress'])
   assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'input 32 px: set by experiments/configs/tiny.py' in proc.stdout  # not 'set by set by'
+  assert (
+    json.loads((out / 'summary.json').read_text())['wall_time_parts'] == again['wall_time_parts']
+  )
 
 
 def test_not_built_dataset_prints_the_build_command(tmp_path, capsys):
@@ -133,13 +162,72 @@ def test_not_built_dataset_prints_the_build_command(tmp_path, capsys):
     (['--size', '4'], 'size must be >= 8'),
     (['--model', 'nowhere:Net'], 'cannot import'),
     (['--resume', '/nonexistent/run'], 'no run there'),
+    (['--subjects='], '--subjects is empty'),
+    (['--config.epochs=0'], 'must be >= 1'),
+    (['--config.nosuch=1'], 'unrecognized arguments: --config.nosuch=1'),
   ],
 )
-def test_bad_options(args, message, capsys):
+def test_bad_options(args, message, capsys, tmp_path, monkeypatch):
+  """A bad value is two lines (what is wrong, where the options are), no traceback,
+  nothing written."""
+  monkeypatch.chdir(tmp_path)
   with pytest.raises(SystemExit) as e:
     cli.main(args)
   assert e.value.code == 2
-  assert message in capsys.readouterr().err
+  err = capsys.readouterr().err
+  assert message in err and len(err.strip().splitlines()) == 2, err
+  assert not list(tmp_path.iterdir())
+
+
+def test_unknown_subjects_are_refused_before_anything_is_written(tiny_run, tmp_path, capsys):
+  out = tmp_path / 'unk'
+  data = tiny_run[0].parent / 'data'
+  args = [*TINY, '--data_dir', str(data), '--out', str(out)]
+  assert cli.main([*args, '--subjects', 'sub01,nosuch']) == 2
+  err = capsys.readouterr().err
+  assert "unknown subjects ['nosuch']" in err and 'Traceback' not in err
+  assert not out.exists()  # no config.json that a --resume would trip on again
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path):
+  """What a cluster scheduler sends on preemption: the run says how to resume, exits 143,
+  and the same command finishes it."""
+  import signal
+  import time
+
+  out = tmp_path / 'out'
+  args = [
+    *TINY,
+    '--model',
+    'tests.tiny:SlowTinyNet',
+    '--epochs',
+    '6',
+    '--data_dir',
+    str(tmp_path / 'data'),
+    '--out',
+    str(out),
+  ]
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  proc = subprocess.Popen(
+    [sys.executable, '-m', 'experiments.loso', *args],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+  for line in proc.stdout:  # the first epoch's line: training is under way
+    if 'train epoch 1/6' in line:
+      break
+  time.sleep(0.5)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 143, err[-2000:]
+  assert 'stopped by SIGTERM. Run the same command again' in err and 'Traceback' not in err
+  again = _run(args)
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert 'continuing the run' in again.stdout
+  assert json.loads((out / 'summary.json').read_text())['n_folds'] == 3
 
 
 def test_resume_refuses_other_options(tiny_run, capsys):
@@ -155,47 +243,87 @@ def test_other_settings_in_the_same_out_are_refused(tiny_run, capsys):
   args = shlex.split(summary['command'])[3:]
   args[args.index('--learning_rate') + 1] = '0.5'
   assert cli.main(args + ['--no_progress']) == 2
-  assert 'other settings' in capsys.readouterr().err
+  err = capsys.readouterr().err
+  assert 'other settings' in err and 'learning_rate: 0.001 in the run, 0.5 given' in err
+  assert "'epochs'" not in err  # names what differs, not the whole settings twice
+
+
+def _settings(*argv):
+  _, args = options.parse(list(argv))
+  return options.settings_from_args(args)
 
 
 def test_default_config_and_size_follow_model_and_data():
-  assert cli.default_config_name('megc2019_flow_images', 'hfanet') == 'flow_images'
-  assert cli.default_config_name('megc2019_flow_images', 'ststnet') == 'ststnet'
-  assert cli.default_config_name('samm', 'hfanet') == 'frames'
-  assert cli.default_config_name('casme2:size_32_missing_apex_middle', 'hfanet') == 'frames'
-  assert cli.default_config_name('synthetic', 'hfanet') == 'synthetic'
-  s = cli.settings_from_args(cli.make_parser().parse_args(['--dataset', 'megc2019_flow_images']))
-  size, why = cli.choose_size(s)
-  assert size == 32 and 'native 28 px' in why and 'multiple of 32' in why
-  s = cli.settings_from_args(
-    cli.make_parser().parse_args(['--dataset', 'megc2019_flow_images', '--model', 'ststnet'])
+  assert options.default_recipe('megc2019_flow_images', 'hfanet') == 'flow_images'
+  assert options.default_recipe('megc2019_flow_images', 'ststnet') == 'ststnet'
+  assert options.default_recipe('samm', 'hfanet') == 'frames'
+  assert options.default_recipe('casme2:size_32_missing_apex_middle', 'hfanet') == 'frames'
+  assert options.default_recipe('synthetic', 'hfanet') == 'synthetic'
+  s = _settings('--dataset', 'megc2019_flow_images')
+  assert s.size == 32 and 'native 28 px' in s.size_reason and 'multiple of 32' in s.size_reason
+  s = _settings('--dataset', 'megc2019_flow_images', '--model', 'ststnet')
+  assert s.size == 28 and s.training.epochs == 800 and s.experiment.model == 'ststnet'
+  assert _settings('--dataset', 'samm').size == 224
+  s = _settings('--dataset', 'megc2019_flow_images', '--size', '64')
+  assert (s.size, s.size_reason) == (64, 'set by --size')
+
+
+def test_ml_collections_configs_and_dotted_overrides():
+  """Each recipe is an ml_collections get_config(); --config FILE and --config.x=v work
+  as the flax examples' do, and are the same as the plain options."""
+  import ml_collections
+
+  for name in options.recipe_names():
+    spec = importlib.util.spec_from_file_location(name, options.CONFIG_DIR / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    assert isinstance(config, ml_collections.ConfigDict)
+    assert set(config.keys()) == set(options.field_names()), name
+  path = 'experiments/configs/flow_images.py'
+  s = _settings(f'--config={path}', '--config.epochs=12', '--config.augment', 'flip')
+  assert s.recipe == path and s.training.epochs == 12 and s.training.augment == 'flip'
+  assert s.training.learning_rate == 5e-4  # the recipe's
+  assert _settings('--config', 'flow_images', '--epochs', '12') == _settings(
+    '--config', 'flow_images', '--config.epochs=12'
   )
-  assert cli.choose_size(s)[0] == 28 and s['epochs'] == 800 and s['model'] == 'ststnet'
-  s = cli.settings_from_args(cli.make_parser().parse_args(['--dataset', 'samm']))
-  assert cli.choose_size(s)[0] == 224
-  s = cli.settings_from_args(
-    cli.make_parser().parse_args(['--dataset', 'megc2019_flow_images', '--size', '64'])
+
+
+def test_help_shows_the_defaults_of_the_chosen_recipe(capsys):
+  """--help lists every setting with the default that the run would use."""
+  for argv, epochs in (
+    ([], 2),
+    (['--dataset', 'megc2019_flow_images'], 8),
+    (['--model', 'ststnet'], 800),
+  ):
+    with pytest.raises(SystemExit):
+      cli.main([*argv, '--help'])
+    text = capsys.readouterr().out
+    assert f'epochs per fold [default {epochs}]' in text, argv
+    names = {o for a in options.make_parser()._actions for o in a.option_strings}
+    assert all(f'--{n}' in names and f'--{n}' in text for n in options.field_names())
+    recipe = options.chosen_recipe(argv)
+    assert f'Defaults shown: those of experiments/configs/{recipe}.py' in ' '.join(text.split())
+
+
+def test_a_part_gets_its_own_default_folder():
+  whole = _settings('--dataset', 'megc2019_flow_images')
+  part = _settings('--dataset', 'megc2019_flow_images', '--subjects', 'sub01,s2')
+  assert whole.out != part.out and str(part.out).endswith('-only-sub01+s2')
+  many = _settings(
+    '--dataset', 'megc2019_flow_images', '--subjects', ','.join(f's{i}' for i in range(20))
   )
-  assert cli.choose_size(s) == (64, 'set by --size')
+  assert '20subjects-' in str(many.out)
 
 
 def test_a_build_config_can_be_chosen(tmp_path):
-  assert cli.dataset_name('casme2:size_32_missing_apex_middle') == (
-    'casme2',
-    'size_32_missing_apex_middle',
-  )
+  s = _settings('--dataset', 'casme2:size_32_missing_apex_middle', '--data_dir', str(tmp_path))
+  assert s.experiment.dataset_name == 'casme2'
+  assert s.experiment.dataset_config == 'size_32_missing_apex_middle'
   from datasets.load import DatasetNotBuiltError
 
   with pytest.raises(DatasetNotBuiltError, match='missing_apex middle'):
-    cli.load_dataset(
-      dict(
-        dataset='casme2:size_32_missing_apex_middle',
-        data_dir=str(tmp_path),
-        size=32,
-        classes='composite',
-        keep_emotions=None,
-      )
-    )
+    input_pipeline.load_dataset(s)
 
 
 def test_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
@@ -278,6 +406,6 @@ def test_a_build_with_other_options_is_found_and_trained_on(tmp_path, capsys):
 
 def test_help_says_where_the_run_state_lives():
   """The epilog (the module docstring) puts checkpoints/ and folds/ under state/."""
-  text = cli.make_parser().format_help()
+  text = options.make_parser().format_help()
   assert 'state/' in text and 'checkpoints' in text
   assert 'OUT/checkpoints' not in text and 'OUT/folds' not in text

@@ -43,11 +43,11 @@ def test_every_python_m_module_exists():
 
 
 def test_options_used_exist():
-  from experiments import loso as cli
+  from experiments import options
 
   _, code = _sources()
   flags = set(re.findall(r'(--\w+)', '\n'.join(s for s in code if 'experiments.loso' in s)))
-  known = {o for a in cli.make_parser()._actions for o in a.option_strings}
+  known = {o for a in options.make_parser()._actions for o in a.option_strings}
   assert flags and flags <= known, flags - known
 
 

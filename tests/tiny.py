@@ -1,6 +1,9 @@
 """A tiny stand-in model and a learnable toy dataset for fast trainer tests."""
 
+import time
+
 import flax.linen as nn
+import jax
 import numpy as np
 
 
@@ -17,6 +20,15 @@ class TinyNet(nn.Module):
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
     x = nn.relu(x)
     return nn.Dense(self.num_classes)(x.mean((1, 2)))
+
+
+class SlowTinyNet(TinyNet):
+  """TinyNet that sleeps 0.2 s on the host at every call (tests stop a run mid-epoch)."""
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    jax.debug.callback(lambda: time.sleep(0.2))
+    return TinyNet.__call__(self, x, train)
 
 
 def toy_data(n_subjects=4, per_subject=6, side=8, num_classes=3, seed=0):

@@ -10,6 +10,7 @@ The trainer's parts, one file each (docs/architecture.md draws how a run flows):
   plan.py       FoldPlan: folds, validation subjects, index tables (NumPy)
   program.py    the compiled init and epoch programs over a stack of folds
   run.py        run_loso: groups of models through their phases and epochs
+  errors.py     the errors a user can cause (no JAX)
   records.py    what is kept of a group in training and of a finished fold
   store.py      the run folder: lock, run.json, checkpoints, fold records
   callbacks.py  progress bar, timed checkpoints, metric logs, user hooks
@@ -28,7 +29,7 @@ _LAZY = {
   'Optimiser': 'config',
   'LosoData': 'data',
   'FoldPlan': 'plan',
-  'PlanError': 'plan',
+  'PlanError': 'errors',
   'make_plan': 'plan',
   'natural_key': 'plan',
   'subject_groups': 'plan',
@@ -41,11 +42,11 @@ _LAZY = {
   'CPU_FOLDS_BY_SIDE': 'program',
   'put': 'program',
   'run_loso': 'run',
-  'NonFiniteError': 'records',
+  'NonFiniteError': 'errors',
   'FoldRecord': 'records',
   'RunStore': 'store',
-  'RunInUseError': 'store',
-  'RunMismatchError': 'store',
+  'RunInUseError': 'errors',
+  'RunMismatchError': 'errors',
   'MetricLog': 'callbacks',
 }
 __all__ = sorted(_LAZY)

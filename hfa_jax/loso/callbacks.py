@@ -224,7 +224,7 @@ class MetricLog:
       self.writers[name] = SummaryWriter(os.path.join(self.dir, name.replace('#', '_model')))
     return self.writers[name]
 
-  def on_group_end(self, group: Group):
+  def on_group_end(self, group: Group | None = None):
     for w in self.writers.values():
       w.close()
     self.writers.clear()

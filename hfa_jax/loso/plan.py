@@ -14,10 +14,7 @@ import re
 import numpy as np
 
 from hfa_jax.loso.config import LosoConfig
-
-
-class PlanError(ValueError):
-  """The data or the chosen subjects cannot make the folds asked for."""
+from hfa_jax.loso.errors import PlanError
 
 
 def natural_key(s: str):

@@ -13,11 +13,8 @@ import numpy as np
 from hfa_jax import metrics as metrics_lib
 from hfa_jax.loso.config import LosoConfig
 from hfa_jax.loso.data import LosoData
+from hfa_jax.loso.errors import NonFiniteError
 from hfa_jax.loso.plan import FoldPlan
-
-
-class NonFiniteError(RuntimeError):
-  """A fold's model gave logits that are not finite (diverged training)."""
 
 
 @dataclasses.dataclass

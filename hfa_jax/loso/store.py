@@ -16,15 +16,8 @@ import threading
 import jax
 import orbax.checkpoint as ocp
 
+from hfa_jax.loso.errors import RunInUseError, RunMismatchError
 from hfa_jax.loso.records import FoldRecord, GroupHistory
-
-
-class RunInUseError(RuntimeError):
-  """Another process is training into the same output folder."""
-
-
-class RunMismatchError(ValueError):
-  """The output folder holds a run with other settings or on other data."""
 
 
 def write_json(path, obj):

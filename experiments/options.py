@@ -1,0 +1,376 @@
+"""The settings of `python -m experiments.loso`: declarations, recipes, command line.
+
+Every setting is declared once, as a field with its default, help and bounds:
+`Experiment` below (data, model, output) and `hfa_jax.loso.LosoConfig` (training).
+A recipe is an ml_collections config file, experiments/configs/NAME.py, whose
+`get_config()` starts from `base_config()` (every declared default) and sets its own.
+Layers, lowest first: the declarations < the recipe < the command line, where
+`--epochs 12`, `--epochs=12` and `--config.epochs=12` are the same option. Without
+--config the recipe follows the model and the data. `--resume OUT` takes the settings
+saved in OUT instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import json
+import pathlib
+import shlex
+
+import ml_collections
+
+from hfa_jax import settings as settings_lib
+from hfa_jax.loso.config import LosoConfig
+from hfa_jax.settings import setting
+
+DATASETS = ('synthetic', 'samm', 'casme2', 'smic', 'megc2019', 'megc2019_flow_images')
+FLOW_IMAGES = ('megc2019_flow_images',)
+NATIVE_OK = ('samm', 'casme2', 'smic')
+MODELS = {'hfanet': 'hfa_jax.models.hfanet:HFANet', 'ststnet': 'hfa_jax.models.ststnet:STSTNet'}
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent / 'configs'
+COMMAND = ('config', 'resume', 'no_progress')  # options that are not settings
+
+
+class UsageError(Exception):
+  """A bad option or setting; the message says which and why."""
+
+
+class Parser(argparse.ArgumentParser):
+  """argparse, with errors in two lines: what is wrong, and where the options are listed."""
+
+  def error(self, message: str):
+    self.exit(2, f'{self.prog}: error: {message}\n({self.prog} --help lists every option)\n')
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """What to train on, which model, where the results go."""
+
+  dataset: str = setting(
+    'synthetic',
+    'NAME or NAME:CONFIG of a dataset built by python -m '
+    'datasets.build (e.g. casme2:size_224_missing_apex_middle), or '
+    'synthetic',
+  )
+  data_dir: str | None = setting(
+    None,
+    'where datasets are built ($TFDS_DATA_DIR or '
+    '~/tensorflow_datasets; synthetic: ./synthetic_data)',
+  )
+  classes: str = setting(
+    'composite',
+    "'composite': negative/positive/surprise (MEGC2019); 'native': the database's emotions",
+    choices=('composite', 'native'),
+  )
+  keep_emotions: list | None = setting(None, 'native classes to keep, comma-separated')
+  size: int | None = setting(
+    None,
+    "input side (default: a flow-image dataset's native side, "
+    "rounded up to the model's multiple; 224 for frame-based data)",
+    minimum=8,
+  )
+  subjects: list | None = setting(
+    None, 'test only these subjects (comma-separated): part of a LOSO'
+  )
+  model: str = setting(
+    'hfanet',
+    "'hfanet', 'ststnet', or 'module:Class' of a linen module "
+    'taking num_classes, called as (x, train)',
+  )
+  out: str | None = setting(
+    None,
+    'output folder (default runs/loso-DATASET-CLASSES-SIZEpx-'
+    'seedSEED, with the model unless HFA-Net, and the subjects of a part)',
+  )
+  synthetic_subjects: int = setting(4, 'subjects per synthetic database', minimum=1)
+  synthetic_seed: int = setting(0, 'seed of the synthetic databases')
+
+  @property
+  def dataset_name(self) -> str:
+    """'casme2:size_224_missing_apex_middle' -> 'casme2'."""
+    return self.dataset.partition(':')[0]
+
+  @property
+  def dataset_config(self) -> str | None:
+    """'casme2:size_224_missing_apex_middle' -> 'size_224_missing_apex_middle'."""
+    return self.dataset.partition(':')[2] or None
+
+
+DECLARED = (Experiment, LosoConfig)
+
+
+def field_names() -> list[str]:
+  return [n for cls in DECLARED for n in settings_lib.names(cls)]
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every declared setting at its declared default (a recipe's starting point)."""
+  config = ml_collections.ConfigDict()
+  for cls in DECLARED:
+    for name, value in settings_lib.defaults(cls).items():
+      base, _ = settings_lib._base_type(cls, name)
+      config[name] = ml_collections.config_dict.placeholder(base) if value is None else value
+  return config
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """The checked settings of one run."""
+
+  experiment: Experiment
+  training: LosoConfig
+  recipe: str  # the config file's name, or 'the saved run'
+  size: int  # input side
+  size_reason: str  # why that side, in words
+  out: pathlib.Path
+
+  def values(self) -> dict:
+    """Every declared setting's value (the input side and output folder as chosen)."""
+    values = dataclasses.asdict(self.experiment) | dataclasses.asdict(self.training)
+    return values | dict(size=self.size, out=str(self.out))
+
+  def command(self) -> str:
+    """The command line that reruns these settings (every setting explicit)."""
+    parts = ['python', '-m', 'experiments.loso']
+    for key, value in self.values().items():
+      if value is None:
+        continue
+      if isinstance(value, bool):
+        value = str(value).lower()
+      elif isinstance(value, (list, tuple)):
+        value = ','.join(map(str, value))
+      parts += [f'--{key}', str(value)]
+    return shlex.join(parts)
+
+  def record(self) -> dict:
+    """What config.json keeps: the settings, why the side, the command."""
+    return dict(settings=self.values(), size_reason=self.size_reason, command=self.command())
+
+
+# ---------------------------------------------------------------------- recipes
+
+
+def recipe_names() -> list[str]:
+  return sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem != '__init__')
+
+
+def load_recipe(name: str) -> dict:
+  """The settings of experiments/configs/NAME.py (or a .py path): its get_config()."""
+  path = pathlib.Path(name)
+  if path.suffix != '.py':
+    path = CONFIG_DIR / f'{name}.py'
+  if not path.is_file():
+    raise UsageError(f'--config {name}: no file {path} (configs: {", ".join(recipe_names())})')
+  spec = importlib.util.spec_from_file_location(f'_loso_config_{path.stem}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, 'get_config'):
+    raise UsageError(f'--config {path} has no get_config()')
+  config = module.get_config()
+  values = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+  unknown = sorted(set(values) - set(field_names()))
+  if unknown:
+    raise UsageError(f'--config {path}: unknown settings {unknown}')
+  return values
+
+
+def default_recipe(dataset: str, model: str) -> str:
+  """The recipe of a dataset and model when --config is not given."""
+  name = dataset.partition(':')[0]
+  if model == 'ststnet':
+    return 'ststnet'
+  if name == 'synthetic':
+    return 'synthetic'
+  return 'flow_images' if name in FLOW_IMAGES else 'frames'
+
+
+# ----------------------------------------------------------------- command line
+
+
+def make_parser(defaults: dict | None = None, recipe: str = 'synthetic') -> argparse.ArgumentParser:
+  """The command line; `defaults` (those of `recipe`) are what --help shows."""
+  from experiments import loso
+
+  defaults = defaults or {}
+  doc = loso.__doc__.split('\n\n', 1)
+  p = Parser(
+    prog='python -m experiments.loso',
+    description=doc[0] + f'\n\nDefaults shown: those of experiments/configs/{recipe}.py, the '
+    'recipe these options choose (--config, or by --dataset and --model).',
+    epilog=doc[1],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  p.add_argument(
+    '--config',
+    default=argparse.SUPPRESS,
+    help='experiments/configs/NAME.py or a path (default: by model and data); every option '
+    'below may also be given as --config.NAME=VALUE',
+  )
+  p.add_argument(
+    '--resume',
+    metavar='OUT',
+    default=argparse.SUPPRESS,
+    help='continue the run in OUT with its saved settings',
+  )
+  p.add_argument(
+    '--no_progress',
+    action='store_true',
+    default=argparse.SUPPRESS,
+    help='no progress bar: plain log lines instead (the compile, then an epoch line at most '
+    'once a minute)',
+  )
+  settings_lib.add_flags(p, Experiment, 'data, model and output', defaults, aliases='config.')
+  settings_lib.add_flags(
+    p, LosoConfig, 'training (hfa_jax.loso.LosoConfig)', defaults, aliases='config.'
+  )
+  return p
+
+
+def chosen_recipe(argv: list[str]) -> str:
+  """The recipe that `argv` chooses (its --config, or by --dataset and --model)."""
+  pre = argparse.ArgumentParser(add_help=False)
+  for name in ('config', 'dataset', 'model'):
+    pre.add_argument(f'--{name}', f'--config.{name}', dest=name)
+  known, _ = pre.parse_known_args(argv)
+  dataset = known.dataset or Experiment.dataset
+  return known.config or default_recipe(dataset, known.model or Experiment.model)
+
+
+def parse(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+  """(parser, options); --help shows the defaults of the recipe `argv` chooses."""
+  recipe = chosen_recipe(argv)
+  try:
+    defaults = {**settings_lib.defaults(Experiment), **settings_lib.defaults(LosoConfig)}
+    defaults |= load_recipe(recipe)
+  except UsageError:
+    defaults = None  # reported once the options are read
+  parser = make_parser(defaults, recipe)
+  return parser, parser.parse_args(argv)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+  """Checked Settings: declarations < recipe < options, or those saved with --resume."""
+  given = {k: v for k, v in vars(args).items() if k not in COMMAND}
+  if getattr(args, 'resume', None):
+    return _resumed(pathlib.Path(args.resume), given, getattr(args, 'config', None))
+  values = base_config().to_dict()
+  experiment = {k: given.get(k, values[k]) for k in settings_lib.names(Experiment)}
+  recipe = getattr(args, 'config', None) or default_recipe(
+    experiment['dataset'], experiment['model']
+  )
+  from_recipe = load_recipe(recipe)
+  values |= from_recipe | given
+  if 'size' in given:
+    reason = '--size'
+  elif 'size' in from_recipe:
+    reason = f'experiments/configs/{recipe}.py'
+  else:
+    reason = None
+  return checked(values, recipe, reason)
+
+
+def _resumed(out: pathlib.Path, given: dict, config) -> Settings:
+  saved = out / 'config.json'
+  if not saved.is_file():
+    raise UsageError(f'--resume {out}: no run there ({saved} is missing)')
+  if given or config:
+    names = ', '.join('--' + k for k in given) or '--config'
+    raise UsageError(
+      f'--resume takes the saved settings; give no other settings with it (got {names})'
+    )
+  record = json.loads(saved.read_text())
+  values = base_config().to_dict() | record['settings'] | dict(out=str(out))
+  return checked(values, 'the saved run', record.get('size_reason') or 'saved with the run')
+
+
+def model_class(spec: str):
+  """The class of a model from 'hfanet', 'ststnet' or 'module:Class'."""
+  module_name, _, attr = MODELS.get(spec, spec).partition(':')
+  try:
+    return getattr(importlib.import_module(module_name), attr)
+  except (ImportError, AttributeError, ValueError) as e:
+    raise UsageError(
+      f"--model {spec}: cannot import it ({e}); use hfanet, ststnet or 'module:Class'"
+    ) from None
+
+
+def _check_experiment(e: Experiment):
+  try:
+    settings_lib.check(e)
+  except (ValueError, TypeError) as err:
+    raise UsageError(str(err)) from None
+  if e.dataset_name not in DATASETS:
+    raise UsageError(
+      f"dataset must be one of {', '.join(DATASETS)} (optionally NAME:CONFIG), got {e.dataset!r}"
+    )
+  if e.classes == 'native' and e.dataset_name not in NATIVE_OK:
+    raise UsageError(
+      f"--classes native applies to {', '.join(NATIVE_OK)} (each database has "
+      f'its own emotions); {e.dataset_name} has the composite classes only'
+    )
+  if e.keep_emotions and e.classes != 'native':
+    raise UsageError('--keep_emotions needs --classes native')
+  if e.subjects is not None and not e.subjects:
+    raise UsageError('--subjects is empty: name the subjects to test, or leave it out to test all')
+
+
+def choose_size(e: Experiment, reason: str | None) -> tuple[int, str]:
+  """(input side, why) for these settings; `reason`: where a set size came from."""
+  multiple = getattr(model_class(e.model), 'side_multiple', 1)
+  if e.size is not None:
+    size, why = e.size, f"set by {reason or 'the settings'}"
+  elif e.dataset_name in FLOW_IMAGES:
+    from datasets.load import native_size
+
+    native = native_size(e.dataset_name)
+    size = -(-native // multiple) * multiple
+    why = f"the flow images' native {native} px" + (
+      f", rounded up to {e.model}'s multiple of {multiple}" if size != native else ''
+    )
+  elif e.dataset_name == 'synthetic':
+    size, why = 32, 'the synthetic preset'
+  else:
+    size, why = 224, 'frame-based dataset: the side HFA-Net was designed for'
+  if size % multiple:
+    raise UsageError(
+      f'--size must be a multiple of {multiple} for {e.model} (its total stride), got {size}'
+    )
+  return size, why
+
+
+def default_out(e: Experiment, size: int, seed: int) -> pathlib.Path:
+  """runs/loso-DATASET-CLASSES-SIZEpx[-MODEL]-seedSEED[-SUBJECTS]: a part of a LOSO
+  (--subjects) gets a folder of its own, named by its subjects."""
+  model = '' if e.model == 'hfanet' else f"-{e.model.replace(':', '.')}"
+  name = f"loso-{e.dataset.replace(':', '-')}-{e.classes}-{size}px{model}-seed{seed}"
+  if e.subjects:
+    joined = '+'.join(e.subjects)
+    if len(joined) > 40:
+      digest = hashlib.sha1(joined.encode()).hexdigest()[:8]
+      joined = f'{len(e.subjects)}subjects-{digest}'
+    name += f'-only-{joined}'
+  return pathlib.Path('runs') / name
+
+
+def checked(values: dict, recipe: str, size_reason: str | None) -> Settings:
+  """Settings from declared values; UsageError for values that cannot work."""
+  try:
+    experiment = Experiment(**{k: values[k] for k in settings_lib.names(Experiment)})
+    training = LosoConfig(**{k: values[k] for k in settings_lib.names(LosoConfig)})
+  except TypeError as e:
+    raise UsageError(str(e)) from None
+  _check_experiment(experiment)
+  try:
+    training.validate()
+  except (ValueError, TypeError) as e:
+    raise UsageError(str(e)) from None
+  if recipe == 'the saved run':
+    size, why = experiment.size, size_reason
+  else:
+    size, why = choose_size(experiment, size_reason)
+  out = pathlib.Path(experiment.out or default_out(experiment, size, training.seed))
+  return Settings(experiment, training, recipe, size, why, out)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -129,35 +129,47 @@ def evaluate(state, images, order, train_count, eval_idx, *, shape: ProgramShape
   return logits.reshape(-1, shape.num_classes)
 
 
-def train_batch(
-  state,
-  s,
-  *,
-  images,
-  labels,
-  order,
-  train_idx,
-  train_count,
-  aug_key,
-  class_draw,
-  class_weights,
-  shape: ProgramShape,
-):
+class EpochDraw(NamedTuple):
+  """How one fold draws its batches in an epoch."""
+
+  order: jax.Array  # (T,) its training samples in this epoch's random order (padding last)
+  train_idx: jax.Array  # (T,) its training samples
+  train_count: jax.Array  # () how many of train_idx are real
+  class_draw: jax.Array  # (T,) log-weights that draw every class equally often
+  class_weights: jax.Array | None  # (C,) loss weights that weigh every class equally
+  aug_key: jax.Array  # the epoch's augmentation key
+
+
+def epoch_draw(state, labels, train_idx, train_count, epoch, *, shape: ProgramShape) -> EpochDraw:
+  """The epoch's random order of one fold's training samples and its class tables."""
+  perm_key, aug_key = jax.random.split(jax.random.fold_in(state.rng, epoch))
+  real = jnp.arange(train_idx.shape[0]) < train_count  # padding sorted last
+  u = jnp.where(real, jax.random.uniform(perm_key, train_idx.shape), 2.0)
+  order = train_idx[jnp.argsort(u)]
+  counts = jnp.zeros(shape.num_classes).at[labels[train_idx]].add(real)  # this fold's classes
+  class_weights = None
+  if shape.training.balance == 'loss':  # each class weighs as much in total
+    class_weights = jnp.where(counts > 0, 1.0 / jnp.maximum(counts, 1), 0.0)
+  class_draw = jnp.where(real, -jnp.log(jnp.maximum(counts, 1))[labels[train_idx]], -jnp.inf)
+  return EpochDraw(order, train_idx, train_count, class_draw, class_weights, aug_key)
+
+
+def train_batch(state, s, *, images, labels, draw: EpochDraw, shape: ProgramShape):
   """Step `s` of an epoch: draws one fold's batch, augments it and takes an optimiser step."""
   training, batch = shape.training, shape.training.batch_size
   flip, shift = training.augmentations()
-  key = jax.random.fold_in(aug_key, s)
+  key = jax.random.fold_in(draw.aug_key, s)
   draw_key, mix_key, drop_key = jax.random.split(jax.random.fold_in(key, 1), 3)
   if training.balance == 'sampling':  # every class equally likely in every draw
-    idx = train_idx[jax.random.categorical(draw_key, class_draw, shape=(batch,))]
+    idx = draw.train_idx[jax.random.categorical(draw_key, draw.class_draw, shape=(batch,))]
   else:
-    idx = order[(s * batch + jnp.arange(batch)) % train_count]
+    idx = draw.order[(s * batch + jnp.arange(batch)) % draw.train_count]
   x = train_lib.augment(key, images[idx], flip, shift)
   y = labels[idx]
   if training.mixup > 0:
     x, y = train_lib.mixup(mix_key, x, jax.nn.one_hot(y, shape.num_classes), training.mixup)
   state, m = train_lib.train_step(
-    state, x, y, training.label_smoothing, rng=drop_key, class_weights=class_weights
+    state, x, y, training.label_smoothing, rng=drop_key, class_weights=draw.class_weights
   )
   if training.ema_decay > 0:
     state = train_lib.update_ema(state, training.ema_decay)
@@ -170,36 +182,16 @@ def epoch_one(
   """One epoch of one fold: `steps_per_epoch` steps (a lax.scan) over a random order of
   its training samples train_idx[:train_count], then, if `evaluating`, its logits on
   eval_idx (else zeros). Returns (state, {'loss', 'accuracy'} epoch means, logits)."""
-  training, num_classes = shape.training, shape.num_classes
-  perm_key, aug_key = jax.random.split(jax.random.fold_in(state.rng, epoch))
-  real = jnp.arange(train_idx.shape[0]) < train_count  # padding sorted last
-  u = jnp.where(real, jax.random.uniform(perm_key, train_idx.shape), 2.0)
-  order = train_idx[jnp.argsort(u)]
-  counts = jnp.zeros(num_classes).at[labels[train_idx]].add(real)  # this fold's classes
-  class_weights = None
-  if training.balance == 'loss':  # each class weighs as much in total
-    class_weights = jnp.where(counts > 0, 1.0 / jnp.maximum(counts, 1), 0.0)
-  class_draw = jnp.where(real, -jnp.log(jnp.maximum(counts, 1))[labels[train_idx]], -jnp.inf)
-  step = functools.partial(
-    train_batch,
-    images=images,
-    labels=labels,
-    order=order,
-    train_idx=train_idx,
-    train_count=train_count,
-    aug_key=aug_key,
-    class_draw=class_draw,
-    class_weights=class_weights,
-    shape=shape,
-  )
+  draw = epoch_draw(state, labels, train_idx, train_count, epoch, shape=shape)
+  step = functools.partial(train_batch, images=images, labels=labels, draw=draw, shape=shape)
   state, m = jax.lax.scan(step, state, jnp.arange(shape.steps_per_epoch))
   logits = jax.lax.cond(
     evaluating,
     functools.partial(evaluate, shape=shape),
-    lambda *_: jnp.zeros((eval_idx.shape[0], num_classes), jnp.float32),
+    lambda *_: jnp.zeros((eval_idx.shape[0], shape.num_classes), jnp.float32),
     state,
     images,
-    order,
+    draw.order,
     train_count,
     eval_idx,
   )

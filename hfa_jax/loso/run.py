@@ -64,7 +64,7 @@ class Run:
     return self.plan.folds[m.fold] + (f'#{m.replica}' if m.replica else '')
 
 
-def run_loso(
+def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-only)
   images,
   labels,
   subjects,

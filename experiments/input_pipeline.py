@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pathlib
 
+from datasets import build as build_cli
+from datasets import synthetic
 from datasets.load import DatasetNotBuiltError, load_arrays, training_data
 from experiments.options import Settings, UsageError
 
@@ -12,9 +14,6 @@ from experiments.options import Settings, UsageError
 def synthetic_build(s: Settings, progress: bool = True):
   """(arrays, data_dir) of the synthetic databases built with the megc2019 builder,
   generated and built once into --data_dir (default ./synthetic_data)."""
-  from datasets import build as build_cli
-  from datasets import synthetic
-
   e = s.experiment
   root = pathlib.Path(e.data_dir or 'synthetic_data')
   tag = f'{e.synthetic_subjects}subjects-seed{e.synthetic_seed}'

@@ -25,11 +25,19 @@ import os
 import signal
 import sys
 
+import jax
+
 from datasets.load import DatasetNotBuiltError
 from experiments import input_pipeline, messages, options
 from experiments.options import Settings, UsageError
 from experiments.run_log import EpochLog, WallClock
+from hfa_jax import report
+from hfa_jax.environment import cpu_model, versions
+from hfa_jax.kernels import cache_root
 from hfa_jax.loso import errors
+from hfa_jax.loso.callbacks import MetricLog
+from hfa_jax.loso.plan import make_plan
+from hfa_jax.loso.run import run_loso
 
 # Errors a user can cause, and the exit code of each; the message says what to do.
 USER_ERRORS = (
@@ -48,10 +56,6 @@ class Terminated(KeyboardInterrupt):
 
 def run(s: Settings, progress: bool = True, argv=None) -> dict:
   """Runs the LOSO of `s` and writes every output; returns the summary."""
-  import jax
-  from hfa_jax import report
-  from hfa_jax.loso import MetricLog, make_plan, run_loso
-
   if s.out.exists() and not s.out.is_dir():
     raise UsageError(f'--out {s.out} is a file; give a folder')
   data = input_pipeline.load_dataset(s, progress)
@@ -111,9 +115,6 @@ def _make_folder(out):
 
 def _record(s: Settings, clock: WallClock, argv) -> dict:
   """What summary.json says of the run besides its results."""
-  import jax
-  from hfa_jax.environment import cpu_model, versions
-
   device = jax.devices()[0]
   return dict(
     dataset=s.experiment.dataset,
@@ -138,7 +139,7 @@ def _record(s: Settings, clock: WallClock, argv) -> dict:
 
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
-  parser, args = options.parse(argv)
+  parser, args = options.parse(argv, __doc__)
   try:
     s = options.settings_from_args(args)
   except UsageError as e:
@@ -169,9 +170,6 @@ def _terminate(signum, frame):
 
 def _enable_compilation_cache():
   """Persistent XLA cache: a rerun (or a resume) skips the minutes of compilation."""
-  import jax
-  from hfa_jax.kernels import cache_root
-
   if os.environ.get('JAX_COMPILATION_CACHE_DIR') is None:
     jax.config.update('jax_compilation_cache_dir', str(cache_root() / 'xla'))
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 2.0)

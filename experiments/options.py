@@ -23,6 +23,7 @@ import shlex
 
 import ml_collections
 
+from datasets.load import native_size
 from hfa_jax import settings as settings_lib
 from hfa_jax.loso.config import LosoConfig
 from hfa_jax.settings import setting
@@ -191,12 +192,13 @@ def default_recipe(dataset: str, model: str) -> str:
 # ----------------------------------------------------------------- command line
 
 
-def make_parser(defaults: dict | None = None, recipe: str = 'synthetic') -> argparse.ArgumentParser:
-  """The command line; `defaults` (those of `recipe`) are what --help shows."""
-  from experiments import loso
-
+def make_parser(
+  defaults: dict | None = None, recipe: str = 'synthetic', doc: str = __doc__
+) -> argparse.ArgumentParser:
+  """The command line; `defaults` (those of `recipe`) are what --help shows; `doc`, the
+  command's docstring, its description and epilog."""
   defaults = defaults or {}
-  doc = loso.__doc__.split('\n\n', 1)
+  doc = doc.split('\n\n', 1)
   p = Parser(
     prog='python -m experiments.loso',
     description=doc[0] + f'\n\nDefaults shown: those of experiments/configs/{recipe}.py, the '
@@ -240,7 +242,9 @@ def chosen_recipe(argv: list[str]) -> str:
   return known.config or default_recipe(dataset, known.model or Experiment.model)
 
 
-def parse(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+def parse(
+  argv: list[str], doc: str = __doc__
+) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
   """(parser, options); --help shows the defaults of the recipe `argv` chooses."""
   recipe = chosen_recipe(argv)
   try:
@@ -248,7 +252,7 @@ def parse(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]
     defaults |= load_recipe(recipe)
   except UsageError:
     defaults = None  # reported once the options are read
-  parser = make_parser(defaults, recipe)
+  parser = make_parser(defaults, recipe, doc)
   return parser, parser.parse_args(argv)
 
 
@@ -324,8 +328,6 @@ def choose_size(e: Experiment, reason: str | None) -> tuple[int, str]:
   if e.size is not None:
     size, why = e.size, f"set by {reason or 'the settings'}"
   elif e.dataset_name in FLOW_IMAGES:
-    from datasets.load import native_size
-
     native = native_size(e.dataset_name)
     size = -(-native // multiple) * multiple
     why = f"the flow images' native {native} px" + (

@@ -406,6 +406,6 @@ def test_a_build_with_other_options_is_found_and_trained_on(tmp_path, capsys):
 
 def test_help_says_where_the_run_state_lives():
   """The epilog (the module docstring) puts checkpoints/ and folds/ under state/."""
-  text = options.make_parser().format_help()
+  text = options.make_parser(doc=cli.__doc__).format_help()
   assert 'state/' in text and 'checkpoints' in text
   assert 'OUT/checkpoints' not in text and 'OUT/folds' not in text

@@ -17,6 +17,8 @@ from typing import Callable
 
 import jax
 import numpy as np
+from tensorboardX import SummaryWriter
+from tqdm.auto import tqdm
 
 from hfa_jax.loso.records import GroupHistory, Phase
 
@@ -101,8 +103,6 @@ class ProgressBar:
   def on_run_start(self, run: RunStart):
     if not run.groups:
       return
-    from tqdm.auto import tqdm
-
     models = f' x {run.ensemble} models' if run.ensemble > 1 else ''
     self.bar = tqdm(
       total=run.groups * run.epochs * run.phases,
@@ -219,8 +219,6 @@ class MetricLog:
 
   def _writer(self, name: str):
     if name not in self.writers:
-      from tensorboardX import SummaryWriter
-
       self.writers[name] = SummaryWriter(os.path.join(self.dir, name.replace('#', '_model')))
     return self.writers[name]
 

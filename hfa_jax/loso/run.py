@@ -35,6 +35,7 @@ from hfa_jax.loso.program import (
 from hfa_jax.loso.records import GroupHistory, Phase, best_epoch, fold_record, validation_uf1
 from hfa_jax.loso.results import pool
 from hfa_jax.loso.store import RunStore
+from hfa_jax.models.hfanet import HFANet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,10 +128,7 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   """
   config.validate()
   data = LosoData.of(images, labels, subjects, strata, num_classes)
-  if model is None:
-    from hfa_jax.models.hfanet import HFANet
-
-    model = HFANet(num_classes=data.num_classes)
+  model = HFANet(num_classes=data.num_classes) if model is None else model
   plan = make_plan(data.labels, data.subjects, config, only_subjects, data.strata)
   mesh = fold_mesh(devices)
   models = [Model(f, r) for f in range(len(plan.folds)) for r in range(config.ensemble)]

@@ -142,7 +142,7 @@ def fold_runner(side, batch, folds, dtype, seed=0, epoch_steps=1):
 
   def run():
     epoch = np.int32(holder['epoch'])
-    holder['state'], metrics, _ = compiled(holder['state'], *rest, epoch, np.bool_(False))
+    holder['state'], metrics, _, _ = compiled(holder['state'], *rest, epoch, np.bool_(False))
     holder['epoch'] += 1
     return metrics['loss']
 

@@ -260,7 +260,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
   """Checked Settings: declarations < recipe < options, or those saved with --resume."""
   given = {k: v for k, v in vars(args).items() if k not in COMMAND}
   if getattr(args, 'resume', None):
-    return _resumed(pathlib.Path(args.resume), given, getattr(args, 'config', None))
+    return saved_settings(pathlib.Path(args.resume), given, getattr(args, 'config', None))
   values = base_config().to_dict()
   experiment = {k: given.get(k, values[k]) for k in settings_lib.names(Experiment)}
   recipe = getattr(args, 'config', None) or default_recipe(
@@ -277,10 +277,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
   return checked(values, recipe, reason)
 
 
-def _resumed(out: pathlib.Path, given: dict, config) -> Settings:
+def saved_settings(out: pathlib.Path, given: dict | None = None, config=None) -> Settings:
+  """The Settings saved with the run in `out` (its config.json); `given`, `config`: options
+  given besides, which are refused."""
   saved = out / 'config.json'
   if not saved.is_file():
-    raise UsageError(f'--resume {out}: no run there ({saved} is missing)')
+    raise UsageError(f'{out}: no run there ({saved} is missing)')
   if given or config:
     names = ', '.join('--' + k for k in given) or '--config'
     raise UsageError(

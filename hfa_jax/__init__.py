@@ -21,6 +21,8 @@ _LAZY = {
   'create_train_state': ('hfa_jax.train', 'create_train_state'),
   'train_step': ('hfa_jax.train', 'train_step'),
   'eval_step': ('hfa_jax.train', 'eval_step'),
+  'load_model': ('hfa_jax.trained', 'load_model'),
+  'save_model': ('hfa_jax.trained', 'save_model'),
 }
 __all__ = sorted(_LAZY)
 

@@ -116,6 +116,23 @@ def _events(path):
   return out
 
 
+def test_evaluate_rescores_a_finished_run_from_its_kept_weights(tiny_run, tmp_path, capsys):
+  from experiments import evaluate
+
+  out, _ = tiny_run
+  n = json.loads((out / 'summary.json').read_text())['n_samples']
+  before = {p: p.stat().st_mtime for p in out.rglob('*') if p.is_file()}
+  assert evaluate.main([str(out), '--out', str(tmp_path / 'ev')]) == 0
+  text = capsys.readouterr().out
+  assert f'the same predicted class as the run for {n} of {n} samples' in text and 'UF1' in text
+  assert before == {p: p.stat().st_mtime for p in out.rglob('*') if p.is_file()}  # untouched
+  run_rows = list(csv.DictReader(open(out / 'predictions.csv')))
+  new_rows = list(csv.DictReader(open(tmp_path / 'ev' / 'predictions.csv')))
+  assert [r['predicted'] for r in run_rows] == [r['predicted'] for r in new_rows]
+  assert evaluate.main([str(tmp_path / 'nothing')]) == 2
+  assert 'no run there' in capsys.readouterr().err
+
+
 def test_saved_command_reproduces_and_reloads(tiny_run):
   out, _ = tiny_run
   summary = json.loads((out / 'summary.json').read_text())

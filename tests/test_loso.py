@@ -720,3 +720,41 @@ def test_progress_bar_says_the_first_epoch_compiles(capsys):
   err = capsys.readouterr().err
   assert 'compiling (once; cached for later runs)' in err
   assert 'compiling' not in err[err.index('loss=') :]  # the first epoch only
+
+
+@pytest.mark.parametrize(
+  'name, cfg',
+  [
+    ('last, precise BN', CFG),
+    ('weight average, test flip', dataclasses_replace(CFG, ema_decay=0.5, test_flip=True)),
+    ('validation', dataclasses_replace(VAL, folds_in_parallel=3)),
+    ('validation, retrained', dataclasses_replace(VAL, retrain=True)),
+    ('best test', dataclasses_replace(VAL, select_epoch='best_test')),
+  ],
+)
+def test_kept_models_rescore_the_run(name, cfg, tmp_path):
+  """Each fold's kept weights (the scored epoch's, as evaluated) give the run's predictions."""
+  from hfa_jax.loso import rescore
+
+  x, y, s, strata = _six_subjects()
+  out = tmp_path / 'run'
+  cfg = dataclasses_replace(cfg, checkpoint_minutes=0)
+  kw = dict(strata=strata, only_subjects=['s1', 's2', 's5'])
+  run = run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, **kw)
+  assert sorted(p.name for p in (out / 'models').iterdir()) == ['s1', 's2', 's5']
+  data = loso.LosoData.of(x, y, s, strata)
+  again = rescore.rescore(out, data, cfg, TinyNet(), kw['only_subjects'])
+  np.testing.assert_allclose(again['predictions']['probs'], run['predictions']['probs'], atol=1e-5)
+  np.testing.assert_array_equal(again['predictions']['pred'], run['predictions']['pred'])
+  assert again['selected_epoch'] == run['selected_epoch']
+
+
+def test_a_run_without_kept_models_says_so(tmp_path):
+  from hfa_jax.loso import rescore
+
+  x, y, s = toy_data()
+  cfg = dataclasses_replace(CFG, epochs=1, keep_models=False)
+  run_loso(x, y, s, cfg, TinyNet(), out_dir=tmp_path, progress=False, only_subjects=['s2'])
+  assert not (tmp_path / 'models').exists()
+  with pytest.raises(rescore.MissingWeightsError, match='kept no weights for 1 of 1'):
+    rescore.rescore(tmp_path, loso.LosoData.of(x, y, s), cfg, TinyNet(), ['s2'])

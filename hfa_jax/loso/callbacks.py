@@ -43,6 +43,7 @@ class Group:
   total: int  # models of the run
   names: list  # its models' names ('s1', 's1#1' for an ensemble's second model, ...)
   history: GroupHistory | None = None  # set once restored or begun
+  records: list | None = None  # its models' FoldRecords, set when it ends
 
 
 @dataclasses.dataclass
@@ -59,6 +60,7 @@ class EpochEnd:
   samples: int  # training samples seen, all models together
   state: object  # the stacked train states (valid until the next epoch starts)
   history: GroupHistory
+  stats: object = None  # precise BatchNorm statistics the evaluation used (F, ...), or {}
 
   @property
   def loss(self) -> np.ndarray:

@@ -128,6 +128,11 @@ class Execution:
     minimum=0,
   )
   eval_batch_size: int = setting(64, 'evaluation batch', minimum=1)
+  keep_models: bool = setting(
+    True,
+    "save each fold's scored model (params and BatchNorm statistics) in the run folder's "
+    'models/ (HFA-Net: ~97 MB a fold); experiments.evaluate re-scores the run from them',
+  )
   checkpoint_minutes: float = setting(
     10.0,
     'minutes of training between checkpoints of the folds in training (0: after every '

@@ -109,14 +109,23 @@ class ProgramShape:
 # ------------------------------------------------------------------ one fold's epoch
 
 
+def evaluated_stats(state, images, order, train_count, *, shape: ProgramShape):
+  """The BatchNorm statistics an evaluation of the (averaged) `state` uses with precise_bn:
+  recomputed on the first samples of this epoch's `order`; {} without (the state's own)."""
+  if not shape.training.precise_bn:
+    return {}
+  idx = order[jnp.arange(shape.training.precise_bn) % train_count]
+  return train_lib.precise_batch_stats(state, images[idx])
+
+
 def evaluate(state, images, order, train_count, eval_idx, *, shape: ProgramShape):
-  """Logits (Te, C) of one fold on its eval samples `eval_idx` (Te,), in batches; with
-  precise_bn, BatchNorm statistics from the first samples of this epoch's `order`."""
+  """(logits (Te, C) of one fold on its eval samples `eval_idx` (Te,), in batches; the
+  precise BatchNorm statistics used, {} without precise_bn)."""
   training = shape.training
   state = train_lib.averaged(state)
+  stats = evaluated_stats(state, images, order, train_count, shape=shape)
   if training.precise_bn:
-    idx = order[jnp.arange(training.precise_bn) % train_count]
-    state = state.replace(batch_stats=train_lib.precise_batch_stats(state, images[idx]))
+    state = state.replace(batch_stats=stats)
 
   def batch_logits(idx):
     x = images[idx]
@@ -126,7 +135,7 @@ def evaluate(state, images, order, train_count, eval_idx, *, shape: ProgramShape
     return logits
 
   logits = jax.lax.map(batch_logits, eval_idx.reshape(-1, shape.eval_batch))
-  return logits.reshape(-1, shape.num_classes)
+  return logits.reshape(-1, shape.num_classes), stats
 
 
 class EpochDraw(NamedTuple):
@@ -181,21 +190,26 @@ def epoch_one(
 ):
   """One epoch of one fold: `steps_per_epoch` steps (a lax.scan) over a random order of
   its training samples train_idx[:train_count], then, if `evaluating`, its logits on
-  eval_idx (else zeros). Returns (state, {'loss', 'accuracy'} epoch means, logits)."""
+  eval_idx (else zeros). Returns (state, {'loss', 'accuracy'} epoch means, logits, the
+  precise BatchNorm statistics of the evaluation ({} without precise_bn))."""
   draw = epoch_draw(state, labels, train_idx, train_count, epoch, shape=shape)
   step = functools.partial(train_batch, images=images, labels=labels, draw=draw, shape=shape)
   state, m = jax.lax.scan(step, state, jnp.arange(shape.steps_per_epoch))
-  logits = jax.lax.cond(
+  not_evaluated = lambda state, *_: (
+    jnp.zeros((eval_idx.shape[0], shape.num_classes), jnp.float32),
+    jax.tree.map(jnp.zeros_like, state.batch_stats) if shape.training.precise_bn else {},
+  )
+  logits, stats = jax.lax.cond(
     evaluating,
     functools.partial(evaluate, shape=shape),
-    lambda *_: jnp.zeros((eval_idx.shape[0], shape.num_classes), jnp.float32),
+    not_evaluated,
     state,
     images,
     draw.order,
     train_count,
     eval_idx,
   )
-  return state, jax.tree.map(jnp.mean, m), logits
+  return state, jax.tree.map(jnp.mean, m), logits, stats
 
 
 # --------------------------------------------------------------------- the programs
@@ -207,7 +221,8 @@ class FoldProgram:
   single-fold init per fold: one compile whatever F).
   epoch(state, images (N,S,S,3), labels (N,), train_idx (F,T), train_count (F,),
         eval_idx (F,Te), epoch (), evaluating () bool)
-      -> (state, {'loss','accuracy'} (F,), logits (F,Te,C)); the state is donated."""
+      -> (state, {'loss','accuracy'} (F,), logits (F,Te,C), precise BatchNorm statistics
+          of the evaluation (F, ...) or {}); the state is donated."""
 
   init: Callable
   epoch: Callable
@@ -256,7 +271,7 @@ def fold_program(model: nn.Module, shape: ProgramShape, mesh: Mesh) -> FoldProgr
     over_folds(
       functools.partial(epoch_one, shape=shape), in_axes=(0, None, None, 0, 0, 0, None, None)
     ),
-    out_shardings=(folds, replicated, replicated),
+    out_shardings=(folds, replicated, replicated, folds),
     donate_argnums=0,
   )
   return FoldProgram(init=init, epoch=epoch, mesh=mesh)

@@ -127,6 +127,17 @@ class FoldRecord:
     return len(self.test_logits), self.test_logits[-1]
 
 
+def with_scored_logits(rec: FoldRecord, logits: list, labels, select_epoch: str) -> FoldRecord:
+  """A copy of `rec` whose scored test logits are `logits` (n, C) (e.g. recomputed from the
+  kept weights)."""
+  epoch, _ = rec.scored(labels, select_epoch)
+  if rec.retrain is not None:
+    return dataclasses.replace(rec, retrain=dataclasses.replace(rec.retrain, test_logits=logits))
+  test_logits = list(rec.test_logits)
+  test_logits[epoch - 1] = logits
+  return dataclasses.replace(rec, test_logits=test_logits)
+
+
 def validation_uf1(plan: FoldPlan, i: int, phase: Phase, j: int, labels, num_classes) -> list:
   """Validation UF1 of fold i (model j of its group) after every epoch of `phase` (None:
   not evaluated); [] without validation subjects."""

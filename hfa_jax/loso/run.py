@@ -22,6 +22,7 @@ from hfa_jax import metrics as metrics_lib
 from hfa_jax.loso import callbacks as cb
 from hfa_jax.loso.config import LosoConfig
 from hfa_jax.loso.data import LosoData
+from hfa_jax.loso.keep import ModelKeeper
 from hfa_jax.loso.plan import FoldPlan, make_plan
 from hfa_jax.loso.program import (
   FoldProgram,
@@ -147,8 +148,10 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   )
   program = fold_program(model, shape, mesh)
   phases = 2 if config.retrain else 1
+  keeper = store and config.keep_models
   hooks = [
     store and cb.Checkpointer(store, config.checkpoint_minutes, config.epochs, phases, clock),
+    keeper and ModelKeeper(store.dir, data.labels, config.select_epoch, config.retrain),
     *callbacks,
     progress and cb.ProgressBar() or None,
     on_epoch and cb.EpochHook(on_epoch),
@@ -231,6 +234,7 @@ def train_group(run: Run, g: int, indices: list) -> list:
   ]
   for rec in records if run.store else ():
     run.store.save_fold(rec)
+  group.records = records
   run.callbacks.on_group_end(group)
   return records
 
@@ -249,7 +253,7 @@ def run_phase(run: Run, group: cb.Group, state, tables: dict, members: list):
       evaluating = config.eval_every_epoch or config.select_epoch != 'last' or last
     run.callbacks.on_epoch_start(group, phase, epoch)
     t0 = time.perf_counter()
-    state, m, logits = run.program.epoch(
+    state, m, logits, stats = run.program.epoch(
       state,
       run.images,
       run.labels,
@@ -264,7 +268,7 @@ def run_phase(run: Run, group: cb.Group, state, tables: dict, members: list):
     models = _epoch_metrics(run, group, phase, members)
     samples = n * run.plan.steps_per_epoch * config.batch_size
     run.callbacks.on_epoch_end(
-      cb.EpochEnd(group, phase, epoch, models, seconds, samples, state, history)
+      cb.EpochEnd(group, phase, epoch, models, seconds, samples, state, history, stats)
     )
   return state
 

@@ -89,6 +89,19 @@ def interrupts_deferred():
     signal.raise_signal(s)
 
 
+def read_folds(run_dir) -> dict:
+  """The fold records of a run folder, {(fold_id, replica): FoldRecord}, without opening
+  (or locking) the run."""
+  out = {}
+  folder = os.path.join(run_dir, 'folds')
+  for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+    if name.startswith('fold_') and name.endswith('.json'):
+      with open(os.path.join(folder, name)) as f:
+        rec = FoldRecord.from_json(json.load(f))
+      out[rec.fold_id, rec.replica] = rec
+  return out
+
+
 class RunStore:
   """The run folder; use as a context manager (closing releases the lock)."""
 

@@ -1,0 +1,82 @@
+"""Keeping each fold's scored model: the variables that its scored evaluation used (the
+moving average where kept, the precise BatchNorm statistics where recomputed), saved with
+orbax in the run folder's models/FOLD/ (models/FOLD_model1/, ... for an ensemble's other
+members) once its group's fold records are saved. HFA-Net takes ~97 MB a fold.
+
+The scored epoch is known as training goes: the last one; with retraining, the epoch that
+validation chose; with validation selection, the best validation UF1 so far (ties: the
+later); with best-test selection, the best test accuracy so far (ties: the earlier), as
+records.FoldRecord.scored picks them. A model is saved only if the epoch kept is the one its
+record scores (after a resume from a checkpoint, an earlier best may have been trained before
+the stop: that model's weights are then not kept, and `experiments.evaluate` says so).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from hfa_jax import trained
+from hfa_jax.loso.callbacks import EpochEnd, Group
+
+
+def model_folder(run_dir, fold: str, replica: int = 0) -> str:
+  """Where a fold model's weights are kept in a run folder."""
+  return os.path.join(run_dir, 'models', fold + (f'_model{replica}' if replica else ''))
+
+
+def scored_variables(state, stats) -> dict:
+  """The stacked variables {'params', 'batch_stats'} (F, ...) an evaluation of `state` used."""
+  if state.ema is not None:
+    params, batch_stats = state.ema['params'], state.ema['batch_stats']
+  else:
+    params, batch_stats = state.params, state.batch_stats
+  return dict(params=params, batch_stats=stats if stats else batch_stats)
+
+
+class ModelKeeper:
+  """A callback that keeps each fold model's scored variables (see the module docstring)."""
+
+  def __init__(self, run_dir, labels, select_epoch: str, retrain: bool):
+    self.dir, self.labels = run_dir, labels
+    self.select_epoch, self.retrain = select_epoch, retrain
+
+  def on_group_start(self, group: Group):
+    self.kept, self.best = {}, {}  # model j -> (phase, epoch 1-based, variables); best score
+
+  def _is_scored(self, end: EpochEnd, j: int) -> bool:
+    """Whether this epoch is (so far) model j's scored epoch."""
+    m, epoch = end.models[j], end.epoch + 1
+    if self.retrain:
+      return end.phase.name == 'retrain' and epoch == end.history.chosen[j]
+    if self.select_epoch == 'last':
+      return end.phase.done
+    key = 'val_uf1' if self.select_epoch == 'validation' else 'test_accuracy'
+    score, best = m.get(key), self.best.get(j)
+    if score is None:
+      return False
+    better = best is None or (score >= best if key == 'val_uf1' else score > best)
+    if better:
+      self.best[j] = score
+    return better
+
+  def on_epoch_end(self, end: EpochEnd):
+    keep = [j for j in range(len(end.models)) if self._is_scored(end, j)]
+    if not keep:
+      return
+    stacked = jax.device_get(scored_variables(end.state, end.stats))
+    for j in keep:
+      variables = jax.tree.map(lambda x, j=j: np.array(x[j]), stacked)
+      self.kept[j] = (end.phase.name, end.epoch + 1, variables)
+
+  def on_group_end(self, group: Group):
+    if jax.process_index() != 0:
+      return
+    for j, record in enumerate(group.records):
+      kept = self.kept.get(j)
+      epoch, _ = record.scored(self.labels, self.select_epoch)
+      want = ('retrain' if record.retrain else 'train', epoch)
+      if kept is not None and kept[:2] == want:
+        trained.save_weights(model_folder(self.dir, record.fold, record.replica), kept[2])

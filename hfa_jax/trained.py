@@ -1,0 +1,156 @@
+"""A trained model as a folder: its weights, its card, and (HFA-Net) a PyTorch state dict.
+
+DIR/
+  model.json      the card: the model, its classes, its input (side, channels, value
+                  range) and the preprocessing that makes it, the data and recipe it was
+                  trained with, the seed, the package versions, its LOSO result if given
+  README.md       the card in words
+  weights/        orbax checkpoint of {'params', 'batch_stats'} (float32)
+  hfa_net.pth     HFA-Net only, where PyTorch is installed: a state dict that loads with
+                  strict=True into the original network (else hfa_net_state_dict.npz,
+                  the same arrays for torch.from_numpy)
+
+model, variables, card = hfa_jax.load_model(DIR)
+logits = model.apply(variables, images, train=False)   # images (B, S, S, 3)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pathlib
+
+import flax.linen as nn
+import numpy as np
+import orbax.checkpoint as ocp
+
+MODELS = {'hfanet': 'hfa_jax.models.hfanet:HFANet', 'ststnet': 'hfa_jax.models.ststnet:STSTNet'}
+CARD = 'model.json'
+
+
+class ModelFolderError(ValueError):
+  """A folder that does not hold a model saved by save_model."""
+
+
+def model_class(spec: str):
+  """The linen class of 'hfanet', 'ststnet' or 'module:Class' (ImportError / AttributeError /
+  ValueError if it cannot be imported)."""
+  module_name, _, attr = MODELS.get(spec, spec).partition(':')
+  if not attr:
+    raise ValueError(f"{spec!r} is not hfanet, ststnet or 'module:Class'")
+  return getattr(importlib.import_module(module_name), attr)
+
+
+def build_model(spec: str, num_classes: int) -> nn.Module:
+  """The model named by `spec` (see model_class) for `num_classes` classes."""
+  return model_class(spec)(num_classes=num_classes)
+
+
+def save_weights(path, variables: dict):
+  """variables {'params', 'batch_stats'} (host or device arrays) -> orbax checkpoint `path`."""
+  tree = {k: variables.get(k, {}) for k in ('params', 'batch_stats')}
+  tree = _to_numpy(tree)
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(os.path.abspath(path), tree, force=True)
+
+
+def load_weights(path) -> dict:
+  """The variables saved by save_weights, as NumPy arrays."""
+  with ocp.StandardCheckpointer() as checkpointer:
+    return _to_numpy(checkpointer.restore(os.path.abspath(path)))
+
+
+def _to_numpy(tree):
+  import jax
+
+  return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def save_model(folder, variables: dict, card: dict) -> pathlib.Path:
+  """Writes a model folder (see the module docstring). `card` needs 'model' (its spec),
+  'num_classes', 'class_names' and 'input' {'side', ...}; everything else is kept as given."""
+  folder = pathlib.Path(folder)
+  missing = [k for k in ('model', 'num_classes', 'class_names', 'input') if k not in card]
+  if missing:
+    raise ValueError(f'the model card lacks {missing}')
+  folder.mkdir(parents=True, exist_ok=True)
+  save_weights(folder / 'weights', variables)
+  if card['model'] == 'hfanet':
+    card = card | dict(pytorch=_save_torch(folder, variables))
+  (folder / CARD).write_text(json.dumps(card, indent=1))
+  (folder / 'README.md').write_text(card_text(card))
+  return folder
+
+
+def _save_torch(folder: pathlib.Path, variables: dict) -> str:
+  """The original network's state dict: hfa_net.pth (torch installed) or .npz."""
+  from hfa_jax import convert
+
+  state_dict = convert.to_torch_state_dict(_to_numpy(variables))
+  try:
+    import torch
+  except ImportError:
+    np.savez(folder / 'hfa_net_state_dict.npz', **state_dict)
+    return 'hfa_net_state_dict.npz'
+  torch.save(
+    {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()},
+    folder / 'hfa_net.pth',
+  )
+  return 'hfa_net.pth'
+
+
+def read_card(folder) -> dict:
+  """The card of a model folder; ModelFolderError saying what is missing."""
+  path = pathlib.Path(folder) / CARD
+  if not path.is_file():
+    raise ModelFolderError(
+      f'{folder} is not a model folder: it has no {CARD} (make one with '
+      '`python -m experiments.final_model`)'
+    )
+  return json.loads(path.read_text())
+
+
+def load_model(folder) -> tuple[nn.Module, dict, dict]:
+  """(model, variables {'params', 'batch_stats'}, card) of a model folder."""
+  card = read_card(folder)
+  weights = pathlib.Path(folder) / 'weights'
+  if not weights.is_dir():
+    raise ModelFolderError(f'{folder} has a card but no weights/ folder')
+  return build_model(card['model'], card['num_classes']), load_weights(weights), card
+
+
+def card_text(card: dict) -> str:
+  """The card in words (README.md of a model folder)."""
+  lines = [f"# {card['model']}: {card.get('title', 'a micro-expression recogniser')}", '']
+  lines += [f"Classes: {', '.join(card['class_names'])}.", '']
+  inp = card['input']
+  lines += [f"Input: {inp['side']}x{inp['side']} flow images, {inp.get('description', '')}", '']
+  pre = card.get('preprocessing') or {}
+  if pre:
+    lines += [f"Preprocessing: {pre.get('description', pre)}", '']
+  data = card.get('training_data') or {}
+  if data:
+    lines += [
+      f"Trained on {data.get('dataset')}: {data.get('samples')} samples of "
+      f"{data.get('subjects')} subjects, every subject (no test subject: this is the deployable "
+      'model; its expected accuracy is the LOSO result of the same recipe).',
+      '',
+    ]
+  if card.get('loso'):
+    lo = card['loso']
+    lines += [
+      f"LOSO result of the same recipe: UF1 {lo.get('uf1'):.4f}, UAR {lo.get('uar'):.4f} "
+      f"({lo.get('protocol')}; run {lo.get('run')}).",
+      '',
+    ]
+  if card.get('recipe'):
+    lines += ['Recipe: ' + ', '.join(f'{k}={v}' for k, v in card['recipe'].items()), '']
+  if card.get('pytorch'):
+    lines += [
+      f"PyTorch: {card['pytorch']} holds the original HFA-Net's state dict "
+      '(`model.load_state_dict(sd, strict=True)`).',
+      '',
+    ]
+  lines += ['Load it: `model, variables, card = hfa_jax.load_model(DIR)`.', '']
+  return '\n'.join(lines)

@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 import openpyxl
 
-from hfa_jax.preprocess import flow_image
+from hfa_jax.preprocess import encode_png, flow_image
 
 COMPOSITE_CSV = Path(__file__).resolve().parent / 'megc2019' / 'megc2019_cde_samples.csv'
 DATABASES = ('casme2', 'samm', 'smic', 'flow_images')
@@ -562,12 +562,7 @@ def write_flow_images(out: Path, subjects: int, seed: int, size: int = 28) -> li
 
 def to_uint8_rgb(flow: np.ndarray) -> np.ndarray:
   """(H, W, 3) float -> uint8 RGB, each channel min-max scaled to 0..255 (the STSTNet format)."""
-  out = np.empty(flow.shape, np.uint8)
-  for c in range(3):
-    channel = flow[..., c]
-    lo, hi = float(channel.min()), float(channel.max())
-    out[..., c] = np.round((channel - lo) / (hi - lo) * 255) if hi > lo else 0
-  return out
+  return encode_png(flow)
 
 
 WRITERS = {

@@ -77,33 +77,10 @@ class PngJob:
     return (self.path,)
 
   def compute(self) -> Result:
-    import cv2
+    from hfa_jax import preprocess
 
-    data = np.fromfile(self.path, dtype=np.uint8) if os.path.isfile(self.path) else None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
-    if image is None:
-      raise ValueError(f'cannot read image {self.path}: missing, empty or not a PNG')
-    if (
-      image.ndim == 2
-      or image.shape[2] < 3
-      or (
-        np.array_equal(image[..., 0], image[..., 1])
-        and np.array_equal(image[..., 1], image[..., 2])
-      )
-    ):
-      raise ValueError(
-        f'{self.path} is a grayscale image: a flow image has three '
-        'different channels (u, v, optical strain)'
-      )
-    if image.dtype != np.uint8:
-      raise ValueError(f'{self.path} has {image.dtype} pixels; flow images are 8-bit')
-    flow = image[..., 2::-1].astype(np.float32) / 255.0  # BGR(A) -> RGB = u, v, strain
-    if flow.shape[:2] != (self.size, self.size):
-      shrink = flow.shape[0] > self.size
-      flow = cv2.resize(
-        flow, (self.size, self.size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-      )
-    return Result(self.key, np.clip(flow, 0.0, 1.0).astype(np.float32))
+    rgb = preprocess.read_flow_png(self.path)
+    return Result(self.key, preprocess.png_flow(rgb, self.size))
 
 
 def _cache_path(job, cache_dir: str) -> pathlib.Path:

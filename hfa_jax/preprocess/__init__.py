@@ -8,6 +8,8 @@ No TensorFlow, no JAX: only OpenCV (contrib build) and NumPy.
 Channels: u, v in [-1, 1] (divided by the sample's largest flow magnitude), optical strain in
 [0, 1] (divided by its maximum); see flow.py for every step and the TV-L1 parameters.
 Builders call `flow_for_clip` in worker processes (picklable, file paths in, dict out).
+STSTNet-format flow-image PNGs (RGB = u, v, strain, 0..255): `read_flow_png`, `png_flow`,
+`encode_png` (flow_png.py).
 """
 
 from hfa_jax.preprocess.apex import APEX_STRATEGIES, motion_scores, pick_apex
@@ -27,6 +29,7 @@ from hfa_jax.preprocess.flow import (
   optical_strain,
   tvl1_flow,
 )
+from hfa_jax.preprocess.flow_png import PNG_SIDE, encode_png, png_flow, read_flow_png
 from hfa_jax.preprocess.frames import (
   IMAGE_SUFFIXES,
   Frame,
@@ -45,12 +48,14 @@ __all__ = [
   'MIN_STRAIN',
   'NORMALISATION',
   'OPENCV_DEFAULTS',
+  'PNG_SIDE',
   'TVL1',
   'WORK_SIDE',
   'Frame',
   'PreprocessError',
   'crop',
   'detect_face_box',
+  'encode_png',
   'find_frame',
   'flow_for_clip',
   'flow_image',
@@ -62,6 +67,8 @@ __all__ = [
   'normalise',
   'optical_strain',
   'pick_apex',
+  'png_flow',
+  'read_flow_png',
   'read_gray',
   'to_gray',
   'tvl1_flow',

@@ -17,6 +17,8 @@ import re
 
 import numpy as np
 
+from hfa_jax.model_input import flow_images_signed, resize
+
 from datasets.common import registry
 
 TEXT = ('subject', 'sample', 'database', 'action_units')
@@ -184,7 +186,7 @@ def load_arrays(
     else:
       out[key] = np.stack([np.asarray(v) for v in values])
   if name in FLOW_IMAGES:  # 0..1 per channel -> -1..1: a mirror maps u to -u exactly
-    out['flow'] = 2 * out['flow'].astype(np.float32) - 1
+    out['flow'] = flow_images_signed(out['flow'])
   order = np.lexsort((out['sample'], out['subject'], out['database']))
   return {k: v[order] for k, v in out.items()}
 
@@ -200,17 +202,6 @@ def metadata(name: str, data_dir=None, size: int | None = None, config: str | No
 def native_size(name: str) -> int:
   """The side a dataset is built at by default (28 for the flow images, 224 for frames)."""
   return registry.builder_class(name).BUILDER_CONFIGS[0].size
-
-
-def resize(images: np.ndarray, size: int) -> np.ndarray:
-  """(N, H, W, 3) -> (N, size, size, 3), bilinear (antialiased when shrinking)."""
-  if images.shape[1:3] == (size, size):
-    return images
-  import jax
-
-  return np.asarray(
-    jax.image.resize(images, (len(images), size, size, images.shape[-1]), 'bilinear')
-  )
 
 
 def training_data(

@@ -88,9 +88,14 @@ class FindSamples(Protocol):
   def __call__(self, manual_dir, *, apex: str = 'middle', missing_apex: str = 'skip') -> Found: ...
 
 
+# How a build's `source` says whether the copy's faces come cropped or are detected and cropped
+# (datasets.card reads it back into a model's card).
+CROPPED, RAW = 'cropped', 'raw: face detected and cropped'
+
+
 def describe(copy: Copy) -> str:
   """The copy's folder, for a build's `source`."""
-  return f'{copy.root} ({"cropped" if copy.cropped else "raw: face detected and cropped"})'
+  return f'{copy.root} ({CROPPED if copy.cropped else RAW})'
 
 
 def annotated(database: str, manual_dir, missing_apex: str = 'skip') -> Found:

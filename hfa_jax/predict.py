@@ -1,0 +1,441 @@
+"""What a trained model says about a clip: inputs -> the model's inputs -> class probabilities.
+
+    from hfa_jax import load_model, predict
+    model, variables, card = load_model(DIR)
+    batch = predict.model_inputs(['on.jpg,apex.jpg', 'clip/', 'clip.avi'], card['preprocessing'])
+    probs = predict.probabilities(predict.logits(model, variables, batch.images))   # (N, C)
+
+An input (a string) is one of:
+  ONSET,APEX  two frame files separated by a comma;
+  FOLDER      a clip's frames (files numbered as the databases number them: img46.jpg,
+              006_05562.jpg, image012345.bmp): onset the first, apex picked as the model's
+              dataset picked unannotated apexes (`preprocessing['apex']`, 'middle': (n-1)//2);
+  VIDEO       .avi .mp4 .mov ... : its frames in order, then as a folder;
+  FILE.png    an STSTNet-format flow image (RGB = u, v, optical strain, 0..255).
+A path that exists is taken as it is, so a file whose name holds a comma is not read as a pair.
+
+card['preprocessing'] (`preprocessing`; `datasets.card.preprocessing_card` fills it for a model
+trained on a built dataset) says how that dataset made its samples, and the same library
+functions, in the same order, make the model's inputs here:
+  kind 'frames'       flow_for_clip(onset, apex | frames + apex strategy, size=stored_side,
+                      face_crop) -> model_input.resize(side);
+  kind 'flow_images'  read_flow_png -> png_flow(stored_side) -> flow_images_signed -> resize(side);
+                      from frames: flow_for_clip(size=PNG_SIDE, face_crop) -> encode_png -> the
+                      same, which is this project's flow, not the images' makers' (a note says so).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import multiprocessing
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from hfa_jax import preprocess
+from hfa_jax.model_input import flow_images_signed, resize
+
+VERSION = 1  # of card['preprocessing']
+KINDS = ('frames', 'flow_images')
+NO_FACE = ('error', 'full_frame')
+VIDEO_SUFFIXES = frozenset({'.avi', '.mp4', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg'})
+FRAME_INPUTS = ('pair', 'folder', 'video')
+USAGE = (
+  'give ONSET,APEX (two frame files separated by a comma), a folder of frames, a video or '
+  'an STSTNet-format flow-image PNG'
+)
+
+
+class CardError(ValueError):
+  """A model card whose `preprocessing` this version cannot follow."""
+
+
+class InputError(ValueError):
+  """One input that cannot be predicted; the message says why and what to give instead."""
+
+
+def flow_settings() -> dict:
+  """This version's flow computation, as a card records it (compared when predicting)."""
+  return dict(
+    function='hfa_jax.preprocess.flow_for_clip',
+    work_side=preprocess.WORK_SIDE,
+    tvl1=dataclasses.asdict(preprocess.TVL1()),
+    normalisation=preprocess.NORMALISATION,
+  )
+
+
+def preprocessing(
+  kind: str,
+  *,
+  dataset: str,
+  config: str,
+  stored_side: int,
+  side: int,
+  apex: str = 'middle',
+  missing_apex: str = 'skip',
+  face_crop_by_database: dict[str, bool] | None = None,
+) -> dict:
+  """card['preprocessing'] of a model trained on `dataset` (`config`, stored at `stored_side`
+  px) at input side `side`. kind 'frames': flows this project computed from frames, the face
+  detected and cropped in the databases whose value in `face_crop_by_database` is True;
+  'flow_images': STSTNet-format PNGs made elsewhere. `apex`: the strategy of clips without an
+  annotated apex."""
+  if kind not in KINDS:
+    raise ValueError(f'kind must be one of {KINDS}, not {kind!r}')
+  crops = dict(face_crop_by_database or {})
+  card = dict(
+    version=VERSION,
+    kind=kind,
+    dataset=dataset,
+    dataset_config=config,
+    stored_side=int(stored_side),
+    side=int(side),
+    apex=apex,
+    missing_apex=missing_apex,
+    # frames: detect and crop the face (any database of the training data did); flow images:
+    # the faces of the frames given instead of PNGs are detected
+    face_crop=any(crops.values()) if kind == 'frames' else True,
+    face_crop_by_database=crops,
+    no_face_in_training='whole frame used (noted in the build)',
+    flow=flow_settings() | dict(size=int(stored_side) if kind == 'frames' else preprocess.PNG_SIDE),
+    value_range=(
+      'u, v in [-1, 1], optical strain in [0, 1]'
+      if kind == 'frames'
+      else 'u, v, optical strain in [-1, 1] (PNG 0..255 / 255 * 2 - 1)'
+    ),
+    resize=f'bilinear (antialiased when shrinking), {stored_side} -> {side} px',
+  )
+  card['description'] = describe(card)
+  return card
+
+
+def describe(pre: dict) -> str:
+  """card['preprocessing'] in words."""
+  size = f"{pre['stored_side']} px as {pre['dataset']} ({pre['dataset_config']}) stores them"
+  resized = f"resized bilinearly to the model's {pre['side']} px"
+  if pre['kind'] == 'flow_images':
+    return (
+      'STSTNet-format flow images (RGB PNG = u, v, optical strain, each channel min-max scaled '
+      'to 0..255 per image; made outside this project, 28x28 in the MEGC2019 release): scaled to '
+      f'0..1 at {size}, mapped to -1..1, {resized}. PNGs are taken as they are; from frames, '
+      "predict makes such an image with this project's TV-L1 flow (faces detected), which is "
+      "not the images' makers' flow."
+    )
+  crops = pre['face_crop_by_database']
+  detected = sorted(db for db, crop in crops.items() if crop)
+  whole = sorted(db for db, crop in crops.items() if not crop)
+  if not whole:
+    face = 'the face detected on the onset frame (OpenCV Haar cascade) crops both frames'
+  elif not detected:
+    face = "frames used whole (the databases' cropped releases: give face crops)"
+  else:
+    face = (
+      f"faces detected and cropped for {', '.join(detected)}, the cropped releases of "
+      f"{', '.join(whole)} used whole (predict detects faces)"
+    )
+  return (
+    f'Flow images this project computes from an onset and an apex frame: {face}; TV-L1 '
+    f"optical flow on a {pre['flow']['work_side']} px grid (hfa_jax.preprocess.flow_for_clip), "
+    f'optical strain, per-sample normalisation ({pre["value_range"]}), at {size}; {resized}. '
+    f"Clips without an annotated apex: apex by {pre['apex']!r}."
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """How to make a model's inputs: from its card, with the user's overrides."""
+
+  kind: str
+  stored_side: int
+  side: int
+  apex: str = 'middle'
+  face_crop: bool = True
+  no_face: str = 'error'  # or 'full_frame', as the builds do
+
+
+def options(pre: dict | None, *, face_crop: bool | None = None, no_face: str = 'error') -> Options:
+  """Options from card['preprocessing']; CardError if this version cannot follow it."""
+  if not pre:
+    raise CardError(
+      "the model card has no 'preprocessing': it does not say how its inputs were made "
+      '(save the model with `python -m experiments.final_model`)'
+    )
+  if pre.get('version', 0) > VERSION or pre.get('kind') not in KINDS:
+    raise CardError(
+      f"the model card's preprocessing (version {pre.get('version')}, kind "
+      f"{pre.get('kind')!r}) is not one this hfa_jax follows (version <= {VERSION}, kinds "
+      f'{", ".join(KINDS)}); a newer hfa_jax may'
+    )
+  if no_face not in NO_FACE:
+    raise ValueError(f'no_face must be one of {NO_FACE}, not {no_face!r}')
+  return Options(
+    kind=pre['kind'],
+    stored_side=int(pre['stored_side']),
+    side=int(pre['side']),
+    apex=pre.get('apex', 'middle'),
+    face_crop=pre['face_crop'] if face_crop is None else face_crop,
+    no_face=no_face,
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+  """One input: `kind` 'pair' (onset, apex), 'folder', 'video' or 'flow_image', and its paths."""
+
+  text: str
+  kind: str
+  paths: tuple[str, ...]
+
+
+def parse_input(text: str) -> Clip:
+  """The input `text` names (see the module docstring); InputError if it names none."""
+  path = Path(text)
+  if path.is_dir():
+    return Clip(text, 'folder', (text,))
+  if path.is_file():
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+      return Clip(text, 'video', (text,))
+    if suffix == '.png':
+      return Clip(text, 'flow_image', (text,))
+    raise InputError(f'one {suffix or "extensionless"} file is not a clip; {USAGE}')
+  parts = text.split(',')
+  if len(parts) == 2 and all(p.strip() for p in parts):
+    return Clip(text, 'pair', tuple(p.strip() for p in parts))
+  if len(parts) > 2:
+    raise InputError(f'{len(parts)} comma-separated paths; {USAGE}')
+  raise InputError(f'no such file or folder; {USAGE}')
+
+
+@dataclasses.dataclass(frozen=True)
+class Stored:
+  """One input's flow as its dataset stores it: float32 (stored_side, stored_side, 3)
+  (flow images 0..1), and the apex frame used (None for a flow image)."""
+
+  flow: np.ndarray
+  apex: str | None
+
+
+def stored_flow(clip: Clip, opts: Options) -> Stored:
+  """The flow of one input as the model's dataset stores it (InputError, PreprocessError)."""
+  if clip.kind == 'flow_image':
+    if opts.kind != 'flow_images':
+      raise InputError(
+        'a flow-image PNG, but this model was trained on flows this project computes from '
+        'frames; give ONSET,APEX, a folder of frames or a video'
+      )
+    rgb = preprocess.read_flow_png(clip.paths[0])
+    if rgb.shape[0] != rgb.shape[1]:
+      raise InputError(
+        f'a {rgb.shape[1]}x{rgb.shape[0]} image is not a flow image: STSTNet-format flow '
+        'images are square (28x28 in the MEGC2019 release)'
+      )
+    return Stored(preprocess.png_flow(rgb, opts.stored_side), None)
+  if clip.kind != 'video':
+    return _from_frames(clip, opts)
+  with tempfile.TemporaryDirectory(prefix='hfa_jax_video_') as folder:
+    count = _write_video_frames(clip.paths[0], Path(folder))
+    stored = _from_frames(Clip(clip.text, 'folder', (folder,)), opts)
+    return Stored(stored.flow, f'frame {preprocess.frame_number(stored.apex)} of {count}')
+
+
+def _frame_paths(clip: Clip) -> tuple[str, str | None, tuple[str, ...]]:
+  """(onset, apex or None, the clip's frames when the apex is to be picked)."""
+  if clip.kind == 'pair':
+    return clip.paths[0], clip.paths[1], ()
+  frames = tuple(str(f.path) for f in preprocess.list_frames(clip.paths[0]))
+  if len(frames) < 2:
+    raise InputError(f'{len(frames)} frame; a clip needs at least 2 (onset and apex)')
+  return frames[0], None, frames
+
+
+def _from_frames(clip: Clip, opts: Options) -> Stored:
+  """The builders' flow_for_clip with the dataset's settings; a flow-image model's input is
+  made in the STSTNet format (encode_png) at PNG_SIDE, then read as a PNG is."""
+  onset, apex, frames = _frame_paths(clip)
+  out = preprocess.flow_for_clip(
+    onset,
+    apex,
+    clip_frames=frames or None,
+    apex_strategy=opts.apex,
+    size=opts.stored_side if opts.kind == 'frames' else preprocess.PNG_SIDE,
+    face_crop=opts.face_crop,
+  )
+  if out['face_found'] is False and opts.no_face == 'error':
+    raise InputError(
+      f'no face found in {onset} (the model was trained on face crops): give frames cropped '
+      'to the face with --face_crop no, or use the whole frame as the builds do with '
+      '--no_face full_frame'
+    )
+  flow = np.asarray(out['flow'], dtype=np.float32)
+  if opts.kind == 'flow_images':
+    flow = preprocess.png_flow(preprocess.encode_png(flow), opts.stored_side)
+  return Stored(flow, out['apex_path'])
+
+
+def _write_video_frames(video: str, folder: Path) -> int:
+  """The video's frames as folder/000000.png, 000001.png, ... (lossless); their count."""
+  capture = cv2.VideoCapture(video)
+  count = 0
+  try:
+    while capture.isOpened():
+      ok, frame = capture.read()
+      if not ok:
+        break
+      cv2.imwrite(str(folder / f'{count:06d}.png'), frame)
+      count += 1
+  finally:
+    capture.release()
+  if count == 0:
+    raise InputError(
+      'cannot read the video: OpenCV opens no frames in it (convert it to .avi/.mp4)'
+    )
+  return count
+
+
+def prepare(text: str, opts: Options) -> Stored | str:
+  """stored_flow of one input, or why it cannot be predicted (a top-level function for
+  worker processes)."""
+  try:
+    return stored_flow(parse_input(text), opts)
+  except (InputError, preprocess.PreprocessError, OSError) as error:
+    return str(error)
+  except cv2.error as error:
+    return f'OpenCV failed on it: {str(error).strip().splitlines()[-1]}'
+
+
+@dataclasses.dataclass
+class Batch:
+  """The model's inputs for the inputs that could be read, in the order given."""
+
+  inputs: list[str]
+  images: np.ndarray  # (N, side, side, 3) float32
+  apex: list[str | None]  # the apex frame used per input (None for a flow image)
+  failed: list[tuple[str, str]]  # (input, reason)
+  notes: list[str]
+
+
+def model_inputs(
+  texts: Sequence[str],
+  pre: dict,
+  *,
+  face_crop: bool | None = None,
+  no_face: str = 'error',
+  workers: int = 1,
+) -> Batch:
+  """The model's inputs (N, side, side, 3) from the input strings, made as card['preprocessing']
+  `pre` says (face_crop: override its face detection; no_face: 'error' or 'full_frame');
+  `workers` processes compute the flows. CardError if `pre` cannot be followed."""
+  opts = options(pre, face_crop=face_crop, no_face=no_face)
+  results = _run(list(texts), opts, workers)
+  good = [(t, r) for t, r in zip(texts, results) if isinstance(r, Stored)]
+  failed = [(t, r) for t, r in zip(texts, results) if isinstance(r, str)]
+  side = opts.stored_side
+  stored = np.stack([r.flow for _, r in good]) if good else np.zeros((0, side, side, 3), np.float32)
+  if opts.kind == 'flow_images':
+    stored = flow_images_signed(stored)
+  images = resize(stored, opts.side) if good else np.zeros((0, opts.side, opts.side, 3), np.float32)
+  from_frames = [t for t, _ in good if _input_kind(t) in FRAME_INPUTS]
+  return Batch(
+    inputs=[t for t, _ in good],
+    images=images,
+    apex=[r.apex for _, r in good],
+    failed=failed,
+    notes=notes(pre, opts, from_frames),
+  )
+
+
+def _input_kind(text: str) -> str | None:
+  try:
+    return parse_input(text).kind
+  except InputError:
+    return None
+
+
+def _run(texts: list[str], opts: Options, workers: int) -> list[Stored | str]:
+  """prepare() of each input; the flows of frame inputs in `workers` processes (reading a
+  flow-image PNG is cheaper than starting one)."""
+  pooled = [i for i, t in enumerate(texts) if _input_kind(t) in FRAME_INPUTS]
+  if workers <= 1 or len(pooled) <= 1:
+    return [prepare(t, opts) for t in texts]
+  results: list[Stored | str | None] = [None] * len(texts)
+  context = multiprocessing.get_context('spawn')
+  with concurrent.futures.ProcessPoolExecutor(
+    min(workers, len(pooled)), mp_context=context, initializer=preprocess.init_worker
+  ) as pool:
+    futures = {i: pool.submit(prepare, texts[i], opts) for i in pooled}
+    for i, text in enumerate(texts):
+      if i not in futures:
+        results[i] = prepare(text, opts)
+    for i, future in futures.items():
+      results[i] = future.result()
+  return results
+
+
+def notes(pre: dict, opts: Options, from_frames: Sequence[str]) -> list[str]:
+  """What the user should know about how these inputs were made."""
+  out = []
+  recorded = {k: pre.get('flow', {}).get(k) for k in flow_settings()}
+  if from_frames and recorded != flow_settings():
+    changed = [k for k, v in flow_settings().items() if recorded[k] != v]
+    out.append(
+      f"the model's card records other flow settings ({', '.join(changed)}) than this hfa_jax "
+      "uses: inputs made from frames differ from the model's training data"
+    )
+  if from_frames and opts.kind == 'flow_images':
+    out.append(
+      f'{len(from_frames)} input(s) made from frames: this model was trained on STSTNet-format '
+      "flow images made outside this project; predict made them with this project's TV-L1 "
+      f'flow ({preprocess.PNG_SIDE} px, min-max scaled as those PNGs are), so its preprocessing '
+      "differs from the training data's"
+    )
+  crops = pre.get('face_crop_by_database') or {}
+  if from_frames and opts.kind == 'frames' and not opts.face_crop:
+    out.append(
+      "frames were used whole: the model was trained on the databases' cropped faces. Give "
+      'frames cropped to the face, or detect the face with --face_crop yes'
+    )
+  elif from_frames and opts.kind == 'frames' and len(set(crops.values())) > 1:
+    out.append(
+      'faces were detected and cropped: the model was trained on detected faces of '
+      f"{', '.join(d for d, c in crops.items() if c)} and on the cropped releases of "
+      f"{', '.join(d for d, c in crops.items() if not c)} (--face_crop no for face crops)"
+    )
+  return out
+
+
+def logits(model, variables: dict, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+  """model.apply(variables, images, train=False) in batches of `batch_size` (the last one
+  padded, so that one program serves every batch): (N, S, S, 3) -> (N, C) float32."""
+  n = len(images)
+  if n == 0:
+    return np.zeros((0, getattr(model, 'num_classes', 0)), np.float32)
+  apply = _jitted_apply(model)
+  size = min(batch_size, n)
+  out = []
+  for start in range(0, n, size):
+    chunk = np.asarray(images[start : start + size], np.float32)
+    real = len(chunk)
+    if real < size:
+      chunk = np.concatenate([chunk, np.zeros((size - real, *chunk.shape[1:]), np.float32)])
+    out.append(np.asarray(apply(variables, chunk), np.float32)[:real])
+  return np.concatenate(out)
+
+
+@functools.lru_cache(maxsize=4)
+def _jitted_apply(model):
+  import jax
+
+  return jax.jit(lambda v, x: model.apply(v, x, train=False))
+
+
+def probabilities(logits_: np.ndarray) -> np.ndarray:
+  """Softmax over the classes: (N, C) -> (N, C) float32, rows summing to 1."""
+  z = np.asarray(logits_, np.float64)
+  z = np.exp(z - z.max(axis=-1, keepdims=True))
+  return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)

@@ -1,0 +1,291 @@
+"""hfa_jax.predict and `python -m experiments.predict`: a model given a user's clip sees exactly
+what its dataset gave it in training (synthetic databases built with the real builders, a
+random TinyNet saved as a model folder), and bad inputs are named without stopping the rest."""
+
+import json
+import pathlib
+
+import cv2
+import jax
+import numpy as np
+import pytest
+
+from datasets import synthetic
+from datasets.card import face_crops, preprocessing_card
+from datasets.load import load_arrays, training_data
+from experiments import predict as command
+from hfa_jax import load_model, predict, preprocess, save_model
+from tests import me_layouts as L
+from tests.builds import run_build
+from tests.tiny import TinyNet
+
+STORED, SIDE = 24, 32  # the datasets' stored side and the model's: predict resizes as training
+
+
+def _model_folder(folder, pre, class_names=('negative', 'positive', 'surprise')) -> pathlib.Path:
+  """A TinyNet with random weights saved with save_model, its card's preprocessing `pre`."""
+  predict.options(pre)  # a preprocessing predict can follow
+  net = TinyNet(num_classes=len(class_names))
+  variables = jax.jit(net.init)(jax.random.key(1), np.zeros((1, SIDE, SIDE, 3), np.float32))
+  card = dict(
+    model='tests.tiny:TinyNet',
+    num_classes=len(class_names),
+    class_names=list(class_names),
+    input=dict(side=SIDE),
+    preprocessing=pre,
+  )
+  return save_model(folder, variables, card)
+
+
+@pytest.fixture(scope='module')
+def frames(tmp_path_factory):
+  """Synthetic SMIC and CASME II (1 subject each, raw copies: faces detected) built at STORED
+  px, and a model folder for each."""
+  root = tmp_path_factory.mktemp('predict_frames')
+  data_dir = root / 'tfds'
+  out = {}
+  for database in ('smic', 'casme2'):
+    manual = synthetic.generate(database, root / 'manual', subjects=1, seed=0)
+    assert run_build(database, manual, data_dir, size=STORED) == 0
+    pre = preprocessing_card(database, f'size_{STORED}', STORED, SIDE, data_dir)
+    out[database] = dict(manual=manual, model=_model_folder(root / f'model_{database}', pre))
+  return data_dir, out
+
+
+def _clip_folders(manual: pathlib.Path) -> dict[str, pathlib.Path]:
+  """sample name -> its frame folder in a synthetic SMIC or CASME II copy."""
+  return {
+    p.name: p
+    for p in manual.rglob('*')
+    if p.is_dir() and any(preprocess.is_frame_file(c) for c in p.iterdir())
+  }
+
+
+def _check_same(model_dir, texts, expected, workers=1):
+  """predict's model inputs and logits for `texts` equal `expected` and its logits."""
+  model, variables, card = load_model(model_dir)
+  batch = predict.model_inputs(texts, card['preprocessing'], workers=workers)
+  assert batch.failed == [] and batch.inputs == list(texts)
+  assert batch.images.shape == expected.shape == (len(texts), SIDE, SIDE, 3)
+  np.testing.assert_allclose(batch.images, expected, rtol=0, atol=1e-6)
+  want = np.asarray(model.apply(variables, expected, train=False))
+  np.testing.assert_allclose(predict.logits(model, variables, batch.images), want, atol=1e-5)
+  return batch
+
+
+def test_frames_card(frames):
+  data_dir, out = frames
+  model, _, card = load_model(out['smic']['model'])
+  pre = card['preprocessing']
+  assert pre['kind'] == 'frames' and pre['stored_side'] == STORED and pre['side'] == SIDE
+  assert pre['dataset_config'] == f'size_{STORED}' and pre['apex'] == 'middle'
+  assert pre['face_crop'] is True and pre['face_crop_by_database'] == {'smic': True}
+  assert pre['flow'] == predict.flow_settings() | dict(size=STORED)
+  assert 'face detected' in pre['description'] and f'{SIDE} px' in pre['description']
+
+
+def test_clip_folders_and_pairs_are_what_training_saw(frames):
+  """SMIC (no apex annotation): each clip folder, and its onset with the apex the build
+  picked as a pair, give the dataset's own arrays as training_data reads them."""
+  data_dir, out = frames
+  data = training_data('smic', data_dir, SIDE, config=f'size_{STORED}')
+  stored = load_arrays('smic', data_dir, config=f'size_{STORED}')
+  assert list(stored['sample']) == list(data['samples'])
+  folders = _clip_folders(out['smic']['manual'])
+  texts = [str(folders[s]) for s in data['samples']]
+  batch = _check_same(out['smic']['model'], texts, data['images'])
+  pairs = []
+  for sample, apex, given in zip(data['samples'], stored['apex_frame'], batch.apex):
+    clip = preprocess.list_frames(folders[sample])
+    assert pathlib.Path(given) == preprocess.find_frame(clip, int(apex))
+    pairs.append(f'{clip[0].path},{given}')
+  _check_same(out['smic']['model'], pairs, data['images'], workers=2)  # in worker processes
+
+
+def test_annotated_pairs_are_what_training_saw(frames):
+  """CASME II: the annotated onset and apex files of each sample as ONSET,APEX."""
+  data_dir, out = frames
+  data = training_data('casme2', data_dir, SIDE, config=f'size_{STORED}')
+  stored = load_arrays('casme2', data_dir, config=f'size_{STORED}')
+  keep = stored['composite_label'] >= 0  # training_data keeps the composite's classes
+  folders = _clip_folders(out['casme2']['manual'])
+  texts = []
+  for sample, onset, apex in zip(
+    *(stored[k][keep] for k in ('sample', 'onset_frame', 'apex_frame'))
+  ):
+    clip = preprocess.list_frames(folders[sample])
+    texts.append(f'{preprocess.find_frame(clip, onset)},{preprocess.find_frame(clip, apex)}')
+  _check_same(out['casme2']['model'], texts, data['images'])
+
+
+def test_video_is_read_as_its_frames(frames, tmp_path):
+  """A video (MJPG .avi) is predicted as the folder of its decoded frames."""
+  _, out = frames
+  folder = sorted(_clip_folders(out['smic']['manual']).values())[0]
+  clip = preprocess.list_frames(folder)
+  first = cv2.imread(str(clip[0].path))
+  video = tmp_path / 'clip.avi'
+  writer = cv2.VideoWriter(
+    str(video), cv2.VideoWriter_fourcc(*'MJPG'), 25, (first.shape[1], first.shape[0])
+  )
+  for frame in clip:
+    writer.write(cv2.imread(str(frame.path)))
+  writer.release()
+  decoded = tmp_path / 'decoded'
+  decoded.mkdir()
+  capture = cv2.VideoCapture(str(video))
+  for i in range(len(clip)):
+    ok, image = capture.read()
+    assert ok
+    cv2.imwrite(str(decoded / f'{i:06d}.png'), image)
+  capture.release()
+  model, _, card = load_model(out['smic']['model'])
+  batch = predict.model_inputs([str(video), str(decoded)], card['preprocessing'])
+  assert batch.failed == []
+  np.testing.assert_array_equal(batch.images[0], batch.images[1])
+  assert batch.apex[0] == f'frame {(len(clip) - 1) // 2} of {len(clip)}'
+
+
+@pytest.fixture(scope='module')
+def flow_images(tmp_path_factory):
+  """A megc2019_flow_images dataset built (28 px) from a CSV and three PNGs, and its model."""
+  root = tmp_path_factory.mktemp('predict_flow_images')
+  manual = L.flow_images(
+    root / 'manual',
+    [
+      ('casme2', 'sub01', 'EP02_01f', 1, 50),
+      ('samm', '006', '006_1_2', 0, 103),
+      ('smic', 's01', 's01_ne_01', 2, ''),
+    ],
+  )
+  data_dir = root / 'tfds'
+  assert run_build('megc2019_flow_images', manual, data_dir) == 0
+  pre = preprocessing_card('megc2019_flow_images', None, 28, SIDE, data_dir)
+  return manual, data_dir, _model_folder(root / 'model', pre)
+
+
+def test_flow_image_pngs_are_what_training_saw(flow_images):
+  manual, data_dir, model_dir = flow_images
+  data = training_data('megc2019_flow_images', data_dir, SIDE)
+  assert data['stored_size'] == 28
+  pngs = {p.name.split('_', 1)[1].removesuffix(' .png'): p for p in manual.rglob('*.png')}
+  texts = [str(pngs['s01_ne_01' if s == 's1_ne_01' else s]) for s in data['samples']]
+  batch = _check_same(model_dir, texts, data['images'])
+  assert batch.notes == [] and batch.apex == [None] * 3
+  pre = load_model(model_dir)[2]['preprocessing']
+  assert pre['kind'] == 'flow_images' and pre['stored_side'] == 28 and pre['side'] == SIDE
+
+
+def test_frames_given_to_a_flow_image_model_say_so(flow_images, frames):
+  """From frames, a flow-image model gets this project's flow in the STSTNet format (-1..1
+  after the loader's mapping), and a note that its preprocessing differs."""
+  _, _, model_dir = flow_images
+  folder = sorted(_clip_folders(frames[1]['smic']['manual']).values())[0]
+  pre = load_model(model_dir)[2]['preprocessing']
+  batch = predict.model_inputs([str(folder)], pre)
+  assert batch.failed == [] and batch.images.shape == (1, SIDE, SIDE, 3)
+  assert batch.images.min() == pytest.approx(-1, abs=0.05) and batch.images.max() <= 1
+  assert any('differs from the training data' in n for n in batch.notes)
+
+
+def test_bad_inputs_are_named_and_the_rest_predicted(flow_images, frames, tmp_path, capsys):
+  manual, _, model_dir = flow_images
+  good = str(next(manual.rglob('*.png')))
+  broken = tmp_path / 'broken.jpg'
+  broken.write_bytes(b'not an image')
+  one = tmp_path / 'one_frame'
+  one.mkdir()
+  cv2.imwrite(str(one / 'img1.jpg'), L.texture(1, 64))
+  gray = tmp_path / 'gray.png'
+  cv2.imwrite(str(gray), L.texture(2, 28))
+  wide = tmp_path / 'wide.png'
+  cv2.imwrite(str(wide), np.dstack([L.texture(s, 28)[:, :20] for s in (3, 4, 5)]))
+  out = tmp_path / 'predictions.json'
+  texts = [f'{broken},{broken}', str(one), str(gray), str(wide), good, str(tmp_path / 'nothing')]
+  code = command.main(['--model', str(model_dir), *texts, '--out', str(out)])
+  assert code == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 5 and all(line.startswith('cannot predict ') for line in err)
+  assert f'cannot read image {broken}' in err[0]
+  assert str(one) in err[1] and 'at least 2' in err[1]
+  assert str(gray) in err[2] and 'grayscale' in err[2]
+  assert str(wide) in err[3] and '20x28' in err[3]
+  assert 'no such file or folder' in err[4]
+  written = json.loads(out.read_text())
+  assert [p['input'] for p in written['predictions']] == [good]
+  probs = written['predictions'][0]['probabilities']
+  assert list(probs) == written['class_names'] and abs(sum(probs.values()) - 1) < 1e-5
+  assert len(written['failed']) == 5
+
+
+def test_frames_model_refuses_a_flow_image_and_a_faceless_clip(frames, flow_images, tmp_path):
+  _, out = frames
+  pre = load_model(out['smic']['model'])[2]['preprocessing']
+  png = str(next(flow_images[0].rglob('*.png')))
+  onset, apex = tmp_path / 'img1.jpg', tmp_path / 'img2.jpg'
+  cv2.imwrite(str(onset), L.texture(6, 64))
+  cv2.imwrite(str(apex), L.texture(6, 64))
+  batch = predict.model_inputs([png, f'{onset},{apex}'], pre)
+  assert batch.inputs == []
+  (_, flow_reason), (_, face_reason) = batch.failed
+  assert 'trained on flows this project computes from frames' in flow_reason
+  assert f'no face found in {onset}' in face_reason and '--face_crop no' in face_reason
+  whole = predict.model_inputs([f'{onset},{apex}'], pre, no_face='full_frame')
+  assert whole.inputs == [f'{onset},{apex}'] and whole.failed == []
+
+
+def test_csv_output_and_table(frames, tmp_path, capsys):
+  _, out = frames
+  folder = sorted(_clip_folders(out['smic']['manual']).values())[0]
+  csv_path = tmp_path / 'p.csv'
+  assert (
+    command.main(['--model', str(out['smic']['model']), str(folder), '--out', str(csv_path)]) == 0
+  )
+  printed = capsys.readouterr().out
+  assert 'input' in printed and 'negative' in printed and str(folder) in printed
+  header, row = csv_path.read_text().strip().splitlines()
+  assert header == 'input,predicted,negative,positive,surprise,apex,error'
+  assert row.startswith(f'{folder},')
+
+
+def test_not_a_model_folder_is_a_usage_error(tmp_path, capsys, frames):
+  assert command.main(['--model', str(tmp_path), 'a.jpg,b.jpg']) == 2
+  err = capsys.readouterr().err
+  assert f'{tmp_path} is not a model folder' in err and 'model.json' in err
+  card = json.loads((frames[1]['smic']['model'] / 'model.json').read_text())
+  del card['preprocessing']
+  folder = tmp_path / 'no_preprocessing'
+  folder.mkdir()
+  (folder / 'model.json').write_text(json.dumps(card))
+  assert command.main(['--model', str(folder), 'a.jpg,b.jpg']) == 2
+  assert "no 'preprocessing'" in capsys.readouterr().err
+  with pytest.raises(SystemExit) as usage:
+    command.main(['--model', str(folder)])
+  assert usage.value.code == 2
+
+
+def test_face_crops_read_from_the_build_source():
+  source = (
+    'casme2: /d/CASME2 (cropped), annotations /d/a.xlsx; samm: /d/SAMM (raw: face detected '
+    'and cropped), annotations /d/b.xlsx; smic: /d/SMIC (cropped), apex: middle'
+  )
+  assert face_crops('megc2019', source) == {'casme2': False, 'samm': True, 'smic': False}
+  assert face_crops('samm', '/d/SAMM (cropped), annotations x') == {'samm': False}
+  with pytest.raises(ValueError, match='rebuild'):
+    face_crops('megc2019', '/d/SAMM (cropped)')
+  pre = predict.preprocessing(
+    'frames',
+    dataset='megc2019',
+    config='size_64',
+    stored_side=64,
+    side=64,
+    face_crop_by_database=face_crops('megc2019', source),
+  )
+  assert pre['face_crop'] is True and 'cropped releases of casme2, smic' in pre['description']
+
+
+def test_benchmark_smoke(frames, capsys):
+  _, out = frames
+  assert command.main(['--model', str(out['smic']['model']), '--benchmark', '1']) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert lines[0].startswith('clips from frames: ') and lines[1].startswith('flow images: ')

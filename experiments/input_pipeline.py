@@ -42,16 +42,17 @@ def synthetic_build(s: Settings, progress: bool = True):
 
 
 def load_dataset(s: Settings, progress: bool = True) -> dict:
-  """The arrays to train on (datasets.load.training_data) for these settings; without
-  `progress`, a synthetic build shows no progress bar."""
+  """The arrays to train on (datasets.load.training_data) for these settings, and the
+  'data_dir' they were read from; without `progress`, a synthetic build shows no progress bar."""
   e = s.experiment
   try:
     if e.dataset_name == 'synthetic':
       data, data_dir = synthetic_build(s, progress)
       arrays = training_data('megc2019', data_dir, s.size, e.classes, e.keep_emotions, data=data)
-      return arrays | dict(source='synthetic')
-    return training_data(
+      return arrays | dict(source='synthetic', data_dir=str(data_dir))
+    arrays = training_data(
       e.dataset_name, e.data_dir, s.size, e.classes, e.keep_emotions, config=e.dataset_config
     )
+    return arrays | dict(data_dir=e.data_dir)
   except ValueError as err:
     raise UsageError(str(err)) from None

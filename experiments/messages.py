@@ -10,8 +10,8 @@ from experiments.options import FLOW_IMAGES, Settings
 COMPOSITE_SAMPLES = 442
 
 
-def describe(s: Settings, data: dict, devices: list):
-  """Prints the run's data, input side, model, protocol and devices."""
+def describe(s: Settings, data: dict, devices: list, protocol: bool = True):
+  """Prints the run's data, input side, model, protocol (if `protocol`) and devices."""
   names, labels = data['class_names'], data['labels']
   n, subjects = len(labels), sorted(set(data['subjects'].tolist()))
   dropped = f"; {data['dropped']} samples outside these classes left out" if data['dropped'] else ''
@@ -40,7 +40,8 @@ def describe(s: Settings, data: dict, devices: list):
     )
   if e.subjects:
     say(f'a part of the LOSO: testing {len(e.subjects)} of {len(subjects)} subjects')
-  say(f'model {e.model}, settings from {s.recipe}; protocol: {config.protocol()}')
+  how = f'; protocol: {config.protocol()}' if protocol else ''
+  say(f'model {e.model}, settings from {s.recipe}{how}')
   say(f'{len(devices)} {devices[0].device_kind} device(s); output in {s.out}')
 
 

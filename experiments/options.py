@@ -243,9 +243,10 @@ def chosen_recipe(argv: list[str]) -> str:
 
 
 def parse(
-  argv: list[str], doc: str = __doc__
+  argv: list[str], doc: str = __doc__, prog: str = 'python -m experiments.loso', extra=None
 ) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
-  """(parser, options); --help shows the defaults of the recipe `argv` chooses."""
+  """(parser, options); --help shows the defaults of the recipe `argv` chooses; `extra`
+  (parser) adds a command's own options (settings_from_args is told their names)."""
   recipe = chosen_recipe(argv)
   try:
     defaults = {**settings_lib.defaults(Experiment), **settings_lib.defaults(LosoConfig)}
@@ -253,12 +254,16 @@ def parse(
   except UsageError:
     defaults = None  # reported once the options are read
   parser = make_parser(defaults, recipe, doc)
+  parser.prog = prog
+  if extra is not None:
+    extra(parser)
   return parser, parser.parse_args(argv)
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-  """Checked Settings: declarations < recipe < options, or those saved with --resume."""
-  given = {k: v for k, v in vars(args).items() if k not in COMMAND}
+def settings_from_args(args: argparse.Namespace, command: tuple = ()) -> Settings:
+  """Checked Settings: declarations < recipe < options, or those saved with --resume;
+  `command`: the names of a command's own options, which are not settings."""
+  given = {k: v for k, v in vars(args).items() if k not in COMMAND + command}
   if getattr(args, 'resume', None):
     return saved_settings(pathlib.Path(args.resume), given, getattr(args, 'config', None))
   values = base_config().to_dict()

@@ -100,7 +100,10 @@ def main(argv=None) -> int:
     no_face=args.no_face,
     workers=workers,
   )
-  probs = predict.probabilities(predict.logits(model, variables, batch.images, args.batch_size))
+  test_flip = bool(card['input'].get('test_flip'))
+  probs = predict.probabilities(
+    predict.logits(model, variables, batch.images, args.batch_size, test_flip)
+  )
   for note in batch.notes:
     print(f'note: {note}')
   rows = table_rows(batch, probs, card['class_names'])

@@ -409,13 +409,17 @@ def notes(pre: dict, opts: Options, from_frames: Sequence[str]) -> list[str]:
   return out
 
 
-def logits(model, variables: dict, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def logits(
+  model, variables: dict, images: np.ndarray, batch_size: int = 64, test_flip: bool = False
+) -> np.ndarray:
   """model.apply(variables, images, train=False) in batches of `batch_size` (the last one
-  padded, so that one program serves every batch): (N, S, S, 3) -> (N, C) float32."""
+  padded, so that one program serves every batch): (N, S, S, 3) -> (N, C) float32. With
+  `test_flip`, each image's logits averaged with its mirror's (u negated), as the LOSO
+  evaluates a recipe that sets test_flip."""
   n = len(images)
   if n == 0:
     return np.zeros((0, getattr(model, 'num_classes', 0)), np.float32)
-  apply = _jitted_apply(model)
+  apply = _jitted_apply(model, test_flip)
   size = min(batch_size, n)
   out = []
   for start in range(0, n, size):
@@ -428,10 +432,16 @@ def logits(model, variables: dict, images: np.ndarray, batch_size: int = 64) -> 
 
 
 @functools.lru_cache(maxsize=4)
-def _jitted_apply(model):
+def _jitted_apply(model, test_flip: bool):
   import jax
 
-  return jax.jit(lambda v, x: model.apply(v, x, train=False))
+  from hfa_jax.train import mirror
+
+  def apply(variables, x):
+    out = model.apply(variables, x, train=False)
+    return (out + model.apply(variables, mirror(x), train=False)) / 2 if test_flip else out
+
+  return jax.jit(apply)
 
 
 def probabilities(logits_: np.ndarray) -> np.ndarray:

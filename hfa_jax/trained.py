@@ -139,8 +139,9 @@ def card_text(card: dict) -> str:
     ]
   if card.get('loso'):
     lo = card['loso']
+    which = 'the same recipe' if lo.get('same_recipe') else 'ANOTHER recipe (see model.json)'
     lines += [
-      f"LOSO result of the same recipe: UF1 {lo.get('uf1'):.4f}, UAR {lo.get('uar'):.4f} "
+      f"LOSO result of {which}: UF1 {lo.get('uf1'):.4f}, UAR {lo.get('uar'):.4f} "
       f"({lo.get('protocol')}; run {lo.get('run')}).",
       '',
     ]

@@ -3,15 +3,11 @@ fold's test subjects evaluated again with its saved weights, pooled as the run p
 
 from __future__ import annotations
 
-import functools
 import os
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from hfa_jax import train as train_lib
-from hfa_jax import trained
+from hfa_jax import predict, trained
 from hfa_jax.loso.config import LosoConfig
 from hfa_jax.loso.data import LosoData
 from hfa_jax.loso.errors import PlanError
@@ -24,25 +20,6 @@ from hfa_jax.loso.store import read_folds
 
 class MissingWeightsError(FileNotFoundError):
   """A run folder without the kept weights of some folds."""
-
-
-@functools.partial(jax.jit, static_argnames=('model', 'test_flip'))
-def logits_of(model, variables, images, test_flip: bool):
-  """Logits (B, C) of images (B, S, S, 3); with test_flip, averaged with their mirrors'."""
-  logits = model.apply(variables, images, train=False)
-  if test_flip:
-    logits = (logits + model.apply(variables, train_lib.mirror(images), train=False)) / 2
-  return logits
-
-
-def predict(model, variables, images, test_flip: bool, batch: int) -> np.ndarray:
-  """Logits (N, C) of images (N, S, S, 3) in batches of `batch` (the last one padded)."""
-  out = []
-  for i in range(0, len(images), batch):
-    x = images[i : i + batch]
-    padded = np.concatenate([x, np.repeat(x[-1:], batch - len(x), 0)]) if len(x) < batch else x
-    out.append(np.asarray(logits_of(model, variables, jnp.asarray(padded), test_flip))[: len(x)])
-  return np.concatenate(out)
 
 
 def rescore(run_dir, data: LosoData, config: LosoConfig, model, only_subjects=None) -> dict:
@@ -67,6 +44,6 @@ def rescore(run_dir, data: LosoData, config: LosoConfig, model, only_subjects=No
     rec = records[k]
     images = data.images[np.asarray(rec.test_index, np.int64)]
     variables = trained.load_weights(paths[k])
-    logits = predict(model, variables, images, config.test_flip, config.eval_batch_size)
+    logits = predict.logits(model, variables, images, config.eval_batch_size, config.test_flip)
     records[k] = with_scored_logits(rec, logits.tolist(), data.labels, config.select_epoch)
   return pool(plan, records, data, config)

@@ -1,0 +1,48 @@
+"""The deployable model: a recipe trained on EVERY subject (no test subject), with the same
+compiled fold program, batch draws and augmentation as each LOSO fold. Its expected
+accuracy is the LOSO result of the same recipe, which a final model cannot measure itself."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from hfa_jax.loso.config import LosoConfig
+from hfa_jax.loso.data import LosoData
+from hfa_jax.loso.keep import scored_variables
+from hfa_jax.loso.program import ProgramShape, fold_key, fold_mesh, fold_program, put
+
+
+def train_final(data: LosoData, config: LosoConfig, model, progress: bool = True) -> dict:
+  """The variables {'params', 'batch_stats'} (NumPy) of `model` trained on all of `data`
+  with `config`'s recipe, as its LOSO folds would evaluate them (the weight average where
+  kept, BatchNorm statistics recomputed with precise_bn). Its key is fold_key(seed, number
+  of subjects): the model after the LOSO folds' own."""
+  if config.ensemble != 1 or config.select_epoch != 'last':
+    raise ValueError(
+      'a final model is one model after its last epoch: set ensemble 1 and select_epoch last '
+      '(with no test or validation subjects there is no epoch to choose)'
+    )
+  n = len(data.labels)
+  steps = config.steps_per_epoch or -(-n // config.batch_size)
+  eval_batch = min(config.eval_batch_size, n)
+  shape = ProgramShape(
+    config.training, steps, eval_batch, (1,) + data.images.shape[1:], data.num_classes
+  )
+  program = fold_program(model, shape, fold_mesh(jax.devices()[:1]))
+  images, labels = (put(a, program.replicated) for a in (data.images, data.labels))
+  train_idx = put(np.arange(n, dtype=np.int32)[None], program.by_fold)
+  train_count = put(np.array([n], np.int32), program.by_fold)
+  eval_idx = put(np.arange(eval_batch, dtype=np.int32)[None], program.by_fold)
+  key = fold_key(config.seed, len(set(data.subjects.tolist())))
+  state = program.init(key[None])
+  bar = tqdm(range(config.epochs), unit='epoch', desc='final model', disable=not progress)
+  for epoch in bar:
+    last = np.bool_(epoch + 1 == config.epochs)  # evaluating: the precise statistics, once
+    state, m, _, stats = program.epoch(
+      state, images, labels, train_idx, train_count, eval_idx, np.int32(epoch), last
+    )
+    bar.set_postfix(loss=f'{float(m["loss"][0]):.3f}')
+  variables = jax.device_get(scored_variables(state, stats))
+  return jax.tree.map(lambda x: np.array(x[0]), variables)

@@ -22,8 +22,11 @@ import os
 import pathlib
 
 import flax.linen as nn
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from hfa_jax import convert
 
 MODELS = {'hfanet': 'hfa_jax.models.hfanet:HFANet', 'ststnet': 'hfa_jax.models.ststnet:STSTNet'}
 CARD = 'model.json'
@@ -62,8 +65,6 @@ def load_weights(path) -> dict:
 
 
 def _to_numpy(tree):
-  import jax
-
   return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
@@ -85,8 +86,6 @@ def save_model(folder, variables: dict, card: dict) -> pathlib.Path:
 
 def _save_torch(folder: pathlib.Path, variables: dict) -> str:
   """The original network's state dict: hfa_net.pth (torch installed) or .npz."""
-  from hfa_jax import convert
-
   state_dict = convert.to_torch_state_dict(_to_numpy(variables))
   try:
     import torch

@@ -1,0 +1,110 @@
+"""Mean and spread over seeds, from one LOSO run that trained them together.
+
+    python -m experiments.loso --dataset megc2019_flow_images --ensemble 3 --out runs/r3
+    python -m experiments.seeds runs/r3                       # each seed alone, mean +- std
+    python -m experiments.seeds runs/candidate --baseline runs/r3   # paired differences
+
+A run with `--ensemble K` trains K models per fold, each from its own seed (member r's key is
+fold_key(seed, fold, r); member 0 is the single model of that seed), together in the fold
+program. Scored one member at a time, they are K independent LOSO runs: this command pools
+each member's predictions as a LOSO of its own, prints UF1 / UAR pooled and per database
+for each, their mean and standard deviation (ddof 1), the ensemble's (mean probability)
+for comparison, and with --baseline RUN (same K, same data), the paired difference
+member by member: a candidate wins only by more than that spread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from experiments import input_pipeline, options
+from experiments.options import UsageError
+from hfa_jax import report
+from hfa_jax.loso.data import LosoData
+from hfa_jax.loso.errors import PlanError
+from hfa_jax.loso.plan import make_plan
+from hfa_jax.loso.results import pool
+from hfa_jax.loso.store import read_folds
+
+
+def member_scores(run: pathlib.Path) -> tuple[list[dict], dict, int]:
+  """([per member: {'all': (uf1, uar), database: (uf1, uar), ...}], the ensemble's, K)."""
+  s = options.saved_settings(run)
+  data = input_pipeline.load_dataset(s, progress=False)
+  arrays = LosoData.of(
+    data['images'], data['labels'], data['subjects'], data['databases'], len(data['class_names'])
+  )
+  config = s.training
+  plan = make_plan(arrays.labels, arrays.subjects, config, s.experiment.subjects, arrays.strata)
+  records = read_folds(run / 'state')
+  missing = [f for f in plan.fold_ids for r in range(config.ensemble) if (f, r) not in records]
+  if missing:
+    raise PlanError(f'{run} has not finished: {len(missing)} fold model(s) lack a record')
+  one = dataclasses.replace(config, ensemble=1)
+  members = []
+  for r in range(config.ensemble):
+    mine = {(f, 0): records[f, r] for f in plan.fold_ids}
+    members.append(_scores(pool(plan, mine, arrays, one), data))
+  return members, _scores(pool(plan, records, arrays, config), data), config.ensemble
+
+
+def _scores(result: dict, data: dict) -> dict:
+  record = report.summary(result, data)
+  out = {'all': (record['uf1'], record['uar'])}
+  for db, m in record['per_database'].items():
+    out[db] = (m['uf1'], m['uar'])
+  return out
+
+
+def mean_std(values) -> str:
+  v = np.asarray(values, np.float64)
+  std = v.std(ddof=1) if len(v) > 1 else float('nan')
+  return f'{v.mean():.4f} +- {std:.4f}'
+
+
+def table(members: list[dict], ensemble: dict, baseline: list[dict] | None) -> str:
+  """Markdown: one row per member, mean +- std, the ensemble, paired differences."""
+  groups = list(members[0])
+  head = ['seed'] + [f'{g} UF1 / UAR' for g in groups]
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  cell = lambda m, g: f'{m[g][0]:.4f} / {m[g][1]:.4f}'
+  for r, m in enumerate(members):
+    lines.append(f'| member {r} | ' + ' | '.join(cell(m, g) for g in groups) + ' |')
+  both = lambda ms, g: f'{mean_std([m[g][0] for m in ms])} / {mean_std([m[g][1] for m in ms])}'
+  lines.append('| mean +- std | ' + ' | '.join(both(members, g) for g in groups) + ' |')
+  lines.append('| ensemble | ' + ' | '.join(cell(ensemble, g) for g in groups) + ' |')
+  if baseline is not None:
+    diff = [{g: tuple(np.subtract(m[g], b[g])) for g in groups} for m, b in zip(members, baseline)]
+    lines.append('| paired difference | ' + ' | '.join(both(diff, g) for g in groups) + ' |')
+  return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+  p = options.Parser(prog='python -m experiments.seeds', description=__doc__.split('\n\n')[0])
+  p.add_argument('run', type=pathlib.Path, help='a finished experiments.loso run with --ensemble K')
+  p.add_argument('--baseline', type=pathlib.Path, help='a run of the baseline with the same K')
+  p.add_argument('--json', type=pathlib.Path, help='also write the scores as JSON here')
+  args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  try:
+    members, ensemble, k = member_scores(args.run)
+    baseline = None
+    if args.baseline:
+      baseline, _, k_base = member_scores(args.baseline)
+      if k_base != k:
+        raise UsageError(f'--baseline has {k_base} seeds, {args.run} has {k}: pair equal counts')
+  except (UsageError, PlanError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  print(table(members, ensemble, baseline))
+  if args.json:
+    args.json.write_text(json.dumps(dict(members=members, ensemble=ensemble, baseline=baseline)))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

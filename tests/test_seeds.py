@@ -1,0 +1,51 @@
+"""python -m experiments.seeds: each member of an --ensemble K run scored as its own LOSO
+(member 0 is the single model of the seed), mean +- std, paired differences."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import seeds
+from tests.test_cli import TINY, _run
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp('seeds')
+  common = [*TINY, '--data_dir', str(tmp / 'data')]
+  out = {}
+  for name, extra in (
+    ('single', []),
+    ('three', ['--ensemble', '3']),
+    ('longer', ['--ensemble', '3', '--epochs', '3']),
+  ):
+    out[name] = tmp / name
+    proc = _run([*common, *extra, '--out', str(out[name])])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+  return out
+
+
+def test_members_are_independent_loso_runs(runs, tmp_path, capsys):
+  members, ensemble, k = seeds.member_scores(runs['three'])
+  single = json.loads((runs['single'] / 'summary.json').read_text())
+  assert k == 3 and members[0]['all'] == (single['uf1'], single['uar'])  # member 0 = the seed
+  ens = json.loads((runs['three'] / 'summary.json').read_text())
+  assert ensemble['all'] == (ens['uf1'], ens['uar'])
+  assert (
+    seeds.main(
+      [str(runs['longer']), '--baseline', str(runs['three']), '--json', str(tmp_path / 's.json')]
+    )
+    == 0
+  )
+  text = capsys.readouterr().out
+  assert text.count('| member ') == 3 and 'mean +- std' in text and 'paired difference' in text
+  scores = json.loads((tmp_path / 's.json').read_text())
+  uf1 = [m['all'][0] for m in scores['members']]
+  assert f'{np.mean(uf1):.4f} +- {np.std(uf1, ddof=1):.4f}' in text
+  assert seeds.main([str(runs['three']), '--baseline', str(runs['single'])]) == 2
+  assert 'pair equal counts' in capsys.readouterr().err
+
+
+def test_mean_std_by_hand():
+  assert seeds.mean_std([0.5, 0.7]) == '0.6000 +- 0.1414'  # sqrt(0.02)

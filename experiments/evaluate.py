@@ -47,7 +47,7 @@ def evaluate(run: pathlib.Path, out: pathlib.Path | None) -> dict:
   arrays = LosoData.of(
     data['images'], data['labels'], data['subjects'], data['databases'], len(data['class_names'])
   )
-  model = options.model_class(s.experiment.model)(num_classes=arrays.num_classes)
+  model = options.build_model(s, arrays.num_classes)
   result = rescore(run / 'state', arrays, s.training, model, s.experiment.subjects)
   record = report.summary(result, data, dict(dataset=s.experiment.dataset, settings=s.values()))
   out = out or run / 'evaluation'

@@ -116,6 +116,7 @@ def main(argv=None) -> int:
         s.size_reason,
         pathlib.Path(str(s.out).replace('runs/loso-', 'runs/final-', 1)),
       )
+    s, _ = options.resolve_dtype(s, jax.devices())  # the card's recipe names it
     loso = loso_result(args.loso, s) if args.loso else None
   except UsageError as e:
     parser.error(str(e))
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
       data['images'], data['labels'], data['subjects'], data['databases'], len(data['class_names'])
     )
     messages.describe(s, data, jax.devices(), protocol=False)
-    model = options.model_class(s.experiment.model)(num_classes=arrays.num_classes)
+    model = options.build_model(s, arrays.num_classes)
     progress = not getattr(args, 'no_progress', False)
     variables = train_final(arrays, s.training, model, progress)
     folder = trained.save_model(s.out, variables, card(s, data, loso))

@@ -56,6 +56,7 @@ class Terminated(KeyboardInterrupt):
 
 def run(s: Settings, progress: bool = True, argv=None) -> dict:
   """Runs the LOSO of `s` and writes every output; returns the summary."""
+  s, dtype_reason = options.resolve_dtype(s, jax.devices())
   if s.out.exists() and not s.out.is_dir():
     raise UsageError(f'--out {s.out} is a file; give a folder')
   data = input_pipeline.load_dataset(s, progress)
@@ -71,6 +72,7 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
     else f'starting the run in {s.out}'
   )
   messages.describe(s, data, jax.devices())
+  messages.say(f'compute dtype {s.training.dtype}: {dtype_reason}; parameters stay float32')
   if not (s.out / 'config.json').is_file():
     report.write_json(s.out / 'config.json', s.record())
   clock = WallClock(s.out)
@@ -79,7 +81,7 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
     data['labels'],
     data['subjects'],
     config,
-    options.model_class(e.model)(num_classes=len(data['class_names'])),
+    options.build_model(s, len(data['class_names'])),
     num_classes=len(data['class_names']),
     only_subjects=e.subjects,
     strata=data['databases'],

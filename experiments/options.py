@@ -21,6 +21,7 @@ import json
 import pathlib
 import shlex
 
+import jax.numpy as jnp
 import ml_collections
 
 from datasets.load import native_size
@@ -294,7 +295,8 @@ def saved_settings(out: pathlib.Path, given: dict | None = None, config=None) ->
       f'--resume takes the saved settings; give no other settings with it (got {names})'
     )
   record = json.loads(saved.read_text())
-  values = base_config().to_dict() | record['settings'] | dict(out=str(out))
+  before_dtype = dict(dtype='float32')  # runs saved before the setting computed in float32
+  values = base_config().to_dict() | before_dtype | record['settings'] | dict(out=str(out))
   return checked(values, 'the saved run', record.get('size_reason') or 'saved with the run')
 
 
@@ -307,6 +309,48 @@ def model_class(spec: str):
     raise UsageError(
       f"--model {spec}: cannot import it ({e}); use hfanet, ststnet or 'module:Class'"
     ) from None
+
+
+def takes_dtype(cls) -> bool:
+  """Whether the model class has a `dtype` field (its compute dtype), as HFANet and STSTNet."""
+  return dataclasses.is_dataclass(cls) and 'dtype' in {f.name for f in dataclasses.fields(cls)}
+
+
+def resolve_dtype(s: Settings, devices: list) -> tuple[Settings, str]:
+  """(`s` with its compute dtype chosen for `devices`, why in words): the dtype setting where
+  set, else bfloat16 on a TPU (float32 for a model without a dtype field) and float32
+  elsewhere. UsageError for bfloat16 with a model that has no dtype field."""
+  cls, dtype = model_class(s.experiment.model), s.training.dtype
+  platform = devices[0].platform
+  if dtype is not None:
+    why = 'as set'
+  elif platform != 'tpu':
+    dtype, why = 'float32', f'the default on {platform.upper()}, bfloat16 on a TPU'
+  elif takes_dtype(cls):
+    dtype, why = 'bfloat16', 'the default on a TPU'
+  else:
+    dtype, why = 'float32', f'{s.experiment.model} has no dtype field to compute in bfloat16'
+  if dtype == 'bfloat16' and not takes_dtype(cls):
+    raise UsageError(
+      f'--dtype bfloat16: {s.experiment.model} has no dtype field (its compute dtype), so it '
+      'cannot compute in bfloat16; use --dtype float32, or add a dtype field to the model'
+    )
+  training = dataclasses.replace(s.training, dtype=dtype)
+  return dataclasses.replace(s, training=training), why
+
+
+def build_model(s: Settings, num_classes: int):
+  """The model of `s` for `num_classes` classes, computing in s.training.dtype (chosen by
+  resolve_dtype): float32 builds it as its class declares, bfloat16 sets its dtype field.
+  Parameters and optimiser state stay float32 either way."""
+  cls, dtype = model_class(s.experiment.model), s.training.dtype
+  if dtype is None:
+    raise ValueError('the dtype setting is not chosen yet: call resolve_dtype(s, jax.devices())')
+  if dtype == 'float32':
+    return cls(num_classes=num_classes)
+  if not takes_dtype(cls):
+    raise UsageError(f'--dtype {dtype}: {s.experiment.model} has no dtype field; use float32')
+  return cls(num_classes=num_classes, dtype=getattr(jnp, dtype))
 
 
 def _check_experiment(e: Experiment):

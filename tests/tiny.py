@@ -1,25 +1,34 @@
 """A tiny stand-in model and a learnable toy dataset for fast trainer tests."""
 
 import time
+from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
 class TinyNet(nn.Module):
   """conv 3x3 (no bias) -> BatchNorm -> ReLU -> global average pool -> Dense; called as
-  (x, train)."""
+  (x, train). `dtype`: the compute dtype of the conv and BatchNorm (e.g. jnp.bfloat16; None:
+  the inputs'); parameters, BatchNorm statistics and the logits stay float32."""
 
   num_classes: int = 3
   width: int = 8
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = nn.Conv(self.width, (3, 3), use_bias=False)(x)  # a bias before BN only gathers noise
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-    x = nn.relu(x)
-    return nn.Dense(self.num_classes)(x.mean((1, 2)))
+    if self.dtype is not None:
+      x = x.astype(self.dtype)
+    # no bias: one before BN only gathers noise
+    x = nn.Conv(self.width, (3, 3), use_bias=False, dtype=self.dtype)(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
+    x = nn.relu(x).mean((1, 2))
+    if self.dtype is not None:
+      x = x.astype(jnp.float32)
+    return nn.Dense(self.num_classes)(x)
 
 
 class SlowTinyNet(TinyNet):

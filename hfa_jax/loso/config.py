@@ -74,6 +74,13 @@ class Training(Optimiser):
     'training samples (0: running averages)',
     minimum=0,
   )
+  dtype: str | None = setting(
+    None,
+    "the model's compute dtype; parameters and optimiser state stay float32 (none: bfloat16 "
+    'on a TPU, float32 elsewhere; bfloat16 needs a model with a dtype field, as HFA-Net and '
+    'STSTNet have)',
+    choices=('float32', 'bfloat16'),
+  )
 
   def augmentations(self) -> tuple[bool, int]:
     """(flip, shift pixels) from `augment`; ValueError for an unknown part."""

@@ -15,7 +15,7 @@ import shutil
 
 import numpy as np
 import tensorflow_datasets as tfds
-import tqdm
+from tqdm.auto import tqdm
 
 from hfa_jax import preprocess
 
@@ -178,7 +178,7 @@ class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       )
     by_key = {s.key: s for s in samples}
     jobs = [self._job(s) for s in samples]
-    bar = tqdm.tqdm(
+    bar = tqdm(
       total=len(jobs), desc=f'{self.name} flows', unit='sample', disable=not self.progress
     )
     # Reading PNGs is cheaper than starting worker processes.

@@ -113,15 +113,16 @@ def train_runner(side, batch, dtype, seed=0):
   return run, compiled, compile_s
 
 
-def fold_runner(side, batch, folds, dtype, seed=0, epoch_steps=1):
+def fold_runner(side, batch, folds, dtype, seed=0, epoch_steps=1, model=None):
   """(run, compiled, compile s): run() takes one epoch of `epoch_steps` steps of the LOSO fold
-  program (loso.fold_program) of `folds` models and returns their losses (folds,).
+  program (loso.fold_program) of `folds` models and returns their losses (folds,). `model`:
+  default HFANet(NUM_CLASSES, dtype=dtype); another module computes in its own dtype.
 
   Every fold draws its batches from the same 2 * batch random samples; evaluation is off.
   The program's per-epoch work (the state entering and leaving the epoch's loop, the
   schedule) is shared by the epoch's steps, as in a LOSO run.
   """
-  model = HFANet(NUM_CLASSES, dtype=dtype)
+  model = HFANet(NUM_CLASSES, dtype=dtype) if model is None else model
   config = loso.LosoConfig(batch_size=batch, seed=seed)
   devices = jax.devices()
   mesh = loso.fold_mesh(devices[: math.gcd(folds, len(devices))])
@@ -170,10 +171,10 @@ def bench_train(side, batch, steps, dtype, seed=0) -> dict:
   return _row('train', side, batch, 1, dtype, compile_s, _timed(run, steps), compiled)
 
 
-def bench_folds(side, batch, folds, steps, dtype, seed=0, epoch_steps=8) -> dict:
-  """The LOSO fold program of `folds` models (fold_runner): `steps` epochs of `epoch_steps`
-  steps each, timed per step."""
-  run, compiled, compile_s = fold_runner(side, batch, folds, dtype, seed, epoch_steps)
+def bench_folds(side, batch, folds, steps, dtype, seed=0, epoch_steps=8, model=None) -> dict:
+  """The LOSO fold program of `folds` models (fold_runner; `model` default HFANet): `steps`
+  epochs of `epoch_steps` steps each, timed per step."""
+  run, compiled, compile_s = fold_runner(side, batch, folds, dtype, seed, epoch_steps, model)
   times = [t / epoch_steps for t in _timed(run, steps)]
   row = _row('loso', side, batch, folds, dtype, compile_s, times, compiled)
   return {**row, 'epoch_steps': epoch_steps}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import threading
 import time
 from typing import Callable
 
@@ -20,6 +22,7 @@ import numpy as np
 from tensorboardX import SummaryWriter
 from tqdm.auto import tqdm
 
+from hfa_jax import distributed
 from hfa_jax.loso.records import GroupHistory, Phase
 
 
@@ -153,6 +156,7 @@ class Checkpointer:
   phase-end checkpoint, follow it.
 
   Checkpoint steps grow along the run's models, whatever the grouping of a resumed run.
+  With many processes, process 0's clock decides for all (each must take part in a save).
   """
 
   def __init__(self, store, minutes: float, epochs: int, phases: int, clock: Callable):
@@ -166,7 +170,7 @@ class Checkpointer:
     self.last = self.clock()
 
   def on_epoch_end(self, end: EpochEnd):
-    if end.phase.done or self.clock() - self.last < self.every:
+    if end.phase.done or not distributed.first(np.bool_(self.clock() - self.last >= self.every)):
       return
     step = self._step(end.group, len(end.history.phases) - 1, end.phase.epochs_done)
     self.store.save(step, end.state, end.history)
@@ -230,6 +234,35 @@ class MetricLog:
     self.writers.clear()
 
   on_run_end = on_group_end
+
+
+class StopTogether:
+  """For a job of many processes: a Ctrl-C or SIGTERM that reaches any of them (one host
+  preempted, or all) stops every process at the end of the same epoch, where they learn of it
+  together (a collective), by raising `exception(signal number)` there. A process stopped
+  mid-step on its own would leave the others waiting for it in a collective."""
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self, exception: Callable[[int], BaseException]):
+    self.exception, self.caught, self.previous = exception, 0, {}
+
+  def on_run_start(self, run: RunStart):
+    if threading.current_thread() is threading.main_thread():
+      self.previous = {s: signal.signal(s, self._catch) for s in self.SIGNALS}
+
+  def _catch(self, signum, frame):
+    self.caught = signum
+
+  def on_epoch_end(self, end: EpochEnd):
+    signum = distributed.largest(self.caught)
+    if signum:
+      raise self.exception(signum)
+
+  def on_run_end(self):
+    for s, handler in self.previous.items():
+      signal.signal(s, handler)
+    self.previous = {}
 
 
 class EpochHook:

@@ -30,7 +30,8 @@ def train_final(data: LosoData, config: LosoConfig, model, progress: bool = True
   shape = ProgramShape(
     config.training, steps, eval_batch, (1,) + data.images.shape[1:], data.num_classes
   )
-  program = fold_program(model, shape, fold_mesh(jax.devices()[:1]))
+  # One device of this process: with many processes each trains the same model on its own.
+  program = fold_program(model, shape, fold_mesh(jax.local_devices()[:1]))
   images, labels = (put(a, program.replicated) for a in (data.images, data.labels))
   train_idx = put(np.arange(n, dtype=np.int32)[None], program.by_fold)
   train_count = put(np.array([n], np.int32), program.by_fold)

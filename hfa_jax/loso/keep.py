@@ -9,6 +9,9 @@ later); with best-test selection, the best test accuracy so far (ties: the earli
 records.FoldRecord.scored picks them. A model is saved only if the epoch kept is the one its
 record scores (after a resume from a checkpoint, an earlier best may have been trained before
 the stop: that model's weights are then not kept, and `experiments.evaluate` says so).
+
+With many processes (hfa_jax.distributed) every process gathers the variables of the folds
+that the others train and calls the orbax save alike; process 0 writes the files.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import os
 import jax
 import numpy as np
 
-from hfa_jax import trained
+from hfa_jax import distributed, trained
 from hfa_jax.loso.callbacks import EpochEnd, Group
 
 
@@ -66,14 +69,12 @@ class ModelKeeper:
     keep = [j for j in range(len(end.models)) if self._is_scored(end, j)]
     if not keep:
       return
-    stacked = jax.device_get(scored_variables(end.state, end.stats))
+    stacked = distributed.host_copy(scored_variables(end.state, end.stats))
     for j in keep:
       variables = jax.tree.map(lambda x, j=j: np.array(x[j]), stacked)
       self.kept[j] = (end.phase.name, end.epoch + 1, variables)
 
   def on_group_end(self, group: Group):
-    if jax.process_index() != 0:
-      return
     for j, record in enumerate(group.records):
       kept = self.kept.get(j)
       epoch, _ = record.scored(self.labels, self.select_epoch)

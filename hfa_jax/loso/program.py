@@ -53,8 +53,10 @@ def folds_at_once(
     width = requested or n_models
   elif devices[0].platform == 'cpu':
     width = next((k for largest, k in CPU_FOLDS_BY_SIDE if side <= largest), 1)
-  else:
-    limit = (devices[0].memory_stats() or {}).get('bytes_limit')
+  else:  # a device of this process: another process's does not say its memory
+    here = jax.process_index()
+    local = [d for d in devices if getattr(d, 'process_index', here) == here] or devices
+    limit = (local[0].memory_stats() or {}).get('bytes_limit')
     per_fold = FOLD_FIXED_BYTES + FOLD_BYTES_PER_PIXEL * batch * side * side
     width = n_models if not limit else max(1, int(limit // 2 // per_fold)) * n_dev
   width = max(1, min(width, n_models))

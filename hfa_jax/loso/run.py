@@ -12,16 +12,19 @@ result whether it trains alone, with others, or after a resume.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Callable
 
 import jax
 import numpy as np
 
+from hfa_jax import distributed
 from hfa_jax import metrics as metrics_lib
 from hfa_jax.loso import callbacks as cb
 from hfa_jax.loso.config import LosoConfig
 from hfa_jax.loso.data import LosoData
+from hfa_jax.loso.errors import RunMismatchError
 from hfa_jax.loso.keep import ModelKeeper
 from hfa_jax.loso.plan import FoldPlan, make_plan
 from hfa_jax.loso.program import (
@@ -100,11 +103,13 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
     out_dir: the run folder (hfa_jax.loso.store): checkpoints on `clock` every
       `config.checkpoint_minutes`, and every finished fold; a rerun with the same
       out_dir resumes and gives the same results as an uninterrupted run.
-    progress: show a tqdm bar.
+    progress: show a tqdm bar (on process 0 of a multi-process job).
     on_epoch: called as on_epoch(group_index, epoch, info) after each epoch (and its
       checkpoint); may raise to stop the run (tests use it to simulate a kill).
     callbacks: more callbacks (hfa_jax.loso.callbacks, e.g. MetricLog(dir)).
-    devices: devices of the fold mesh (default all).
+    devices: devices of the fold mesh (default all: with jax.distributed, those of every
+      process; hfa_jax.distributed). Every process then calls run_loso alike, and process 0
+      writes the run folder's files.
     run_record: more JSON settings that identify the run (e.g. the dataset's name),
       saved in out_dir/run.json with the config and compared on a resume.
     clock: the training clock of the checkpoints (seconds).
@@ -136,8 +141,14 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   width = folds_at_once(
     config.folds_in_parallel, len(models), data.side, config.batch_size, list(mesh.devices.flat)
   )
+  width = int(distributed.first(width))  # many processes: all train the same groups
   identity = dict(config=config.identity(), model=repr(model), num_classes=data.num_classes)
   identity |= dict(data=data.fingerprint()) | ({'run': run_record} if run_record else {})
+  if not distributed.agree(json.dumps(identity, sort_keys=True, default=str)):
+    raise RunMismatchError(
+      'the processes of this job were given different runs (their data or settings differ '
+      "from process 0's): give every process the same command and the same dataset build"
+    )
   store = RunStore(out_dir, identity) if out_dir is not None else None
   shape = ProgramShape(
     config.training,
@@ -153,7 +164,7 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
     store and cb.Checkpointer(store, config.checkpoint_minutes, config.epochs, phases, clock),
     keeper and ModelKeeper(store.dir, data.labels, config.select_epoch, config.retrain),
     *callbacks,
-    progress and cb.ProgressBar() or None,
+    progress and distributed.is_main() and cb.ProgressBar() or None,
     on_epoch and cb.EpochHook(on_epoch),
   ]
   run = Run(

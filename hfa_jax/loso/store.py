@@ -2,6 +2,10 @@
 stacked states of the group in training, with its history) and folds/ (one record per
 finished fold model). A lock keeps a second process out; every JSON file is written
 atomically; a Ctrl-C or SIGTERM during a checkpoint write takes effect after it.
+
+With many processes (hfa_jax.distributed) the folder is on storage they share: every process
+opens it and takes part in each checkpoint (orbax writes each process's shards and process 0
+the rest), and process 0 alone writes run.json and the fold records.
 """
 
 from __future__ import annotations
@@ -70,6 +74,15 @@ def lock(path: str):
   return f
 
 
+def lock_name(process: int) -> str:
+  """The lock file of process `process` of a job: one per process, so that the processes of
+  one job do not shut each other out on shared storage, while a second job (or a second
+  single-process run) collides with the first process by process, each failing at once with
+  RunInUseError instead of waiting in a collective for a process that failed. Process 0 (and
+  a single-process run) takes '.lock'."""
+  return '.lock' if process == 0 else f'.lock.{process}'
+
+
 @contextlib.contextmanager
 def interrupts_deferred():
   """Holds back SIGINT (Ctrl-C) and SIGTERM until the block ends, then delivers them to
@@ -110,7 +123,7 @@ class RunStore:
     RunMismatchError if it holds another run, RunInUseError if a process is using it."""
     self.dir = os.path.abspath(out_dir)
     os.makedirs(os.path.join(self.dir, 'folds'), exist_ok=True)
-    self._lock = lock(os.path.join(self.dir, '.lock'))
+    self._lock = lock(os.path.join(self.dir, lock_name(jax.process_index())))
     try:
       self._check_or_write(identity)
     except BaseException:

@@ -16,6 +16,10 @@ stopped run; --resume OUT continues it with the settings saved in OUT.
 Writes to --out: summary.json, predictions.csv, confusion.png, curves.png, config.json,
 logs/ (TensorBoard events per fold and metrics.jsonl, written as the run goes: `tensorboard
 --logdir runs/`) and state/ (orbax checkpoints, one record per finished fold).
+
+On many hosts (a TPU pod slice, GPU nodes under SLURM, or --coordinator_address,
+--num_processes and --process_id) every process runs the same command with the same --out on
+shared storage; process 0 writes the results: docs/multihost.md.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from datasets.load import DatasetNotBuiltError
 from experiments import input_pipeline, messages, options
 from experiments.options import Settings, UsageError
 from experiments.run_log import EpochLog, WallClock
-from hfa_jax import report
+from hfa_jax import distributed, report
 from hfa_jax.environment import cpu_model, versions
 from hfa_jax.kernels import cache_root
 from hfa_jax.loso import errors
-from hfa_jax.loso.callbacks import MetricLog
+from hfa_jax.loso.callbacks import MetricLog, StopTogether
 from hfa_jax.loso.plan import make_plan
 from hfa_jax.loso.run import run_loso
 
@@ -59,23 +63,25 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
   s, dtype_reason = options.resolve_dtype(s, jax.devices())
   if s.out.exists() and not s.out.is_dir():
     raise UsageError(f'--out {s.out} is a file; give a folder')
-  data = input_pipeline.load_dataset(s, progress)
+  main = distributed.is_main()  # with many processes, process 0 alone writes and prints
+  data = _load_dataset(s, progress and main)
   e, config = s.experiment, s.training
   make_plan(data['labels'], data['subjects'], config, e.subjects, data['databases'])  # checks
   finished = (s.out / 'summary.json').is_file()
   _make_folder(s.out)
-  messages.say(
-    f'already finished; reporting its results again from {s.out}'
-    if finished
-    else f'continuing the run in {s.out}'
-    if (s.out / 'config.json').is_file()
-    else f'starting the run in {s.out}'
-  )
-  messages.describe(s, data, jax.devices())
-  messages.say(f'compute dtype {s.training.dtype}: {dtype_reason}; parameters stay float32')
-  if not (s.out / 'config.json').is_file():
+  if main:
+    messages.say(
+      f'already finished; reporting its results again from {s.out}'
+      if finished
+      else f'continuing the run in {s.out}'
+      if (s.out / 'config.json').is_file()
+      else f'starting the run in {s.out}'
+    )
+    messages.describe(s, data, jax.devices())
+    messages.say(f'compute dtype {s.training.dtype}: {dtype_reason}; parameters stay float32')
+  if main and not (s.out / 'config.json').is_file():
     report.write_json(s.out / 'config.json', s.record())
-  clock = WallClock(s.out)
+  clock = WallClock(s.out, write=main)
   result = run_loso(
     data['images'],
     data['labels'],
@@ -87,7 +93,12 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
     strata=data['databases'],
     out_dir=s.out / 'state',
     progress=progress,
-    callbacks=(clock, MetricLog(s.out / 'logs'), None if progress else EpochLog()),
+    callbacks=(
+      clock,
+      MetricLog(s.out / 'logs'),
+      None if progress or not main else EpochLog(),
+      StopTogether(_stop_exception) if distributed.processes() > 1 else None,
+    ),
     run_record=dict(
       dataset=e.dataset,
       classes=e.classes,
@@ -96,6 +107,8 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
       model=e.model,
     ),
   )
+  if not main:
+    return report.summary(result, data, extra=_record(s, clock, argv))
   record = report.write(s.out, result, data, extra=_record(s, clock, argv))
   print('\n' + report.table(record))
   parts = f' over {len(clock.parts)} parts' if len(clock.parts) > 1 else ''
@@ -103,10 +116,23 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
   return record
 
 
+def _load_dataset(s: Settings, progress: bool) -> dict:
+  """The run's data. With many processes, process 0 reads it (building the synthetic
+  databases if need be) before the others read theirs, so that no two build it at once."""
+  main = distributed.is_main()
+  if not main:
+    distributed.barrier('dataset read by process 0')
+  try:
+    return input_pipeline.load_dataset(s, progress)
+  finally:
+    if main:
+      distributed.barrier('dataset read by process 0')
+
+
 def _make_folder(out):
   try:
     out.mkdir(parents=True, exist_ok=True)
-    probe = out / '.write_test'
+    probe = out / f'.write_test.{os.getpid()}.{distributed.process_index()}'  # processes at once
     probe.write_text('')
     probe.unlink()
   except OSError as e:
@@ -139,11 +165,34 @@ def _record(s: Settings, clock: WallClock, argv) -> dict:
   )
 
 
+# The command's options for a job of many processes (docs/multihost.md): not settings of the
+# run (not in run.json or config.json), so that a resume may use other ones.
+DISTRIBUTED = ('coordinator_address', 'num_processes', 'process_id')
+
+
+def add_distributed_options(parser):
+  group = parser.add_argument_group(
+    'many processes (docs/multihost.md; detected by themselves on a TPU pod slice and under '
+    'srun; not settings: a resume may use other ones)'
+  )
+  group.add_argument(
+    '--coordinator_address',
+    metavar='HOST:PORT',
+    help="process 0's host and a free port there, the same for every process",
+  )
+  group.add_argument('--num_processes', type=int, metavar='N', help='processes of the job')
+  group.add_argument('--process_id', type=int, metavar='I', help="this process's, 0 .. N-1")
+
+
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
-  parser, args = options.parse(argv, __doc__)
+  parser, args = options.parse(argv, __doc__, extra=add_distributed_options)
+  try:  # before anything starts JAX's devices
+    distributed.initialize(*(getattr(args, k) for k in DISTRIBUTED))
+  except ValueError as e:
+    parser.error(str(e))
   try:
-    s = options.settings_from_args(args)
+    s = options.settings_from_args(args, DISTRIBUTED)
   except UsageError as e:
     parser.error(str(e))
   _enable_compilation_cache()
@@ -168,6 +217,11 @@ def main(argv=None) -> int:
 
 def _terminate(signum, frame):
   raise Terminated()
+
+
+def _stop_exception(signum: int) -> KeyboardInterrupt:
+  """What a job of many processes raises in each once a signal has reached one of them."""
+  return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _enable_compilation_cache():

@@ -13,19 +13,22 @@ import numpy as np
 class WallClock:
   """The wall time of a run over all its parts (a resumed run adds one), kept in
   OUT/wall_time.json and updated after every epoch, so that a kill loses at most one.
-  A part that trains nothing (a finished run reported again, a refused one) adds none."""
+  A part that trains nothing (a finished run reported again, a refused one) adds none.
+  Without `write` (the processes of a job besides process 0) it only keeps time."""
 
-  def __init__(self, out: pathlib.Path):
+  def __init__(self, out: pathlib.Path, write: bool = True):
     self.path = out / 'wall_time.json'
     self.parts = json.loads(self.path.read_text())['parts'] if self.path.is_file() else []
     self.start = time.time()
-    self.trained = False
+    self.trained, self.write = False, write
 
   def on_epoch_end(self, *_):
     if not self.trained:
       self.parts.append(0.0)
       self.trained = True
     self.parts[-1] = round(time.time() - self.start, 1)
+    if not self.write:
+      return
     tmp = self.path.with_name(self.path.name + '.tmp')
     tmp.write_text(json.dumps(dict(parts=self.parts)))
     tmp.replace(self.path)

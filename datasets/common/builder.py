@@ -178,9 +178,7 @@ class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       )
     by_key = {s.key: s for s in samples}
     jobs = [self._job(s) for s in samples]
-    bar = tqdm(
-      total=len(jobs), desc=f'{self.name} flows', unit='sample', disable=not self.progress
-    )
+    bar = tqdm(total=len(jobs), desc=f'{self.name} flows', unit='sample', disable=not self.progress)
     # Reading PNGs is cheaper than starting worker processes.
     workers = 1 if all(isinstance(j, flows.PngJob) for j in jobs) else self.workers
     results = flows.run_all(jobs, workers, self.cache_dir)

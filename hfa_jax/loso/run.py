@@ -142,6 +142,41 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
     config.folds_in_parallel, len(models), data.side, config.batch_size, list(mesh.devices.flat)
   )
   width = int(distributed.first(width))  # many processes: all train the same groups
+  store = open_store(out_dir, config, model, data, run_record)
+  shape = ProgramShape(
+    config.training,
+    plan.steps_per_epoch,
+    plan.eval_batch,
+    (1, *data.images.shape[1:]),
+    data.num_classes,
+  )
+  program = fold_program(model, shape, mesh)
+  hooks = cb.Callbacks(
+    [*standard_callbacks(config, data, store, clock, progress), *callbacks]
+    + [on_epoch and cb.EpochHook(on_epoch)]
+  )
+  images_d, labels_d = put(data.images, program.replicated), put(data.labels, program.replicated)
+  run = Run(config, data, plan, program, models, width, store, hooks, images_d, labels_d)
+  try:
+    records = finished_records(store, plan, models)
+    todo = [i for i, m in enumerate(models) if (plan.fold_ids[m.fold], m.replica) not in records]
+    groups = [todo[i : i + width] for i in range(0, len(todo), width)]
+    phases = 2 if config.retrain else 1
+    hooks.on_run_start(
+      cb.RunStart(len(plan.folds), config.ensemble, width, len(groups), config.epochs, phases)
+    )
+    for g, indices in enumerate(groups):
+      records |= {(r.fold_id, r.replica): r for r in train_group(run, g, indices)}
+  finally:
+    hooks.on_run_end()
+    if store:
+      store.close()
+  return pool(plan, records, data, config)
+
+
+def open_store(out_dir, config: LosoConfig, model, data: LosoData, run_record) -> RunStore | None:
+  """The run folder for this run (None without out_dir); RunMismatchError if the processes
+  of a multi-process job were given different runs."""
   identity = dict(config=config.identity(), model=repr(model), num_classes=data.num_classes)
   identity |= dict(data=data.fingerprint()) | ({'run': run_record} if run_record else {})
   if not distributed.agree(json.dumps(identity, sort_keys=True, default=str)):
@@ -149,58 +184,29 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
       'the processes of this job were given different runs (their data or settings differ '
       "from process 0's): give every process the same command and the same dataset build"
     )
-  store = RunStore(out_dir, identity) if out_dir is not None else None
-  shape = ProgramShape(
-    config.training,
-    plan.steps_per_epoch,
-    plan.eval_batch,
-    (1,) + data.images.shape[1:],
-    data.num_classes,
-  )
-  program = fold_program(model, shape, mesh)
+  return RunStore(out_dir, identity) if out_dir is not None else None
+
+
+def standard_callbacks(config: LosoConfig, data: LosoData, store, clock, progress: bool) -> list:
+  """Timed checkpoints and kept models (with a run folder), then the progress bar."""
   phases = 2 if config.retrain else 1
-  keeper = store and config.keep_models
-  hooks = [
-    store and cb.Checkpointer(store, config.checkpoint_minutes, config.epochs, phases, clock),
-    keeper and ModelKeeper(store.dir, data.labels, config.select_epoch, config.retrain),
-    *callbacks,
-    progress and distributed.is_main() and cb.ProgressBar() or None,
-    on_epoch and cb.EpochHook(on_epoch),
-  ]
-  run = Run(
-    config,
-    data,
-    plan,
-    program,
-    models,
-    width,
-    store,
-    cb.Callbacks(hooks),
-    put(data.images, program.replicated),
-    put(data.labels, program.replicated),
-  )
-  try:
-    records = (
-      {
-        (plan.fold_ids[m.fold], m.replica): store.load_fold(plan.fold_ids[m.fold], m.replica)
-        for m in models
-      }
-      if store
-      else {}
-    )
-    records = {k: r for k, r in records.items() if r is not None}
-    todo = [i for i, m in enumerate(models) if (plan.fold_ids[m.fold], m.replica) not in records]
-    groups = [todo[i : i + width] for i in range(0, len(todo), width)]
-    run.callbacks.on_run_start(
-      cb.RunStart(len(plan.folds), config.ensemble, width, len(groups), config.epochs, phases)
-    )
-    for g, indices in enumerate(groups):
-      records |= {(r.fold_id, r.replica): r for r in train_group(run, g, indices)}
-  finally:
-    run.callbacks.on_run_end()
-    if store:
-      store.close()
-  return pool(plan, records, data, config)
+  out = []
+  if store:
+    out.append(cb.Checkpointer(store, config.checkpoint_minutes, config.epochs, phases, clock))
+    if config.keep_models:
+      out.append(ModelKeeper(store.dir, data.labels, config.select_epoch, config.retrain))
+  if progress and distributed.is_main():
+    out.append(cb.ProgressBar())
+  return out
+
+
+def finished_records(store, plan: FoldPlan, models: list) -> dict:
+  """{(fold_id, replica): FoldRecord} of the run's models already finished in the store."""
+  if store is None:
+    return {}
+  keys = [(plan.fold_ids[m.fold], m.replica) for m in models]
+  records = {k: store.load_fold(*k) for k in keys}
+  return {k: r for k, r in records.items() if r is not None}
 
 
 def train_group(run: Run, g: int, indices: list) -> list:

@@ -26,13 +26,13 @@ import ml_collections
 
 from datasets.load import native_size
 from hfa_jax import settings as settings_lib
+from hfa_jax import trained
 from hfa_jax.loso.config import LosoConfig
 from hfa_jax.settings import setting
 
 DATASETS = ('synthetic', 'samm', 'casme2', 'smic', 'megc2019', 'megc2019_flow_images')
 FLOW_IMAGES = ('megc2019_flow_images',)
 NATIVE_OK = ('samm', 'casme2', 'smic')
-MODELS = {'hfanet': 'hfa_jax.models.hfanet:HFANet', 'ststnet': 'hfa_jax.models.ststnet:STSTNet'}
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / 'configs'
 COMMAND = ('config', 'resume', 'no_progress')  # options that are not settings
 
@@ -301,10 +301,9 @@ def saved_settings(out: pathlib.Path, given: dict | None = None, config=None) ->
 
 
 def model_class(spec: str):
-  """The class of a model from 'hfanet', 'ststnet' or 'module:Class'."""
-  module_name, _, attr = MODELS.get(spec, spec).partition(':')
+  """The class of a model from 'hfanet', 'ststnet' or 'module:Class' (hfa_jax.trained's)."""
   try:
-    return getattr(importlib.import_module(module_name), attr)
+    return trained.model_class(spec)
   except (ImportError, AttributeError, ValueError) as e:
     raise UsageError(
       f"--model {spec}: cannot import it ({e}); use hfanet, ststnet or 'module:Class'"

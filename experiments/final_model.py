@@ -79,6 +79,7 @@ def card(s: Settings, data: dict, loso: dict | None) -> dict:
       side=s.size,
       channels=['u', 'v', 'strain'],
       test_flip=config.test_flip,
+      flow_norm=config.flow_norm,
       description=pre.get('value_range', ''),
     ),
     preprocessing=pre,

@@ -338,6 +338,10 @@ def resolve_dtype(s: Settings, devices: list) -> tuple[Settings, str]:
   return dataclasses.replace(s, training=training), why
 
 
+# Training settings that are fields of the model (regularisers active in training only).
+REGULARISERS = ('drop_path', 'head_dropout')
+
+
 def build_model(s: Settings, num_classes: int):
   """The model of `s` for `num_classes` classes, computing in s.training.dtype (chosen by
   resolve_dtype): float32 builds it as its class declares, bfloat16 sets its dtype field.
@@ -345,11 +349,15 @@ def build_model(s: Settings, num_classes: int):
   cls, dtype = model_class(s.experiment.model), s.training.dtype
   if dtype is None:
     raise ValueError('the dtype setting is not chosen yet: call resolve_dtype(s, jax.devices())')
+  fields = {f.name for f in dataclasses.fields(cls)}
+  extra = {k: getattr(s.training, k) for k in REGULARISERS if getattr(s.training, k)}
+  for name in extra.keys() - fields:
+    raise UsageError(f'--{name}: {s.experiment.model} has no {name}; it applies to hfanet')
   if dtype == 'float32':
-    return cls(num_classes=num_classes)
+    return cls(num_classes=num_classes, **extra)
   if not takes_dtype(cls):
     raise UsageError(f'--dtype {dtype}: {s.experiment.model} has no dtype field; use float32')
-  return cls(num_classes=num_classes, dtype=getattr(jnp, dtype))
+  return cls(num_classes=num_classes, dtype=getattr(jnp, dtype), **extra)
 
 
 def _check_experiment(e: Experiment):

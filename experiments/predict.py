@@ -101,8 +101,9 @@ def main(argv=None) -> int:
     workers=workers,
   )
   test_flip = bool(card['input'].get('test_flip'))
+  flow_norm = card['input'].get('flow_norm', 'none')
   probs = predict.probabilities(
-    predict.logits(model, variables, batch.images, args.batch_size, test_flip)
+    predict.logits(model, variables, batch.images, args.batch_size, test_flip, flow_norm)
   )
   for note in batch.notes:
     print(f'note: {note}')

@@ -410,16 +410,22 @@ def notes(pre: dict, opts: Options, from_frames: Sequence[str]) -> list[str]:
 
 
 def logits(
-  model, variables: dict, images: np.ndarray, batch_size: int = 64, test_flip: bool = False
+  model,
+  variables: dict,
+  images: np.ndarray,
+  batch_size: int = 64,
+  test_flip: bool = False,
+  flow_norm: str = 'none',
 ) -> np.ndarray:
   """model.apply(variables, images, train=False) in batches of `batch_size` (the last one
   padded, so that one program serves every batch): (N, S, S, 3) -> (N, C) float32. With
   `test_flip`, each image's logits averaged with its mirror's (u negated), as the LOSO
-  evaluates a recipe that sets test_flip."""
+  evaluates a recipe that sets test_flip; with flow_norm 'median', each image normalised
+  first (hfa_jax.train.normalise_flow), as the LOSO does a recipe that sets it."""
   n = len(images)
   if n == 0:
     return np.zeros((0, getattr(model, 'num_classes', 0)), np.float32)
-  apply = _jitted_apply(model, test_flip)
+  apply = _jitted_apply(model, test_flip, flow_norm)
   size = min(batch_size, n)
   out = []
   for start in range(0, n, size):
@@ -432,12 +438,16 @@ def logits(
 
 
 @functools.lru_cache(maxsize=4)
-def _jitted_apply(model, test_flip: bool):
+def _jitted_apply(model, test_flip: bool, flow_norm: str):
   import jax
 
-  from hfa_jax.train import mirror
+  from hfa_jax.train import mirror, normalise_flow
+
+  if flow_norm not in ('none', 'median'):
+    raise ValueError(f"flow_norm must be 'none' or 'median', got {flow_norm!r}")
 
   def apply(variables, x):
+    x = normalise_flow(x) if flow_norm == 'median' else x
     out = model.apply(variables, x, train=False)
     return (out + model.apply(variables, mirror(x), train=False)) / 2 if test_flip else out
 

@@ -162,6 +162,52 @@ def augment(rng: jax.Array, images: jax.Array, flip: bool = True, shift: int = 0
   return images
 
 
+def warp(rng: jax.Array, images: jax.Array, max_rotation: float, max_scale: float) -> jax.Array:
+  """Random small rotations and scalings of flow images (B, S, S, 3) -> same shape, the
+  flow vectors turned and scaled with the image.
+
+  Each image is rotated by an angle drawn uniformly within +-`max_rotation` degrees and
+  scaled by a factor within 1 +- `max_scale` about its centre (bilinear, edge replicated).
+  A point moved by R(a) s carries a motion vector moved the same way, so (u, v), in the
+  image's axes (x right, y down), become R(a) s (u, v); the strain channel, a ratio of
+  displacements, is only resampled. The vectors turn about each image's median (u, v),
+  its background's motion: the flow images' per-image scaling leaves "no motion" there,
+  not at 0.
+  """
+  b, h, w, _ = images.shape
+  angle_rng, scale_rng = jax.random.split(rng)
+  angle = jnp.deg2rad(jax.random.uniform(angle_rng, (b,), minval=-1, maxval=1) * max_rotation)
+  scale = 1.0 + jax.random.uniform(scale_rng, (b,), minval=-1, maxval=1) * max_scale
+  rows, cols = jnp.meshgrid(jnp.arange(h) - (h - 1) / 2, jnp.arange(w) - (w - 1) / 2, indexing='ij')
+
+  def one(image, a, s):
+    cos, sin = jnp.cos(a), jnp.sin(a)
+    # the input point that lands on each output pixel: R(-a) p / s
+    src_x = (cos * cols + sin * rows) / s + (w - 1) / 2
+    src_y = (-sin * cols + cos * rows) / s + (h - 1) / 2
+    sample = lambda c: jax.scipy.ndimage.map_coordinates(c, [src_y, src_x], order=1, mode='nearest')
+    u, v, strain = (sample(image[..., c]) for c in range(3))
+    mu, mv = jnp.median(image[..., 0]), jnp.median(image[..., 1])
+    du, dv = u - mu, v - mv
+    u, v = mu + s * (cos * du - sin * dv), mv + s * (sin * du + cos * dv)
+    return jnp.stack([u, v, strain], axis=-1).astype(image.dtype)
+
+  return jax.vmap(one)(images, angle, scale)
+
+
+def normalise_flow(images: jax.Array) -> jax.Array:
+  """Per-image flow normalisation of (B, S, S, 3) -> same shape: u and v centred on their
+  medians (the background's motion) and divided by the root-mean-square of the centred
+  (u, v); strain unchanged. The databases were filmed at different frame rates and
+  distances, and the flow images were min-max scaled per image, so 0 is not "no motion"
+  and magnitudes differ by database; each image's own statistics are no leak."""
+  flat = images[..., :2].reshape(images.shape[0], -1, 2)
+  centred = flat - jnp.median(flat, axis=1, keepdims=True)
+  rms = jnp.sqrt(jnp.mean(jnp.sum(centred**2, axis=-1), axis=1) / 2)
+  uv = centred / jnp.maximum(rms, 1e-6)[:, None, None]
+  return jnp.concatenate([uv.reshape(images.shape[:3] + (2,)), images[..., 2:]], axis=-1)
+
+
 def mixup(rng: jax.Array, images: jax.Array, targets: jax.Array, alpha: float):
   """Mixup (Zhang et al., ICLR 2018): each sample mixed with another of the batch.
 

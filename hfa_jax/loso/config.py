@@ -22,6 +22,7 @@ from hfa_jax.settings import setting
 
 SELECT_EPOCH = ('last', 'validation', 'best_test')
 BALANCE = ('none', 'loss', 'sampling')
+AUGMENTATIONS = ('flip', 'shift', 'rotate', 'scale')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +50,30 @@ class Training(Optimiser):
   label_smoothing: float = setting(0.0, 'label smoothing', minimum=0, below=1)
   augment: str = setting(
     'flip',
-    "'none', or a '+'-joined subset of flip, shift (a flip negates u; a shift replicates the edge)",
+    "'none', or a '+'-joined subset of flip, shift, rotate, scale (a flip negates u; a shift "
+    'replicates the edge; a rotation or scaling turns and scales the (u, v) vectors with it)',
   )
   max_shift: int = setting(2, 'pixels, with --augment shift', minimum=0)
+  max_rotation: float = setting(10.0, 'degrees either way, with --augment rotate', minimum=0)
+  max_scale: float = setting(
+    0.1, 'scaling within 1 +- this, with --augment scale', minimum=0, below=1
+  )
+  flow_norm: str = setting(
+    'none',
+    "'median': each image's u and v centred on their medians and divided by their RMS "
+    '(training and evaluation alike); none: as the dataset gives them',
+    choices=('none', 'median'),
+  )
+  drop_path: float = setting(
+    0.0,
+    "HFA-Net: stochastic depth of the RMT branch's last block, rising linearly from 0 "
+    "at its first (the paper's 0)",
+    minimum=0,
+    below=1,
+  )
+  head_dropout: float = setting(
+    0.0, 'HFA-Net: dropout on the pooled features before the classifier', minimum=0, below=1
+  )
   mixup: float = setting(0.0, 'mixup Beta(a, a) parameter (0: off)', minimum=0)
   ema_decay: float = setting(
     0.0,
@@ -84,12 +106,23 @@ class Training(Optimiser):
 
   def augmentations(self) -> tuple[bool, int]:
     """(flip, shift pixels) from `augment`; ValueError for an unknown part."""
-    parts = {p for p in re.split(r'[+,]', self.augment.strip().lower()) if p} - {'none'}
-    if parts - {'flip', 'shift'}:
-      raise ValueError(
-        f"augment must be 'none' or a '+'-joined subset of flip, shift; got {self.augment!r}"
-      )
+    parts = self._augment_parts()
     return 'flip' in parts, (self.max_shift if 'shift' in parts else 0)
+
+  def warps(self) -> tuple[float, float]:
+    """(rotation degrees, scale fraction) from `augment`: 0 for a part not asked for."""
+    parts = self._augment_parts()
+    rotation = self.max_rotation if 'rotate' in parts else 0.0
+    return rotation, (self.max_scale if 'scale' in parts else 0.0)
+
+  def _augment_parts(self) -> set:
+    parts = {p for p in re.split(r'[+,]', self.augment.strip().lower()) if p} - {'none'}
+    if parts - set(AUGMENTATIONS):
+      raise ValueError(
+        "augment must be 'none' or a '+'-joined subset of "
+        f"{', '.join(AUGMENTATIONS)}; got {self.augment!r}"
+      )
+    return parts
 
 
 @dataclasses.dataclass(frozen=True)

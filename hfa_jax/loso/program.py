@@ -176,6 +176,9 @@ def train_batch(state, s, *, images, labels, draw: EpochDraw, shape: ProgramShap
   else:
     idx = draw.order[(s * batch + jnp.arange(batch)) % draw.train_count]
   x = train_lib.augment(key, images[idx], flip, shift)
+  rotation, scale = training.warps()
+  if rotation or scale:
+    x = train_lib.warp(jax.random.fold_in(key, 2), x, rotation, scale)
   y = labels[idx]
   if training.mixup > 0:
     x, y = train_lib.mixup(mix_key, x, jax.nn.one_hot(y, shape.num_classes), training.mixup)
@@ -194,6 +197,8 @@ def epoch_one(
   its training samples train_idx[:train_count], then, if `evaluating`, its logits on
   eval_idx (else zeros). Returns (state, {'loss', 'accuracy'} epoch means, logits, the
   precise BatchNorm statistics of the evaluation ({} without precise_bn))."""
+  if shape.training.flow_norm == 'median':  # not batched over folds: computed once
+    images = train_lib.normalise_flow(images)
   draw = epoch_draw(state, labels, train_idx, train_count, epoch, shape=shape)
   step = functools.partial(train_batch, images=images, labels=labels, draw=draw, shape=shape)
   state, m = jax.lax.scan(step, state, jnp.arange(shape.steps_per_epoch))

@@ -44,6 +44,8 @@ def rescore(run_dir, data: LosoData, config: LosoConfig, model, only_subjects=No
     rec = records[k]
     images = data.images[np.asarray(rec.test_index, np.int64)]
     variables = trained.load_weights(paths[k])
-    logits = predict.logits(model, variables, images, config.eval_batch_size, config.test_flip)
+    logits = predict.logits(
+      model, variables, images, config.eval_batch_size, config.test_flip, config.flow_norm
+    )
     records[k] = with_scored_logits(rec, logits.tolist(), data.labels, config.select_epoch)
   return pool(plan, records, data, config)

@@ -22,11 +22,17 @@ class HFANet(nn.Module):
   Returns logits (B, num_classes); with `return_features=True`, also a dict of
   `msa_1..4`, `rmt_1..4` (NHWC, strides 4..32) and `mlfa` (B, S/32, S/32, 512).
 
+  Regularisers for training, both off in the paper's configuration: `drop_path`, the
+  RMT branch's stochastic depth (its last block's rate), and `head_dropout`, dropout on
+  the pooled features before the head.
+
   `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters, BatchNorm
   statistics and the logits stay float32.
   """
 
   num_classes: int = 3
+  drop_path: float = 0.0
+  head_dropout: float = 0.0
   dtype: jnp.dtype | None = None
   side_multiple = 32  # the total stride: input sides must be multiples of it
 
@@ -39,11 +45,12 @@ class HFANet(nn.Module):
     if self.dtype is not None:
       x = x.astype(self.dtype)
     m = MSA(name='msa', dtype=self.dtype)(x, train)
-    t = RMT(name='rmt', dtype=self.dtype)(x, train)
+    t = RMT(self.drop_path, name='rmt', dtype=self.dtype)(x, train)
     mt = [jnp.concatenate([a, b.astype(a.dtype)], axis=-1) for a, b in zip(m, t)]
     fused = MLFA(name='mlfa', dtype=self.dtype)(*mt, train)
     out = AAFF(name='aaff', dtype=self.dtype)(mt[3], fused)
     pooled = out.astype(jnp.float32).mean(axis=(1, 2))
+    pooled = nn.Dropout(self.head_dropout, deterministic=not train)(pooled)
     logits = dense(self.num_classes, name='head')(pooled)
     if not return_features:
       return logits

@@ -157,3 +157,19 @@ class DWConv(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     c = x.shape[-1]
     return conv(c, self.kernel, 1, self.kernel // 2, groups=c, name='conv', dtype=self.dtype)(x)
+
+
+class DropPath(nn.Module):
+  """Stochastic depth (Huang et al., ECCV 2016), as timm's DropPath: in training, each
+  sample's residual branch is dropped with probability `rate` and kept ones are scaled
+  by 1 / (1 - rate); identity otherwise. x: (B, ...) -> same. Draws from 'dropout'."""
+
+  rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    if not train or self.rate == 0.0:
+      return x
+    keep = 1.0 - self.rate
+    mask = jax.random.bernoulli(self.make_rng('dropout'), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+    return jnp.where(mask, x / keep, jnp.zeros_like(x))

@@ -9,7 +9,8 @@ from hfa_jax.models.rmt.patch import PatchMerging
 
 
 class Stage(nn.Module):
-  """x: (B, H, W, C) -> (B, H, W, C), or (B, H/2, W/2, out_dim) with `out_dim` set."""
+  """x: (B, H, W, C) -> (B, H, W, C), or (B, H/2, W/2, out_dim) with `out_dim` set.
+  `drop_paths`: each block's stochastic depth (empty: none)."""
 
   depth: int
   num_heads: int
@@ -18,6 +19,7 @@ class Stage(nn.Module):
   heads_range: float
   decomposed: bool
   out_dim: int | None = None
+  drop_paths: tuple = ()
   dtype: jnp.dtype | None = None
 
   @nn.compact
@@ -29,9 +31,10 @@ class Stage(nn.Module):
         self.initial_value,
         self.heads_range,
         self.decomposed,
+        self.drop_paths[i] if self.drop_paths else 0.0,
         name=f'blocks_{i}',
         dtype=self.dtype,
-      )(x)
+      )(x, train)
     if self.out_dim is not None:
       x = PatchMerging(self.out_dim, name='downsample', dtype=self.dtype)(x, train)
     return x

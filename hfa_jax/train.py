@@ -195,6 +195,21 @@ def warp(rng: jax.Array, images: jax.Array, max_rotation: float, max_scale: floa
   return jax.vmap(one)(images, angle, scale)
 
 
+def mirrored_halves(rng: jax.Array, images: jax.Array) -> jax.Array:
+  """Half of the images (B, S, S, 3) -> same shape made of one half of the face and its
+  mirror (u negated), left or right half at random: the "Décalcomanie" augmentation of
+  Byun et al. (Sensors 2022, 22(17) 6671) for flow images. The split is at the centre
+  column (an odd side keeps its centre column)."""
+  b, _, w, _ = images.shape
+  do_rng, side_rng = jax.random.split(rng)
+  do = jax.random.bernoulli(do_rng, 0.5, (b, 1, 1, 1))
+  left = jax.random.bernoulli(side_rng, 0.5, (b, 1, 1, 1))
+  col = jnp.arange(w).reshape(1, 1, w, 1)
+  keep = jnp.where(left, col < w - w // 2, col >= w // 2)  # the kept half, centre included
+  halves = jnp.where(keep, images, mirror(images))
+  return jnp.where(do, halves, images)
+
+
 def normalise_flow(images: jax.Array) -> jax.Array:
   """Per-image flow normalisation of (B, S, S, 3) -> same shape: u and v centred on their
   medians (the background's motion) and divided by the root-mean-square of the centred

@@ -176,3 +176,18 @@ def test_loso_trains_with_every_lever_and_predict_normalises_alike():
     atol=1e-6,
   )
   assert dataclasses.replace(cfg, flow_norm='none').identity() != cfg.identity()
+
+
+def test_mirrored_halves_make_a_symmetric_flow_face():
+  x = np.random.default_rng(0).normal(size=(32, 6, 6, 3)).astype(np.float32)
+  y = np.asarray(jax.jit(train_lib.mirrored_halves)(jax.random.PRNGKey(0), x))
+  mirrored = lambda a: a[:, ::-1] * np.array([-1.0, 1, 1], np.float32)
+  changed = 0
+  for a, b in zip(x, y):
+    if np.array_equal(a, b):
+      continue
+    changed += 1
+    np.testing.assert_array_equal(b, mirrored(b))  # symmetric, u antisymmetric
+    assert np.array_equal(b[:, :3], a[:, :3]) or np.array_equal(b[:, 3:], a[:, 3:])
+  assert 0 < changed < 32
+  assert LosoConfig(augment='flip+halves').augment_parts() == {'flip', 'halves'}

@@ -22,7 +22,7 @@ from hfa_jax.settings import setting
 
 SELECT_EPOCH = ('last', 'validation', 'best_test')
 BALANCE = ('none', 'loss', 'sampling')
-AUGMENTATIONS = ('flip', 'shift', 'rotate', 'scale')
+AUGMENTATIONS = ('flip', 'shift', 'rotate', 'scale', 'halves')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +50,9 @@ class Training(Optimiser):
   label_smoothing: float = setting(0.0, 'label smoothing', minimum=0, below=1)
   augment: str = setting(
     'flip',
-    "'none', or a '+'-joined subset of flip, shift, rotate, scale (a flip negates u; a shift "
-    'replicates the edge; a rotation or scaling turns and scales the (u, v) vectors with it)',
+    "'none', or a '+'-joined subset of flip, shift, rotate, scale, halves (a flip negates u; a "
+    'shift replicates the edge; a rotation or scaling turns and scales the (u, v) vectors with '
+    'it; halves makes a face of one half and its mirror)',
   )
   max_shift: int = setting(2, 'pixels, with --augment shift', minimum=0)
   max_rotation: float = setting(10.0, 'degrees either way, with --augment rotate', minimum=0)
@@ -106,16 +107,17 @@ class Training(Optimiser):
 
   def augmentations(self) -> tuple[bool, int]:
     """(flip, shift pixels) from `augment`; ValueError for an unknown part."""
-    parts = self._augment_parts()
+    parts = self.augment_parts()
     return 'flip' in parts, (self.max_shift if 'shift' in parts else 0)
 
   def warps(self) -> tuple[float, float]:
     """(rotation degrees, scale fraction) from `augment`: 0 for a part not asked for."""
-    parts = self._augment_parts()
+    parts = self.augment_parts()
     rotation = self.max_rotation if 'rotate' in parts else 0.0
     return rotation, (self.max_scale if 'scale' in parts else 0.0)
 
-  def _augment_parts(self) -> set:
+  def augment_parts(self) -> set:
+    """The parts of `augment` (a subset of AUGMENTATIONS); ValueError for an unknown one."""
     parts = {p for p in re.split(r'[+,]', self.augment.strip().lower()) if p} - {'none'}
     if parts - set(AUGMENTATIONS):
       raise ValueError(

@@ -179,6 +179,8 @@ def train_batch(state, s, *, images, labels, draw: EpochDraw, shape: ProgramShap
   rotation, scale = training.warps()
   if rotation or scale:
     x = train_lib.warp(jax.random.fold_in(key, 2), x, rotation, scale)
+  if 'halves' in training.augment_parts():
+    x = train_lib.mirrored_halves(jax.random.fold_in(key, 3), x)
   y = labels[idx]
   if training.mixup > 0:
     x, y = train_lib.mixup(mix_key, x, jax.nn.one_hot(y, shape.num_classes), training.mixup)

@@ -420,8 +420,8 @@ def logits(
   """model.apply(variables, images, train=False) in batches of `batch_size` (the last one
   padded, so that one program serves every batch): (N, S, S, 3) -> (N, C) float32. With
   `test_flip`, each image's logits averaged with its mirror's (u negated), as the LOSO
-  evaluates a recipe that sets test_flip; with flow_norm 'median', each image normalised
-  first (hfa_jax.train.normalise_flow), as the LOSO does a recipe that sets it."""
+  evaluates a recipe that sets test_flip; with flow_norm 'median' or 'centre', each image
+  normalised first (hfa_jax.train.normalise_flow), as the LOSO does a recipe that sets it."""
   n = len(images)
   if n == 0:
     return np.zeros((0, getattr(model, 'num_classes', 0)), np.float32)
@@ -441,13 +441,14 @@ def logits(
 def _jitted_apply(model, test_flip: bool, flow_norm: str):
   import jax
 
+  from hfa_jax.loso.config import FLOW_NORMS
   from hfa_jax.train import mirror, normalise_flow
 
-  if flow_norm not in ('none', 'median'):
-    raise ValueError(f"flow_norm must be 'none' or 'median', got {flow_norm!r}")
+  if flow_norm not in FLOW_NORMS:
+    raise ValueError(f'flow_norm must be one of {FLOW_NORMS}, got {flow_norm!r}')
 
   def apply(variables, x):
-    x = normalise_flow(x) if flow_norm == 'median' else x
+    x = normalise_flow(x, scale=flow_norm == 'median') if flow_norm != 'none' else x
     out = model.apply(variables, x, train=False)
     return (out + model.apply(variables, mirror(x), train=False)) / 2 if test_flip else out
 

@@ -210,16 +210,16 @@ def mirrored_halves(rng: jax.Array, images: jax.Array) -> jax.Array:
   return jnp.where(do, halves, images)
 
 
-def normalise_flow(images: jax.Array) -> jax.Array:
+def normalise_flow(images: jax.Array, scale: bool = True) -> jax.Array:
   """Per-image flow normalisation of (B, S, S, 3) -> same shape: u and v centred on their
-  medians (the background's motion) and divided by the root-mean-square of the centred
-  (u, v); strain unchanged. The databases were filmed at different frame rates and
+  medians (the background's motion) and, with `scale`, divided by the root-mean-square of
+  the centred (u, v); strain unchanged. The databases were filmed at different frame rates and
   distances, and the flow images were min-max scaled per image, so 0 is not "no motion"
   and magnitudes differ by database; each image's own statistics are no leak."""
   flat = images[..., :2].reshape(images.shape[0], -1, 2)
   centred = flat - jnp.median(flat, axis=1, keepdims=True)
   rms = jnp.sqrt(jnp.mean(jnp.sum(centred**2, axis=-1), axis=1) / 2)
-  uv = centred / jnp.maximum(rms, 1e-6)[:, None, None]
+  uv = centred / jnp.maximum(rms, 1e-6)[:, None, None] if scale else centred
   return jnp.concatenate([uv.reshape(images.shape[:3] + (2,)), images[..., 2:]], axis=-1)
 
 

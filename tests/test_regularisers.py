@@ -94,6 +94,10 @@ def test_normalise_flow_centres_and_scales_u_v_only():
   np.testing.assert_allclose(
     train_lib.normalise_flow(jnp.asarray(affine))[..., :2], y[..., :2], atol=1e-5
   )
+  # centred only: the medians move to 0, the scale stays
+  centred = np.asarray(train_lib.normalise_flow(jnp.asarray(affine), scale=False))
+  medians = np.median(x[..., :2], axis=(1, 2), keepdims=True)
+  np.testing.assert_allclose(centred[..., :2], 3.0 * (x[..., :2] - medians), atol=1e-5)
 
 
 def test_drop_path_drops_whole_samples_in_training_only():

@@ -22,6 +22,7 @@ from hfa_jax.settings import setting
 
 SELECT_EPOCH = ('last', 'validation', 'best_test')
 BALANCE = ('none', 'loss', 'sampling')
+FLOW_NORMS = ('none', 'median', 'centre')
 AUGMENTATIONS = ('flip', 'shift', 'rotate', 'scale', 'halves')
 
 
@@ -61,9 +62,9 @@ class Training(Optimiser):
   )
   flow_norm: str = setting(
     'none',
-    "'median': each image's u and v centred on their medians and divided by their RMS "
-    '(training and evaluation alike); none: as the dataset gives them',
-    choices=('none', 'median'),
+    "'median': each image's u and v centred on their medians and divided by their RMS; "
+    "'centre': only centred (training and evaluation alike); none: as the dataset gives them",
+    choices=FLOW_NORMS,
   )
   drop_path: float = setting(
     0.0,

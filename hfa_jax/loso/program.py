@@ -199,8 +199,8 @@ def epoch_one(
   its training samples train_idx[:train_count], then, if `evaluating`, its logits on
   eval_idx (else zeros). Returns (state, {'loss', 'accuracy'} epoch means, logits, the
   precise BatchNorm statistics of the evaluation ({} without precise_bn))."""
-  if shape.training.flow_norm == 'median':  # not batched over folds: computed once
-    images = train_lib.normalise_flow(images)
+  if shape.training.flow_norm != 'none':  # not batched over folds: computed once
+    images = train_lib.normalise_flow(images, scale=shape.training.flow_norm == 'median')
   draw = epoch_draw(state, labels, train_idx, train_count, epoch, shape=shape)
   step = functools.partial(train_batch, images=images, labels=labels, draw=draw, shape=shape)
   state, m = jax.lax.scan(step, state, jnp.arange(shape.steps_per_epoch))

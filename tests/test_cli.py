@@ -170,7 +170,7 @@ def test_not_built_dataset_prints_the_build_command(tmp_path, capsys):
     (['--classes', 'native'], 'native applies to'),
     (['--dataset', 'megc2019', '--classes', 'native'], 'native applies to'),
     (['--config', 'no_such_config'], 'no file'),
-    (['--augment', 'flip+rotate'], 'augment'),
+    (['--augment', 'flip+spin'], 'augment'),
     (['--lr', '-1'], 'learning_rate must be > 0'),
     (['--schedule', 'step'], 'schedule must be one of cosine, constant'),
     (['--select_epoch', 'best'], 'select_epoch must be one of'),

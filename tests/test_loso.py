@@ -151,7 +151,7 @@ def test_config_validation():
   with pytest.raises(ValueError, match='epochs'):
     LosoConfig(epochs=0).validate()
   with pytest.raises(ValueError, match='augment'):
-    LosoConfig(augment='flip+rotate').validate()
+    LosoConfig(augment='flip+spin').validate()
   assert LosoConfig(augment='flip+shift', max_shift=3).augmentations() == (True, 3)
   assert LosoConfig(augment='none').augmentations() == (False, 0)
 

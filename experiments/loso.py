@@ -32,7 +32,7 @@ import sys
 import jax
 
 from datasets.load import DatasetNotBuiltError
-from experiments import input_pipeline, messages, options
+from experiments import input_pipeline, messages, options, seeds
 from experiments.options import Settings, UsageError
 from experiments.run_log import EpochLog, WallClock
 from hfa_jax import distributed, report
@@ -113,6 +113,10 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
   print('\n' + report.table(record))
   parts = f' over {len(clock.parts)} parts' if len(clock.parts) > 1 else ''
   print(f"wall time {record['wall_time_seconds']:.0f} s{parts}; results in {s.out}")
+  if s.training.ensemble > 1:  # each seed alone, as experiments.seeds scores them
+    print(
+      f'\neach of the {s.training.ensemble} seeds alone (seeds.md):\n' + seeds.write_seeds(s.out)
+    )
   return record
 
 

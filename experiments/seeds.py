@@ -2,6 +2,7 @@
 
     python -m experiments.loso --dataset megc2019_flow_images --ensemble 3 --out runs/r3
     python -m experiments.seeds runs/r3                       # each seed alone, mean +- std
+                                                      # (the loso command prints it too)
     python -m experiments.seeds runs/candidate --baseline runs/r3   # paired differences
 
 A run with `--ensemble K` trains K models per fold, each from its own seed (member r's key is
@@ -82,6 +83,16 @@ def table(members: list[dict], ensemble: dict, baseline: list[dict] | None) -> s
     diff = [{g: tuple(np.subtract(m[g], b[g])) for g in groups} for m, b in zip(members, baseline)]
     lines.append('| paired difference | ' + ' | '.join(both(diff, g) for g in groups) + ' |')
   return '\n'.join(lines)
+
+
+def write_seeds(run: pathlib.Path) -> str:
+  """The per-seed table of a finished --ensemble K run, also written as RUN/seeds.md and
+  RUN/seeds.json; experiments.loso prints it at the end of such a run."""
+  members, ensemble, _ = member_scores(run)
+  text = table(members, ensemble, None)
+  (run / 'seeds.md').write_text(text + '\n')
+  (run / 'seeds.json').write_text(json.dumps(dict(members=members, ensemble=ensemble)))
+  return text
 
 
 def main(argv=None) -> int:

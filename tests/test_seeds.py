@@ -23,6 +23,7 @@ def runs(tmp_path_factory):
     out[name] = tmp / name
     proc = _run([*common, *extra, '--out', str(out[name])])
     assert proc.returncode == 0, proc.stderr[-2000:]
+    out[name + ' stdout'] = proc.stdout
   return out
 
 
@@ -43,6 +44,13 @@ def test_members_are_independent_loso_runs(runs, tmp_path, capsys):
   scores = json.loads((tmp_path / 's.json').read_text())
   uf1 = [m['all'][0] for m in scores['members']]
   assert f'{np.mean(uf1):.4f} +- {np.std(uf1, ddof=1):.4f}' in text
+  # the loso command printed and saved the same per-seed table at its end (a single seed: none)
+  table = seeds.table(members, ensemble, None)
+  assert table in runs['three stdout'] and 'seeds alone' not in runs['single stdout']
+  assert (runs['three'] / 'seeds.md').read_text() == table + '\n'
+  assert json.loads((runs['three'] / 'seeds.json').read_text())['members'][0]['all'] == list(
+    members[0]['all']
+  )
   assert seeds.main([str(runs['three']), '--baseline', str(runs['single'])]) == 2
   assert 'pair equal counts' in capsys.readouterr().err
 

@@ -115,7 +115,8 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
   print(f"wall time {record['wall_time_seconds']:.0f} s{parts}; results in {s.out}")
   if s.training.ensemble > 1:  # each seed alone, as experiments.seeds scores them
     print(
-      f'\neach of the {s.training.ensemble} seeds alone (seeds.md):\n' + seeds.write_seeds(s.out)
+      f'\neach of the {s.training.ensemble} seeds alone (seeds.md):\n'
+      + seeds.write_seeds(s.out, s, data)
     )
   return record
 

@@ -33,10 +33,11 @@ from hfa_jax.loso.results import pool
 from hfa_jax.loso.store import read_folds
 
 
-def member_scores(run: pathlib.Path) -> tuple[list[dict], dict, int]:
-  """([per member: {'all': (uf1, uar), database: (uf1, uar), ...}], the ensemble's, K)."""
-  s = options.saved_settings(run)
-  data = input_pipeline.load_dataset(s, progress=False)
+def member_scores(run: pathlib.Path, s=None, data=None) -> tuple[list[dict], dict, int]:
+  """([per member: {'all': (uf1, uar), database: (uf1, uar), ...}], the ensemble's, K).
+  The run's settings `s` and dataset `data` are read from the run when not given."""
+  s = s or options.saved_settings(run)
+  data = input_pipeline.load_dataset(s, progress=False) if data is None else data
   arrays = LosoData.of(
     data['images'], data['labels'], data['subjects'], data['databases'], len(data['class_names'])
   )
@@ -85,10 +86,11 @@ def table(members: list[dict], ensemble: dict, baseline: list[dict] | None) -> s
   return '\n'.join(lines)
 
 
-def write_seeds(run: pathlib.Path) -> str:
+def write_seeds(run: pathlib.Path, s=None, data=None) -> str:
   """The per-seed table of a finished --ensemble K run, also written as RUN/seeds.md and
-  RUN/seeds.json; experiments.loso prints it at the end of such a run."""
-  members, ensemble, _ = member_scores(run)
+  RUN/seeds.json; experiments.loso prints it at the end of such a run, with the settings
+  and dataset it holds (else read as member_scores reads them)."""
+  members, ensemble, _ = member_scores(run, s, data)
   text = table(members, ensemble, None)
   (run / 'seeds.md').write_text(text + '\n')
   (run / 'seeds.json').write_text(json.dumps(dict(members=members, ensemble=ensemble)))

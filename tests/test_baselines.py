@@ -287,3 +287,25 @@ def test_disjoint_max_pool_matches_the_general_pool_and_its_gradient(kernel, pad
       ref, vjp_ref = jax.vjp(lambda x: form(x, kernel, kernel, padding), x)
       chex.assert_trees_all_close(ours, ref)
       chex.assert_trees_all_close(vjp_ours(g), vjp_ref(g))
+
+
+def test_disjoint_max_pool_shares_the_gradient_among_tied_maxima():
+  """Where a window holds its maximum twice or more, each gets an equal share (as jnp.max's
+  gradient); entries outside every window (the last row and column at 30 px) get none."""
+  from hfa_jax.ops.max_pool import max_pool_disjoint
+
+  x = jnp.round(flow_images(2, 30, seed=3) * 2)  # values in {-2, ..., 2}: many ties
+  g = flow_images(2, 10, seed=4)
+
+  def blocks(x):  # PyTorch's padding by -inf, cut to whole 3x3 windows: (2, 10, 3, 10, 3, 3)
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf)
+    return xp[:, :30, :30].reshape(2, 10, 3, 10, 3, 3)
+
+  ours, vjp_ours = jax.vjp(lambda x: max_pool_disjoint(x, 3, 1), x)
+  ref, vjp_ref = jax.vjp(lambda x: blocks(x).max((2, 4)), x)
+  chex.assert_trees_all_close(ours, ref)
+  chex.assert_trees_all_close(vjp_ours(g), vjp_ref(g))
+  (dx,) = vjp_ours(g)
+  assert float(jnp.abs(dx[:, 29]).max()) == 0 and float(jnp.abs(dx[:, :, 29]).max()) == 0
+  maxima = (blocks(x) == ref[:, :, None, :, None]).sum((2, 4))
+  assert int((maxima > 1).sum()) > 10  # the case is tested: many windows have ties

@@ -85,24 +85,30 @@ def test_max_pool_matches_reduce_window_and_first_max_gradient(shape):
 
 
 @pytest.mark.parametrize(
-  'kernel,stride,padding,side,shared_w',
+  'kernel,stride,padding,side,shared_w,channels',
   [
-    (3, 1, 1, 8, False),  # MSA / RMT 3x3
-    (3, 2, 1, 9, False),  # strided, odd side (a remainder row)
-    (7, 2, 3, 8, False),  # the stem
-    (3, 1, 1, 6, True),  # one kernel for every model (broadcast)
+    (3, 1, 1, 8, False, 4),  # MSA / RMT 3x3
+    (3, 2, 1, 9, False, 4),  # strided, odd side (a remainder row)
+    (7, 2, 3, 8, False, 4),  # the stem
+    (3, 1, 1, 6, True, 4),  # one kernel for every model (broadcast)
+    (3, 1, 2, 7, False, 3),  # STSTNet's: few input channels, a sum of products
+    (3, 2, 1, 9, True, 2),  # few input channels, strided, one kernel
   ],
 )
-def test_models_stacked_run_as_one_matmul_and_match(kernel, stride, padding, side, shared_w):
+def test_models_stacked_run_as_one_matmul_and_match(
+  kernel, stride, padding, side, shared_w, channels
+):
   """ops.conv.conv under jax.vmap over stacked models (the LOSO folds) in a CPU program: no
-  convolution left (one batched matmul of the taps per direction), the values and both
-  gradients those of XLA's convolution model by model."""
+  convolution left (one batched matmul of the taps per direction, or for fewer than
+  FEW_INPUT_CHANNELS input channels a sum of products), the values and both gradients those
+  of XLA's convolution model by model."""
   from hfa_jax.ops import conv as ops_conv
 
   rng = np.random.default_rng(1)
   models = 3
-  x = jnp.asarray(rng.normal(size=(models, 2, side, side, 4)), jnp.float32)
-  w_shape = (kernel, kernel, 4, 16) if shared_w else (models, kernel, kernel, 4, 16)
+  x = jnp.asarray(rng.normal(size=(models, 2, side, side, channels)), jnp.float32)
+  w_shape = (kernel, kernel, channels, 16)
+  w_shape = w_shape if shared_w else (models, *w_shape)
   w = jnp.asarray(rng.normal(size=w_shape) * 0.2, jnp.float32)
   w_axis = None if shared_w else 0
 

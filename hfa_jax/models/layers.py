@@ -107,13 +107,57 @@ def layer_norm(name: str | None = None, dtype=None) -> nn.LayerNorm:
   return nn.LayerNorm(epsilon=1e-6, use_fast_variance=False, name=name, dtype=dtype)
 
 
-class BatchNorm(nn.Module):
-  """BatchNorm2d with PyTorch's semantics over the last (channel) axis.
+def batch_norm_variables(module: nn.Module, channels: int):
+  """Declares a BatchNorm's variables in `module` (inside its compact call): returns params
+  `scale`, `bias` (C,) and batch_stats `mean`, `var` (C,) flax Variables, all float32."""
+  scale = module.param('scale', nn.initializers.ones, (channels,), jnp.float32)
+  bias = module.param('bias', nn.initializers.zeros, (channels,), jnp.float32)
+  mean = module.variable('batch_stats', 'mean', jnp.zeros, (channels,), jnp.float32)
+  var = module.variable('batch_stats', 'var', jnp.ones, (channels,), jnp.float32)
+  return scale, bias, mean, var
 
-  Training normalises with the biased batch variance and updates the running
-  variance with the unbiased one (as PyTorch does; Flax's BatchNorm uses the
-  biased one). `momentum` is PyTorch's: new = (1 - m) * old + m * batch.
-  Statistics are computed in float32 whatever the input dtype.
+
+class BatchNormVariables(nn.Module):
+  """A BatchNorm's variables without its computation: () -> batch_norm_variables' tuple.
+
+  For one `batch_norm` over several modules' channels at once (STSTNet's three streams
+  keep their own names and variables).
+  """
+
+  channels: int
+
+  @nn.compact
+  def __call__(self):
+    return batch_norm_variables(self, self.channels)
+
+
+def batch_norm(x, scale, bias, running_mean, running_var, train: bool, momentum=0.1, epsilon=1e-5):
+  """BatchNorm2d with PyTorch's semantics over x's last (channel) axis.
+
+  x (..., C); scale, bias, running_mean, running_var (C,) -> (y (..., C), the running mean
+  and variance after this call (C,)). Training normalises with the biased batch variance
+  and moves the running variance towards the unbiased one (as PyTorch does; Flax's
+  BatchNorm uses the biased one); `momentum` is PyTorch's: new = (1 - m) * old + m * batch.
+  Evaluation normalises with the running statistics and returns them unchanged. Statistics
+  are float32 whatever x's dtype.
+  """
+  c = x.shape[-1]
+  x32 = x.astype(jnp.float32)
+  if train:
+    axes = tuple(range(x.ndim - 1))
+    mean = x32.mean(axes)
+    var = jnp.square(x32 - mean).mean(axes)
+    n = x.size // c
+    running_mean = (1 - momentum) * running_mean + momentum * mean
+    running_var = (1 - momentum) * running_var + momentum * var * (n / max(n - 1, 1))
+  else:
+    mean, var = running_mean, running_var
+  y = (x32 - mean) * (jax.lax.rsqrt(var + epsilon) * scale) + bias
+  return y.astype(x.dtype), running_mean, running_var
+
+
+class BatchNorm(nn.Module):
+  """BatchNorm2d with PyTorch's semantics over the last (channel) axis (`batch_norm`).
 
   Variables: params `scale`, `bias`; batch_stats `mean`, `var`, all (C,).
   """
@@ -123,25 +167,13 @@ class BatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    c = x.shape[-1]
-    scale = self.param('scale', nn.initializers.ones, (c,), jnp.float32)
-    bias = self.param('bias', nn.initializers.zeros, (c,), jnp.float32)
-    running_mean = self.variable('batch_stats', 'mean', jnp.zeros, (c,), jnp.float32)
-    running_var = self.variable('batch_stats', 'var', jnp.ones, (c,), jnp.float32)
-    x32 = x.astype(jnp.float32)
-    if train:
-      axes = tuple(range(x.ndim - 1))
-      mean = x32.mean(axes)
-      var = jnp.square(x32 - mean).mean(axes)
-      if not self.is_initializing():
-        n = x.size // c
-        m = self.momentum
-        running_mean.value = (1 - m) * running_mean.value + m * mean
-        running_var.value = (1 - m) * running_var.value + m * var * (n / max(n - 1, 1))
-    else:
-      mean, var = running_mean.value, running_var.value
-    y = (x32 - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
-    return y.astype(x.dtype)
+    scale, bias, mean, var = batch_norm_variables(self, x.shape[-1])
+    y, new_mean, new_var = batch_norm(
+      x, scale, bias, mean.value, var.value, train, self.momentum, self.epsilon
+    )
+    if train and not self.is_initializing():
+      mean.value, var.value = new_mean, new_var
+    return y
 
 
 class DWConv(nn.Module):

@@ -35,11 +35,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hfa_jax.models.layers import BatchNorm, torch_conv_default
+from hfa_jax.models.layers import BatchNormVariables, batch_norm, torch_conv_default
 from hfa_jax.ops.conv import conv
 from hfa_jax.ops.max_pool import max_pool_disjoint
 
 STREAM_WIDTHS = (3, 5, 8)
+EDGES = (0, 3, 8, 16)  # each stream's channels in the 16: EDGES[i]:EDGES[i + 1]
 
 
 def avg_pool_2x2(x: jax.Array) -> jax.Array:
@@ -89,14 +90,18 @@ class STSTNet(nn.Module):
     bias = jnp.concatenate([b for _, b in params], -1)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     y = nn.relu(conv(x, kernel, 1, self.conv_padding) + bias)  # (B, H', W', 16)
-    edges = [0, 3, 8, 16]
-    y = jnp.concatenate(
-      [
-        BatchNorm(name=f'bn{i + 1}')(y[..., a:b], train)
-        for i, (a, b) in enumerate(zip(edges, edges[1:]))
-      ],
-      -1,
-    )
+    # Each stream's BatchNorm (bn1-bn3, own variables) normalises its own channels: one
+    # normalisation of all 16 channels computes the three (per channel, so the same numbers)
+    # without splitting the largest activation into three.
+    streams = [
+      BatchNormVariables(w, name=f'bn{i}')() for i, w in enumerate(STREAM_WIDTHS, start=1)
+    ]  # (scale, bias, mean, var) of each
+    scale, shift = (jnp.concatenate([s[i] for s in streams]) for i in (0, 1))
+    mean, var = (jnp.concatenate([s[i].value for s in streams]) for i in (2, 3))
+    y, mean, var = batch_norm(y, scale, shift, mean, var, train)
+    if train and not self.is_initializing():
+      for (_, _, stream_mean, stream_var), a, b in zip(streams, EDGES, EDGES[1:]):
+        stream_mean.value, stream_var.value = mean[a:b], var[a:b]
     y = max_pool_disjoint(y, 3, 1)  # MaxPool2d(3, 3, padding=1)
     y = nn.Dropout(self.dropout, deterministic=not train)(y)
     y = avg_pool_2x2(y)

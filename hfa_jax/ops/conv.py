@@ -179,15 +179,40 @@ def _stacked_patches(x: jax.Array, k: int, stride: int, padding: int):
   return patches.reshape(f, -1, patches.shape[-1]), patches.shape[1:3]
 
 
+# Below this many input channels a stacked convolution is a sum of products, not a matmul.
+FEW_INPUT_CHANNELS = 4
+
+
 def stacked_conv(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
   """conv_reference per model: x (F, B, H, W, Cin), w (F, k, k, Cin, Cout)
   -> (F, B, Ho, Wo, Cout)."""
+  if x.shape[-1] < FEW_INPUT_CHANNELS:
+    return stacked_tap_conv(x, w, stride, padding)
   f, b = x.shape[:2]
   patches, (ho, wo) = _stacked_patches(x, w.shape[1], stride, padding)
   out = jax.lax.dot_general(
     patches, w.reshape(f, -1, w.shape[-1]), (((2,), (1,)), ((0,), (0,)))
   )  # (F, B*Ho*Wo, Cout)
   return out.reshape(f, b, ho, wo, w.shape[-1])
+
+
+def stacked_tap_conv(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
+  """stacked_conv for few input channels (STSTNet's 3): each output channel the sum over the
+  k*k taps and the input channels of the tap's channel times its kernel entry, one
+  elementwise pass that writes only the output. The matmul form first writes the k*k*Cin-wide
+  patches, k*k times the input, for a product with only k*k*Cin terms (the LOSO program of
+  40 STSTNets at 28 px: ~1.0-1.4 s for the forward that way, ~0.33 s this way)."""
+  f, b = x.shape[:2]
+  k, cin = w.shape[1], w.shape[3]
+  taps = windows.taps(x.reshape(f * b, *x.shape[2:]), k, stride, padding)  # k*k (F*B, Ho, Wo, Cin)
+  ho, wo = taps[0].shape[1:3]
+  out = None
+  for t, tap in enumerate(taps):
+    tap = tap.reshape(f, b, ho, wo, cin)
+    for c in range(cin):
+      term = tap[..., c : c + 1] * w[:, t // k, t % k, c][:, None, None, None, :]
+      out = term if out is None else out + term
+  return out
 
 
 def stacked_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, shape):

@@ -66,39 +66,43 @@ def _max_pool_bwd(k, s, p, residuals, g):
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def max_pool_disjoint(x: jax.Array, kernel: int, padding: int) -> jax.Array:
   """PyTorch's max_pool2d with stride = kernel: (B, H, W, C) -> (B, Ho, Wo, C),
   Ho = (H + 2 padding - kernel) // kernel + 1 (and Wo alike).
 
-  The windows do not overlap, so this is a reshape and a max over each window, with a
-  one-mask gradient (XLA's general max-pool gradient took ~4x longer at STSTNet's 3x3/3).
-  Ties share the gradient where PyTorch gives it to the first maximum (`max_pool`).
+  The windows do not overlap: the forward is the maximum of the k*k strided slices (one
+  elementwise pass, no padded copy of x), the gradient each window's output gradient on the
+  window's maxima (`_disjoint_bwd`; XLA's general max-pool gradient took ~4x longer at
+  STSTNet's 3x3/3). Ties share the gradient where PyTorch gives it to the first maximum
+  (`max_pool`).
   """
+  return functools.reduce(jnp.maximum, windows.taps(x, kernel, kernel, padding, -jnp.inf))
+
+
+def _disjoint_fwd(x, k, p):
+  taps = windows.taps(x, k, k, p, -jnp.inf)
+  y = functools.reduce(jnp.maximum, taps)
+  count = sum((tap == y).astype(x.dtype) for tap in taps)  # each window's maxima
+  return y, (x, y, count)
+
+
+def _disjoint_bwd(k, p, residuals, g):
+  """g (B, Ho, Wo, C) -> dx (B, H, W, C): g / (the window's number of maxima) where x is its
+  window's maximum, 0 elsewhere and outside every window. One elementwise pass over x's
+  grid: the windows' (Ho, Wo) values reach their k x k entries by a broadcast and a crop."""
+  x, y, count = residuals
   b, h, w, c = x.shape
-  k, p = kernel, padding
-  oh, ow = (h + 2 * p - k) // k + 1, (w + 2 * p - k) // k + 1
-  x = jnp.pad(
-    x,
-    ((0, 0), (p, max(k * oh - h - p, 0)), (p, max(k * ow - w - p, 0)), (0, 0)),
-    constant_values=-jnp.inf,
-  )[:, : k * oh, : k * ow]
-  return _window_max(x.reshape(b, oh, k, ow, k, c))
+  ho, wo = y.shape[1:3]
+  # Padded row r is x's row r - p; x's rows past the last window are outside every window.
+  crop = [(0, 0, 0), (-p, h + p - ho * k, 0), (-p, w + p - wo * k, 0), (0, 0, 0)]
+
+  def on_x(t):  # (B, Ho, Wo, C) -> (B, H, W, C): each entry of x gets its window's value
+    t = jnp.broadcast_to(t[:, :, None, :, None], (b, ho, k, wo, k, c))
+    return jax.lax.pad(t.reshape(b, ho * k, wo * k, c), jnp.zeros((), t.dtype), crop)
+
+  share = (g / count).astype(x.dtype)
+  return (jnp.where(x == on_x(y), on_x(share), 0),)
 
 
-@jax.custom_vjp
-def _window_max(x: jax.Array) -> jax.Array:
-  """(B, Ho, k, Wo, k, C) -> (B, Ho, Wo, C): the max of each k x k window."""
-  return x.max((2, 4))
-
-
-def _window_max_fwd(x):
-  y = x.max((2, 4))
-  return y, x == y[:, :, None, :, None, :]
-
-
-def _window_max_bwd(is_max, g):
-  share = g / is_max.sum((2, 4))  # ties share, as jnp.max's gradient
-  return (is_max * share[:, :, None, :, None, :],)
-
-
-_window_max.defvjp(_window_max_fwd, _window_max_bwd)
+max_pool_disjoint.defvjp(_disjoint_fwd, _disjoint_bwd)

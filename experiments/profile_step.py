@@ -4,6 +4,7 @@
     python -m experiments.profile_step --side 64 --top 40 --trace /tmp/hfa_trace
     python -m experiments.profile_step --side 32 --folds 4     # the LOSO program of 4 folds
     python -m experiments.profile_step --side 64 --epoch_steps 8   # one fold, as a LOSO runs it
+    python -m experiments.profile_step --model ststnet --folds 40 --batch_size 256 --epoch_steps 2
 
 Runs the library's training step (`hfa_jax.train.train_step`, batch 16, AdamW, state donated,
 as experiments.benchmark times it), or with `--folds K` the LOSO program of K stacked folds
@@ -14,6 +15,8 @@ maps each XLA op to the `op_name` metadata of the compiled program (e.g.
 direction (fwd = forward and its linearisation, bwd = the transposed pass) and the most
 expensive single ops. The durations are wall time per op; XLA:CPU runs independent
 ops concurrently, so their sum exceeds the step time and the shares are approximate.
+`--model ststnet` profiles the STSTNet baseline's fold program (at its native 28 px unless
+`--side`), its ops named by STSTNet's modules (`jvp(STSTNet)/bn1/...`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import jax.numpy as jnp
 
 from experiments import benchmark
 from hfa_jax import allocator
+from hfa_jax.models.ststnet import STSTNet
 
 
 def op_sources(hlo_text: str) -> dict[str, tuple[str, str]]:
@@ -49,14 +53,20 @@ def module_of(op_name: str, depth: int) -> tuple[str, str]:
   """('rmt/layer3/blocks_0', 'bwd') for an op_name; depth = module path components kept."""
   direction = 'bwd' if 'transpose(jvp(' in op_name else 'fwd'
   wrappers = r'jit\([^)]*\)/|vmap\(|while/body/|closed_call/|cond/branch_\d+_fun/|transpose\(|jvp\('
-  path = re.sub(wrappers + r'|HFANet\)|\)', '', op_name).strip('/')
+  path = re.sub(wrappers + r'|(?:HFANet|STSTNet)\)|\)', '', op_name).strip('/')
   parts = [p for p in path.split('/') if p]
   return '/'.join(parts[:depth]) or '(no metadata)', direction
 
 
-def main(argv=None) -> dict:
+def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  p.add_argument('--side', type=int, default=64, help='input side, a multiple of 32 (default 64)')
+  p.add_argument('--model', choices=('hfanet', 'ststnet'), default='hfanet')
+  p.add_argument(
+    '--side',
+    type=int,
+    default=None,
+    help='input side: for hfanet a multiple of 32 (default 64), for ststnet from 4 (default 28)',
+  )
   p.add_argument('--batch_size', type=int, default=16)
   p.add_argument(
     '--folds',
@@ -77,16 +87,31 @@ def main(argv=None) -> dict:
   p.add_argument('--top', type=int, default=25, help='rows to print in each table (default 25)')
   p.add_argument('--trace', default=None, help='keep the trace here (TensorBoard/Perfetto)')
   args = p.parse_args(argv)
-  if args.side % 32:
-    p.error('--side must be a multiple of 32')
+  ststnet = args.model == 'ststnet'
+  if args.side is None:
+    args.side = 28 if ststnet else 64
+  if args.side % 32 and not ststnet:
+    p.error('--side must be a multiple of 32 for hfanet')
+  if args.side < 4:
+    p.error('--side must be at least 4')
+  args.fold_program = args.folds > 1 or args.epoch_steps > 1 or ststnet
+  return args
 
-  fold_program = args.folds > 1 or args.epoch_steps > 1
-  if fold_program:
-    run, compiled, compile_s = benchmark.fold_runner(
-      args.side, args.batch_size, args.folds, jnp.float32, epoch_steps=args.epoch_steps
-    )
-  else:
-    run, compiled, compile_s = benchmark.train_runner(args.side, args.batch_size, jnp.float32)
+
+def runner(args: argparse.Namespace):
+  """(run, compiled, compile s) of the program args name (benchmark's runners)."""
+  if not args.fold_program:
+    return benchmark.train_runner(args.side, args.batch_size, jnp.float32)
+  model = STSTNet(benchmark.NUM_CLASSES) if args.model == 'ststnet' else None
+  return benchmark.fold_runner(
+    args.side, args.batch_size, args.folds, jnp.float32, epoch_steps=args.epoch_steps, model=model
+  )
+
+
+def main(argv=None) -> dict:
+  args = parse_args(argv)
+  fold_program = args.fold_program
+  run, compiled, compile_s = runner(args)
   print(f'compiled in {compile_s:.1f} s', flush=True)
   for _ in range(3):  # warm up (and the allocator settles)
     loss = run()
@@ -119,7 +144,7 @@ def main(argv=None) -> dict:
   total = sum(per_op.values())
 
   print(
-    f'\nside {args.side}, batch {args.batch_size}, folds {args.folds}: '
+    f'\n{args.model}, side {args.side}, batch {args.batch_size}, folds {args.folds}: '
     f'step {step_s * 1e3:.0f} ms untraced; '
     f'ops sum to {total:.0f} ms per step (concurrent ops overlap); '
     f'malloc retains memory: {allocator.active()}'

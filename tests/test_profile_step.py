@@ -30,6 +30,8 @@ def test_op_sources_and_modules():
     'reduction/cond/branch_0_fun/ffi_call'
   )
   assert profile_step.module_of(fold_op, 2) == ('rmt/layer4', 'bwd')
+  stst_op = 'jit(epoch_one)/vmap()/while/body/closed_call/transpose(jvp(STSTNet))/bn2/mul'
+  assert profile_step.module_of(stst_op, 2) == ('bn2/mul', 'bwd')
   adamw_op = 'jit(call)/vmap()/while/body/closed_call/adamw/cond/branch_0_fun/ffi_call'
   assert profile_step.module_of(adamw_op, 2) == ('adamw/ffi_call', 'fwd')
 
@@ -59,3 +61,10 @@ def test_profiles_a_small_step(tmp_path, capsys):
   assert any(k.startswith('adamw') for k in result['modules'])  # the optimizer, named
   assert 'ffi_call' in result['kinds'] or not kernels.native_available()
   assert list((tmp_path / 'trace').rglob('*.trace.json.gz'))
+
+
+def test_profiles_ststnets_fold_program(capsys):
+  result = profile_step.main(['--model', 'ststnet', '--batch_size', '4', '--steps', '1'])
+  out = capsys.readouterr().out
+  assert result['step_s'] > 0 and 'ststnet, side 28, batch 4, folds 1' in out
+  assert any(k.startswith('fc') for k in result['modules'])  # STSTNet's own modules, named

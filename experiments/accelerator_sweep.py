@@ -33,11 +33,11 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 
 from experiments import benchmark, options, timing
 from hfa_jax import loso
 from hfa_jax.loso import program
+from hfa_jax.models import registry
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULT = 'SWEEP_RESULT '  # the line of a measuring process that carries its result
@@ -71,13 +71,12 @@ def estimate(side: int, batch: int, folds: int, n_devices: int) -> dict:
 
 
 def make_model(spec: str, dtype: str):
-  """The model of `spec` ('hfanet', 'ststnet' or 'module:Class'), computing in `dtype`."""
-  cls = options.model_class(spec)
-  if dtype == 'float32':
-    return cls(num_classes=benchmark.NUM_CLASSES)
-  if not options.takes_dtype(cls):
-    raise options.UsageError(f'--dtype {dtype}: {spec} has no dtype field; use float32')
-  return cls(num_classes=benchmark.NUM_CLASSES, dtype=getattr(jnp, dtype))
+  """The model of `spec` (a registered name or 'module:Class'), computing in `dtype`."""
+  options.model_class(spec)  # a UsageError if it cannot be imported
+  try:
+    return registry.build(spec, benchmark.NUM_CLASSES, dtype)
+  except ValueError as e:
+    raise options.UsageError(f'--dtype {dtype}: {e}') from None
 
 
 def measure(side: int, folds: int, args: argparse.Namespace) -> dict:
@@ -376,7 +375,7 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument(
     '--model',
     default='hfanet',
-    help="'hfanet' (default; the estimate is HFA-Net's), 'ststnet' or 'module:Class'",
+    help="'hfanet' (default; the estimate is HFA-Net's), a baseline's name or 'module:Class'",
   )
   p.add_argument(
     '--max_minutes',
@@ -406,7 +405,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     cls = options.model_class(args.model)  # imports it; the device stays untouched
   except options.UsageError as e:
     p.error(str(e))
-  if args.dtype != 'float32' and not options.takes_dtype(cls):
+  if args.dtype != 'float32' and not registry.takes_dtype(cls):
     p.error(f'--dtype {args.dtype}: {args.model} has no dtype field; use float32')
   return args
 

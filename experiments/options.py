@@ -3,7 +3,7 @@
 Every setting is declared once, as a field with its default, help and bounds:
 `Experiment` below (data, model, output) and `hfa_jax.loso.LosoConfig` (training).
 A recipe is an ml_collections config file, experiments/configs/NAME.py, whose
-`get_config()` starts from `base_config()` (every declared default) and sets its own.
+`get_config()` returns the settings it changes (plain overrides of the declared defaults).
 Layers, lowest first: the declarations < the recipe < the command line, where
 `--epochs 12`, `--epochs=12` and `--config.epochs=12` are the same option. Without
 --config the recipe follows the model and the data. `--resume OUT` takes the settings
@@ -21,13 +21,12 @@ import json
 import pathlib
 import shlex
 
-import jax.numpy as jnp
 import ml_collections
 
 from datasets.load import native_size
 from hfa_jax import settings as settings_lib
-from hfa_jax import trained
 from hfa_jax.loso.config import LosoConfig
+from hfa_jax.models import registry
 from hfa_jax.settings import setting
 
 DATASETS = ('synthetic', 'samm', 'casme2', 'smic', 'megc2019', 'megc2019_flow_images')
@@ -183,8 +182,8 @@ def load_recipe(name: str) -> dict:
 def default_recipe(dataset: str, model: str) -> str:
   """The recipe of a dataset and model when --config is not given."""
   name = dataset.partition(':')[0]
-  if model == 'ststnet':
-    return 'ststnet'
+  if model != 'hfanet' and model in registry.names():
+    return model  # a baseline's own published recipe, experiments/configs/MODEL.py
   if name == 'synthetic':
     return 'synthetic'
   return 'flow_images' if name in FLOW_IMAGES else 'frames'
@@ -301,18 +300,13 @@ def saved_settings(out: pathlib.Path, given: dict | None = None, config=None) ->
 
 
 def model_class(spec: str):
-  """The class of a model from 'hfanet', 'ststnet' or 'module:Class' (hfa_jax.trained's)."""
+  """The class of a model from a registered name or 'module:Class' (hfa_jax.models.registry)."""
   try:
-    return trained.model_class(spec)
+    return registry.model_class(spec)
   except (ImportError, AttributeError, ValueError) as e:
     raise UsageError(
-      f"--model {spec}: cannot import it ({e}); use hfanet, ststnet or 'module:Class'"
+      f"--model {spec}: cannot import it ({e}); use {', '.join(registry.names())} or 'module:Class'"
     ) from None
-
-
-def takes_dtype(cls) -> bool:
-  """Whether the model class has a `dtype` field (its compute dtype), as HFANet and STSTNet."""
-  return dataclasses.is_dataclass(cls) and 'dtype' in {f.name for f in dataclasses.fields(cls)}
 
 
 def resolve_dtype(s: Settings, devices: list) -> tuple[Settings, str]:
@@ -325,11 +319,11 @@ def resolve_dtype(s: Settings, devices: list) -> tuple[Settings, str]:
     why = 'as set'
   elif platform != 'tpu':
     dtype, why = 'float32', f'the default on {platform.upper()}, bfloat16 on a TPU'
-  elif takes_dtype(cls):
+  elif registry.takes_dtype(cls):
     dtype, why = 'bfloat16', 'the default on a TPU'
   else:
     dtype, why = 'float32', f'{s.experiment.model} has no dtype field to compute in bfloat16'
-  if dtype == 'bfloat16' and not takes_dtype(cls):
+  if dtype == 'bfloat16' and not registry.takes_dtype(cls):
     raise UsageError(
       f'--dtype bfloat16: {s.experiment.model} has no dtype field (its compute dtype), so it '
       'cannot compute in bfloat16; use --dtype float32, or add a dtype field to the model'
@@ -346,18 +340,16 @@ def build_model(s: Settings, num_classes: int):
   """The model of `s` for `num_classes` classes, computing in s.training.dtype (chosen by
   resolve_dtype): float32 builds it as its class declares, bfloat16 sets its dtype field.
   Parameters and optimiser state stay float32 either way."""
-  cls, dtype = model_class(s.experiment.model), s.training.dtype
-  if dtype is None:
+  if s.training.dtype is None:
     raise ValueError('the dtype setting is not chosen yet: call resolve_dtype(s, jax.devices())')
-  fields = {f.name for f in dataclasses.fields(cls)}
+  model_class(s.experiment.model)  # a UsageError if it cannot be imported
   extra = {k: getattr(s.training, k) for k in REGULARISERS if getattr(s.training, k)}
-  for name in extra.keys() - fields:
+  for name in sorted(extra.keys() - registry.fields(model_class(s.experiment.model))):
     raise UsageError(f'--{name}: {s.experiment.model} has no {name}; it applies to hfanet')
-  if dtype == 'float32':
-    return cls(num_classes=num_classes, **extra)
-  if not takes_dtype(cls):
-    raise UsageError(f'--dtype {dtype}: {s.experiment.model} has no dtype field; use float32')
-  return cls(num_classes=num_classes, dtype=getattr(jnp, dtype), **extra)
+  try:
+    return registry.build(s.experiment.model, num_classes, s.training.dtype, **extra)
+  except ValueError as e:
+    raise UsageError(f'--dtype {s.training.dtype}: {e}') from None
 
 
 def _check_experiment(e: Experiment):

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 
 from experiments import benchmark
 from hfa_jax import allocator
-from hfa_jax.models.ststnet import STSTNet
+from hfa_jax.models import registry
 
 
 def op_sources(hlo_text: str) -> dict[str, tuple[str, str]]:
@@ -53,19 +53,20 @@ def module_of(op_name: str, depth: int) -> tuple[str, str]:
   """('rmt/layer3/blocks_0', 'bwd') for an op_name; depth = module path components kept."""
   direction = 'bwd' if 'transpose(jvp(' in op_name else 'fwd'
   wrappers = r'jit\([^)]*\)/|vmap\(|while/body/|closed_call/|cond/branch_\d+_fun/|transpose\(|jvp\('
-  path = re.sub(wrappers + r'|(?:HFANet|STSTNet)\)|\)', '', op_name).strip('/')
+  path = re.sub(wrappers + r'|[A-Z]\w*\)|\)', '', op_name).strip('/')
   parts = [p for p in path.split('/') if p]
   return '/'.join(parts[:depth]) or '(no metadata)', direction
 
 
 def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  p.add_argument('--model', choices=('hfanet', 'ststnet'), default='hfanet')
+  p.add_argument('--model', choices=registry.names(), default='hfanet')
   p.add_argument(
     '--side',
     type=int,
     default=None,
-    help='input side: for hfanet a multiple of 32 (default 64), for ststnet from 4 (default 28)',
+    help='input side: for hfanet a multiple of 32 (default 64), for the baselines from 4 '
+    '(default 28)',
   )
   p.add_argument('--batch_size', type=int, default=16)
   p.add_argument(
@@ -87,14 +88,15 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument('--top', type=int, default=25, help='rows to print in each table (default 25)')
   p.add_argument('--trace', default=None, help='keep the trace here (TensorBoard/Perfetto)')
   args = p.parse_args(argv)
-  ststnet = args.model == 'ststnet'
+  baseline = args.model != 'hfanet'
   if args.side is None:
-    args.side = 28 if ststnet else 64
-  if args.side % 32 and not ststnet:
-    p.error('--side must be a multiple of 32 for hfanet')
+    args.side = 28 if baseline else 64
+  multiple = getattr(registry.model_class(args.model), 'side_multiple', 1)
+  if args.side % multiple:
+    p.error(f'--side must be a multiple of {multiple} for {args.model}')
   if args.side < 4:
     p.error('--side must be at least 4')
-  args.fold_program = args.folds > 1 or args.epoch_steps > 1 or ststnet
+  args.fold_program = args.folds > 1 or args.epoch_steps > 1 or baseline
   return args
 
 
@@ -102,7 +104,7 @@ def runner(args: argparse.Namespace):
   """(run, compiled, compile s) of the program args name (benchmark's runners)."""
   if not args.fold_program:
     return benchmark.train_runner(args.side, args.batch_size, jnp.float32)
-  model = STSTNet(benchmark.NUM_CLASSES) if args.model == 'ststnet' else None
+  model = registry.build(args.model, benchmark.NUM_CLASSES) if args.model != 'hfanet' else None
   return benchmark.fold_runner(
     args.side, args.batch_size, args.folds, jnp.float32, epoch_steps=args.epoch_steps, model=model
   )

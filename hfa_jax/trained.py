@@ -16,7 +16,6 @@ logits = model.apply(variables, images, train=False)   # images (B, S, S, 3)
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import pathlib
@@ -27,27 +26,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from hfa_jax import convert
+from hfa_jax.models import registry
 
-MODELS = {'hfanet': 'hfa_jax.models.hfanet:HFANet', 'ststnet': 'hfa_jax.models.ststnet:STSTNet'}
 CARD = 'model.json'
 
 
 class ModelFolderError(ValueError):
   """A folder that does not hold a model saved by save_model."""
-
-
-def model_class(spec: str):
-  """The linen class of 'hfanet', 'ststnet' or 'module:Class' (ImportError / AttributeError /
-  ValueError if it cannot be imported)."""
-  module_name, _, attr = MODELS.get(spec, spec).partition(':')
-  if not attr:
-    raise ValueError(f"{spec!r} is not hfanet, ststnet or 'module:Class'")
-  return getattr(importlib.import_module(module_name), attr)
-
-
-def build_model(spec: str, num_classes: int) -> nn.Module:
-  """The model named by `spec` (see model_class) for `num_classes` classes."""
-  return model_class(spec)(num_classes=num_classes)
 
 
 def save_weights(path, variables: dict):
@@ -116,7 +101,8 @@ def load_model(folder) -> tuple[nn.Module, dict, dict]:
   weights = pathlib.Path(folder) / 'weights'
   if not weights.is_dir():
     raise ModelFolderError(f'{folder} has a card but no weights/ folder')
-  return build_model(card['model'], card['num_classes']), load_weights(weights), card
+  model = registry.build(card['model'], card['num_classes'])
+  return model, load_weights(weights), card
 
 
 def card_text(card: dict) -> str:

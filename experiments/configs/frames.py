@@ -10,19 +10,17 @@ memory on a GPU/TPU (`hfa_jax.loso.folds_at_once`). Every key can be overridden 
 command line.
 """
 
-from experiments.options import base_config
+import ml_collections
 
 
 def get_config():
-  config = base_config()
-  config.epochs = 50
-  config.batch_size = 32
-  config.learning_rate = 5e-4
-  config.schedule = 'cosine'
-  config.warmup_epochs = 2.0
-  config.optimizer = 'adamw'
-  config.weight_decay = 1e-4
-  config.label_smoothing = 0.0
-  config.augment = 'flip+shift'
-  config.max_shift = 8
-  return config
+  """The recipe's settings that differ from the declared defaults."""
+  return ml_collections.ConfigDict(
+    dict(
+      epochs=50,
+      learning_rate=5e-4,
+      warmup_epochs=2.0,
+      augment='flip+shift',
+      max_shift=8,
+    )
+  )

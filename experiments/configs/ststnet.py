@@ -8,20 +8,22 @@ epoch scored; on the flow images' native 28 px. The model is tiny: every fold tr
 once.
 """
 
-from experiments.options import base_config
+import ml_collections
 
 
 def get_config():
-  config = base_config()
-  config.model = 'ststnet'
-  config.epochs = 800
-  config.batch_size = 256
-  config.learning_rate = 5e-5
-  config.schedule = 'constant'
-  config.warmup_epochs = 0.0
-  config.optimizer = 'adam'
-  config.weight_decay = 0.0
-  config.augment = 'none'
-  config.folds_in_parallel = 0
-  config.eval_every_epoch = False
-  return config
+  """The recipe's settings that differ from the declared defaults."""
+  return ml_collections.ConfigDict(
+    dict(
+      model='ststnet',
+      epochs=800,
+      batch_size=256,
+      learning_rate=5e-5,
+      schedule='constant',
+      optimizer='adam',
+      weight_decay=0.0,
+      augment='none',
+      folds_in_parallel=0,
+      eval_every_epoch=False,
+    )
+  )

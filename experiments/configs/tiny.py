@@ -3,19 +3,19 @@
 python -m experiments.loso --config tiny --synthetic_subjects 2
 """
 
-from experiments.options import base_config
+import ml_collections
 
 
 def get_config():
-  config = base_config()
-  config.dataset = 'synthetic'
-  config.size = 32
-  config.epochs = 1
-  config.batch_size = 4
-  config.steps_per_epoch = 1
-  config.learning_rate = 1e-3
-  config.schedule = 'constant'
-  config.augment = 'flip'
-  config.folds_in_parallel = 0
-  config.eval_batch_size = 16
-  return config
+  """The recipe's settings that differ from the declared defaults."""
+  return ml_collections.ConfigDict(
+    dict(
+      size=32,
+      epochs=1,
+      batch_size=4,
+      steps_per_epoch=1,
+      schedule='constant',
+      folds_in_parallel=0,
+      eval_batch_size=16,
+    )
+  )

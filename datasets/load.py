@@ -2,8 +2,8 @@
 
     from datasets.load import load_arrays, training_data
     data = load_arrays('samm', size=64)   # {'flow': (N, 64, 64, 3) float32, 'subject': str ...}
-    data = training_data('megc2019_flow_images', size=32)   # images, labels, subjects, ...
-    hfa_jax.run_loso(data['images'], data['labels'], data['subjects'], strata=data['databases'])
+    data = training_data('megc2019_flow_images', size=32)   # a TrainingData
+    result = hfa_jax.run_loso(data.arrays, config)           # its checked LosoData
 
 Flows come out with u and v signed (a horizontal mirror negates u), whatever the dataset:
 the flow-image datasets store their PNGs' 0..1 values, which the loader maps to -1..1.
@@ -11,19 +11,21 @@ the flow-image datasets store their PNGs' 0..1 values, which the loader maps to 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import pathlib
 import re
 
 import numpy as np
 
+from hfa_jax.loso.data import LosoData
 from hfa_jax.model_input import flow_images_signed, resize
 
 from datasets.common import registry
 
 TEXT = ('subject', 'sample', 'database', 'action_units')
-# Datasets that store flow images min-max scaled to 0..1 per channel and image.
-FLOW_IMAGES = ('megc2019_flow_images',)
+FLOW_IMAGES = registry.FLOW_IMAGES
 COMPOSITE = ('negative', 'positive', 'surprise')
 MEGC2019_SAMPLES = 442
 
@@ -204,6 +206,34 @@ def native_size(name: str) -> int:
   return registry.builder_class(name).BUILDER_CONFIGS[0].size
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+  """A dataset ready for LOSO training: the arrays and what they are (as scenic's Dataset:
+  arrays plus metadata). `arrays` is the checked LosoData that hfa_jax.run_loso takes."""
+
+  images: np.ndarray  # (N, S, S, 3) float32 flow images (u, v, strain)
+  labels: np.ndarray  # (N,) int32 in 0..C-1
+  subjects: np.ndarray  # (N,) str
+  samples: np.ndarray  # (N,) str, the sample's name in its database
+  databases: np.ndarray  # (N,) str, the database of each sample (the strata)
+  class_names: list  # C names
+  source: str  # the dataset's name ('synthetic' for the generated databases)
+  skipped: list  # what the build left out, with reasons
+  dropped: int = 0  # samples of the dataset outside the chosen classes
+  stored_size: int = 0  # the side the dataset is stored at
+  data_dir: str | None = None  # where it was read from
+
+  @functools.cached_property
+  def arrays(self) -> LosoData:
+    return LosoData.of(
+      self.images, self.labels, self.subjects, self.databases, len(self.class_names)
+    )
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+
 def training_data(
   name: str,
   data_dir=None,
@@ -212,7 +242,7 @@ def training_data(
   keep_emotions=None,
   config: str | None = None,
   data: dict | None = None,
-) -> dict:
+) -> TrainingData:
   """The samples of a built dataset ready for `hfa_jax.run_loso`.
 
   Reads the dataset stored at `size` if built so, else its default build resized to
@@ -220,9 +250,8 @@ def training_data(
   surprise; 'native': the database's emotions, optionally only `keep_emotions`) and
   numbers the classes present 0..C-1. `data` skips the reading (load_arrays' dict).
 
-  Returns images (N, size, size, 3) float32, labels (N,) int32, subjects, samples,
-  databases (N,) str, class_names, dropped (samples outside the classes), source,
-  skipped (samples the build skipped, with reasons), stored_size.
+  Returns a TrainingData (images (N, size, size, 3) float32, labels, subjects, samples,
+  databases, class_names, dropped, source, skipped, stored_size).
   """
   if data is None:
     try:
@@ -260,7 +289,7 @@ def training_data(
   chosen = labels >= 0
   present = sorted(set(labels[chosen].tolist()))  # compact to classes present
   remap = {c: i for i, c in enumerate(present)}
-  return dict(
+  return TrainingData(
     images=resize(data['flow'][chosen].astype(np.float32), size),
     labels=np.array([remap[c] for c in labels[chosen]], np.int32),
     subjects=data['subject'][chosen],
@@ -271,4 +300,5 @@ def training_data(
     source=name,
     skipped=list(meta.get('skipped') or []),
     stored_size=int(stored),
+    data_dir=None if data_dir is None else str(data_dir),
   )

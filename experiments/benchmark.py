@@ -50,6 +50,7 @@ from experiments.timing import (
 )
 from experiments.torch_reference import bench_torch
 from hfa_jax import allocator, loso
+from hfa_jax import optimiser
 from hfa_jax import train as train_lib
 from hfa_jax.models import MSA, RMT, HFANet
 from hfa_jax.models.rmt.patch import PatchEmbed
@@ -63,13 +64,13 @@ NUM_CLASSES = 3
 
 def train_state(model: nn.Module, side: int, seed: int = 0) -> train_lib.TrainState:
   """A TrainState of `model` for (B, side, side, 3) inputs with the library's default optimiser
-  (AdamW, `train.OptimConfig()`) and random weights drawn with numpy (no init compile)."""
+  (AdamW, `optimiser.OptimConfig()`) and random weights drawn with numpy (no init compile)."""
   variables = random_variables(model, np.zeros((1, side, side, 3), np.float32), seed=seed)
   return train_lib.TrainState.create(
     apply_fn=model.apply,
     params=jax.tree.map(jnp.asarray, variables['params']),
     batch_stats=jax.tree.map(jnp.asarray, variables['batch_stats']),
-    tx=train_lib.make_optimizer(train_lib.OptimConfig()),
+    tx=optimiser.make_optimizer(optimiser.OptimConfig()),
   )
 
 

@@ -21,7 +21,6 @@ from datasets.load import DatasetNotBuiltError
 from experiments import input_pipeline, options
 from experiments.options import UsageError
 from hfa_jax import report
-from hfa_jax.loso.data import LosoData
 from hfa_jax.loso.errors import PlanError
 from hfa_jax.loso.rescore import MissingWeightsError, rescore
 
@@ -44,11 +43,8 @@ def evaluate(run: pathlib.Path, out: pathlib.Path | None) -> dict:
   """Re-scores the run in `run`; writes predictions.csv under `out`; returns the record."""
   s = options.saved_settings(run)
   data = input_pipeline.load_dataset(s, progress=False)
-  arrays = LosoData.of(
-    data['images'], data['labels'], data['subjects'], data['databases'], len(data['class_names'])
-  )
-  model = options.build_model(s, arrays.num_classes)
-  result = rescore(run / 'state', arrays, s.training, model, s.experiment.subjects)
+  model = options.build_model(s, data.num_classes)
+  result = rescore(run / 'state', data.arrays, s.training, model, s.experiment.subjects).pooled
   record = report.summary(result, data, dict(dataset=s.experiment.dataset, settings=s.values()))
   out = out or run / 'evaluation'
   out.mkdir(parents=True, exist_ok=True)

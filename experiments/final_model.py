@@ -32,7 +32,6 @@ from experiments import input_pipeline, messages, options
 from experiments.options import Settings, UsageError
 from hfa_jax import trained
 from hfa_jax.environment import cpu_model, versions
-from hfa_jax.loso.data import LosoData
 from hfa_jax.loso.final import train_final
 from hfa_jax.loso.store import differences
 
@@ -63,18 +62,18 @@ def loso_result(run: pathlib.Path, s: Settings) -> dict:
   return {k: summary.get(k) for k in keys} | dict(run=str(run), same_recipe=not diff)
 
 
-def card(s: Settings, data: dict, loso: dict | None) -> dict:
+def card(s: Settings, data, loso: dict | None) -> dict:
   """The model card (model.json) of a final model trained with `s` on `data`."""
   e, config = s.experiment, s.training
   name = 'megc2019' if e.dataset_name == 'synthetic' else e.dataset_name
-  pre = preprocessing_card(name, e.dataset_config, data['stored_size'], s.size, data['data_dir'])
-  subjects = sorted(set(data['subjects'].tolist()))
-  counts = np.bincount(data['labels'], minlength=len(data['class_names'])).tolist()
+  pre = preprocessing_card(name, e.dataset_config, data.stored_size, s.size, data.data_dir)
+  subjects = sorted(set(data.subjects.tolist()))
+  counts = np.bincount(data.labels, minlength=data.num_classes).tolist()
   return dict(
     title=f'{e.model} trained on {e.dataset}, every subject',
     model=e.model,
-    num_classes=len(data['class_names']),
-    class_names=list(data['class_names']),
+    num_classes=data.num_classes,
+    class_names=list(data.class_names),
     input=dict(
       side=s.size,
       channels=['u', 'v', 'strain'],
@@ -86,10 +85,10 @@ def card(s: Settings, data: dict, loso: dict | None) -> dict:
     training_data=dict(
       dataset=e.dataset,
       classes=e.classes,
-      samples=len(data['labels']),
+      samples=len(data.labels),
       subjects=len(subjects),
-      per_class=dict(zip(data['class_names'], counts)),
-      skipped_by_build=len(data['skipped']),
+      per_class=dict(zip(data.class_names, counts)),
+      skipped_by_build=len(data.skipped),
     ),
     recipe=config.identity(),
     recipe_file=s.recipe,
@@ -123,19 +122,16 @@ def main(argv=None) -> int:
     parser.error(str(e))
   try:
     data = input_pipeline.load_dataset(s, progress=False)
-    arrays = LosoData.of(
-      data['images'], data['labels'], data['subjects'], data['databases'], len(data['class_names'])
-    )
     messages.describe(s, data, jax.devices(), protocol=False)
-    model = options.build_model(s, arrays.num_classes)
+    model = options.build_model(s, data.num_classes)
     progress = not getattr(args, 'no_progress', False)
-    variables = train_final(arrays, s.training, model, progress)
+    variables = train_final(data.arrays, s.training, model, progress)
     folder = trained.save_model(s.out, variables, card(s, data, loso))
   except (UsageError, DatasetNotBuiltError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   print(
-    f'final model in {folder}: {len(data["labels"])} samples, every subject; load it with '
+    f'final model in {folder}: {len(data.labels)} samples, every subject; load it with '
     f'hfa_jax.load_model({str(folder)!r}), predict with python -m experiments.predict '
     f'--model {folder} INPUT...'
   )

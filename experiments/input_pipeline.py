@@ -1,13 +1,14 @@
 """The command's data: a built dataset, or the synthetic databases generated and built
-on first use, as `datasets.load.training_data` arrays."""
+on first use, as a `datasets.load.TrainingData`."""
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 from datasets import build as build_cli
 from datasets import synthetic
-from datasets.load import DatasetNotBuiltError, load_arrays, training_data
+from datasets.load import DatasetNotBuiltError, TrainingData, load_arrays, training_data
 from experiments.options import Settings, UsageError
 
 
@@ -41,18 +42,17 @@ def synthetic_build(s: Settings, progress: bool = True):
   return load_arrays('megc2019', data_dir, s.size), data_dir
 
 
-def load_dataset(s: Settings, progress: bool = True) -> dict:
-  """The arrays to train on (datasets.load.training_data) for these settings, and the
-  'data_dir' they were read from; without `progress`, a synthetic build shows no progress bar."""
+def load_dataset(s: Settings, progress: bool = True) -> TrainingData:
+  """The dataset to train on for these settings; without `progress`, a synthetic build shows
+  no progress bar."""
   e = s.experiment
   try:
     if e.dataset_name == 'synthetic':
       data, data_dir = synthetic_build(s, progress)
-      arrays = training_data('megc2019', data_dir, s.size, e.classes, e.keep_emotions, data=data)
-      return arrays | dict(source='synthetic', data_dir=str(data_dir))
-    arrays = training_data(
+      built = training_data('megc2019', data_dir, s.size, e.classes, e.keep_emotions, data=data)
+      return dataclasses.replace(built, source='synthetic', data_dir=str(data_dir))
+    return training_data(
       e.dataset_name, e.data_dir, s.size, e.classes, e.keep_emotions, config=e.dataset_config
     )
-    return arrays | dict(data_dir=e.data_dir)
   except ValueError as err:
     raise UsageError(str(err)) from None

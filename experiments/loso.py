@@ -35,7 +35,7 @@ from datasets.load import DatasetNotBuiltError
 from experiments import input_pipeline, messages, options, seeds
 from experiments.options import Settings, UsageError
 from experiments.run_log import EpochLog, WallClock
-from hfa_jax import distributed, report
+from hfa_jax import distributed, files, report
 from hfa_jax.environment import cpu_model, versions
 from hfa_jax.kernels import cache_root
 from hfa_jax.loso import errors
@@ -60,13 +60,20 @@ class Terminated(KeyboardInterrupt):
 
 def run(s: Settings, progress: bool = True, argv=None) -> dict:
   """Runs the LOSO of `s` and writes every output; returns the summary."""
+  return run_with_result(s, progress, argv)[0]
+
+
+def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
+  """run(), returning (the summary, the LosoResult, the dataset) for a caller that scores
+  the run further (experiments.compare)."""
   s, dtype_reason = options.resolve_dtype(s, jax.devices())
   if s.out.exists() and not s.out.is_dir():
     raise UsageError(f'--out {s.out} is a file; give a folder')
   main = distributed.is_main()  # with many processes, process 0 alone writes and prints
   data = _load_dataset(s, progress and main)
   e, config = s.experiment, s.training
-  make_plan(data['labels'], data['subjects'], config, e.subjects, data['databases'])  # checks
+  arrays = data.arrays
+  make_plan(arrays.labels, arrays.subjects, config, e.subjects, arrays.strata)  # checks
   finished = (s.out / 'summary.json').is_file()
   _make_folder(s.out)
   if main:
@@ -80,17 +87,13 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
     messages.describe(s, data, jax.devices())
     messages.say(f'compute dtype {s.training.dtype}: {dtype_reason}; parameters stay float32')
   if main and not (s.out / 'config.json').is_file():
-    report.write_json(s.out / 'config.json', s.record())
+    files.write_json(s.out / 'config.json', s.record())
   clock = WallClock(s.out, write=main)
   result = run_loso(
-    data['images'],
-    data['labels'],
-    data['subjects'],
-    config,
-    options.build_model(s, len(data['class_names'])),
-    num_classes=len(data['class_names']),
+    arrays,
+    config=config,
+    model=options.build_model(s, arrays.num_classes),
     only_subjects=e.subjects,
-    strata=data['databases'],
     out_dir=s.out / 'state',
     progress=progress,
     callbacks=(
@@ -108,20 +111,20 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
     ),
   )
   if not main:
-    return report.summary(result, data, extra=_record(s, clock, argv))
-  record = report.write(s.out, result, data, extra=_record(s, clock, argv))
+    return report.summary(result.pooled, data, extra=_record(s, clock, argv)), result, data
+  record = report.write(s.out, result.pooled, data, extra=_record(s, clock, argv))
   print('\n' + report.table(record))
   parts = f' over {len(clock.parts)} parts' if len(clock.parts) > 1 else ''
   print(f"wall time {record['wall_time_seconds']:.0f} s{parts}; results in {s.out}")
   if s.training.ensemble > 1:  # each seed alone, as experiments.seeds scores them
     print(
       f'\neach of the {s.training.ensemble} seeds alone (seeds.md):\n'
-      + seeds.write_seeds(s.out, s, data)
+      + seeds.write_seeds(s.out, result, data)
     )
-  return record
+  return record, result, data
 
 
-def _load_dataset(s: Settings, progress: bool) -> dict:
+def _load_dataset(s: Settings, progress: bool):
   """The run's data. With many processes, process 0 reads it (building the synthetic
   databases if need be) before the others read theirs, so that no two build it at once."""
   main = distributed.is_main()

@@ -10,25 +10,24 @@ from experiments.options import FLOW_IMAGES, Settings
 COMPOSITE_SAMPLES = 442
 
 
-def describe(s: Settings, data: dict, devices: list, protocol: bool = True):
+def describe(s: Settings, data, devices: list, protocol: bool = True):
   """Prints the run's data, input side, model, protocol (if `protocol`) and devices."""
-  names, labels = data['class_names'], data['labels']
-  n, subjects = len(labels), sorted(set(data['subjects'].tolist()))
-  dropped = f"; {data['dropped']} samples outside these classes left out" if data['dropped'] else ''
+  """`data`: a datasets.load.TrainingData."""
+  names, labels = data.class_names, data.labels
+  n, subjects = len(labels), sorted(set(data.subjects.tolist()))
+  dropped = f'; {data.dropped} samples outside these classes left out' if data.dropped else ''
   counts = np.bincount(labels, minlength=len(names)).tolist()
-  say(
-    f"{data['source']}: {n} samples, {len(subjects)} subjects, classes {names} ({counts}){dropped}"
-  )
+  say(f'{data.source}: {n} samples, {len(subjects)} subjects, classes {names} ({counts}){dropped}')
   e = s.experiment
   composite = e.dataset_name in ('megc2019',) + FLOW_IMAGES and e.classes == 'composite'
   if composite and n < COMPOSITE_SAMPLES:
-    skipped = data['skipped']
+    skipped = data.skipped
     by_build = f' ({len(skipped)} skipped by the build, listed in summary.json)' if skipped else ''
     say(
       f'WARNING: the MEGC2019 composite has {COMPOSITE_SAMPLES} samples, this dataset {n}'
       f'{by_build}: the results are not comparable with published composite numbers.'
     )
-  stored = data['stored_size']
+  stored = data.stored_size
   resized = f' (stored at {stored} px, resized on load)' if stored != s.size else ''
   say(f'input {s.size} px: {s.size_reason}{resized}')
   config = s.training

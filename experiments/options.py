@@ -23,15 +23,17 @@ import shlex
 
 import ml_collections
 
+from datasets.common import registry as dataset_registry
 from datasets.load import native_size
 from hfa_jax import settings as settings_lib
 from hfa_jax.loso.config import LosoConfig
 from hfa_jax.models import registry
 from hfa_jax.settings import setting
 
-DATASETS = ('synthetic', 'samm', 'casme2', 'smic', 'megc2019', 'megc2019_flow_images')
-FLOW_IMAGES = ('megc2019_flow_images',)
-NATIVE_OK = ('samm', 'casme2', 'smic')
+# What --dataset takes: the generated synthetic databases, or a dataset built by datasets.build.
+DATASETS = ('synthetic', *dataset_registry.NAMES)
+FLOW_IMAGES = dataset_registry.FLOW_IMAGES
+NATIVE_OK = dataset_registry.DATABASES  # datasets with emotions of their own
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / 'configs'
 COMMAND = ('config', 'resume', 'no_progress')  # options that are not settings
 

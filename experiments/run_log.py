@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from hfa_jax import files
+
 
 class WallClock:
   """The wall time of a run over all its parts (a resumed run adds one), kept in
@@ -29,9 +31,7 @@ class WallClock:
     self.parts[-1] = round(time.time() - self.start, 1)
     if not self.write:
       return
-    tmp = self.path.with_name(self.path.name + '.tmp')
-    tmp.write_text(json.dumps(dict(parts=self.parts)))
-    tmp.replace(self.path)
+    files.write_json(self.path, dict(parts=self.parts), indent=None)
 
   @property
   def total(self) -> float:

@@ -16,7 +16,6 @@ member by member: a candidate wins only by more than that spread.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import pathlib
 import sys
@@ -25,40 +24,37 @@ import numpy as np
 
 from experiments import input_pipeline, options
 from experiments.options import UsageError
-from hfa_jax import report
-from hfa_jax.loso.data import LosoData
+from hfa_jax import files, metrics
 from hfa_jax.loso.errors import PlanError
-from hfa_jax.loso.plan import make_plan
-from hfa_jax.loso.results import pool
-from hfa_jax.loso.store import read_folds
+from hfa_jax.loso.rescore import finished_result
 
 
-def member_scores(run: pathlib.Path, s=None, data=None) -> tuple[list[dict], dict, int]:
-  """([per member: {'all': (uf1, uar), database: (uf1, uar), ...}], the ensemble's, K).
-  The run's settings `s` and dataset `data` are read from the run when not given."""
-  s = s or options.saved_settings(run)
-  data = input_pipeline.load_dataset(s, progress=False) if data is None else data
-  arrays = LosoData.of(
-    data['images'], data['labels'], data['subjects'], data['databases'], len(data['class_names'])
-  )
-  config = s.training
-  plan = make_plan(arrays.labels, arrays.subjects, config, s.experiment.subjects, arrays.strata)
-  records = read_folds(run / 'state')
-  missing = [f for f in plan.fold_ids for r in range(config.ensemble) if (f, r) not in records]
-  if missing:
-    raise PlanError(f'{run} has not finished: {len(missing)} fold model(s) lack a record')
-  one = dataclasses.replace(config, ensemble=1)
-  members = []
-  for r in range(config.ensemble):
-    mine = {(f, 0): records[f, r] for f in plan.fold_ids}
-    members.append(_scores(pool(plan, mine, arrays, one), data))
-  return members, _scores(pool(plan, records, arrays, config), data), config.ensemble
+def run_result(run: pathlib.Path):
+  """(LosoResult, dataset) of the finished run in `run`: its settings and fold records read
+  from the run folder, its data from the dataset it names."""
+  saved = options.saved_settings(run)
+  data = input_pipeline.load_dataset(saved, progress=False)
+  config, subjects = saved.training, saved.experiment.subjects
+  return finished_result(run / 'state', data.arrays, config, subjects), data
 
 
-def _scores(result: dict, data: dict) -> dict:
-  record = report.summary(result, data)
-  out = {'all': (record['uf1'], record['uar'])}
-  for db, m in record['per_database'].items():
+def memberscores(result, data) -> tuple[list[dict], dict, int]:
+  """([per member: {'all': (uf1, uar), database: (uf1, uar), ...}], the ensemble's, K) of a
+  LosoResult and its dataset (datasets.load.TrainingData)."""
+  k = result.config.ensemble
+  members = [scores(result.pool(member=r), data) for r in range(k)]
+  return members, scores(result.pooled, data), k
+
+
+def scores(result: dict, data) -> dict:
+  """{'all': (UF1, UAR), database: (UF1, UAR), ...} of a pooled result (LosoResult.pool()) of
+  `data` (datasets.load.TrainingData), as summary.json has them."""
+  pred = result['predictions']
+  y, p, classes = pred['label'], pred['pred'], data.num_classes
+  pooled = metrics.summarize(y, p, classes)
+  out = {'all': (pooled['uf1'], pooled['uar'])}
+  dbs = np.asarray(data.databases)[pred['index']]
+  for db, m in metrics.by_group(y, p, dbs, classes).items():
     out[db] = (m['uf1'], m['uar'])
   return out
 
@@ -86,14 +82,14 @@ def table(members: list[dict], ensemble: dict, baseline: list[dict] | None) -> s
   return '\n'.join(lines)
 
 
-def write_seeds(run: pathlib.Path, s=None, data=None) -> str:
-  """The per-seed table of a finished --ensemble K run, also written as RUN/seeds.md and
-  RUN/seeds.json; experiments.loso prints it at the end of such a run, with the settings
-  and dataset it holds (else read as member_scores reads them)."""
-  members, ensemble, _ = member_scores(run, s, data)
+def write_seeds(run: pathlib.Path, result, data) -> str:
+  """The per-seed table of a finished --ensemble K run (its LosoResult and dataset), also
+  written as RUN/seeds.md and RUN/seeds.json; experiments.loso prints it at the end of such a
+  run."""
+  members, ensemble, _ = memberscores(result, data)
   text = table(members, ensemble, None)
-  (run / 'seeds.md').write_text(text + '\n')
-  (run / 'seeds.json').write_text(json.dumps(dict(members=members, ensemble=ensemble)))
+  files.write_text(run / 'seeds.md', text + '\n')
+  files.write_json(run / 'seeds.json', dict(members=members, ensemble=ensemble))
   return text
 
 
@@ -104,10 +100,10 @@ def main(argv=None) -> int:
   p.add_argument('--json', type=pathlib.Path, help='also write the scores as JSON here')
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
   try:
-    members, ensemble, k = member_scores(args.run)
+    members, ensemble, k = memberscores(*run_result(args.run))
     baseline = None
     if args.baseline:
-      baseline, _, k_base = member_scores(args.baseline)
+      baseline, _, k_base = memberscores(*run_result(args.baseline))
       if k_base != k:
         raise UsageError(f'--baseline has {k_base} seeds, {args.run} has {k}: pair equal counts')
   except (UsageError, PlanError) as e:

@@ -421,7 +421,7 @@ def logits(
   padded, so that one program serves every batch): (N, S, S, 3) -> (N, C) float32. With
   `test_flip`, each image's logits averaged with its mirror's (u negated), as the LOSO
   evaluates a recipe that sets test_flip; with flow_norm 'median' or 'centre', each image
-  normalised first (hfa_jax.train.normalise_flow), as the LOSO does a recipe that sets it."""
+  normalised first, as the LOSO does a recipe that sets it (both: hfa_jax.evaluation)."""
   n = len(images)
   if n == 0:
     return np.zeros((0, getattr(model, 'num_classes', 0)), np.float32)
@@ -441,22 +441,17 @@ def logits(
 def _jitted_apply(model, test_flip: bool, flow_norm: str):
   import jax
 
-  from hfa_jax.loso.config import FLOW_NORMS
-  from hfa_jax.train import mirror, normalise_flow
-
-  if flow_norm not in FLOW_NORMS:
-    raise ValueError(f'flow_norm must be one of {FLOW_NORMS}, got {flow_norm!r}')
+  from hfa_jax import evaluation
 
   def apply(variables, x):
-    x = normalise_flow(x, scale=flow_norm == 'median') if flow_norm != 'none' else x
-    out = model.apply(variables, x, train=False)
-    return (out + model.apply(variables, mirror(x), train=False)) / 2 if test_flip else out
+    x = evaluation.model_input(x, flow_norm)
+    return evaluation.scored_logits(lambda x: model.apply(variables, x, train=False), x, test_flip)
 
   return jax.jit(apply)
 
 
 def probabilities(logits_: np.ndarray) -> np.ndarray:
   """Softmax over the classes: (N, C) -> (N, C) float32, rows summing to 1."""
-  z = np.asarray(logits_, np.float64)
-  z = np.exp(z - z.max(axis=-1, keepdims=True))
-  return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
+  from hfa_jax.evaluation import softmax
+
+  return softmax(logits_).astype(np.float32)

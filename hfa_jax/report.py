@@ -4,8 +4,9 @@
     summary = report.write(out, result, data, extra=dict(settings=..., command=...))
     print(report.table(summary))
 
-`data` is the input pipeline's dict (datasets.load.training_data): class_names, subjects,
-samples, databases, source; `skipped` (samples the build left out) is listed in the summary.
+`result` is run_loso's pooled result (`LosoResult.pool()`, a dict); `data` the input
+pipeline's datasets.load.TrainingData (class_names, subjects, samples, databases, source;
+`skipped`, the samples the build left out, is listed in the summary).
 A run that tested fewer subjects than the data has (`--subjects`, part of a LOSO) is marked
 partial in the summary (subjects_covered, subjects_total, partial) and in the table.
 """
@@ -13,27 +14,27 @@ partial in the summary (subjects_covered, subjects_total, partial) and in the ta
 from __future__ import annotations
 
 import csv
-import json
 import pathlib
 import re
 
 import numpy as np
 
 from hfa_jax import metrics
+from hfa_jax.files import write_json
 
 
 def summary(result: dict, data: dict, extra: dict | None = None) -> dict:
   """The JSON-friendly record of a run: metrics pooled, per database, per subject; protocol."""
   pred = result['predictions']
-  dbs = np.asarray(data['databases'])[pred['index']]
+  dbs = np.asarray(data.databases)[pred['index']]
   pooled = result['metrics']
-  tested, everyone = set(result['per_subject']), set(np.asarray(data['subjects']).tolist())
+  tested, everyone = set(result['per_subject']), set(np.asarray(data.subjects).tolist())
   out = dict(
-    dataset=data.get('source'),
-    source=data.get('source'),
+    dataset=data.source,
+    source=data.source,
     protocol=result['protocol'],
     select_epoch=result['select_epoch'],
-    classes=list(data['class_names']),
+    classes=list(data.class_names),
     uf1=pooled['uf1'],
     uar=pooled['uar'],
     accuracy=pooled['accuracy'],
@@ -49,7 +50,7 @@ def summary(result: dict, data: dict, extra: dict | None = None) -> dict:
     n_samples=int(len(pred['index'])),
     n_folds=len(result['selected_epoch']),
     steps_per_epoch=result['steps_per_epoch'],
-    skipped_by_build=list(data.get('skipped') or []),
+    skipped_by_build=list(data.skipped or []),
     subjects_covered=len(tested),
     subjects_total=len(everyone | tested),
     partial=bool(everyone - tested),
@@ -76,7 +77,7 @@ def write(out: str | pathlib.Path, result: dict, data: dict, extra: dict | None 
   """Writes summary.json, predictions.csv, confusion.png and curves.png into `out`."""
   out = pathlib.Path(out)
   record = summary(result, data, extra)
-  _atomic_text(out / 'summary.json', json.dumps(record, indent=1))
+  write_json(out / 'summary.json', record)
   write_predictions(out / 'predictions.csv', result, data)
   honest = result['select_epoch'] != 'best_test'
   title = f"UF1 {record['uf1']:.3f}  UAR {record['uar']:.3f}" + (
@@ -87,21 +88,10 @@ def write(out: str | pathlib.Path, result: dict, data: dict, extra: dict | None 
   return record
 
 
-def write_json(path, obj):
-  """Writes `obj` as indented JSON, atomically."""
-  _atomic_text(pathlib.Path(path), json.dumps(obj, indent=1))
-
-
-def _atomic_text(path: pathlib.Path, text: str):
-  tmp = path.with_name(path.name + '.tmp')
-  tmp.write_text(text)
-  tmp.replace(path)
-
-
 def write_predictions(path, result: dict, data: dict):
   """One row per test sample: subject, sample, database, fold, classes, epoch, probabilities."""
   pred = result['predictions']
-  names = data['class_names']
+  names = data.class_names
   with open(path, 'w', newline='') as f:
     w = csv.writer(f)
     w.writerow(
@@ -110,9 +100,9 @@ def write_predictions(path, result: dict, data: dict):
     for k, i in enumerate(pred['index']):
       w.writerow(
         [
-          data['subjects'][i],
-          data['samples'][i],
-          data['databases'][i],
+          data.subjects[i],
+          data.samples[i],
+          data.databases[i],
           names[pred['label'][k]],
           names[pred['pred'][k]],
           int(pred['epoch'][k]),

@@ -10,6 +10,7 @@ import pytest
 
 from hfa_jax import adamw as adamw_lib
 from hfa_jax import kernels
+from hfa_jax import optimiser
 from hfa_jax import train as train_lib
 
 # XLA rounds the same expressions differently in different fusions (one ulp); five Adam
@@ -114,10 +115,10 @@ def test_one_pass_adamw_for_stacked_folds_at_different_steps():
 def test_train_state_steps_with_the_one_pass_form():
   """make_optimizer gives it for AdamW without clipping; TrainState.apply_gradients uses
   `apply`, and the state after a step equals flax's optax path."""
-  cfg = train_lib.OptimConfig(learning_rate=1e-3, total_steps=10)
-  tx = train_lib.make_optimizer(cfg)
+  cfg = optimiser.OptimConfig(learning_rate=1e-3, total_steps=10)
+  tx = optimiser.make_optimizer(cfg)
   assert isinstance(tx, adamw_lib.AdamW)
-  assert not isinstance(train_lib.make_optimizer(cfg.__class__(grad_clip=1.0)), adamw_lib.AdamW)
+  assert not isinstance(optimiser.make_optimizer(cfg.__class__(grad_clip=1.0)), adamw_lib.AdamW)
   params = _tree(jax.random.key(2))
   grads = jax.tree.map(jnp.cos, params)
   ours = train_lib.TrainState.create(apply_fn=None, params=params, tx=tx)

@@ -12,6 +12,7 @@ import pytest
 
 from experiments import loso as cli
 from experiments import options
+from hfa_jax import optimiser
 from hfa_jax import train as train_lib
 from hfa_jax.loso import LosoConfig, run_loso
 from tests.tiny import TinyNet, toy_data
@@ -123,7 +124,7 @@ def test_bfloat16_models_compute_in_bfloat16_with_float32_parameters():
     default, _ = options.resolve_dtype(_settings('--model', model), CPU)
     assert _computes_in(options.build_model(default, 3), side) == {'f32'}, model
     state = train_lib.create_train_state(
-      np.asarray(jax.random.PRNGKey(0)), net, (1, side, side, 3), train_lib.OptimConfig()
+      np.asarray(jax.random.PRNGKey(0)), net, (1, side, side, 3), optimiser.OptimConfig()
     )
     x = jnp.asarray(np.random.default_rng(0).normal(size=(4, side, side, 3)), jnp.float32)
     step = jax.jit(lambda state, x, y: train_lib.train_step(state, x, y, rng=jax.random.key(1)))

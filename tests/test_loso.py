@@ -19,6 +19,8 @@ from jax import monitoring
 from hfa_jax import loso
 from hfa_jax.loso import results as results_lib
 from hfa_jax.loso import store as store_lib
+from hfa_jax import augment as augment_lib
+from hfa_jax import optimiser
 from hfa_jax import train as train_lib
 from hfa_jax.loso import LosoConfig, run_loso
 from hfa_jax.loso.records import GroupHistory
@@ -47,7 +49,7 @@ monitoring.register_event_duration_secs_listener(
 
 def test_flip_negates_u_and_mirrors():
   x = np.random.default_rng(0).normal(size=(16, 6, 6, 3)).astype(np.float32)
-  y = jax.jit(train_lib.augment, static_argnums=(2, 3))(jax.random.PRNGKey(1), x, True, 0)
+  y = jax.jit(augment_lib.augment, static_argnums=(2, 3))(jax.random.PRNGKey(1), x, True, 0)
   x, y = np.asarray(x), np.asarray(y)
   mirrored = x[:, :, ::-1, :] * np.array([-1.0, 1, 1], np.float32)
   same = np.all(y == x, axis=(1, 2, 3))
@@ -60,7 +62,7 @@ def test_flip_negates_u_and_mirrors():
 
 def test_shift_keeps_shape_and_replicates_edges():
   x = jnp.arange(8 * 5 * 5 * 3, dtype=jnp.float32).reshape(8, 5, 5, 3) + 1
-  y = jax.jit(train_lib.augment, static_argnums=(2, 3))(jax.random.PRNGKey(3), x, False, 1)
+  y = jax.jit(augment_lib.augment, static_argnums=(2, 3))(jax.random.PRNGKey(3), x, False, 1)
   assert y.shape == x.shape
   moved = 0
   for a, b in zip(np.asarray(x), np.asarray(y)):  # b is a window of edge-padded a
@@ -74,7 +76,7 @@ def test_shift_keeps_shape_and_replicates_edges():
 def test_mixup_mixes_images_and_targets_alike():
   x = np.random.default_rng(0).normal(size=(8, 4, 4, 3)).astype(np.float32)
   t = np.eye(3, dtype=np.float32)[np.arange(8) % 3]
-  mx, mt = jax.jit(train_lib.mixup, static_argnums=3)(jax.random.PRNGKey(0), x, t, 0.4)
+  mx, mt = jax.jit(augment_lib.mixup, static_argnums=3)(jax.random.PRNGKey(0), x, t, 0.4)
   mx, mt = np.asarray(mx), np.asarray(mt)
   np.testing.assert_allclose(mt.sum(-1), 1, rtol=1e-6)
   assert (mt.max(-1) >= 0.5 - 1e-6).all()  # each sample stays closest to itself
@@ -104,7 +106,7 @@ def test_precise_batch_stats_recovers_batch_statistics():
 
   @jax.jit
   def both(key, x):
-    state = train_lib.create_train_state(key, model, (1, 8, 8, 3), train_lib.OptimConfig())
+    state = train_lib.create_train_state(key, model, (1, 8, 8, 3), optimiser.OptimConfig())
     _, new = model.apply(
       {'params': state.params, 'batch_stats': state.batch_stats},
       x,
@@ -122,7 +124,7 @@ def test_precise_batch_stats_recovers_batch_statistics():
 
 def test_train_and_eval_step():
   state = train_lib.create_train_state(
-    jax.random.PRNGKey(0), TinyNet(), (1, 8, 8, 3), train_lib.OptimConfig(learning_rate=1e-2)
+    jax.random.PRNGKey(0), TinyNet(), (1, 8, 8, 3), optimiser.OptimConfig(learning_rate=1e-2)
   )
   x, y, _ = toy_data()
   step = jax.jit(train_lib.train_step)
@@ -136,15 +138,15 @@ def test_train_and_eval_step():
 
 
 def test_schedules():
-  cos = train_lib.make_schedule(
-    train_lib.OptimConfig(learning_rate=1.0, warmup_steps=2, total_steps=10)
+  cos = optimiser.make_schedule(
+    optimiser.OptimConfig(learning_rate=1.0, warmup_steps=2, total_steps=10)
   )
   assert float(cos(0)) == 0 and float(cos(2)) == pytest.approx(1.0)
   assert float(cos(10)) == pytest.approx(0.0, abs=1e-6)
-  const = train_lib.make_schedule(train_lib.OptimConfig(learning_rate=0.5, schedule='constant'))
+  const = optimiser.make_schedule(optimiser.OptimConfig(learning_rate=0.5, schedule='constant'))
   assert float(const(0)) == float(const(1000)) == 0.5
   with pytest.raises(ValueError, match='schedule'):
-    train_lib.make_schedule(train_lib.OptimConfig(schedule='step'))
+    optimiser.make_schedule(optimiser.OptimConfig(schedule='step'))
 
 
 def test_config_validation():
@@ -519,7 +521,7 @@ def test_weight_average_follows_its_formula_and_is_evaluated():
     jax.random.PRNGKey(0),
     TinyNet(),
     (1, 8, 8, 3),
-    train_lib.OptimConfig(learning_rate=0.1),
+    optimiser.OptimConfig(learning_rate=0.1),
     ema=True,
   )
   init = state.params

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from hfa_jax import predict
-from hfa_jax import train as train_lib
+from hfa_jax import augment as augment_lib
+from hfa_jax import evaluation
 from hfa_jax.loso import LosoConfig, run_loso
 from hfa_jax.models.hfanet import HFANet
 from hfa_jax.models.layers import DropPath
 from tests.tiny import TinyNet, toy_data
 
-warp = jax.jit(train_lib.warp, static_argnums=(2, 3))
+warp = jax.jit(augment_lib.warp, static_argnums=(2, 3))
 
 
 def field(side: int, fn) -> np.ndarray:
@@ -83,7 +84,7 @@ def test_warp_about_the_median_of_an_offset_field():
 def test_normalise_flow_centres_and_scales_u_v_only():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(5, 8, 8, 3)).astype(np.float32)
-  y = np.asarray(train_lib.normalise_flow(jnp.asarray(x)))
+  y = np.asarray(evaluation.normalise_flow(jnp.asarray(x)))
   chex.assert_shape(y, x.shape)
   np.testing.assert_allclose(np.median(y[..., :2].reshape(5, -1, 2), axis=1), 0, atol=1e-5)
   np.testing.assert_allclose(np.sqrt((y[..., :2] ** 2).sum(-1).mean((1, 2)) / 2), 1, rtol=1e-5)
@@ -92,10 +93,10 @@ def test_normalise_flow_centres_and_scales_u_v_only():
   affine = x.copy()
   affine[..., :2] = 3.0 * x[..., :2] + np.array([0.5, -0.2], np.float32)
   np.testing.assert_allclose(
-    train_lib.normalise_flow(jnp.asarray(affine))[..., :2], y[..., :2], atol=1e-5
+    evaluation.normalise_flow(jnp.asarray(affine))[..., :2], y[..., :2], atol=1e-5
   )
   # centred only: the medians move to 0, the scale stays
-  centred = np.asarray(train_lib.normalise_flow(jnp.asarray(affine), scale=False))
+  centred = np.asarray(evaluation.normalise_flow(jnp.asarray(affine), scale=False))
   medians = np.median(x[..., :2], axis=(1, 2), keepdims=True)
   np.testing.assert_allclose(centred[..., :2], 3.0 * (x[..., :2] - medians), atol=1e-5)
 
@@ -172,7 +173,7 @@ def test_loso_trains_with_every_lever_and_predict_normalises_alike():
   assert np.isfinite(result['metrics']['uf1'])
   # evaluation normalises each image as training did: predict.logits with flow_norm
   variables = TinyNet().init(jax.random.PRNGKey(0), images[:1])
-  normed = np.asarray(train_lib.normalise_flow(jnp.asarray(images)))
+  normed = np.asarray(evaluation.normalise_flow(jnp.asarray(images)))
   np.testing.assert_allclose(
     predict.logits(TinyNet(), variables, images, 8, flow_norm='median'),
     predict.logits(TinyNet(), variables, normed, 8),
@@ -184,7 +185,7 @@ def test_loso_trains_with_every_lever_and_predict_normalises_alike():
 
 def test_mirrored_halves_make_a_symmetric_flow_face():
   x = np.random.default_rng(0).normal(size=(32, 6, 6, 3)).astype(np.float32)
-  y = np.asarray(jax.jit(train_lib.mirrored_halves)(jax.random.PRNGKey(0), x))
+  y = np.asarray(jax.jit(augment_lib.mirrored_halves)(jax.random.PRNGKey(0), x))
   mirrored = lambda a: a[:, ::-1] * np.array([-1.0, 1, 1], np.float32)
   changed = 0
   for a, b in zip(x, y):

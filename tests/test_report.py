@@ -3,6 +3,7 @@ epochs drawn as points on epoch axes (not single dots on nonsense axes). The sum
 the printed table say which subjects a run tested (a --subjects part is marked partial), and
 that the synthetic copy's absent listed samples are expected."""
 
+import dataclasses
 import json
 
 import matplotlib
@@ -12,6 +13,7 @@ import matplotlib.figure  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from datasets.load import TrainingData  # noqa: E402
 from hfa_jax import report  # noqa: E402
 
 
@@ -62,12 +64,14 @@ def test_short_curves_have_epoch_axes(tmp_path, saved, epochs):
 
 
 def fake_run(tested, everyone, source='megc2019_flow_images'):
-  """run_loso's result for the subjects `tested`, and the data dict of `everyone` (2 samples
-  each, alternating databases)."""
+  """run_loso's pooled result for the subjects `tested`, and the TrainingData of `everyone`
+  (2 samples each, alternating databases)."""
   from hfa_jax import metrics
 
   subjects = np.repeat(everyone, 2)
-  data = dict(
+  data = TrainingData(
+    images=np.zeros((len(subjects), 4, 4, 3), np.float32),
+    labels=np.arange(len(subjects)) % 3,
     class_names=['negative', 'positive', 'surprise'],
     subjects=subjects,
     samples=np.array([f'{s}_{i}' for i, s in enumerate(subjects)]),
@@ -141,7 +145,7 @@ SKIPPED = [
 def test_absent_listed_samples_of_the_synthetic_copy_are_said_to_be_expected(source, expected):
   everyone = ['sub01', 'sub02']
   result, data = fake_run(everyone, everyone, source=source)
-  text = report.table(report.summary(result, data | dict(skipped=SKIPPED)))
+  text = report.table(report.summary(result, dataclasses.replace(data, skipped=SKIPPED)))
   assert 'skipped by the build (reasons in summary.json): casme2: 126 listed sample(s)' in text
   assert (
     'expected for the synthetic copy: it holds only the first few subjects' in text

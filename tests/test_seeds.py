@@ -28,7 +28,7 @@ def runs(tmp_path_factory):
 
 
 def test_members_are_independent_loso_runs(runs, tmp_path, capsys):
-  members, ensemble, k = seeds.member_scores(runs['three'])
+  members, ensemble, k = seeds.member_scores(*seeds.run_result(runs['three']))
   single = json.loads((runs['single'] / 'summary.json').read_text())
   assert k == 3 and members[0]['all'] == (single['uf1'], single['uar'])  # member 0 = the seed
   ens = json.loads((runs['three'] / 'summary.json').read_text())
@@ -44,6 +44,10 @@ def test_members_are_independent_loso_runs(runs, tmp_path, capsys):
   scores = json.loads((tmp_path / 's.json').read_text())
   uf1 = [m['all'][0] for m in scores['members']]
   assert f'{np.mean(uf1):.4f} +- {np.std(uf1, ddof=1):.4f}' in text
+  # the paired difference, member by member against the baseline's, by hand
+  diff = np.subtract(uf1, [m['all'][0] for m in scores['baseline']])
+  paired = next(line for line in text.splitlines() if line.startswith('| paired difference'))
+  assert paired.split(' | ')[1].startswith(f'{diff.mean():.4f} +- {diff.std(ddof=1):.4f} / ')
   # the loso command printed and saved the same per-seed table at its end (a single seed: none)
   table = seeds.table(members, ensemble, None)
   assert table in runs['three stdout'] and 'seeds alone' not in runs['single stdout']

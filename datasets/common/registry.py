@@ -1,14 +1,18 @@
-"""The builders and databases by name: where the build command, the loader and the shared
-machinery find a builder class (datasets/<name>/<name>_dataset_builder.py) or a database's
-rules (datasets/<db>/rules.py)."""
+"""The builders and databases by name, the one list of them: where the build command, the
+loader, the training commands and the shared machinery find a builder class
+(datasets/<name>/<name>_dataset_builder.py) or a database's rules (datasets/<db>/rules.py)."""
 
 from __future__ import annotations
 
 import importlib
 
 NAMES = ('casme2', 'samm', 'smic', 'megc2019', 'megc2019_flow_images')
-# The databases recorded on disk as frames; each one's rules are datasets/<db>/rules.py.
+# The databases recorded on disk as frames; each one's rules are datasets/<db>/rules.py. Each
+# has emotions of its own (`--classes native`).
 DATABASES = ('casme2', 'samm', 'smic')
+# The datasets of precomputed flow images (STSTNet format, min-max scaled to 0..1 per channel
+# and image); the others are computed here from frames.
+FLOW_IMAGES = ('megc2019_flow_images',)
 
 
 def builder_class(name: str):

@@ -1,7 +1,8 @@
-"""The settings of a LOSO run, declared once and grouped by role (no JAX import).
+"""The settings of a LOSO run, declared once and grouped by role.
 
-- `Optimiser` and `Training`: what is compiled into a fold's training program; runs that
-  differ only in other settings share one program (`hfa_jax.loso.program`).
+- `Optimiser` (declared in hfa_jax.optimiser) and `Training`: what is compiled into a fold's
+  training program; runs that differ only in other settings share one program
+  (`hfa_jax.loso.program`).
 - `Protocol`: which folds, which samples train, validate and test, which epoch is scored,
   the seed. With `Training`, what identifies a run's results (saved in its run.json).
 - `Execution`: how the run executes (folds at once, the checkpoint clock, the evaluation
@@ -18,27 +19,13 @@ import dataclasses
 import re
 
 from hfa_jax import settings
+from hfa_jax.evaluation import FLOW_NORMS
+from hfa_jax.optimiser import Optimiser
 from hfa_jax.settings import setting
 
 SELECT_EPOCH = ('last', 'validation', 'best_test')
 BALANCE = ('none', 'loss', 'sampling')
-FLOW_NORMS = ('none', 'median', 'centre')
 AUGMENTATIONS = ('flip', 'shift', 'rotate', 'scale', 'halves')
-
-
-@dataclasses.dataclass(frozen=True)
-class Optimiser:
-  """The optimiser; `hfa_jax.train.OptimConfig` adds the run's length in steps."""
-
-  learning_rate: float = setting(1e-3, 'peak learning rate', above=0, flag='lr')
-  schedule: str = setting(
-    'cosine', 'learning-rate schedule after warmup', choices=('cosine', 'constant')
-  )
-  optimizer: str = setting(
-    'adamw', "'adamw' (decoupled weight decay) or 'adam' (+ L2)", choices=('adamw', 'adam')
-  )
-  weight_decay: float = setting(1e-4, 'weight decay', minimum=0)
-  grad_clip: float = setting(0.0, 'global-norm gradient clipping (0: off)', minimum=0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,9 +4,8 @@ orbax in the run folder's models/FOLD/ (models/FOLD_model1/, ... for an ensemble
 members) once its group's fold records are saved. HFA-Net takes ~97 MB a fold.
 
 The scored epoch is known as training goes: the last one; with retraining, the epoch that
-validation chose; with validation selection, the best validation UF1 so far (ties: the
-later); with best-test selection, the best test accuracy so far (ties: the earlier), as
-records.FoldRecord.scored picks them. A model is saved only if the epoch kept is the one its
+validation chose; otherwise the epoch that records.scored_epoch picks from the curves so far
+(the one rule the fold records use). A model is saved only if the epoch kept is the one its
 record scores (after a resume from a checkpoint, an earlier best may have been trained before
 the stop: that model's weights are then not kept, and `experiments.evaluate` says so).
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from hfa_jax import distributed, trained
 from hfa_jax.loso.callbacks import EpochEnd, Group
+from hfa_jax.loso.records import scored_epoch
 
 
 def model_folder(run_dir, fold: str, replica: int = 0) -> str:
@@ -47,7 +47,8 @@ class ModelKeeper:
     self.select_epoch, self.retrain = select_epoch, retrain
 
   def on_group_start(self, group: Group):
-    self.kept, self.best = {}, {}  # model j -> (phase, epoch 1-based, variables); best score
+    self.kept = {}  # model j -> (phase, epoch 1-based, variables)
+    self.curves = {}  # model j -> (validation UF1, test accuracy) per epoch of its train phase
 
   def _is_scored(self, end: EpochEnd, j: int) -> bool:
     """Whether this epoch is (so far) model j's scored epoch."""
@@ -56,14 +57,13 @@ class ModelKeeper:
       return end.phase.name == 'retrain' and epoch == end.history.chosen[j]
     if self.select_epoch == 'last':
       return end.phase.done
+    val, test = self.curves.setdefault(j, ([], []))
+    val.append(m.get('val_uf1'))
+    test.append(m.get('test_accuracy', float('nan')))
     key = 'val_uf1' if self.select_epoch == 'validation' else 'test_accuracy'
-    score, best = m.get(key), self.best.get(j)
-    if score is None:
+    if m.get(key) is None:
       return False
-    better = best is None or (score >= best if key == 'val_uf1' else score > best)
-    if better:
-      self.best[j] = score
-    return better
+    return scored_epoch(self.select_epoch, len(val), val, test) == len(val)
 
   def on_epoch_end(self, end: EpochEnd):
     keep = [j for j in range(len(end.models)) if self._is_scored(end, j)]

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from hfa_jax import augment, evaluation, optimiser
 from hfa_jax import train as train_lib
 from hfa_jax.loso.config import Training
 
@@ -130,11 +131,8 @@ def evaluate(state, images, order, train_count, eval_idx, *, shape: ProgramShape
     state = state.replace(batch_stats=stats)
 
   def batch_logits(idx):
-    x = images[idx]
-    logits = train_lib.eval_step(state, x)
-    if training.test_flip:
-      logits = (logits + train_lib.eval_step(state, train_lib.mirror(x))) / 2
-    return logits
+    apply = functools.partial(train_lib.eval_step, state)
+    return evaluation.scored_logits(apply, images[idx], training.test_flip)
 
   logits = jax.lax.map(batch_logits, eval_idx.reshape(-1, shape.eval_batch))
   return logits.reshape(-1, shape.num_classes), stats
@@ -175,15 +173,15 @@ def train_batch(state, s, *, images, labels, draw: EpochDraw, shape: ProgramShap
     idx = draw.train_idx[jax.random.categorical(draw_key, draw.class_draw, shape=(batch,))]
   else:
     idx = draw.order[(s * batch + jnp.arange(batch)) % draw.train_count]
-  x = train_lib.augment(key, images[idx], flip, shift)
+  x = augment.augment(key, images[idx], flip, shift)
   rotation, scale = training.warps()
   if rotation or scale:
-    x = train_lib.warp(jax.random.fold_in(key, 2), x, rotation, scale)
+    x = augment.warp(jax.random.fold_in(key, 2), x, rotation, scale)
   if 'halves' in training.augment_parts():
-    x = train_lib.mirrored_halves(jax.random.fold_in(key, 3), x)
+    x = augment.mirrored_halves(jax.random.fold_in(key, 3), x)
   y = labels[idx]
   if training.mixup > 0:
-    x, y = train_lib.mixup(mix_key, x, jax.nn.one_hot(y, shape.num_classes), training.mixup)
+    x, y = augment.mixup(mix_key, x, jax.nn.one_hot(y, shape.num_classes), training.mixup)
   state, m = train_lib.train_step(
     state, x, y, training.label_smoothing, rng=drop_key, class_weights=draw.class_weights
   )
@@ -199,8 +197,7 @@ def epoch_one(
   its training samples train_idx[:train_count], then, if `evaluating`, its logits on
   eval_idx (else zeros). Returns (state, {'loss', 'accuracy'} epoch means, logits, the
   precise BatchNorm statistics of the evaluation ({} without precise_bn))."""
-  if shape.training.flow_norm != 'none':  # not batched over folds: computed once
-    images = train_lib.normalise_flow(images, scale=shape.training.flow_norm == 'median')
+  images = evaluation.model_input(images, shape.training.flow_norm)  # not batched over folds
   draw = epoch_draw(state, labels, train_idx, train_count, epoch, shape=shape)
   step = functools.partial(train_batch, images=images, labels=labels, draw=draw, shape=shape)
   state, m = jax.lax.scan(step, state, jnp.arange(shape.steps_per_epoch))
@@ -246,9 +243,9 @@ class FoldProgram:
     return NamedSharding(self.mesh, P())
 
 
-def optim_config(training: Training, steps_per_epoch: int) -> train_lib.OptimConfig:
+def optim_config(training: Training, steps_per_epoch: int) -> optimiser.OptimConfig:
   """The optimiser of one fold: the Optimiser settings and the run's length in steps."""
-  return train_lib.OptimConfig.of(
+  return optimiser.OptimConfig.of(
     training,
     warmup_steps=round(training.warmup_epochs * steps_per_epoch),
     total_steps=training.epochs * steps_per_epoch,
@@ -259,7 +256,7 @@ def optim_config(training: Training, steps_per_epoch: int) -> train_lib.OptimCon
 def fold_program(model: nn.Module, shape: ProgramShape, mesh: Mesh) -> FoldProgram:
   """The FoldProgram of `model` for `shape` on `mesh`. Cached: runs that differ only in
   settings outside `Training` (seed, folds, protocol, execution) share it."""
-  tx = train_lib.make_optimizer(optim_config(shape.training, shape.steps_per_epoch))
+  tx = optimiser.make_optimizer(optim_config(shape.training, shape.steps_per_epoch))
   folds = NamedSharding(mesh, P('folds'))
   replicated = NamedSharding(mesh, P())
   init_one = jax.jit(

@@ -116,15 +116,13 @@ class FoldRecord:
     ]
 
   def scored(self, labels, select_epoch: str) -> tuple[int, list]:
-    """(epoch, test logits (n, C)) of the epoch that `select_epoch` scores."""
+    """(epoch, test logits (n, C)) of the epoch that `select_epoch` scores (scored_epoch)."""
     if select_epoch == 'validation':
       e = self.selected_epoch
       return e, (self.retrain.test_logits if self.retrain else self.test_logits[e - 1])
-    if select_epoch == 'best_test':
-      acc = np.nan_to_num(self.test_accuracy(labels), nan=-1.0)
-      e = int(np.argmax(acc)) + 1
-      return e, self.test_logits[e - 1]
-    return len(self.test_logits), self.test_logits[-1]
+    test = self.test_accuracy(labels) if select_epoch == 'best_test' else ()
+    e = scored_epoch(select_epoch, len(self.test_logits), test_accuracy=test)
+    return e, self.test_logits[e - 1]
 
 
 def with_scored_logits(rec: FoldRecord, logits: list, labels, select_epoch: str) -> FoldRecord:
@@ -151,10 +149,20 @@ def validation_uf1(plan: FoldPlan, i: int, phase: Phase, j: int, labels, num_cla
   return out
 
 
-def best_epoch(val_uf1: list) -> int:
-  """The epoch (1-based) of the best validation UF1, the later one on ties."""
-  uf1 = np.array([-1.0 if u is None else u for u in val_uf1])
-  return int(len(uf1) - np.argmax(uf1[::-1]))
+def scored_epoch(select_epoch: str, epochs: int, val_uf1=(), test_accuracy=()) -> int:
+  """The epoch (1-based) that `select_epoch` scores among a model's first `epochs`, from its
+  curves so far (per epoch; None or nan where not evaluated): 'last', the last; 'validation',
+  the best validation UF1, the later one on ties; 'best_test', the best test accuracy, the
+  earlier one on ties (NOT honest). The one rule for the records, the kept models and pooling."""
+  if select_epoch == 'last':
+    return epochs
+  if select_epoch == 'validation':
+    uf1 = np.array([-1.0 if u is None else u for u in val_uf1[:epochs]], np.float64)
+    return int(len(uf1) - np.argmax(uf1[::-1]))
+  if select_epoch == 'best_test':
+    acc = np.nan_to_num(np.asarray(test_accuracy[:epochs], np.float64), nan=-1.0)
+    return int(np.argmax(acc)) + 1
+  raise ValueError(f'unknown select_epoch {select_epoch!r}')
 
 
 def fold_record(
@@ -186,7 +194,11 @@ def fold_record(
     val_uf1=val_uf1,
   )
   if config.select_epoch == 'validation':
-    rec.selected_epoch = history.chosen[j] if history.chosen is not None else best_epoch(val_uf1)
+    rec.selected_epoch = (
+      history.chosen[j]
+      if history.chosen is not None
+      else scored_epoch('validation', len(val_uf1), val_uf1)
+    )
   if config.retrain:
     phase = history.phases[1]
     rec.retrain = Retrained(

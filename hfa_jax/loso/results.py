@@ -1,21 +1,27 @@
-"""Pooling: the folds' scored predictions into one set, and UF1 / UAR / accuracy over it
-(pooled across all folds, as the MEGC2019 protocol scores), per subject too."""
+"""What a LOSO run gives (`LosoResult`: its plan and every fold model's record) and pooling:
+the folds' scored predictions into one set, and UF1 / UAR / accuracy over it (pooled across
+all folds, as the MEGC2019 protocol scores), per subject too.
+
+    result = run_loso(...)
+    result.pool()                           # the run's figures (its ensemble, its epoch choice)
+    result.pool(member=1)                   # ensemble member 1 alone, as a LOSO of its own
+    result.pool(select_epoch='best_test')   # each fold's best test epoch (NOT honest, labelled)
+    result['metrics']                       # = result.pool()['metrics']
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import functools
 
 import numpy as np
 
 from hfa_jax import metrics as metrics_lib
+from hfa_jax.evaluation import softmax
 from hfa_jax.loso.config import LosoConfig
 from hfa_jax.loso.data import LosoData
 from hfa_jax.loso.plan import FoldPlan, natural_key
 from hfa_jax.loso.records import FoldRecord
-
-
-def softmax(z):
-  z = z - z.max(-1, keepdims=True)
-  e = np.exp(z)
-  return e / e.sum(-1, keepdims=True)
 
 
 def _fold_predictions(models: list[FoldRecord], labels, select_epoch: str):
@@ -95,3 +101,37 @@ def pool(plan: FoldPlan, records: dict, data: LosoData, config: LosoConfig) -> d
     protocol=config.protocol(),
     steps_per_epoch=plan.steps_per_epoch,
   )
+
+
+@dataclasses.dataclass(frozen=True)
+class LosoResult:
+  """A LOSO run's fold plan, the record of every fold model {(fold_id, member): FoldRecord},
+  its data and settings; scores the ensemble or any one member, by the run's epoch choice or
+  another one (the records keep every evaluated epoch's test logits)."""
+
+  plan: FoldPlan
+  records: dict
+  data: LosoData
+  config: LosoConfig
+
+  def pool(self, member: int | None = None, select_epoch: str | None = None) -> dict:
+    """The pooled result (see `pool`) of the ensemble (member None) or of member `member`
+    alone, each fold's epoch chosen by `select_epoch` (default: the run's)."""
+    config = self.config
+    if select_epoch is not None:
+      config = dataclasses.replace(config, select_epoch=select_epoch)
+    records = self.records
+    if member is not None:
+      if not 0 <= member < self.config.ensemble:
+        raise ValueError(f'member {member}: the run has {self.config.ensemble} per fold')
+      records = {(f, 0): self.records[f, member] for f in self.plan.fold_ids}
+      config = dataclasses.replace(config, ensemble=1)
+    return pool(self.plan, records, self.data, config)
+
+  @functools.cached_property
+  def pooled(self) -> dict:
+    """The run's own figures: pool() of its ensemble by its epoch choice."""
+    return self.pool()
+
+  def __getitem__(self, key: str):
+    return self.pooled[key]

@@ -36,8 +36,8 @@ from hfa_jax.loso.program import (
   folds_at_once,
   put,
 )
-from hfa_jax.loso.records import GroupHistory, Phase, best_epoch, fold_record, validation_uf1
-from hfa_jax.loso.results import pool
+from hfa_jax.loso.records import GroupHistory, Phase, fold_record, scored_epoch, validation_uf1
+from hfa_jax.loso.results import LosoResult
 from hfa_jax.loso.store import RunStore
 from hfa_jax.models.hfanet import HFANet
 
@@ -71,8 +71,8 @@ class Run:
 
 def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-only)
   images,
-  labels,
-  subjects,
+  labels=None,
+  subjects=None,
   config: LosoConfig = LosoConfig(),
   model=None,
   *,
@@ -86,11 +86,13 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   devices=None,
   run_record: dict | None = None,
   clock: Callable[[], float] = time.perf_counter,
-) -> dict:
+) -> LosoResult:
   """Leave-one-subject-out training and evaluation on in-memory arrays.
 
   Args:
     images: (N, S, S, 3) float32 flow images (u, v, strain); S a multiple of 32 for HFANet.
+      Or a LosoData (e.g. a dataset's `.arrays`), which holds the labels, subjects, strata
+      and number of classes.
     labels: (N,) int class indices in [0, num_classes). subjects: (N,) subject of each sample.
     config: LosoConfig.
     model: a linen module called as `model(x, train)` with BatchNorm statistics (and,
@@ -114,10 +116,12 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
       saved in out_dir/run.json with the config and compared on a resume.
     clock: the training clock of the checkpoints (seconds).
 
-  Returns a dict: 'metrics' (pooled UF1, UAR, accuracy, confusion matrix),
-  'per_subject', 'predictions' (per test sample: 'index', 'subject', 'fold', 'label',
-  'pred', 'probs' (n, C), 'epoch'), 'history' per fold (train loss/accuracy, test
-  accuracy and validation UF1 per epoch), 'selected_epoch' per fold, 'protocol'.
+  Returns a LosoResult (hfa_jax.loso.results): the plan and every fold model's record;
+  `result.pool()` (also `result[key]`) is a dict: 'metrics' (pooled UF1, UAR, accuracy,
+  confusion matrix), 'per_subject', 'predictions' (per test sample: 'index', 'subject',
+  'fold', 'label', 'pred', 'probs' (n, C), 'epoch'), 'history' per fold (train
+  loss/accuracy, test accuracy and validation UF1 per epoch), 'selected_epoch' per fold,
+  'protocol'; `result.pool(member=r)` scores ensemble member r alone.
   With `config.ensemble` K > 1, each fold trains K models from their own seeds and
   scores the mean of their class probabilities; 'history' and 'epoch' are the first
   model's, 'selected_epoch' lists all K.
@@ -133,7 +137,10 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   holds another run or is in use.
   """
   config.validate()
-  data = LosoData.of(images, labels, subjects, strata, num_classes)
+  if isinstance(images, LosoData):
+    data = images
+  else:
+    data = LosoData.of(images, labels, subjects, strata, num_classes)
   model = HFANet(num_classes=data.num_classes) if model is None else model
   plan = make_plan(data.labels, data.subjects, config, only_subjects, data.strata)
   mesh = fold_mesh(devices)
@@ -171,7 +178,7 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
     hooks.on_run_end()
     if store:
       store.close()
-  return pool(plan, records, data, config)
+  return LosoResult(plan, records, data, config)
 
 
 def open_store(out_dir, config: LosoConfig, model, data: LosoData, run_record) -> RunStore | None:
@@ -236,12 +243,11 @@ def train_group(run: Run, g: int, indices: list) -> list:
   state = run_phase(run, group, state, tables, members)
   if config.retrain and history.phase.name == 'train':
     # Validation chose each model's epoch; retrain on all training subjects that long.
-    history.chosen = [
-      best_epoch(
-        validation_uf1(plan, m.fold, history.phase, j, run.data.labels, run.data.num_classes)
-      )
+    curves = [
+      validation_uf1(plan, m.fold, history.phase, j, run.data.labels, run.data.num_classes)
       for j, m in enumerate(members)
     ]
+    history.chosen = [scored_epoch('validation', len(c), c) for c in curves]
     history.phases.append(Phase('retrain', max(history.chosen)))
     run.callbacks.on_phase_end(cb.PhaseEnd(group, state, history))
     state = run_phase(run, group, run.program.init(keys), tables, members)

@@ -20,16 +20,14 @@ import threading
 import jax
 import orbax.checkpoint as ocp
 
+from hfa_jax import files
 from hfa_jax.loso.errors import RunInUseError, RunMismatchError
 from hfa_jax.loso.records import FoldRecord, GroupHistory
 
 
 def write_json(path, obj):
-  """Atomic write: a killed process leaves the old file or the new one, never half."""
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f)
-  os.replace(tmp, path)
+  """Compact JSON, written atomically (hfa_jax.files)."""
+  files.write_json(path, obj, indent=None)
 
 
 def flatten(d: dict, prefix: str = '') -> dict:

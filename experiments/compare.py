@@ -1,0 +1,229 @@
+"""How the networks compare: each trained with its own published recipe, K seeds together,
+on the same folds and samples, scored one honest way; with `--protocol published`, beside
+each, the figure its authors' public script would have printed.
+
+    python -m experiments.compare                               # the dev part, every network
+    python -m experiments.compare --models hfanet,ststnet --ensemble 5
+    python -m experiments.compare --protocol published          # + each script's own figure
+    python -m experiments.compare --subjects sub01,s3           # a part of the LOSO (a check)
+
+Each network is an `experiments.loso` run of its recipe (experiments/configs/NAME.py; HFA-Net's
+by the data) with `--ensemble K` (its K seeds trained together) and every epoch evaluated, in
+OUT/runs/NAME/; the same command again resumes the runs where they stopped. Other options
+(e.g. --data_dir, --subjects, --epochs) are passed to every run. Writes OUT/leaderboard.md,
+.csv, .json and .png: per network UF1 and UAR mean +- std over the seeds (each seed scored as
+a LOSO of its own), pooled and per database, its paired difference from HFA-Net (seed r
+against seed r), the ensemble of its seeds, wall time, machine and command; one row for the
+ensemble of all the networks (the mean of their probabilities per sample).
+
+The honest protocol scores each fold's model after its last epoch. `--protocol published`
+adds, per network, the epoch its authors' public script keeps: where that script keeps each
+subject's best test epoch the row is labelled 'NOT honest: epoch chosen on the test subject'
+and never sorts above an honest one. HFA-Net's authors' script has a recipe of its own
+(experiments/configs/hfanet_published.py), trained as a run of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import pathlib
+import shlex
+import sys
+
+import numpy as np
+
+from experiments import leaderboard, loso, options, seeds
+from experiments.leaderboard import NOT_HONEST, Row
+from experiments.options import UsageError
+from hfa_jax.environment import cpu_model
+from hfa_jax.models import registry
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+  """What a network's authors' public script does: its recipe (None: the network's own
+  recipe) and the epoch it scores ('last', or 'best_test': each subject's best)."""
+
+  select_epoch: str
+  script: str  # the public script, in words
+  recipe: str | None = None
+
+
+PUBLISHED = {
+  'hfanet': Published(
+    'best_test',
+    "jiujiugang/HFA-Net train1.py (HTNet's template): each subject's best test accuracy kept",
+    'hfanet_published',
+  ),
+  'ststnet': Published('last', 'christy1206/STSTNet main.py: the model after epoch 800 scored'),
+}
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+  p = options.Parser(
+    prog='python -m experiments.compare',
+    description=__doc__.split('\n\n')[0],
+    epilog=__doc__.split('\n\n', 1)[1],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  p.add_argument('--dataset', default='megc2019_flow_images', help='(default %(default)s)')
+  p.add_argument(
+    '--models',
+    default=','.join(n for n in registry.names() if n in PUBLISHED),
+    help='comma-separated networks (default: every registered one: %(default)s)',
+  )
+  p.add_argument('--ensemble', type=int, default=3, help='seeds per network (default 3)')
+  p.add_argument('--protocol', choices=('honest', 'published'), default='honest')
+  p.add_argument('--out', type=pathlib.Path, help='default runs/compare-DATASET')
+  p.add_argument('--no_progress', action='store_true', help='log lines instead of progress bars')
+  args, rest = p.parse_known_args(argv)
+  args.models = [m for m in args.models.split(',') if m]
+  unknown = [m for m in args.models if m not in PUBLISHED]
+  if unknown:
+    p.error(f"--models: {', '.join(unknown)} not in {', '.join(PUBLISHED)}")
+  if args.ensemble < 1:
+    p.error('--ensemble must be at least 1')
+  if args.out is None:
+    args.out = pathlib.Path('runs') / f"compare-{args.dataset.replace(':', '-')}"
+  return args, rest
+
+
+def model_argv(args, model: str, recipe: str | None, folder: str) -> list[str]:
+  """The experiments.loso options of one network's run."""
+  argv = ['--dataset', args.dataset, '--model', model, '--ensemble', str(args.ensemble)]
+  argv += ['--config', recipe] if recipe else []
+  return argv + ['--eval_every_epoch', 'true', '--out', str(args.out / 'runs' / folder)]
+
+
+def run_model(args, rest: list[str], model: str, recipe: str | None, folder: str) -> dict:
+  """Trains (or resumes, or reads back) one network's run; its result, data and record."""
+  argv = model_argv(args, model, recipe, folder) + rest
+  _, namespace = options.parse(argv)
+  s = options.settings_from_args(namespace)
+  print(f'\n== {model}{f" ({recipe})" if recipe else ""}: {s.out}', flush=True)
+  record, result, data = loso.run_with_result(s, not args.no_progress)
+  command = shlex.join(['python', '-m', 'experiments.loso', *argv])
+  return dict(result=result, data=data, record=record, command=command, recipe=s.recipe)
+
+
+def scores(run: dict, select_epoch: str | None = None) -> tuple[list[dict], dict]:
+  """(per member scores, the scores of the members' mean probability) of a run."""
+  result, data = run['result'], run['data']
+  k = result.config.ensemble
+  members = [seeds.scores(result.pool(member=r, select_epoch=select_epoch), data) for r in range(k)]
+  return members, seeds.scores(result.pool(select_epoch=select_epoch), data)
+
+
+def paired(members: list[dict], reference: list[dict]) -> list[dict]:
+  """Member r minus reference member r, per group."""
+  return [{g: tuple(np.subtract(m[g], r[g])) for g in m} for m, r in zip(members, reference)]
+
+
+def machine(record: dict) -> str:
+  devices = record.get('devices') or {}
+  return record.get('cpu') if devices.get('platform') == 'cpu' else devices.get('kind', '')
+
+
+def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
+  members, ensemble = scores(run)
+  record = run['record']
+  return Row(
+    name=model,
+    protocol=f"honest: {record['select_epoch']} epoch",
+    honest=record['select_epoch'] != 'best_test',
+    members=members,
+    ensemble=ensemble,
+    paired=paired(members, reference) if reference and model != 'hfanet' else None,
+    paired_with='HFA-Net, seed by seed',
+    command=run['command'],
+    wall_time_s=record.get('wall_time_seconds'),
+    machine=machine(record),
+    source=f"experiments/configs/{run['recipe']}.py",
+  )
+
+
+def published_row(model: str, run: dict, honest: Row) -> Row:
+  """The row the authors' script would print, paired with the network's honest row."""
+  pub = PUBLISHED[model]
+  members, ensemble = scores(run, pub.select_epoch)
+  record = run['record']
+  not_honest = pub.select_epoch == 'best_test'
+  return Row(
+    name=model,
+    protocol=NOT_HONEST if not_honest else 'as published: last epoch (honest)',
+    honest=not not_honest,
+    members=members,
+    ensemble=ensemble,
+    paired=paired(members, honest.members),
+    paired_with='its honest row, seed by seed: the inflation',
+    command=run['command'] if pub.recipe else honest.command,
+    wall_time_s=record.get('wall_time_seconds') if pub.recipe else None,
+    machine=machine(record),
+    source=pub.script,
+  )
+
+
+def models_ensemble(runs: dict) -> Row:
+  """The networks' ensemble: per sample the mean of each network's seed-mean probability."""
+  data = next(iter(runs.values()))['data']
+  pooled = [run['result'].pooled['predictions'] for run in runs.values()]
+  if any(not np.array_equal(p['index'], pooled[0]['index']) for p in pooled):
+    raise ValueError('the networks were tested on different samples: no ensemble')
+  probs = np.mean([p['probs'] for p in pooled], axis=0)
+  score = seeds.scores(dict(predictions=dict(pooled[0], pred=probs.argmax(-1))), data)
+  return Row(
+    name=f'ensemble of the {len(runs)} networks (mean probability)',
+    protocol='honest: last epoch of each',
+    honest=True,
+    members=[score],
+    ensemble=score,
+  )
+
+
+def notes(args, runs: dict) -> list[str]:
+  data = next(iter(runs.values()))['data']
+  subjects = len(set(data.subjects.tolist()))
+  return [
+    f'Dataset {args.dataset}: {len(data.labels)} samples of {subjects} subjects, leave one '
+    f'subject out; {args.ensemble} seeds per network trained together, each seed scored as a '
+    'LOSO of its own (UF1 and UAR pooled over all folds), mean +- std (ddof 1).',
+    'Every network was trained with its own published recipe (not tuned here) on the same '
+    'folds and samples. Honest rows score the model after its last epoch; rows marked NOT '
+    "honest score each subject's best test epoch, as their authors' scripts do, and are "
+    'listed after every honest row.',
+    f'Made by `python -m experiments.compare {shlex.join(sys.argv[1:])}` on '
+    f'{datetime.date.today().isoformat()}, {cpu_model()}.',
+  ]
+
+
+def main(argv=None) -> int:
+  args, rest = parse(sys.argv[1:] if argv is None else list(argv))
+  runs, published = {}, {}
+  try:
+    for model in args.models:
+      runs[model] = run_model(args, rest, model, None, model)
+      recipe = PUBLISHED[model].recipe
+      if args.protocol == 'published' and recipe:
+        published[model] = run_model(args, rest, model, recipe, f'{model}-published')
+  except (UsageError, *(kind for kind, _ in loso.USER_ERRORS)) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  reference = scores(runs['hfanet'])[0] if 'hfanet' in runs else None
+  rows = [honest_row(m, run, reference) for m, run in runs.items()]
+  if len(runs) > 1:
+    rows.append(models_ensemble(runs))
+  if args.protocol == 'published':
+    honest = {r.name: r for r in rows}
+    rows += [published_row(m, published.get(m, run), honest[m]) for m, run in runs.items()]
+  title = f'How the networks compare on {args.dataset}'
+  meta = dict(dataset=args.dataset, ensemble=args.ensemble, protocol=args.protocol)
+  text = leaderboard.write(args.out, rows, title, notes(args, runs), meta)
+  print('\n' + text)
+  print(f'leaderboard in {args.out}/leaderboard.md (.csv, .json, .png)')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,148 @@
+"""The leaderboard of experiments.compare: rows of scored models -> leaderboard.md, .csv,
+.json and .png.
+
+A row is one model (or the ensemble of the models) under one protocol: its K members' UF1 and
+UAR, pooled and per database, each member scored as a LOSO of its own (mean +- std, ddof 1),
+and, where given, the paired difference of its members from a reference's (member r against
+member r: the same folds, samples and seeds). Honest rows sort by UF1; rows whose epoch was
+chosen on the test subject follow them, always labelled so.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import pathlib
+
+import numpy as np
+
+from hfa_jax import files
+
+NOT_HONEST = 'NOT honest: epoch chosen on the test subject'
+
+
+@dataclasses.dataclass
+class Row:
+  """One row: `members` [{'all': (uf1, uar), database: (uf1, uar), ...}] per member."""
+
+  name: str  # the model, or 'ensemble of N models'
+  protocol: str  # in words, e.g. 'honest: last epoch' or NOT_HONEST
+  honest: bool
+  members: list
+  ensemble: dict  # the K members' mean probability, scored: {'all': (uf1, uar), ...}
+  paired: list | None = None  # per member {'all': (duf1, duar), ...} against the reference
+  paired_with: str = ''  # what `paired` is against, in words
+  command: str = ''
+  wall_time_s: float | None = None
+  machine: str = ''
+  source: str = ''  # where the recipe (and protocol) come from
+
+  def groups(self) -> list[str]:
+    return list(self.members[0])
+
+  def stat(self, group: str, which: int, of: str = 'members') -> tuple[float, float]:
+    """(mean, std) over the members of UF1 (which 0) or UAR (1) in `group`; of 'paired'."""
+    values = np.array([m[group][which] for m in getattr(self, of)], np.float64)
+    std = values.std(ddof=1) if len(values) > 1 else float('nan')
+    return float(values.mean()), float(std)
+
+
+def ordered(rows: list[Row]) -> list[Row]:
+  """Honest rows by mean UF1 (best first), then the others (by UF1 among themselves)."""
+  key = lambda r: -r.stat('all', 0)[0]
+  return sorted([r for r in rows if r.honest], key=key) + sorted(
+    [r for r in rows if not r.honest], key=key
+  )
+
+
+def _pm(mean_std: tuple[float, float]) -> str:
+  mean, std = mean_std
+  return f'{mean:.4f}' + ('' if np.isnan(std) else f' +- {std:.4f}')
+
+
+def markdown(rows: list[Row], title: str, notes: list[str]) -> str:
+  """The leaderboard as Markdown: the table, then what it says and how it was made."""
+  rows = ordered(rows)
+  dbs = [g for g in rows[0].groups() if g != 'all']
+  head = ['model', 'protocol', 'seeds', 'UF1', 'UAR'] + [f'{d} UF1' for d in dbs]
+  head += ['ensemble of its seeds UF1 / UAR', 'paired UF1 difference', 'wall time', 'machine']
+  lines = [f'# {title}', '', '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for r in rows:
+    cells = [r.name, r.protocol, str(len(r.members)), _pm(r.stat('all', 0)), _pm(r.stat('all', 1))]
+    cells += [_pm(r.stat(d, 0)) if d in r.members[0] else '' for d in dbs]
+    cells.append(f"{r.ensemble['all'][0]:.4f} / {r.ensemble['all'][1]:.4f}")
+    cells.append(f"{_pm(r.stat('all', 0, 'paired'))} ({r.paired_with})" if r.paired else '')
+    cells.append('' if r.wall_time_s is None else f'{r.wall_time_s / 60:.0f} min')
+    cells.append(r.machine)
+    lines.append('| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |')
+  lines += ['', *notes, '', 'Each row\'s command:', '']
+  lines += [f'- {r.name} ({r.protocol}): `{r.command}`' for r in rows if r.command]
+  sources = [f'- {r.name}: {r.source}' for r in rows if r.source]
+  if sources:
+    lines += ['', 'Recipes and protocols:', '', *sources]
+  return '\n'.join(lines) + '\n'
+
+
+def table_rows(rows: list[Row]) -> list[dict]:
+  """Flat dicts, one per row (the CSV's and the JSON's 'rows')."""
+  out = []
+  for r in ordered(rows):
+    d = dict(model=r.name, protocol=r.protocol, honest=r.honest, seeds=len(r.members))
+    for g in r.groups():
+      for which, metric in ((0, 'uf1'), (1, 'uar')):
+        d[f'{g}_{metric}_mean'], d[f'{g}_{metric}_std'] = r.stat(g, which)
+    d['ensemble_uf1'], d['ensemble_uar'] = r.ensemble['all']
+    if r.paired:
+      d['paired_with'] = r.paired_with
+      d['paired_uf1_mean'], d['paired_uf1_std'] = r.stat('all', 0, 'paired')
+      d['paired_uar_mean'], d['paired_uar_std'] = r.stat('all', 1, 'paired')
+    d |= dict(wall_time_s=r.wall_time_s, machine=r.machine, command=r.command, source=r.source)
+    out.append(d)
+  return out
+
+
+def plot(path, rows: list[Row], title: str):
+  """UF1 mean +- std per row (horizontal bars); rows not honest hatched and labelled."""
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  rows = ordered(rows)[::-1]
+  fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6))
+  for i, r in enumerate(rows):
+    mean, std = r.stat('all', 0)
+    ax.barh(
+      i,
+      mean,
+      xerr=0 if np.isnan(std) else std,
+      color='tab:blue' if r.honest else 'white',
+      edgecolor='tab:blue' if r.honest else 'tab:red',
+      hatch=None if r.honest else '//',
+      capsize=3,
+    )
+  labels = [r.name if r.honest else f'{r.name} (NOT honest)' for r in rows]
+  ax.set_yticks(range(len(rows)), labels)
+  ax.set(xlabel='UF1 (mean +- std over seeds, each a LOSO)', title=title, xlim=(0, 1))
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def write(out: pathlib.Path, rows: list[Row], title: str, notes: list[str], meta: dict) -> str:
+  """Writes OUT/leaderboard.md, .csv, .json and .png; returns the Markdown."""
+  out.mkdir(parents=True, exist_ok=True)
+  text = markdown(rows, title, notes)
+  files.write_text(out / 'leaderboard.md', text)
+  flat = table_rows(rows)
+  buffer = io.StringIO()
+  fields = list(dict.fromkeys(k for d in flat for k in d))
+  writer = csv.DictWriter(buffer, fieldnames=fields)
+  writer.writeheader()
+  writer.writerows(flat)
+  files.write_text(out / 'leaderboard.csv', buffer.getvalue())
+  members = {f'{r.name} | {r.protocol}': r.members for r in rows}
+  files.write_json(out / 'leaderboard.json', meta | dict(rows=flat, members=members))
+  plot(out / 'leaderboard.png', rows, title)
+  return text

@@ -296,7 +296,7 @@ def test_ml_collections_configs_and_dotted_overrides():
     spec.loader.exec_module(module)
     config = module.get_config()
     assert isinstance(config, ml_collections.ConfigDict)
-    assert set(config.keys()) == set(options.field_names()), name
+    assert set(config.keys()) <= set(options.field_names()), name  # overrides only
   path = 'experiments/configs/flow_images.py'
   s = _settings(f'--config={path}', '--config.epochs=12', '--config.augment', 'flip')
   assert s.recipe == path and s.training.epochs == 12 and s.training.augment == 'flip'

@@ -90,16 +90,16 @@ def test_clip_folders_and_pairs_are_what_training_saw(frames):
   data_dir, out = frames
   data = training_data('smic', data_dir, SIDE, config=f'size_{STORED}')
   stored = load_arrays('smic', data_dir, config=f'size_{STORED}')
-  assert list(stored['sample']) == list(data['samples'])
+  assert list(stored['sample']) == list(data.samples)
   folders = _clip_folders(out['smic']['manual'])
-  texts = [str(folders[s]) for s in data['samples']]
-  batch = _check_same(out['smic']['model'], texts, data['images'])
+  texts = [str(folders[s]) for s in data.samples]
+  batch = _check_same(out['smic']['model'], texts, data.images)
   pairs = []
-  for sample, apex, given in zip(data['samples'], stored['apex_frame'], batch.apex):
+  for sample, apex, given in zip(data.samples, stored['apex_frame'], batch.apex):
     clip = preprocess.list_frames(folders[sample])
     assert pathlib.Path(given) == preprocess.find_frame(clip, int(apex))
     pairs.append(f'{clip[0].path},{given}')
-  _check_same(out['smic']['model'], pairs, data['images'], workers=2)  # in worker processes
+  _check_same(out['smic']['model'], pairs, data.images, workers=2)  # in worker processes
 
 
 def test_annotated_pairs_are_what_training_saw(frames):
@@ -115,7 +115,7 @@ def test_annotated_pairs_are_what_training_saw(frames):
   ):
     clip = preprocess.list_frames(folders[sample])
     texts.append(f'{preprocess.find_frame(clip, onset)},{preprocess.find_frame(clip, apex)}')
-  _check_same(out['casme2']['model'], texts, data['images'])
+  _check_same(out['casme2']['model'], texts, data.images)
 
 
 def test_video_is_read_as_its_frames(frames, tmp_path):
@@ -167,10 +167,10 @@ def flow_images(tmp_path_factory):
 def test_flow_image_pngs_are_what_training_saw(flow_images):
   manual, data_dir, model_dir = flow_images
   data = training_data('megc2019_flow_images', data_dir, SIDE)
-  assert data['stored_size'] == 28
+  assert data.stored_size == 28
   pngs = {p.name.split('_', 1)[1].removesuffix(' .png'): p for p in manual.rglob('*.png')}
-  texts = [str(pngs['s01_ne_01' if s == 's1_ne_01' else s]) for s in data['samples']]
-  batch = _check_same(model_dir, texts, data['images'])
+  texts = [str(pngs['s01_ne_01' if s == 's1_ne_01' else s]) for s in data.samples]
+  batch = _check_same(model_dir, texts, data.images)
   assert batch.notes == [] and batch.apex == [None] * 3
   pre = load_model(model_dir)[2]['preprocessing']
   assert pre['kind'] == 'flow_images' and pre['stored_side'] == 28 and pre['side'] == SIDE

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 MODELS = {
   'hfanet': 'hfa_jax.models.hfanet:HFANet',
   'ststnet': 'hfa_jax.models.ststnet:STSTNet',
+  'sssnet': 'hfa_jax.models.sssnet:SSSNet',
+  'offapexnet': 'hfa_jax.models.offapexnet:OffApexNet',
 }
 
 

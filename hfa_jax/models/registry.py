@@ -29,6 +29,7 @@ MODELS = {
   'ststnet': 'hfa_jax.models.ststnet:STSTNet',
   'sssnet': 'hfa_jax.models.sssnet:SSSNet',
   'offapexnet': 'hfa_jax.models.offapexnet:OffApexNet',
+  'resnet18': 'hfa_jax.models.resnet18:ResNet18',
 }
 
 

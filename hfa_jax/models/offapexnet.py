@@ -3,9 +3,9 @@
 Gan, Liong, Yau, Huang, Tan, "OFF-ApexNet on micro-expression recognition system", Signal
 Processing: Image Communication 74:129-139, 2019, doi 10.1016/j.image.2019.02.005 (arXiv
 1805.08699, with Liong as first author; MEB's docstring cites it so).
-Code: the authors published none; this is MEB's PyTorch version (github.com/tvaranka/meb,
-`meb/models/me_networks.py`, class OffApexNet, commit f731b0a, 2024-05-31; the class last
-changed in fead619, 2022-11-29), the network MEB's benchmarks train.
+Code: MEB's PyTorch version (github.com/tvaranka/meb, `meb/models/me_networks.py`, class
+OffApexNet, commit f731b0a, 2024-05-31; the file last changed in fead619, 2022-11-29), the
+network MEB's benchmarks train (no code of the authors' own was found here).
 
 Checked against that class, layer by layer, and numerically (tests/test_offapexnet.py against
 tests/fixtures/offapexnet_torch.npz, which tests/fixtures/make_offapexnet_fixture.py writes

@@ -5,7 +5,7 @@ Varanka, Peng, Zhao, "Micro-expression recognition with noisy labels", IS&T Inte
 Symposium on Electronic Imaging 2021, Human Vision and Electronic Imaging, 33(11), 157-1 -
 157-8, doi 10.2352/ISSN.2470-1173.2021.11.HVEI-157 (the reference MEB's docstring gives).
 Code: github.com/tvaranka/meb, `meb/models/me_networks.py`, class SSSNet (commit f731b0a,
-2024-05-31; the class last changed in fead619, 2022-11-29), the same network as the `Net` of
+2024-05-31; the file last changed in fead619, 2022-11-29), the same network as the `Net` of
 "RCN-A and SSSNet for megc.ipynb" (commit 91d33fb, 2022-04-01, removed in 8af28c6).
 
 Checked against that class, layer by layer, and numerically (tests/test_sssnet.py against
@@ -18,8 +18,8 @@ original class):
 - flatten in (C, H, W) order; fc1 Linear(9 * 9 * 64, 256); ReLU; Dropout(p); fc Linear(256,
   classes); logits (the original's `softmax=True` option, off by default, is not offered).
   `dropout` p is the original's one value for all three (default 0.5); `h_dims` its widths.
-Input side: fc1 expects a 9x9 map, so the original takes sides 64 to 69 (64 - 4 = 60, / 3 = 20,
-- 2 = 18, / 2 = 9); MEB feeds 64 x 64 (`resize=64` in every SSSNet notebook, and its
+Input side: fc1 expects a 9x9 map, so the original takes sides 64 to 69 (at 64: conv1 60,
+pool 20, conv2 18, pool 9); MEB feeds 64 x 64 (`resize=64` in every SSSNet notebook, and its
 tests/test_models). This module takes any side from 16 up: fc1's input size follows the side
 (28 px: 3x3x64 = 576; 64 px: 9x9x64 = 5,184).
 Parameters at 64 px, 3 classes: 1,349,251 (conv1 2,432, bn1 64, conv2 18,496, bn2 128, fc1

@@ -27,6 +27,9 @@ import jax.numpy as jnp
 MODELS = {
   'hfanet': 'hfa_jax.models.hfanet:HFANet',
   'ststnet': 'hfa_jax.models.ststnet:STSTNet',
+  'sssnet': 'hfa_jax.models.sssnet:SSSNet',
+  'offapexnet': 'hfa_jax.models.offapexnet:OffApexNet',
+  'resnet18': 'hfa_jax.models.resnet18:ResNet18',
 }
 
 

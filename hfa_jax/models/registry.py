@@ -27,6 +27,7 @@ import jax.numpy as jnp
 MODELS = {
   'hfanet': 'hfa_jax.models.hfanet:HFANet',
   'ststnet': 'hfa_jax.models.ststnet:STSTNet',
+  'htnet': 'hfa_jax.models.htnet:HTNet',
 }
 
 

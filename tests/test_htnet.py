@@ -3,6 +3,7 @@ network (tests/fixtures/htnet_torch.npz), the region cut, shapes, dropout, dtype
 
 import functools
 import json
+import os
 import pathlib
 
 import chex
@@ -211,3 +212,37 @@ def test_bfloat16_compute_keeps_float32_logits_and_parameters(small):
   assert low.dtype == jnp.float32
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(small))
   np.testing.assert_allclose(low, forward(SMALL_MODEL, small, x), rtol=0.1, atol=0.1)
+
+
+def test_region_measurement_on_a_hand_made_strain_map():
+  """experiments/htnet_regions.py: the window centre nearest each quadrant's strain centroid."""
+  from experiments.htnet_regions import centres
+
+  strain = np.zeros((28, 28))
+  for r, c in [(6, 6), (18, 8), (6, 20), (18.5, 19)]:  # one peak a quadrant (18.5: two rows)
+    strain[int(r), c] = 1.0
+    strain[int(np.ceil(r)), c] = 1.0
+  got = {k: v[2:] for k, v in centres(strain).items()}
+  # Window rows c-7..c+6 have their middle at c - 0.5: c = floor(centroid) + 1.
+  assert got == {
+    'upper-left': (7, 7),
+    'lower-left': (19, 9),
+    'upper-right': (7, 21),
+    'lower-right': (19, 20),
+  }
+
+
+REAL = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'real'
+REAL = pathlib.Path(os.environ.get('HFA_JAX_REAL', REAL)) / 'megc2019_flow_images_casme2_smic'
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f'the real flow images are not here ({REAL})')
+def test_regions_are_those_measured_on_the_development_data(tmp_path, capsys):
+  from datasets import build
+  from experiments import htnet_regions
+
+  args = ['megc2019_flow_images', '--manual_dir', str(REAL), '--data_dir', str(tmp_path)]
+  assert build.main(args) == 0
+  capsys.readouterr()
+  htnet_regions.main(['--data_dir', str(tmp_path)])
+  assert f'REGIONS = {REGIONS}' in capsys.readouterr().out

@@ -30,6 +30,7 @@ MODELS = {
   'sssnet': 'hfa_jax.models.sssnet:SSSNet',
   'offapexnet': 'hfa_jax.models.offapexnet:OffApexNet',
   'resnet18': 'hfa_jax.models.resnet18:ResNet18',
+  'htnet': 'hfa_jax.models.htnet:HTNet',
 }
 
 

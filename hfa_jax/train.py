@@ -70,7 +70,8 @@ def make_schedule(cfg: OptimConfig) -> optax.Schedule:
 
 
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
-  """AdamW (decoupled weight decay) or Adam (+ L2), with the schedule and optional clipping."""
+  """AdamW (decoupled weight decay), Adam (+ L2) or SGD with momentum (+ L2, PyTorch's
+  torch.optim.SGD without dampening or Nesterov), with the schedule and optional clipping."""
   lr = make_schedule(cfg)
   if cfg.optimizer == 'adamw' and cfg.grad_clip == 0:
     return adamw_lib.adamw(lr, weight_decay=cfg.weight_decay)  # optax.adamw, one pass
@@ -78,8 +79,11 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
     tx = optax.adamw(lr, weight_decay=cfg.weight_decay)
   elif cfg.optimizer == 'adam':
     tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay), optax.adam(lr))
+  elif cfg.optimizer == 'sgd':
+    sgd = optax.sgd(lr, momentum=cfg.momentum or None)
+    tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay), sgd)
   else:
-    raise ValueError(f"optimizer must be 'adamw' or 'adam', got {cfg.optimizer!r}")
+    raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd', got {cfg.optimizer!r}")
   if cfg.grad_clip > 0:
     tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), tx)
   return tx

@@ -35,10 +35,15 @@ class Optimiser:
     'cosine', 'learning-rate schedule after warmup', choices=('cosine', 'constant')
   )
   optimizer: str = setting(
-    'adamw', "'adamw' (decoupled weight decay) or 'adam' (+ L2)", choices=('adamw', 'adam')
+    'adamw',
+    "'adamw' (decoupled weight decay), 'adam' (+ L2) or 'sgd' (with momentum, + L2)",
+    choices=('adamw', 'adam', 'sgd'),
   )
   weight_decay: float = setting(1e-4, 'weight decay', minimum=0)
   grad_clip: float = setting(0.0, 'global-norm gradient clipping (0: off)', minimum=0)
+  momentum: float = setting(
+    0.9, "with sgd: heavy-ball momentum (PyTorch's SGD, no dampening)", minimum=0, below=1
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,8 +203,12 @@ class LosoConfig(Execution, Protocol, Training):
     return _part(self, Training)
 
   def identity(self) -> dict:
-    """The settings that determine the results (Training and Protocol), as JSON."""
-    return dataclasses.asdict(_part(self, Training)) | dataclasses.asdict(_part(self, Protocol))
+    """The settings that determine the results (Training and Protocol), as JSON.
+    `momentum` only with sgd, where it acts (runs saved before it existed still resume)."""
+    training = dataclasses.asdict(_part(self, Training))
+    if self.optimizer != 'sgd':
+      del training['momentum']
+    return training | dataclasses.asdict(_part(self, Protocol))
 
   def validate(self):
     """Raises ValueError naming the first bad field."""

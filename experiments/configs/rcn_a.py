@@ -30,12 +30,14 @@ project's default `select_epoch='last'` is the same.
 
 Differences this recipe cannot express (no setting added for them):
 - Inputs: the script reads the flow PNGs with ToTensor, values in [0, 1]; this project's
-  pipeline gives [-1, 1] (x = 2 png / 255 - 1). conv1 has no padding and BatchNorm follows
-  it, so the network computes the same functions either way; only conv1's effective step
-  size differs (the input's scale 1/2 acts like a 4x smaller learning rate on conv1's
-  weights).
-- Resizing: this project resizes the 28 px flow images to 60 px; the authors computed their
-  flow images at their own (unpublished) resolution.
+  pipeline gives [-1, 1] (x = 2 png / 255 - 1). conv1 has no padding, so on (x + 1) / 2 it
+  computes what it computes on x with its weights halved plus a per-channel constant; the
+  BatchNorm after it removes the constant (batch mean) and is blind to the weights' scale,
+  so SGD (no weight decay) from the same initial distribution takes the same steps in the
+  network's function, up to BatchNorm's epsilon and the running mean's lag. Expected to
+  matter little; not measured.
+- Resizing: this project resizes the 28 px flow images bilinearly to 60 px; the authors'
+  flow images were made at their own (unpublished) resolution.
 - Order and seeds: the script shuffles each epoch (DataLoader shuffle=True) from one
   torch.manual_seed(1) for the whole run; here batches are drawn per fold from `seed`.
 - A partial last batch: the script's epochs end with a smaller batch; here every step has

@@ -2,8 +2,8 @@
 micro-expression recognition from optical flow.
 
 Xia, Peng, Khor, Feng, Zhao, "Revealing the Invisible with Model and Data Shrinking for
-Composite-database Micro-expression Recognition", IEEE TIP 29:8590-8605, 2020
-(arXiv:2006.09674). Code: github.com/xiazhaoqiang/ParameterFreeRCNs-MicroExpressionRec
+Composite-database Micro-expression Recognition", IEEE Transactions on Image Processing 29,
+2020 (arXiv:2006.09674). Code: github.com/xiazhaoqiang/ParameterFreeRCNs-MicroExpressionRec
 (commit 0c516cb, 2020-12-11): `MeNets.py` (classes RclBlock, SpatialAttentionBlock_P, RCN_A)
 and the training script `ModelTrain_Final.py`. MEB (github.com/tvaranka/meb, commit f731b0a,
 `meb/models/RCNs.py`) carries the same code, reformatted, with the classifier named `fc`.
@@ -39,9 +39,11 @@ parameter count and input side are not checked here.
 Parameters at 60 px, 3 classes (any side: none depends on it), F = 64, P = 7: 55,747, as
 the PyTorch class: conv1 4,864, its BN 128, the 1x1 conv 4,160, its BN 128, the 3x3 conv
 36,928, its BN 128, classifier 7 * 7 * 64 * 3 + 3 = 9,411. (F = 64, P = 5: 51,139;
-F = 32, P = 5: 15,331.) Parity with the PyTorch class on the same weights, eval and train
-mode, running statistics included: tests/test_rcn_a.py (fixture made by
-tests/fixtures/make_rcn_a_fixture.py).
+F = 32, P = 5: 15,331.) Parity with the PyTorch class (MeNets.py and MEB's copy give the
+same numbers) on the same weights at 60 px, float32: eval and train-mode logits within
+1.1e-6 (relative 9e-6), BatchNorm running statistics after a training pass within 1e-6,
+the gradients of conv1's and the classifier's weights within 6e-6 of their largest entry:
+tests/test_rcn_a.py, fixture made by tests/fixtures/make_rcn_a_fixture.py.
 
 Differences from the original:
 - NHWC instead of NCHW; the classifier's kernel (P * P * F, classes) flattens (H, W, C), so

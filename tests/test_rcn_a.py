@@ -160,8 +160,11 @@ def fixture():
   make = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(make)
   sd = make.state_dict_from_seed(meta['seed'], zip(meta['keys'], map(tuple, meta['shapes'])))
-  for k, v in sd.items():  # NumPy's Generator stream is not promised across versions
-    assert v.astype(np.float64).sum() == pytest.approx(meta['sums'][k], rel=1e-12), k
+  for k, v in sd.items():  # NumPy does not promise Generator streams across versions
+    assert v.astype(np.float64).sum() == pytest.approx(meta['sums'][k], rel=1e-12), (
+      f'{k}: this NumPy draws other weights from seed {meta["seed"]} than the fixture had; '
+      'remake the fixture with tests/fixtures/make_rcn_a_fixture.py'
+    )
   return arrays, meta, sd
 
 

@@ -81,7 +81,7 @@ class Experiment:
   )
   model: str = setting(
     'hfanet',
-    "'hfanet', 'ststnet', or 'module:Class' of a linen module "
+    "'hfanet', a baseline ('rcn_a', 'ststnet'), or 'module:Class' of a linen module "
     'taking num_classes, called as (x, train)',
   )
   out: str | None = setting(

@@ -27,10 +27,15 @@ class Optimiser:
     'cosine', 'learning-rate schedule after warmup', choices=('cosine', 'constant')
   )
   optimizer: str = setting(
-    'adamw', "'adamw' (decoupled weight decay) or 'adam' (+ L2)", choices=('adamw', 'adam')
+    'adamw',
+    "'adamw' (decoupled weight decay), 'adam' (+ L2) or 'sgd' (with momentum, + L2)",
+    choices=('adamw', 'adam', 'sgd'),
   )
   weight_decay: float = setting(1e-4, 'weight decay', minimum=0)
   grad_clip: float = setting(0.0, 'global-norm gradient clipping (0: off)', minimum=0)
+  momentum: float = setting(
+    0.9, "with sgd: heavy-ball momentum (PyTorch's SGD, no dampening)", minimum=0, below=1
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +69,8 @@ def make_schedule(cfg: OptimConfig):
 
 
 def make_optimizer(cfg: OptimConfig):
-  """AdamW (decoupled weight decay) or Adam (+ L2), with the schedule and optional clipping."""
+  """AdamW (decoupled weight decay), Adam (+ L2) or SGD with momentum (+ L2, PyTorch's
+  torch.optim.SGD without dampening or Nesterov), with the schedule and optional clipping."""
   lr = make_schedule(cfg)
   if cfg.optimizer == 'adamw' and cfg.grad_clip == 0:
     return adamw_lib.adamw(lr, weight_decay=cfg.weight_decay)  # optax.adamw, one pass
@@ -72,8 +78,11 @@ def make_optimizer(cfg: OptimConfig):
     tx = optax.adamw(lr, weight_decay=cfg.weight_decay)
   elif cfg.optimizer == 'adam':
     tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay), optax.adam(lr))
+  elif cfg.optimizer == 'sgd':
+    sgd = optax.sgd(lr, momentum=cfg.momentum or None)
+    tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay), sgd)
   else:
-    raise ValueError(f"optimizer must be 'adamw' or 'adam', got {cfg.optimizer!r}")
+    raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd', got {cfg.optimizer!r}")
   if cfg.grad_clip > 0:
     tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), tx)
   return tx

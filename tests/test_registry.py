@@ -38,7 +38,7 @@ def test_build_by_name_and_module_path():
 
 
 def test_build_errors_name_what_is_wrong():
-  with pytest.raises(ValueError, match="'nonet' is not one of hfanet, ststnet"):
+  with pytest.raises(ValueError, match="'nonet' is not one of hfanet, rcn_a, ststnet"):
     registry.model_class('nonet')
   with pytest.raises(ValueError, match="ststnet has no field 'drop_path'"):
     registry.build('ststnet', 3, drop_path=0.1)

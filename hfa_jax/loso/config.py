@@ -185,8 +185,12 @@ class LosoConfig(Execution, Protocol, Training):
     return _part(self, Training)
 
   def identity(self) -> dict:
-    """The settings that determine the results (Training and Protocol), as JSON."""
-    return dataclasses.asdict(_part(self, Training)) | dataclasses.asdict(_part(self, Protocol))
+    """The settings that determine the results (Training and Protocol), as JSON.
+    `momentum` only with sgd, where it acts (runs saved before it existed still resume)."""
+    training = dataclasses.asdict(_part(self, Training))
+    if self.optimizer != 'sgd':
+      del training['momentum']
+    return training | dataclasses.asdict(_part(self, Protocol))
 
   def validate(self):
     """Raises ValueError naming the first bad field."""

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 # name -> 'module:Class'
 MODELS = {
   'hfanet': 'hfa_jax.models.hfanet:HFANet',
+  'rcn_a': 'hfa_jax.models.rcn_a:RCNA',
   'ststnet': 'hfa_jax.models.ststnet:STSTNet',
   'sssnet': 'hfa_jax.models.sssnet:SSSNet',
   'offapexnet': 'hfa_jax.models.offapexnet:OffApexNet',

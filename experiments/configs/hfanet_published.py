@@ -6,8 +6,8 @@ The script is `train1.py` of the authors' public working repository jiujiugang/H
 (commit cfdcd42), HTNet's LOSO template around their network (`DualInception`):
 - Adam (torch.optim.Adam, no weight decay), learning rate 0.00005, constant: `optimizer`,
   `learning_rate`, `weight_decay`, `schedule` (train1.py main(): learning_rate, Adam);
-- batch 32, 40 epochs (train1.py main(): batch_size = 32, epochs = 40; the sibling train.py
-  uses 64 and 60 with another network);
+- batch 32 (the declared default, not restated below), 40 epochs (train1.py main():
+  batch_size = 32, epochs = 40; the sibling train.py uses 64 and 60 with another network);
 - no augmentation (the tensors go to the DataLoader as they are);
 - after every epoch the test subject is evaluated, and the predictions of its best test
   accuracy are kept (`if best_accuracy_for_each_subject <= val_acc`; training stops at 100%):
@@ -29,7 +29,6 @@ def get_config():
   return ml_collections.ConfigDict(
     dict(
       epochs=40,
-      batch_size=32,
       learning_rate=5e-5,
       schedule='constant',
       optimizer='adam',

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from hfa_jax import predict
+from hfa_jax import preprocessing_spec
 
 from datasets import load
 from datasets.common import registry
@@ -51,9 +51,9 @@ def preprocessing_card(
     dataset=dataset_name, config=config, stored_side=stored_side, side=side or stored_side
   )
   if dataset_name in load.FLOW_IMAGES:
-    return predict.preprocessing('flow_images', **common)
+    return preprocessing_spec.preprocessing('flow_images', **common)
   source = load.metadata(dataset_name, data_dir, stored_side, config).get('source', '')
-  return predict.preprocessing(
+  return preprocessing_spec.preprocessing(
     'frames',
     **common,
     apex=options['apex'],

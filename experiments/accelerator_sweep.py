@@ -34,7 +34,7 @@ import time
 
 import jax
 
-from experiments import benchmark, options, timing
+from experiments import networks, benchmark, options, timing
 from hfa_jax import loso
 from hfa_jax.loso import program
 from hfa_jax.models import registry
@@ -72,7 +72,7 @@ def estimate(side: int, batch: int, folds: int, n_devices: int) -> dict:
 
 def make_model(spec: str, dtype: str):
   """The model of `spec` (a registered name or 'module:Class'), computing in `dtype`."""
-  options.model_class(spec)  # a UsageError if it cannot be imported
+  networks.model_class(spec)  # a UsageError if it cannot be imported
   try:
     return registry.build(spec, benchmark.NUM_CLASSES, dtype)
   except ValueError as e:
@@ -402,7 +402,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   if not args.folds or min(args.folds) < 1 or args.steps < 1 or args.epoch_steps < 1:
     p.error('--folds, --steps and --epoch_steps must be positive')
   try:
-    cls = options.model_class(args.model)  # imports it; the device stays untouched
+    cls = networks.model_class(args.model)  # imports it; the device stays untouched
   except options.UsageError as e:
     p.error(str(e))
   if args.dtype != 'float32' and not registry.takes_dtype(cls):

@@ -34,7 +34,7 @@ import sys
 
 import numpy as np
 
-from experiments import leaderboard, loso, options, seeds
+from experiments import usage, leaderboard, loso, options, seeds
 from experiments.leaderboard import NOT_HONEST, Row
 from experiments.options import UsageError
 from hfa_jax.environment import cpu_model
@@ -62,7 +62,7 @@ PUBLISHED = {
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-  p = options.Parser(
+  p = usage.Parser(
     prog='python -m experiments.compare',
     description=__doc__.split('\n\n')[0],
     epilog=__doc__.split('\n\n', 1)[1],

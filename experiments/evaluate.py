@@ -18,7 +18,7 @@ import sys
 
 
 from datasets.load import DatasetNotBuiltError
-from experiments import input_pipeline, options
+from experiments import usage, networks, input_pipeline, options
 from experiments.options import UsageError
 from hfa_jax import report
 from hfa_jax.loso.errors import PlanError
@@ -43,7 +43,7 @@ def evaluate(run: pathlib.Path, out: pathlib.Path | None) -> dict:
   """Re-scores the run in `run`; writes predictions.csv under `out`; returns the record."""
   s = options.saved_settings(run)
   data = input_pipeline.load_dataset(s, progress=False)
-  model = options.build_model(s, data.num_classes)
+  model = networks.build_model(s, data.num_classes)
   result = rescore(run / 'state', data.arrays, s.training, model, s.experiment.subjects).pooled
   record = report.summary(result, data, dict(dataset=s.experiment.dataset, settings=s.values()))
   out = out or run / 'evaluation'
@@ -56,7 +56,7 @@ def evaluate(run: pathlib.Path, out: pathlib.Path | None) -> dict:
 
 
 def main(argv=None) -> int:
-  p = options.Parser(prog='python -m experiments.evaluate', description=__doc__.split('\n\n')[0])
+  p = usage.Parser(prog='python -m experiments.evaluate', description=__doc__.split('\n\n')[0])
   p.add_argument('run', type=pathlib.Path, help='the run folder (--out of experiments.loso)')
   p.add_argument(
     '--out', type=pathlib.Path, help='where predictions.csv goes (default RUN/evaluation)'

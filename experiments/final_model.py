@@ -28,7 +28,7 @@ import numpy as np
 
 from datasets.card import preprocessing_card
 from datasets.load import DatasetNotBuiltError
-from experiments import input_pipeline, messages, options
+from experiments import networks, input_pipeline, messages, options
 from experiments.options import Settings, UsageError
 from hfa_jax import trained
 from hfa_jax.environment import cpu_model, versions
@@ -116,14 +116,14 @@ def main(argv=None) -> int:
         s.size_reason,
         pathlib.Path(str(s.out).replace('runs/loso-', 'runs/final-', 1)),
       )
-    s, _ = options.resolve_dtype(s, jax.devices())  # the card's recipe names it
+    s, _ = networks.resolve_dtype(s, jax.devices())  # the card's recipe names it
     loso = loso_result(args.loso, s) if args.loso else None
   except UsageError as e:
     parser.error(str(e))
   try:
     data = input_pipeline.load_dataset(s, progress=False)
     messages.describe(s, data, jax.devices(), protocol=False)
-    model = options.build_model(s, data.num_classes)
+    model = networks.build_model(s, data.num_classes)
     progress = not getattr(args, 'no_progress', False)
     variables = train_final(data.arrays, s.training, model, progress)
     folder = trained.save_model(s.out, variables, card(s, data, loso))

@@ -32,7 +32,7 @@ import sys
 import jax
 
 from datasets.load import DatasetNotBuiltError
-from experiments import input_pipeline, messages, options, seeds
+from experiments import networks, input_pipeline, messages, options, seeds
 from experiments.options import Settings, UsageError
 from experiments.run_log import EpochLog, WallClock
 from hfa_jax import distributed, files, report
@@ -66,7 +66,7 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
 def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
   """run(), returning (the summary, the LosoResult, the dataset) for a caller that scores
   the run further (experiments.compare)."""
-  s, dtype_reason = options.resolve_dtype(s, jax.devices())
+  s, dtype_reason = networks.resolve_dtype(s, jax.devices())
   if s.out.exists() and not s.out.is_dir():
     raise UsageError(f'--out {s.out} is a file; give a folder')
   main = distributed.is_main()  # with many processes, process 0 alone writes and prints
@@ -92,7 +92,7 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
   result = run_loso(
     arrays,
     config=config,
-    model=options.build_model(s, arrays.num_classes),
+    model=networks.build_model(s, arrays.num_classes),
     only_subjects=e.subjects,
     out_dir=s.out / 'state',
     progress=progress,

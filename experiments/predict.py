@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from datasets.common.flows import default_workers
-from hfa_jax import predict, preprocess, trained
+from hfa_jax import predict, preprocess, preprocessing_spec, trained
 from hfa_jax.preprocess import benchmark as flow_benchmark
 
 FACE_CROP = {'card': None, 'yes': True, 'no': False}
@@ -168,7 +168,7 @@ def run_benchmark(model, variables, card: dict, n: int, workers: int) -> int:
   """Prints clips/s from frames (onset/apex 640x480 JPEG pairs, the model's preprocessing,
   faces searched for) and flow images/s (28x28 PNGs), each through model_inputs and logits."""
   pre = card['preprocessing']
-  png_pre = predict.preprocessing(
+  png_pre = preprocessing_spec.preprocessing(
     'flow_images',
     dataset='megc2019_flow_images',
     config='size_28',

@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from experiments import input_pipeline, options
+from experiments import usage, input_pipeline, options
 from experiments.options import UsageError
 from hfa_jax import files, metrics
 from hfa_jax.loso.errors import PlanError
@@ -94,7 +94,7 @@ def write_seeds(run: pathlib.Path, result, data) -> str:
 
 
 def main(argv=None) -> int:
-  p = options.Parser(prog='python -m experiments.seeds', description=__doc__.split('\n\n')[0])
+  p = usage.Parser(prog='python -m experiments.seeds', description=__doc__.split('\n\n')[0])
   p.add_argument('run', type=pathlib.Path, help='a finished experiments.loso run with --ensemble K')
   p.add_argument('--baseline', type=pathlib.Path, help='a run of the baseline with the same K')
   p.add_argument('--json', type=pathlib.Path, help='also write the scores as JSON here')

@@ -14,8 +14,8 @@ An input (a string) is one of:
   FILE.png    an STSTNet-format flow image (RGB = u, v, optical strain, 0..255).
 A path that exists is taken as it is, so a file whose name holds a comma is not read as a pair.
 
-card['preprocessing'] (`preprocessing`; `datasets.card.preprocessing_card` fills it for a model
-trained on a built dataset) says how that dataset made its samples, and the same library
+card['preprocessing'] (hfa_jax.preprocessing_spec; `datasets.card.preprocessing_card` fills it
+for a model trained on a built dataset) says how that dataset made its samples, and the same library
 functions, in the same order, make the model's inputs here:
   kind 'frames'       flow_for_clip(onset, apex | frames + apex strategy, size=stored_side,
                       face_crop) -> model_input.resize(side);
@@ -38,10 +38,9 @@ import cv2
 import numpy as np
 
 from hfa_jax import preprocess
+from hfa_jax.preprocessing_spec import KINDS, VERSION, flow_settings
 from hfa_jax.model_input import flow_images_signed, resize
 
-VERSION = 1  # of card['preprocessing']
-KINDS = ('frames', 'flow_images')
 NO_FACE = ('error', 'full_frame')
 VIDEO_SUFFIXES = frozenset({'.avi', '.mp4', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg'})
 FRAME_INPUTS = ('pair', 'folder', 'video')
@@ -57,93 +56,6 @@ class CardError(ValueError):
 
 class InputError(ValueError):
   """One input that cannot be predicted; the message says why and what to give instead."""
-
-
-def flow_settings() -> dict:
-  """This version's flow computation, as a card records it (compared when predicting)."""
-  return dict(
-    function='hfa_jax.preprocess.flow_for_clip',
-    work_side=preprocess.WORK_SIDE,
-    tvl1=dataclasses.asdict(preprocess.TVL1()),
-    normalisation=preprocess.NORMALISATION,
-  )
-
-
-def preprocessing(
-  kind: str,
-  *,
-  dataset: str,
-  config: str,
-  stored_side: int,
-  side: int,
-  apex: str = 'middle',
-  missing_apex: str = 'skip',
-  face_crop_by_database: dict[str, bool] | None = None,
-) -> dict:
-  """card['preprocessing'] of a model trained on `dataset` (`config`, stored at `stored_side`
-  px) at input side `side`. kind 'frames': flows this project computed from frames, the face
-  detected and cropped in the databases whose value in `face_crop_by_database` is True;
-  'flow_images': STSTNet-format PNGs made elsewhere. `apex`: the strategy of clips without an
-  annotated apex."""
-  if kind not in KINDS:
-    raise ValueError(f'kind must be one of {KINDS}, not {kind!r}')
-  crops = dict(face_crop_by_database or {})
-  card = dict(
-    version=VERSION,
-    kind=kind,
-    dataset=dataset,
-    dataset_config=config,
-    stored_side=int(stored_side),
-    side=int(side),
-    apex=apex,
-    missing_apex=missing_apex,
-    # frames: detect and crop the face (any database of the training data did); flow images:
-    # the faces of the frames given instead of PNGs are detected
-    face_crop=any(crops.values()) if kind == 'frames' else True,
-    face_crop_by_database=crops,
-    no_face_in_training='whole frame used (noted in the build)',
-    flow=flow_settings() | dict(size=int(stored_side) if kind == 'frames' else preprocess.PNG_SIDE),
-    value_range=(
-      'u, v in [-1, 1], optical strain in [0, 1]'
-      if kind == 'frames'
-      else 'u, v, optical strain in [-1, 1] (PNG 0..255 / 255 * 2 - 1)'
-    ),
-    resize=f'bilinear (antialiased when shrinking), {stored_side} -> {side} px',
-  )
-  card['description'] = describe(card)
-  return card
-
-
-def describe(pre: dict) -> str:
-  """card['preprocessing'] in words."""
-  size = f"{pre['stored_side']} px as {pre['dataset']} ({pre['dataset_config']}) stores them"
-  resized = f"resized bilinearly to the model's {pre['side']} px"
-  if pre['kind'] == 'flow_images':
-    return (
-      'STSTNet-format flow images (RGB PNG = u, v, optical strain, each channel min-max scaled '
-      'to 0..255 per image; made outside this project, 28x28 in the MEGC2019 release): scaled to '
-      f'0..1 at {size}, mapped to -1..1, {resized}. PNGs are taken as they are; from frames, '
-      "predict makes such an image with this project's TV-L1 flow (faces detected), which is "
-      "not the images' makers' flow."
-    )
-  crops = pre['face_crop_by_database']
-  detected = sorted(db for db, crop in crops.items() if crop)
-  whole = sorted(db for db, crop in crops.items() if not crop)
-  if not whole:
-    face = 'the face detected on the onset frame (OpenCV Haar cascade) crops both frames'
-  elif not detected:
-    face = "frames used whole (the databases' cropped releases: give face crops)"
-  else:
-    face = (
-      f"faces detected and cropped for {', '.join(detected)}, the cropped releases of "
-      f"{', '.join(whole)} used whole (predict detects faces)"
-    )
-  return (
-    f'Flow images this project computes from an onset and an apex frame: {face}; TV-L1 '
-    f"optical flow on a {pre['flow']['work_side']} px grid (hfa_jax.preprocess.flow_for_clip), "
-    f'optical strain, per-sample normalisation ({pre["value_range"]}), at {size}; {resized}. '
-    f"Clips without an annotated apex: apex by {pre['apex']!r}."
-  )
 
 
 @dataclasses.dataclass(frozen=True)

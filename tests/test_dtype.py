@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import loso as cli
+from experiments import networks, loso as cli
 from experiments import options
 from hfa_jax import optimiser
 from hfa_jax import train as train_lib
@@ -91,38 +91,38 @@ def test_default_dtype_is_bfloat16_on_a_tpu_only():
   s = _settings('--config', 'tiny', '--model', 'tests.tiny:TinyNet')
   assert s.training.dtype is None
   with pytest.raises(ValueError, match='resolve_dtype'):
-    options.build_model(s, 3)
-  on_cpu, why = options.resolve_dtype(s, CPU)
+    networks.build_model(s, 3)
+  on_cpu, why = networks.resolve_dtype(s, CPU)
   assert on_cpu.training.dtype == 'float32' and 'default on CPU' in why
   assert on_cpu.values()['dtype'] == 'float32' and '--dtype float32' in on_cpu.command()
-  assert options.build_model(on_cpu, 3) == TinyNet(num_classes=3)  # as before: dtype unset
+  assert networks.build_model(on_cpu, 3) == TinyNet(num_classes=3)  # as before: dtype unset
   for model in ('tests.tiny:TinyNet', 'hfanet', 'ststnet'):
-    on_tpu, why = options.resolve_dtype(_settings('--config', 'tiny', '--model', model), TPU)
+    on_tpu, why = networks.resolve_dtype(_settings('--config', 'tiny', '--model', model), TPU)
     assert (on_tpu.training.dtype, why) == ('bfloat16', 'the default on a TPU')
-    assert options.build_model(on_tpu, 3).dtype is jnp.bfloat16
-  chosen, _ = options.resolve_dtype(_settings('--config', 'tiny', '--dtype', 'float32'), TPU)
+    assert networks.build_model(on_tpu, 3).dtype is jnp.bfloat16
+  chosen, _ = networks.resolve_dtype(_settings('--config', 'tiny', '--dtype', 'float32'), TPU)
   assert chosen.training.dtype == 'float32'  # a set value wins
 
 
 def test_a_model_without_a_dtype_field_computes_in_float32():
   plain = _settings('--config', 'tiny', '--model', 'tests.test_dtype:PlainNet')
-  on_tpu, why = options.resolve_dtype(plain, TPU)
+  on_tpu, why = networks.resolve_dtype(plain, TPU)
   assert on_tpu.training.dtype == 'float32' and 'has no dtype field' in why
-  assert options.build_model(on_tpu, 3) == PlainNet(num_classes=3)
+  assert networks.build_model(on_tpu, 3) == PlainNet(num_classes=3)
   asked = _settings(
     '--config', 'tiny', '--model', 'tests.test_dtype:PlainNet', '--dtype', 'bfloat16'
   )
   with pytest.raises(options.UsageError, match='use --dtype float32'):
-    options.resolve_dtype(asked, CPU)
+    networks.resolve_dtype(asked, CPU)
 
 
 def test_bfloat16_models_compute_in_bfloat16_with_float32_parameters():
   for model, side in (('tests.tiny:TinyNet', 8), ('ststnet', 28)):
-    s, _ = options.resolve_dtype(_settings('--model', model, '--dtype', 'bfloat16'), CPU)
-    net = options.build_model(s, 3)
+    s, _ = networks.resolve_dtype(_settings('--model', model, '--dtype', 'bfloat16'), CPU)
+    net = networks.build_model(s, 3)
     assert _computes_in(net, side) == {'bf16'}, model
-    default, _ = options.resolve_dtype(_settings('--model', model), CPU)
-    assert _computes_in(options.build_model(default, 3), side) == {'f32'}, model
+    default, _ = networks.resolve_dtype(_settings('--model', model), CPU)
+    assert _computes_in(networks.build_model(default, 3), side) == {'f32'}, model
     state = train_lib.create_train_state(
       np.asarray(jax.random.PRNGKey(0)), net, (1, side, side, 3), optimiser.OptimConfig()
     )

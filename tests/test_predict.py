@@ -14,7 +14,7 @@ from datasets import synthetic
 from datasets.card import face_crops, preprocessing_card
 from datasets.load import load_arrays, training_data
 from experiments import predict as command
-from hfa_jax import load_model, predict, preprocess, save_model
+from hfa_jax import load_model, predict, preprocess, preprocessing_spec, save_model
 from tests import me_layouts as L
 from tests.builds import run_build
 from tests.tiny import TinyNet
@@ -80,7 +80,7 @@ def test_frames_card(frames):
   assert pre['kind'] == 'frames' and pre['stored_side'] == STORED and pre['side'] == SIDE
   assert pre['dataset_config'] == f'size_{STORED}' and pre['apex'] == 'middle'
   assert pre['face_crop'] is True and pre['face_crop_by_database'] == {'smic': True}
-  assert pre['flow'] == predict.flow_settings() | dict(size=STORED)
+  assert pre['flow'] == preprocessing_spec.flow_settings() | dict(size=STORED)
   assert 'face detected' in pre['description'] and f'{SIDE} px' in pre['description']
 
 
@@ -273,7 +273,7 @@ def test_face_crops_read_from_the_build_source():
   assert face_crops('samm', '/d/SAMM (cropped), annotations x') == {'samm': False}
   with pytest.raises(ValueError, match='rebuild'):
     face_crops('megc2019', '/d/SAMM (cropped)')
-  pre = predict.preprocessing(
+  pre = preprocessing_spec.preprocessing(
     'frames',
     dataset='megc2019',
     config='size_64',

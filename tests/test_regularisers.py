@@ -139,15 +139,15 @@ def test_hfanet_passes_the_rates_to_its_blocks_and_head():
 
 
 def test_options_build_the_regularised_model_and_refuse_it_for_ststnet():
-  from experiments import options
+  from experiments import networks, options
 
   settings = lambda argv: options.settings_from_args(options.parse(argv)[1])
   s = settings(['--drop_path', '0.1', '--head_dropout', '0.2', '--dtype', 'float32'])
-  model = options.build_model(s, 3)
+  model = networks.build_model(s, 3)
   assert (model.drop_path, model.head_dropout) == (0.1, 0.2)
   s = settings(['--model', 'ststnet', '--drop_path', '0.1', '--dtype', 'float32'])
   with pytest.raises(options.UsageError, match='drop_path'):
-    options.build_model(s, 3)
+    networks.build_model(s, 3)
 
 
 def test_augment_setting_parses_rotate_and_scale():

@@ -1,0 +1,17 @@
+"""What the commands say when an option is wrong: one error line, and where the options are
+listed."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class UsageError(Exception):
+  """A bad option or setting; the message says which and why."""
+
+
+class Parser(argparse.ArgumentParser):
+  """argparse, with errors in two lines: what is wrong, and where the options are listed."""
+
+  def error(self, message: str):
+    self.exit(2, f'{self.prog}: error: {message}\n({self.prog} --help lists every option)\n')

@@ -114,7 +114,7 @@ def train_runner(side, batch, dtype, seed=0):
   return run, compiled, compile_s
 
 
-def fold_runner(side, batch, folds, dtype, seed=0, epoch_steps=1, model=None):
+def fold_runner(side, batch, folds, dtype, seed=0, epoch_steps=1, model=None, training=None):
   """(run, compiled, compile s): run() takes one epoch of `epoch_steps` steps of the LOSO fold
   program (loso.fold_program) of `folds` models and returns their losses (folds,). `model`:
   default HFANet(NUM_CLASSES, dtype=dtype); another module computes in its own dtype.
@@ -125,9 +125,10 @@ def fold_runner(side, batch, folds, dtype, seed=0, epoch_steps=1, model=None):
   """
   model = HFANet(NUM_CLASSES, dtype=dtype) if model is None else model
   config = loso.LosoConfig(batch_size=batch, seed=seed)
+  training = config.training if training is None else training
   devices = jax.devices()
   mesh = loso.fold_mesh(devices[: math.gcd(folds, len(devices))])
-  shape = loso.ProgramShape(config.training, epoch_steps, batch, (1, side, side, 3), NUM_CLASSES)
+  shape = loso.ProgramShape(training, epoch_steps, batch, (1, side, side, 3), NUM_CLASSES)
   program = loso.fold_program(model, shape, mesh)
   by_fold, replicated = program.by_fold, program.replicated
   n = 2 * batch

@@ -11,23 +11,29 @@
 from hfa_jax.kernels.build import build, cache_dir, cache_root, native_available
 from hfa_jax.kernels.ffi import (
   ADAMW,
+  CONV_FORWARD,
   CONV_WEIGHT_GRAD,
   DEPTHWISE_FORWARD,
   DEPTHWISE_WEIGHT_GRAD,
+  SGD,
   TARGETS,
   AdamWHyperparams,
   AdamWStepScalars,
   adamw,
+  conv_forward,
   conv_weight_grad,
   depthwise_forward,
   depthwise_weight_grad,
+  sgd,
 )
 
 __all__ = [
   'ADAMW',
+  'CONV_FORWARD',
   'CONV_WEIGHT_GRAD',
   'DEPTHWISE_FORWARD',
   'DEPTHWISE_WEIGHT_GRAD',
+  'SGD',
   'TARGETS',
   'AdamWHyperparams',
   'AdamWStepScalars',
@@ -35,8 +41,10 @@ __all__ = [
   'build',
   'cache_dir',
   'cache_root',
+  'conv_forward',
   'conv_weight_grad',
   'depthwise_forward',
   'depthwise_weight_grad',
   'native_available',
+  'sgd',
 ]

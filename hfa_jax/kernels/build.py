@@ -36,7 +36,8 @@ import jax
 from hfa_jax.kernels.ffi import TARGETS
 
 SOURCES = [
-  Path(__file__).with_name(name) for name in ('depthwise_cpu.cc', 'conv_cpu.cc', 'adamw_cpu.cc')
+  Path(__file__).with_name(name)
+  for name in ('depthwise_cpu.cc', 'conv_cpu.cc', 'conv_forward_cpu.cc', 'adamw_cpu.cc')
 ]
 HEADERS = [Path(__file__).with_name(name) for name in ('parallel.h', 'vec.h')]
 

@@ -172,12 +172,20 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   const int64_t rows = geo.batch * geo.ho;
   // An even number of chunks per model, up to 16, fewer when the partial sums would exceed
   // ~16 MB in all (large Cin x Cout come with small maps, where each chunk has much work).
+  // Several models with such large sums (a Linear layer of many inputs over few rows, the
+  // folds stacked) take one chunk each, summed straight into the output: the models are the
+  // parallel work, and per-chunk partial sums would cost more memory traffic than the sums.
   const int64_t budget = (int64_t{4} << 20) / std::max<int64_t>(1, size * models);
-  const int64_t chunks = std::clamp<int64_t>(2 * std::clamp<int64_t>(budget / 2, 1, 8), 1, rows);
-  std::vector<float> partial(models * chunks * size, 0.0f);
+  const int64_t chunks =
+      models > 1 && budget < 2
+          ? 1
+          : std::clamp<int64_t>(2 * std::clamp<int64_t>(budget / 2, 1, 8), 1, rows);
+  std::vector<float> partial(chunks > 1 ? models * chunks * size : 0, 0.0f);
+  float* sums = chunks > 1 ? partial.data() : out;
   ParallelFor(pool, models * chunks, [&](int64_t task) {
     const int64_t m = task / chunks, chunk = task % chunks;
-    float* acc = partial.data() + task * size;
+    float* acc = sums + task * size;
+    if (chunks == 1) std::fill(acc, acc + size, 0.0f);
     const int64_t begin = rows * chunk / chunks, end = rows * (chunk + 1) / chunks;
     // Enough rows per pass that the registers sum over >= 64 positions before touching acc.
     const int64_t group = std::clamp<int64_t>((64 + geo.wo - 1) / geo.wo, 1, kMaxRuns);
@@ -186,7 +194,7 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
       AccumulateRows(xp, gp, acc, geo, stride, pad, offset + r, offset + std::min(end, r + group));
     }
   });
-  hfa::SumChunks(partial.data(), models, chunks, size, out);
+  if (chunks > 1) hfa::SumChunks(partial.data(), models, chunks, size, out);
   return ffi::Error::Success();
 }
 

@@ -16,6 +16,8 @@ from hfa_jax.kernels.ffi import (
   DEPTHWISE_FORWARD,
   DEPTHWISE_WEIGHT_GRAD,
   SGD,
+  STEM_BACKWARD,
+  STEM_FORWARD,
   TARGETS,
   AdamWHyperparams,
   AdamWStepScalars,
@@ -25,6 +27,8 @@ from hfa_jax.kernels.ffi import (
   depthwise_forward,
   depthwise_weight_grad,
   sgd,
+  stem_backward,
+  stem_forward,
 )
 
 __all__ = [
@@ -34,6 +38,8 @@ __all__ = [
   'DEPTHWISE_FORWARD',
   'DEPTHWISE_WEIGHT_GRAD',
   'SGD',
+  'STEM_BACKWARD',
+  'STEM_FORWARD',
   'TARGETS',
   'AdamWHyperparams',
   'AdamWStepScalars',
@@ -47,4 +53,6 @@ __all__ = [
   'depthwise_weight_grad',
   'native_available',
   'sgd',
+  'stem_backward',
+  'stem_forward',
 ]

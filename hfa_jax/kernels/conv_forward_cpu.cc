@@ -19,98 +19,22 @@
 #include <cstring>
 #include <vector>
 
+#include "direct_conv.h"
 #include "parallel.h"
 #include "vec.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
+using hfa::Geometry;
 using hfa::kLanes;
 using hfa::ParallelFor;
-using hfa::Vec;
 
 namespace {
 
-struct Geometry {
-  int64_t h, w, cin, ho, wo, cout, k, stride, pad;
-  int64_t hp, wp;  // the padded image
-  int64_t coutp;   // Cout rounded up to whole vectors: the weights' row length
-};
-
-// Positions of one output row kept in registers per vector count NV (accumulators P * NV).
-constexpr int MaxPositions(int nv) { return nv == 1 ? 12 : nv == 2 ? 8 : 6; }
-
-// out[q, v] = sum over the window row entries t < k*Cin, window rows i < k, of
-// in[q * step + i * row + t] * w[(i * k*Cin + t) * coutp + v * kLanes ...].
-template <int P, int NV>
-inline void Block(const float* in, const float* w, const Geometry& g, float* out, int64_t valid) {
-  Vec acc[P][NV] = {};
-  const int64_t run = g.k * g.cin, row = g.wp * g.cin, step = g.stride * g.cin;
-  for (int64_t i = 0; i < g.k; ++i) {
-    const float* x0 = in + i * row;
-    const float* w0 = w + i * run * g.coutp;
-    for (int64_t t = 0; t < run; ++t) {
-      Vec wv[NV];
-      for (int v = 0; v < NV; ++v) wv[v] = hfa::V(w0 + t * g.coutp + v * kLanes);
-      for (int q = 0; q < P; ++q) {
-        const float xb = x0[q * step + t];
-        for (int v = 0; v < NV; ++v) acc[q][v] += xb * wv[v];
-      }
-    }
-  }
-  for (int q = 0; q < P; ++q) {
-    float* o = out + q * g.cout;
-    if (valid == NV * kLanes) {
-      for (int v = 0; v < NV; ++v) hfa::V(o + v * kLanes) = acc[q][v];
-    } else {
-      std::memcpy(o, &acc[q][0], sizeof(float) * valid);
-    }
-  }
-}
-
-// Block for `positions` (1..MaxPositions(NV)) positions, a compile-time count chosen at run time.
-template <int NV, int P = MaxPositions(NV)>
-inline void Positions(int positions, const float* in, const float* w, const Geometry& g,
-                      float* out, int64_t valid) {
-  if constexpr (P > 0) {
-    if (positions == P) {
-      Block<P, NV>(in, w, g, out, valid);
-    } else {
-      Positions<NV, P - 1>(positions, in, w, g, out, valid);
-    }
-  }
-}
-
-template <int NV>
-void Row(const float* xp, const float* w, const Geometry& g, int64_t yo, int64_t co, float* y) {
-  constexpr int kP = MaxPositions(NV);
-  const int64_t valid = std::min<int64_t>(NV * kLanes, g.cout - co);
-  const float* in = xp + g.stride * yo * g.wp * g.cin;
-  float* out = y + yo * g.wo * g.cout + co;
-  for (int64_t xo = 0; xo < g.wo; xo += kP) {
-    const int n = static_cast<int>(std::min<int64_t>(kP, g.wo - xo));
-    Positions<NV>(n, in + g.stride * xo * g.cin, w + co, g, out + xo * g.cout, valid);
-  }
-}
-
-// One image: copied into the zero-padded buffer, then each block of output channels row by row.
+// One image: copied into the zero-padded buffer, then row by row.
 void Image(const float* x, const float* w, const Geometry& g, float* y, std::vector<float>& buf) {
-  buf.assign(g.hp * g.wp * g.cin, 0.0f);
-  for (int64_t r = 0; r < g.h; ++r) {
-    std::memcpy(buf.data() + ((r + g.pad) * g.wp + g.pad) * g.cin, x + r * g.w * g.cin,
-                sizeof(float) * g.w * g.cin);
-  }
-  const float* xp = buf.data();
-  for (int64_t co = 0; co < g.cout; co += 4 * kLanes) {
-    const int64_t vectors = std::min<int64_t>(4, (g.cout - co + kLanes - 1) / kLanes);
-    for (int64_t yo = 0; yo < g.ho; ++yo) {
-      switch (vectors) {
-        case 1: Row<1>(xp, w, g, yo, co, y); break;
-        case 2: Row<2>(xp, w, g, yo, co, y); break;
-        case 3: Row<3>(xp, w, g, yo, co, y); break;
-        default: Row<4>(xp, w, g, yo, co, y); break;
-      }
-    }
-  }
+  hfa::PadImage(x, g, buf);
+  for (int64_t yo = 0; yo < g.ho; ++yo) hfa::ConvRow(buf.data(), w, g, yo, y + yo * g.wo * g.cout);
 }
 
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
@@ -145,15 +69,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   const float* ws = w.typed_data();
   float* ys = y->typed_data();
   const int64_t taps = g.k * g.k * g.cin;
-  // Weights whose rows are not whole vectors are copied into rows of coutp (zeros after Cout).
   std::vector<float> padded;
-  if (g.coutp != g.cout) {
-    padded.assign(models * taps * g.coutp, 0.0f);
-    for (int64_t r = 0; r < models * taps; ++r) {
-      std::memcpy(padded.data() + r * g.coutp, ws + r * g.cout, sizeof(float) * g.cout);
-    }
-    ws = padded.data();
-  }
+  ws = hfa::PaddedWeights(ws, models, taps, g, padded);
   const int64_t in_size = g.h * g.w * g.cin, out_size = g.ho * g.wo * g.cout;
   ParallelFor(pool, models * batch, [&](int64_t task) {
     thread_local std::vector<float> buf;

@@ -18,6 +18,8 @@ CONV_WEIGHT_GRAD = 'hfa_conv_weight_grad'
 CONV_FORWARD = 'hfa_conv_forward'
 ADAMW = 'hfa_adamw'
 SGD = 'hfa_sgd'
+STEM_FORWARD = 'hfa_stem_forward'
+STEM_BACKWARD = 'hfa_stem_backward'
 
 # FFI target -> the C++ handler symbol exported by depthwise_cpu.cc / conv_cpu.cc / adamw_cpu.cc.
 TARGETS = {
@@ -27,6 +29,8 @@ TARGETS = {
   CONV_FORWARD: 'HfaConvForward',
   ADAMW: 'HfaAdamW',
   SGD: 'HfaSgd',
+  STEM_FORWARD: 'HfaStemForward',
+  STEM_BACKWARD: 'HfaStemBackward',
 }
 
 
@@ -116,4 +120,38 @@ def sgd(p, g, trace, neg_lr, momentum: float, l2: float):
   out = (jax.ShapeDtypeStruct(p.shape, p.dtype),) * 2
   return jax.ffi.ffi_call(SGD, out, vmap_method='broadcast_all', input_output_aliases={0: 0, 2: 1})(
     p, g, trace, neg_lr, momentum=np.float32(momentum), l2=np.float32(l2)
+  )
+
+
+def _stem_attributes(padding, pool, pool_padding, relu_first):
+  return dict(
+    pad=np.int64(padding),
+    pool=np.int64(pool),
+    pool_pad=np.int64(pool_padding),
+    relu_first=np.int64(relu_first),
+  )
+
+
+def stem_forward(x, w, b, padding: int, pool: int, pool_padding: int, relu_first: bool):
+  """A first stage's forward statistics (stem_cpu.cc): x (L..., B, H, W, Cin), w (L..., k, k,
+  Cin, C), b (L..., C) -> (vmax, vmin (L..., B, Po, Qo, C), mean, var (L..., C)) of
+  v = relu(conv(x) + b) (relu_first) or conv(x) + b, over disjoint pool x pool windows."""
+  k, c = w.shape[-4], w.shape[-1]
+  hc, wc = (n + 2 * padding - k + 1 for n in x.shape[-3:-1])
+  po, qo = ((n + 2 * pool_padding - pool) // pool + 1 for n in (hc, wc))
+  lead = x.shape[:-4]
+  pooled = jax.ShapeDtypeStruct((*lead, x.shape[-4], po, qo, c), x.dtype)
+  stats = jax.ShapeDtypeStruct((*lead, c), x.dtype)
+  return jax.ffi.ffi_call(
+    STEM_FORWARD, (pooled, pooled, stats, stats), vmap_method='broadcast_all'
+  )(x, w, b, **_stem_attributes(padding, pool, pool_padding, relu_first))
+
+
+def stem_backward(x, w, b, g, coeffs, padding, pool, pool_padding, relu_first: bool):
+  """The weight and bias gradients of a first stage (stem_cpu.cc): g (L..., B, Po, Qo, C) the
+  pooled output's gradient, coeffs (L..., 5, C) = (a, mean, shift, alpha, beta)
+  -> (dw (L..., k, k, Cin, C), db (L..., C))."""
+  out = (jax.ShapeDtypeStruct(w.shape, w.dtype), jax.ShapeDtypeStruct(b.shape, b.dtype))
+  return jax.ffi.ffi_call(STEM_BACKWARD, out, vmap_method='broadcast_all')(
+    x, w, b, g, coeffs, **_stem_attributes(padding, pool, pool_padding, relu_first)
   )

@@ -34,7 +34,7 @@ import time
 
 import jax
 
-from experiments import networks, benchmark, options, timing
+from experiments import bench_runners, networks, options, timing
 from hfa_jax import loso
 from hfa_jax.loso import program
 from hfa_jax.models import registry
@@ -62,7 +62,7 @@ def out_of_memory(text: str) -> bool:
 
 def estimate(side: int, batch: int, folds: int, n_devices: int) -> dict:
   """folds_at_once's estimate for `folds` models on the devices their mesh uses
-  (benchmark.fold_runner: gcd(folds, devices)): bytes per fold and per device."""
+  (bench_runners.fold_runner: gcd(folds, devices)): bytes per fold and per device."""
   per_fold = program.FOLD_FIXED_BYTES + program.FOLD_BYTES_PER_PIXEL * batch * side * side
   per_device = -(-folds // math.gcd(folds, n_devices))
   return dict(
@@ -74,7 +74,7 @@ def make_model(spec: str, dtype: str):
   """The model of `spec` (a registered name or 'module:Class'), computing in `dtype`."""
   networks.model_class(spec)  # a UsageError if it cannot be imported
   try:
-    return registry.build(spec, benchmark.NUM_CLASSES, dtype)
+    return registry.build(spec, bench_runners.NUM_CLASSES, dtype)
   except ValueError as e:
     raise options.UsageError(f'--dtype {dtype}: {e}') from None
 
@@ -93,7 +93,7 @@ def measure(side: int, folds: int, args: argparse.Namespace) -> dict:
     folds_at_once=loso.folds_at_once(None, args.max_folds, side, args.batch_size, devices),
   )
   try:
-    bench = benchmark.bench_folds(
+    bench = bench_runners.bench_folds(
       side,
       args.batch_size,
       folds,

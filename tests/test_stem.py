@@ -3,7 +3,6 @@ max-pool) fused in the native kernels against XLA's composition, values and grad
 the folds' vmap; the max-pool's gradient under jit; STSTNet's and RCN-A's training gradients
 with the fused stage against the plain one."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

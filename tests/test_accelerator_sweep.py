@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 
+from experiments import accelerator_report as report_lib
 from experiments import accelerator_sweep as sweep_lib
 from hfa_jax.loso import program
 
@@ -85,17 +86,17 @@ def test_each_side_stops_at_its_first_out_of_memory_k():
     (32, 1), (64, 1), (32, 2), (64, 2), (32, 4), (64, 4), (32, 8), (64, 8), (32, 16)
   ]  # fmt: skip
   assert result['stops'] == {64: ('out_of_memory', 8), 32: ('out_of_memory', 16)}
-  sides = {s['side']: s for s in sweep_lib.summary(result, [32, 64])}
+  sides = {s['side']: s for s in report_lib.summary(result, [32, 64])}
   assert (sides[32]['largest_k'], sides[64]['largest_k']) == (8, 4)
   assert sides[64]['stopped'] == 'out of memory at K = 8'
   assert sides[32]['measured_per_fold'] == pytest.approx(100)  # the peak's slope in K
-  report = sweep_lib.make_report(result, _args(sides='32,64'), 'today', 'abc1234')
-  text = sweep_lib.markdown(report)
-  estimate = sweep_lib.mib(sweep_lib.estimate(64, 16, 8, 1)['estimate_bytes'])
+  report = report_lib.make_report(result, _args(sides='32,64'), 'today', 'abc1234')
+  text = report_lib.markdown(report)
+  estimate = report_lib.mib(sweep_lib.estimate(64, 16, 8, 1)['estimate_bytes'])
   oom = f'| 64 | 8 | - | - | - | - | - | {estimate} | out of memory: RESOURCE_EXHAUSTED: Out of'
   assert oom in text
   assert '| 32 | 8 | 128.0 | 1000.0 | 1.0 | 0 | 0 |' in text  # peak and XLA: 800 bytes
-  per_fold = sweep_lib.mib(sweep_lib.estimate(64, 16, 1, 1)['estimate_per_fold'])
+  per_fold = report_lib.mib(sweep_lib.estimate(64, 16, 1, 1)['estimate_per_fold'])
   assert f'| 64 | 4 | out of memory at K = 8 | 3 | {per_fold} | 0 |' in text
 
 
@@ -105,7 +106,7 @@ def test_the_time_limit_stops_the_sweep_and_each_measurement():
   assert [c[:2] for c in device.calls] == [(32, 1), (64, 1), (32, 2)]
   assert [c[2] for c in device.calls] == [120, 70, 20]  # each child gets the time left
   assert result['stops'] == {32: ('time_limit', 2), 64: ('time_limit', 2)}
-  stopped = {s['side']: s['stopped'] for s in sweep_lib.summary(result, [32, 64])}
+  stopped = {s['side']: s['stopped'] for s in report_lib.summary(result, [32, 64])}
   assert stopped == {32: '--max_minutes spent at K = 2', 64: '--max_minutes spent at K = 2'}
 
 

@@ -113,6 +113,67 @@ inline const float* PaddedWeights(const float* w, int64_t models, int64_t taps, 
   return padded.data();
 }
 
+// dw[i, t0 + r, co..] += sum over the image's positions of xp[(yo + i) * row + xo * cin + t0 + r]
+// * gu[(yo * wo + xo) * c + co..] for r < R (the taps of window row i flattened with Cin).
+template <int R, int NV>
+inline void Accumulate(const float* xp, const float* gu, const Geometry& g, int64_t i, int64_t t0,
+                int64_t co, float* dw) {
+  Vec acc[R][NV] = {};
+  const int64_t row = g.wp * g.cin;
+  for (int64_t yo = 0; yo < g.ho; ++yo) {
+    const float* x0 = xp + (yo + i) * row + t0;
+    const float* g0 = gu + yo * g.wo * g.cout + co;
+    for (int64_t xo = 0; xo < g.wo; ++xo) {
+      Vec gv[NV];
+      for (int v = 0; v < NV; ++v) gv[v] = hfa::V(g0 + xo * g.cout + v * kLanes);
+      const float* xr = x0 + xo * g.cin;
+      for (int r = 0; r < R; ++r) {
+        const float xb = xr[r];
+        for (int v = 0; v < NV; ++v) acc[r][v] += xb * gv[v];
+      }
+    }
+  }
+  const int64_t run = g.k * g.cin;
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV; ++v) hfa::V(dw + ((i * run + t0 + r) * g.cout) + co + v * kLanes) += acc[r][v];
+  }
+}
+
+constexpr int kTapRows = 6;  // flattened taps per register block (kTapRows x 4 vectors)
+
+template <int NV, int R = kTapRows>
+inline void AccumulateRows(int rows, const float* xp, const float* gu, const Geometry& g, int64_t i,
+                    int64_t t0, int64_t co, float* dw) {
+  if constexpr (R > 0) {
+    if (rows == R) {
+      Accumulate<R, NV>(xp, gu, g, i, t0, co, dw);
+    } else {
+      AccumulateRows<NV, R - 1>(rows, xp, gu, g, i, t0, co, dw);
+    }
+  }
+}
+
+// dw (k, k, Cin, Cout) += the weight gradient of one image (stride 1): xp its zero-padded input
+// (PadImage), gimg its output gradient (Ho, Wo, Cout), Cout a multiple of kLanes. Each block of
+// window-row taps (flattened with Cin: contiguous in xp) and output-channel vectors sums over
+// all the image's positions in registers.
+inline void WeightGradImage(const float* xp, const float* gimg, const Geometry& g, float* dw) {
+  const int64_t run = g.k * g.cin;
+  for (int64_t i = 0; i < g.k; ++i) {
+    for (int64_t t0 = 0; t0 < run; t0 += kTapRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kTapRows, run - t0));
+      for (int64_t co = 0; co < g.cout; co += 4 * kLanes) {
+        switch (std::min<int64_t>(4, (g.cout - co) / kLanes)) {
+          case 1: AccumulateRows<1>(rows, xp, gimg, g, i, t0, co, dw); break;
+          case 2: AccumulateRows<2>(rows, xp, gimg, g, i, t0, co, dw); break;
+          case 3: AccumulateRows<3>(rows, xp, gimg, g, i, t0, co, dw); break;
+          default: AccumulateRows<4>(rows, xp, gimg, g, i, t0, co, dw); break;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace hfa
 
 #endif  // HFA_JAX_KERNELS_DIRECT_CONV_H_

@@ -176,46 +176,6 @@ ffi::Error Forward(ffi::ThreadPool threads, ffi::Buffer<ffi::F32> x, ffi::Buffer
   return ffi::Error::Success();
 }
 
-// dw[i, t0 + r, co..] += sum over the image's positions of xp[(yo + i) * row + xo * cin + t0 + r]
-// * gu[(yo * wo + xo) * c + co..] for r < R (the taps of window row i flattened with Cin).
-template <int R, int NV>
-void Accumulate(const float* xp, const float* gu, const Geometry& g, int64_t i, int64_t t0,
-                int64_t co, float* dw) {
-  Vec acc[R][NV] = {};
-  const int64_t row = g.wp * g.cin;
-  for (int64_t yo = 0; yo < g.ho; ++yo) {
-    const float* x0 = xp + (yo + i) * row + t0;
-    const float* g0 = gu + yo * g.wo * g.cout + co;
-    for (int64_t xo = 0; xo < g.wo; ++xo) {
-      Vec gv[NV];
-      for (int v = 0; v < NV; ++v) gv[v] = hfa::V(g0 + xo * g.cout + v * kLanes);
-      const float* xr = x0 + xo * g.cin;
-      for (int r = 0; r < R; ++r) {
-        const float xb = xr[r];
-        for (int v = 0; v < NV; ++v) acc[r][v] += xb * gv[v];
-      }
-    }
-  }
-  const int64_t run = g.k * g.cin;
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < NV; ++v) hfa::V(dw + ((i * run + t0 + r) * g.cout) + co + v * kLanes) += acc[r][v];
-  }
-}
-
-constexpr int kRows = 6;  // flattened taps per register block (kRows x 4 vectors)
-
-template <int NV, int R = kRows>
-void AccumulateRows(int rows, const float* xp, const float* gu, const Geometry& g, int64_t i,
-                    int64_t t0, int64_t co, float* dw) {
-  if constexpr (R > 0) {
-    if (rows == R) {
-      Accumulate<R, NV>(xp, gu, g, i, t0, co, dw);
-    } else {
-      AccumulateRows<NV, R - 1>(rows, xp, gu, g, i, t0, co, dw);
-    }
-  }
-}
-
 ffi::Error Backward(ffi::ThreadPool threads, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
                     ffi::Buffer<ffi::F32> b, ffi::Buffer<ffi::F32> gp,
                     ffi::Buffer<ffi::F32> coeffs, ffi::ResultBuffer<ffi::F32> dw,
@@ -232,7 +192,7 @@ ffi::Error Backward(ffi::ThreadPool threads, ffi::Buffer<ffi::F32> x, ffi::Buffe
   }
   const int64_t c = g.cout, chunks = Chunks(models, batch);
   const int64_t in_size = g.h * g.w * g.cin, out_size = pool.po * pool.qo * c;
-  const int64_t taps = g.k * g.k * g.cin, run = g.k * g.cin;
+  const int64_t taps = g.k * g.k * g.cin;
   const float* xs = x.typed_data();
   const float* ws = w.typed_data();
   const float* bs = b.typed_data();
@@ -317,19 +277,7 @@ ffi::Error Backward(ffi::ThreadPool threads, ffi::Buffer<ffi::F32> x, ffi::Buffe
       for (int64_t p = 0; p < g.ho * g.wo; ++p) {
         for (int64_t ch = 0; ch < c; ++ch) dbp[ch] += gu[p * c + ch];
       }
-      for (int64_t i = 0; i < g.k; ++i) {
-        for (int64_t t0 = 0; t0 < run; t0 += kRows) {
-          const int rows = static_cast<int>(std::min<int64_t>(kRows, run - t0));
-          for (int64_t co = 0; co < c; co += 4 * kLanes) {
-            switch (std::min<int64_t>(4, (c - co) / kLanes)) {
-              case 1: AccumulateRows<1>(rows, buf.data(), gu.data(), g, i, t0, co, dwp); break;
-              case 2: AccumulateRows<2>(rows, buf.data(), gu.data(), g, i, t0, co, dwp); break;
-              case 3: AccumulateRows<3>(rows, buf.data(), gu.data(), g, i, t0, co, dwp); break;
-              default: AccumulateRows<4>(rows, buf.data(), gu.data(), g, i, t0, co, dwp); break;
-            }
-          }
-        }
-      }
+      hfa::WeightGradImage(buf.data(), gu.data(), g, dwp);
     }
   });
   float* dws = dw->typed_data();

@@ -5,7 +5,7 @@
     python -m experiments.benchmark --dtype bfloat16 --out bench.json
     python -m experiments.benchmark --compare_torch ~/src/HFA-Net   # + the original (PyTorch)
     python -m experiments.benchmark --baselines all --meb ~/src/meb --rcn ~/src/rcns \
-        --torchvision /tmp/tv --torch_threads 2            # the baselines at their recipes
+        --torchvision /tmp/tv --torch_threads 1,2          # the baselines at their recipes
 
 For every input side it measures, after compilation and warm-up:
   - train: the library's `hfa_jax.train.train_step` (forward, backward, AdamW update, BatchNorm
@@ -172,9 +172,10 @@ def parser() -> argparse.ArgumentParser:
   )
   p.add_argument(
     '--torch_threads',
-    type=int,
-    default=os.cpu_count(),
-    help='torch.set_num_threads for --compare_torch and the baselines (default: all cores)',
+    type=parse_ints,
+    default=[os.cpu_count()],
+    help='torch.set_num_threads for --compare_torch (the first) and the baselines (each of '
+    'a comma list, e.g. 1,2; default: all cores)',
   )
   p.add_argument(
     '--baselines',
@@ -235,7 +236,7 @@ def measure_torch(args, env, record) -> None:
     sorted(args.sides),
     args.batch_size,
     args.steps,
-    args.torch_threads,
+    args.torch_threads[0],
     NUM_CLASSES,
   )
   if isinstance(torch_rows, str):

@@ -41,12 +41,13 @@ def test_a_baseline_row_with_its_original(tmp_path, monkeypatch, capsys):
   monkeypatch.setattr(bench_baselines, 'SEEDS', 1)
   out = tmp_path / 'bench.json'
   argv = ['--baselines', 'offapexnet', '--rounds', '1', '--meb', str(checkout)]
-  benchmark.main([*argv, '--torch_threads', '1', '--out', str(out)])
+  benchmark.main([*argv, '--torch_threads', '1,2', '--out', str(out)])
   (row,) = json.loads(out.read_text())['rows']
   assert row['kind'] == 'baseline' and row['model'] == 'offapexnet'
   assert (row['side'], row['batch'], row['steps_per_epoch'], row['epochs']) == (28, 32, 10, 3000)
   assert row['fold_samples_per_s'] > 0 and row['torch_samples_per_s'] > 0
   assert row['ratio'] == pytest.approx(row['fold_samples_per_s'] / row['torch_samples_per_s'])
+  assert set(row['torch_samples_per_s_by_threads']) == {'1', '2'}
   assert row['projected_s'] > 0 and row['torch_projected_s'] > 0
   text = capsys.readouterr().out
   assert 'baselines at their recipes' in text and 'offapexnet' in text

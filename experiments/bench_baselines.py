@@ -86,15 +86,22 @@ def recipe(name: str, devices=None) -> Recipe:
   return Recipe(name, config.training, side, steps, width, models)
 
 
-def _time_original(step, steps: int, threads: int) -> float:
-  """Seconds per step of the original over `steps` steps with `threads` torch threads."""
+def _cpu_seconds() -> float:
+  """The process's CPU time so far (user + system, all threads)."""
+  t = os.times()
+  return t.user + t.system
+
+
+def _time_original(step, steps: int, threads: int) -> tuple[float, float]:
+  """(seconds, CPU seconds) per step of the original over `steps` steps with `threads`
+  torch threads."""
   import torch
 
   torch.set_num_threads(threads)
-  start = time.perf_counter()
+  start, cpu = time.perf_counter(), _cpu_seconds()
   for _ in range(steps):
     step()
-  return (time.perf_counter() - start) / steps
+  return (time.perf_counter() - start) / steps, (_cpu_seconds() - cpu) / steps
 
 
 def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: int = 0) -> dict:
@@ -111,13 +118,17 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
     jax.block_until_ready(run())
     for t in threads if step is not None else ():
       _time_original(step, 1, t)
-  ours, theirs, loads = [], {t: [] for t in threads}, []
+  ours, ours_cpu, loads = [], [], []
+  theirs, theirs_cpu = ({t: [] for t in threads} for _ in range(2))
   for _ in range(rounds):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     loss = jax.block_until_ready(run())
     ours.append(time.perf_counter() - start)
+    ours_cpu.append(_cpu_seconds() - cpu)
     for t in threads if step is not None else ():
-      theirs[t].append(_time_original(step, r.steps, t))
+      seconds, cpu = _time_original(step, r.steps, t)
+      theirs[t].append(seconds)
+      theirs_cpu[t].append(cpu)
     loads.append(os.getloadavg()[0])
   assert np.all(np.isfinite(np.asarray(loss))), f'{name}: non-finite loss'
   epoch = statistics.median(ours)
@@ -135,6 +146,7 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
     compile_s=compile_s,
     epoch_s_all=ours,
     fold_samples_per_s=rate,
+    cpu_us_per_fold_sample=statistics.median(ours_cpu) / (r.width * r.steps * r.batch) * 1e6,
     projected_s=r.groups * r.training.epochs * epoch + compile_s,
     load_average=loads,
   )
@@ -151,6 +163,9 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
       torch_samples_per_s_by_threads={str(t): v for t, v in per_thread.items()},
       torch_threads=best,
       torch_samples_per_s=per_thread[best],
+      torch_cpu_us_per_sample_by_threads={
+        str(t): statistics.median(cpu) / r.batch * 1e6 for t, cpu in theirs_cpu.items()
+      },
       ratio=rate / per_thread[best],
       torch_projected_s=r.models * r.training.epochs * r.steps * r.batch / per_thread[best],
     )
@@ -196,5 +211,9 @@ def table(rows: list[dict]) -> list[str]:
         f'{t} thread{"s" * (t != "1")} {v:.0f}'
         for t, v in r['torch_samples_per_s_by_threads'].items()
       )
-      lines.append(f"  {r['model']}: original samples/s with {by} (the ratio: the fastest)")
+      cpu = ', '.join(f'{t}: {v:.0f}' for t, v in r['torch_cpu_us_per_sample_by_threads'].items())
+      lines.append(
+        f"  {r['model']}: original samples/s with {by} (the ratio: the fastest); CPU us per "
+        f"sample, ours {r['cpu_us_per_fold_sample']:.0f}, the original by threads {cpu}"
+      )
   return lines

@@ -3,7 +3,7 @@
     python -m experiments.evaluate runs/loso-megc2019_flow_images-composite-32px-seed0
     python -m experiments.evaluate RUN --out DIR      # where predictions.csv goes
 
-Reads the run's settings (RUN/config.json) and data, loads each fold's saved weights
+Reads the run's settings (RUN/state/run.json) and data, loads each fold's saved weights
 (RUN/state/models/FOLD), evaluates its test subjects again and pools the predictions as
 the run did; prints the UF1 / UAR table and how the predictions compare with the run's
 predictions.csv. Writes DIR/predictions.csv (default RUN/evaluation/); the run's own files

@@ -50,11 +50,11 @@ def add_options(parser):
 
 def loso_result(run: pathlib.Path, s: Settings) -> dict:
   """The card's 'loso': the result of RUN and whether its recipe is this one."""
-  summary_path, config_path = run / 'summary.json', run / 'config.json'
+  summary_path = run / 'summary.json'
   if not summary_path.is_file():
     raise UsageError(f'--loso {run}: no finished run there ({summary_path} is missing)')
   summary = json.loads(summary_path.read_text())
-  saved = options.saved_settings(run) if config_path.is_file() else None
+  saved = options.saved_settings(run) if options.saved_record(run) else None
   diff = differences(saved.training.identity(), s.training.identity()) if saved else ['?']
   if diff:
     messages.say(f'WARNING: the --loso run used another recipe: {"; ".join(diff)}')

@@ -13,9 +13,10 @@ config file (experiments/configs/NAME.py; without --config it follows the model 
 data) < the options. Running the same command again with the same --out continues a
 stopped run; --resume OUT continues it with the settings saved in OUT.
 
-Writes to --out: summary.json, predictions.csv, confusion.png, curves.png, config.json,
+Writes to --out: summary.json, predictions.csv, confusion.png, curves.png,
 logs/ (TensorBoard events per fold and metrics.jsonl, written as the run goes: `tensorboard
---logdir runs/`) and state/ (orbax checkpoints, one record per finished fold).
+--logdir runs/`) and state/ (run.json: what the run is and the settings it started with,
+read back by --resume; orbax checkpoints; one record per finished fold).
 
 On many hosts (a TPU pod slice, GPU nodes under SLURM, or --coordinator_address,
 --num_processes and --process_id) every process runs the same command with the same --out on
@@ -35,7 +36,7 @@ from datasets.load import DatasetNotBuiltError
 from experiments import networks, input_pipeline, messages, options, seeds
 from experiments.options import Settings, UsageError
 from experiments.run_log import EpochLog, WallClock
-from hfa_jax import distributed, files, report
+from hfa_jax import distributed, report
 from hfa_jax.environment import cpu_model, versions
 from hfa_jax.kernels import cache_root
 from hfa_jax.loso import errors
@@ -75,19 +76,18 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
   arrays = data.arrays
   make_plan(arrays.labels, arrays.subjects, config, e.subjects, arrays.strata)  # checks
   finished = (s.out / 'summary.json').is_file()
+  started = options.saved_record(s.out) is not None
   _make_folder(s.out)
   if main:
     messages.say(
       f'already finished; reporting its results again from {s.out}'
       if finished
       else f'continuing the run in {s.out}'
-      if (s.out / 'config.json').is_file()
+      if started
       else f'starting the run in {s.out}'
     )
     messages.describe(s, data, jax.devices())
     messages.say(f'compute dtype {s.training.dtype}: {dtype_reason}; parameters stay float32')
-  if main and not (s.out / 'config.json').is_file():
-    files.write_json(s.out / 'config.json', s.record())
   clock = WallClock(s.out, write=main)
   result = run_loso(
     arrays,
@@ -109,6 +109,7 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
       size=s.size,
       model=e.model,
     ),
+    run_note=s.record(),
   )
   if not main:
     return report.summary(result.pooled, data, extra=_record(s, clock, argv)), result, data
@@ -174,7 +175,7 @@ def _record(s: Settings, clock: WallClock, argv) -> dict:
 
 
 # The command's options for a job of many processes (docs/multihost.md): not settings of the
-# run (not in run.json or config.json), so that a resume may use other ones.
+# run (not in run.json), so that a resume may use other ones.
 DISTRIBUTED = ('coordinator_address', 'num_processes', 'process_id')
 
 

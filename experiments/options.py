@@ -26,6 +26,7 @@ import ml_collections
 from datasets.common import registry as dataset_registry
 from datasets.load import native_size
 from hfa_jax import settings as settings_lib
+from hfa_jax.loso import store
 from hfa_jax.loso.config import LosoConfig
 from experiments.networks import model_class
 from hfa_jax.models import registry
@@ -141,7 +142,8 @@ class Settings:
     return shlex.join(parts)
 
   def record(self) -> dict:
-    """What config.json keeps: the settings, why the side, the command."""
+    """What the run folder keeps of the settings (state/run.json's 'started_by'): the
+    settings, why the side, the command."""
     return dict(settings=self.values(), size_reason=self.size_reason, command=self.command())
 
 
@@ -275,18 +277,27 @@ def settings_from_args(args: argparse.Namespace, command: tuple = ()) -> Setting
   return checked(values, recipe, reason)
 
 
+def saved_record(out: pathlib.Path) -> dict | None:
+  """Settings.record() of the run in `out`, as its state/run.json keeps it (or config.json,
+  where runs of earlier versions kept it); None where no run has started there."""
+  run = store.read_run(out / 'state')
+  if run and store.NOTE in run:
+    return run[store.NOTE]
+  older = out / 'config.json'
+  return json.loads(older.read_text()) if older.is_file() else None
+
+
 def saved_settings(out: pathlib.Path, given: dict | None = None, config=None) -> Settings:
-  """The Settings saved with the run in `out` (its config.json); `given`, `config`: options
+  """The Settings saved with the run in `out` (saved_record); `given`, `config`: options
   given besides, which are refused."""
-  saved = out / 'config.json'
-  if not saved.is_file():
-    raise UsageError(f'{out}: no run there ({saved} is missing)')
+  record = saved_record(out)
+  if record is None:
+    raise UsageError(f'{out}: no run there ({out / "state" / "run.json"} is missing)')
   if given or config:
     names = ', '.join('--' + k for k in given) or '--config'
     raise UsageError(
       f'--resume takes the saved settings; give no other settings with it (got {names})'
     )
-  record = json.loads(saved.read_text())
   before_dtype = dict(dtype='float32')  # runs saved before the setting computed in float32
   values = base_config().to_dict() | before_dtype | record['settings'] | dict(out=str(out))
   return checked(values, 'the saved run', record.get('size_reason') or 'saved with the run')

@@ -38,7 +38,7 @@ def run_result(run: pathlib.Path):
   return finished_result(run / 'state', data.arrays, config, subjects), data
 
 
-def memberscores(result, data) -> tuple[list[dict], dict, int]:
+def member_scores(result, data) -> tuple[list[dict], dict, int]:
   """([per member: {'all': (uf1, uar), database: (uf1, uar), ...}], the ensemble's, K) of a
   LosoResult and its dataset (datasets.load.TrainingData)."""
   k = result.config.ensemble
@@ -86,7 +86,7 @@ def write_seeds(run: pathlib.Path, result, data) -> str:
   """The per-seed table of a finished --ensemble K run (its LosoResult and dataset), also
   written as RUN/seeds.md and RUN/seeds.json; experiments.loso prints it at the end of such a
   run."""
-  members, ensemble, _ = memberscores(result, data)
+  members, ensemble, _ = member_scores(result, data)
   text = table(members, ensemble, None)
   files.write_text(run / 'seeds.md', text + '\n')
   files.write_json(run / 'seeds.json', dict(members=members, ensemble=ensemble))
@@ -100,10 +100,10 @@ def main(argv=None) -> int:
   p.add_argument('--json', type=pathlib.Path, help='also write the scores as JSON here')
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
   try:
-    members, ensemble, k = memberscores(*run_result(args.run))
+    members, ensemble, k = member_scores(*run_result(args.run))
     baseline = None
     if args.baseline:
-      baseline, _, k_base = memberscores(*run_result(args.baseline))
+      baseline, _, k_base = member_scores(*run_result(args.baseline))
       if k_base != k:
         raise UsageError(f'--baseline has {k_base} seeds, {args.run} has {k}: pair equal counts')
   except (UsageError, PlanError) as e:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import csv
 import pathlib
-import re
 
 import numpy as np
 
 from hfa_jax import metrics
+from hfa_jax.loso.plan import natural_key
 from hfa_jax.files import write_json
 
 
@@ -54,15 +54,10 @@ def summary(result: dict, data: dict, extra: dict | None = None) -> dict:
     subjects_covered=len(tested),
     subjects_total=len(everyone | tested),
     partial=bool(everyone - tested),
-    subjects_not_tested=sorted(everyone - tested, key=_natural),
+    subjects_not_tested=sorted(everyone - tested, key=natural_key),
   )
   out.update(extra or {})
   return out
-
-
-def _natural(s: str):
-  """Sort key that orders 's2' before 's10'."""
-  return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', str(s))]
 
 
 def coverage(record: dict) -> str:

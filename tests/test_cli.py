@@ -4,7 +4,6 @@ import csv
 import importlib.util
 import json
 import os
-import pathlib
 import shlex
 import subprocess
 import sys
@@ -13,42 +12,12 @@ import pytest
 
 from experiments import input_pipeline, options
 from experiments import loso as cli
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY = [
-  '--config',
-  'tiny',
-  '--model',
-  'tests.tiny:TinyNet',
-  '--synthetic_subjects',
-  '1',
-  '--epochs',
-  '2',
-  '--checkpoint_minutes',
-  '0',
-  '--no_progress',
-]
+from tests.conftest import ROOT, TINY, run_module
 
 
 def _run(args, cwd=ROOT):
-  env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run(
-    [sys.executable, '-m', 'experiments.loso', *args],
-    cwd=cwd,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=900,
-  )
-
-
-@pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
-  tmp = tmp_path_factory.mktemp('cli')
-  out = tmp / 'out'
-  proc = _run([*TINY, '--data_dir', str(tmp / 'data'), '--out', str(out)])
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-  return out, proc
+  """`python -m experiments.loso args` in a subprocess."""
+  return run_module('experiments.loso', args, cwd)
 
 
 def test_end_to_end_outputs(tiny_run):
@@ -133,10 +102,11 @@ def test_evaluate_rescores_a_finished_run_from_its_kept_weights(tiny_run, tmp_pa
   assert 'no run there' in capsys.readouterr().err
 
 
-def test_saved_command_reproduces_and_reloads(tiny_run):
-  out, _ = tiny_run
+def test_saved_command_reproduces_and_reloads(tiny_run_copy):
+  out = tiny_run_copy
   summary = json.loads((out / 'summary.json').read_text())
   args = shlex.split(summary['command'])[3:]
+  args[args.index('--out') + 1] = str(out)
   assert args[:0] == [] and '--seed' in args and '--model' in args
   proc = _run(args + ['--no_progress'])
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -196,17 +166,17 @@ def test_bad_options(args, message, capsys, tmp_path, monkeypatch):
   assert not list(tmp_path.iterdir())
 
 
-def test_unknown_subjects_are_refused_before_anything_is_written(tiny_run, tmp_path, capsys):
+def test_unknown_subjects_are_refused_before_anything_is_written(tiny_data, tmp_path, capsys):
   out = tmp_path / 'unk'
-  data = tiny_run[0].parent / 'data'
+  data = tiny_data
   args = [*TINY, '--data_dir', str(data), '--out', str(out)]
   assert cli.main([*args, '--subjects', 'sub01,nosuch']) == 2
   err = capsys.readouterr().err
   assert "unknown subjects ['nosuch']" in err and 'Traceback' not in err
-  assert not out.exists()  # no config.json that a --resume would trip on again
+  assert not out.exists()  # no run.json that a --resume would trip on again
 
 
-def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path):
+def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path, tiny_data):
   """What a cluster scheduler sends on preemption: the run says how to resume, exits 143,
   and the same command finishes it."""
   import signal
@@ -220,7 +190,7 @@ def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path):
     '--epochs',
     '6',
     '--data_dir',
-    str(tmp_path / 'data'),
+    str(tiny_data),
     '--out',
     str(out),
   ]
@@ -254,10 +224,11 @@ def test_resume_refuses_other_options(tiny_run, capsys):
   assert 'give no other settings' in capsys.readouterr().err
 
 
-def test_other_settings_in_the_same_out_are_refused(tiny_run, capsys):
-  out, _ = tiny_run
+def test_other_settings_in_the_same_out_are_refused(tiny_run_copy, capsys):
+  out = tiny_run_copy
   summary = json.loads((out / 'summary.json').read_text())
   args = shlex.split(summary['command'])[3:]
+  args[args.index('--out') + 1] = str(out)
   args[args.index('--learning_rate') + 1] = '0.5'
   assert cli.main(args + ['--no_progress']) == 2
   err = capsys.readouterr().err
@@ -343,12 +314,12 @@ def test_a_build_config_can_be_chosen(tmp_path):
     input_pipeline.load_dataset(s)
 
 
-def test_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+def test_out_that_is_a_file_is_a_clear_error(tmp_path, tiny_data, capsys):
   path = tmp_path / 'a_file'
   path.write_text('')
-  code = cli.main([*TINY, '--data_dir', str(tmp_path / 'data'), '--out', str(path)])
+  code = cli.main([*TINY, '--data_dir', str(tiny_data), '--out', str(path)])
   assert code == 2 and 'is a file' in capsys.readouterr().err
-  code = cli.main([*TINY, '--data_dir', str(tmp_path / 'data'), '--out', str(path / 'run')])
+  code = cli.main([*TINY, '--data_dir', str(tiny_data), '--out', str(path / 'run')])
   assert code == 2 and 'cannot be written' in capsys.readouterr().err
 
 

@@ -11,17 +11,14 @@ import pytest
 import hfa_jax
 from experiments import final_model, predict
 from hfa_jax import convert, trained
-from tests.test_cli import TINY, _run
+from tests.conftest import TINY
 
 
 @pytest.fixture(scope='module')
-def final(tmp_path_factory):
-  tmp = tmp_path_factory.mktemp('final')
-  data = tmp / 'data'
-  run = tmp / 'run'
-  proc = _run([*TINY, '--data_dir', str(data), '--out', str(run)])  # the LOSO of the recipe
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  out = tmp / 'model'
+def final(tmp_path_factory, tiny_data, tiny_run):
+  """A final model of TINY's recipe, its card citing the finished LOSO run of that recipe."""
+  data, run = tiny_data, tiny_run[0]
+  out = tmp_path_factory.mktemp('final') / 'model'
   args = [a for a in TINY if a not in ('--checkpoint_minutes', '0')]
   code = final_model.main([*args, '--data_dir', str(data), '--out', str(out), '--loso', str(run)])
   assert code == 0

@@ -18,6 +18,8 @@ import pytest
 
 from experiments import colab_setup
 
+pytestmark = pytest.mark.slow  # an end-to-end tier
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / 'experiments' / 'colab_tpu.ipynb'
 # The smallest run: 3 subjects of synthetic databases, TinyNet, one step of one epoch.

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 from experiments import seeds
-from tests.test_cli import TINY, _run
+from tests.conftest import TINY
+from tests.test_cli import _run
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_data, tiny_run):
   tmp = tmp_path_factory.mktemp('seeds')
-  common = [*TINY, '--data_dir', str(tmp / 'data')]
-  out = {}
+  common = [*TINY, '--data_dir', str(tiny_data)]
+  out = {'single': tiny_run[0], 'single stdout': tiny_run[1].stdout}  # TINY with one seed
   for name, extra in (
-    ('single', []),
     ('three', ['--ensemble', '3']),
     ('longer', ['--ensemble', '3', '--epochs', '3']),
   ):

@@ -102,8 +102,14 @@ def field_names() -> list[str]:
   return [n for cls in DECLARED for n in settings_lib.names(cls)]
 
 
+def declared_defaults() -> dict:
+  """Every declared setting at its declared default, by name."""
+  return {k: v for cls in DECLARED for k, v in settings_lib.defaults(cls).items()}
+
+
 def base_config() -> ml_collections.ConfigDict:
-  """Every declared setting at its declared default (a recipe's starting point)."""
+  """Every declared setting at its declared default, as an ml_collections ConfigDict (typed
+  placeholders where the default is None): a starting point for a config of your own."""
   config = ml_collections.ConfigDict()
   for cls in DECLARED:
     for name, value in settings_lib.defaults(cls).items():
@@ -244,7 +250,7 @@ def parse(
   (parser) adds a command's own options (settings_from_args is told their names)."""
   recipe = chosen_recipe(argv)
   try:
-    defaults = {**settings_lib.defaults(Experiment), **settings_lib.defaults(LosoConfig)}
+    defaults = declared_defaults()
     defaults |= load_recipe(recipe)
   except UsageError:
     defaults = None  # reported once the options are read
@@ -261,7 +267,7 @@ def settings_from_args(args: argparse.Namespace, command: tuple = ()) -> Setting
   given = {k: v for k, v in vars(args).items() if k not in COMMAND + command}
   if getattr(args, 'resume', None):
     return saved_settings(pathlib.Path(args.resume), given, getattr(args, 'config', None))
-  values = base_config().to_dict()
+  values = declared_defaults()
   experiment = {k: given.get(k, values[k]) for k in settings_lib.names(Experiment)}
   recipe = getattr(args, 'config', None) or default_recipe(
     experiment['dataset'], experiment['model']
@@ -299,7 +305,7 @@ def saved_settings(out: pathlib.Path, given: dict | None = None, config=None) ->
       f'--resume takes the saved settings; give no other settings with it (got {names})'
     )
   before_dtype = dict(dtype='float32')  # runs saved before the setting computed in float32
-  values = base_config().to_dict() | before_dtype | record['settings'] | dict(out=str(out))
+  values = declared_defaults() | before_dtype | record['settings'] | dict(out=str(out))
   return checked(values, 'the saved run', record.get('size_reason') or 'saved with the run')
 
 

@@ -23,7 +23,8 @@ def test_every_baseline_has_its_own_recipe():
 
 @pytest.mark.parametrize('name', options.recipe_names())
 def test_recipes_are_plain_overrides(name):
-  defaults = options.base_config().to_dict()
+  defaults = options.declared_defaults()
+  assert options.base_config().to_dict() == defaults  # the same, as a ConfigDict
   values = options.load_recipe(name)
   restated = {k: v for k, v in values.items() if defaults[k] == v}
   assert not restated, f'{name}.py restates declared defaults: {restated}'

@@ -223,8 +223,8 @@ def epoch_one(
 
 @dataclasses.dataclass(frozen=True)
 class FoldProgram:
-  """init(keys (F, 2) uint32) -> stacked TrainState, sharded over the folds (one jitted
-  single-fold init per fold: one compile whatever F).
+  """init(keys (F, 2) uint32) -> stacked TrainState, sharded over the folds (init_one, the
+  jitted single-fold init (key uint32[2]) -> TrainState, once per fold: one compile whatever F).
   epoch(state, images (N,S,S,3), labels (N,), train_idx (F,T), train_count (F,),
         eval_idx (F,Te), epoch (), evaluating () bool)
       -> (state, {'loss','accuracy'} (F,), logits (F,Te,C), precise BatchNorm statistics
@@ -233,6 +233,7 @@ class FoldProgram:
   init: Callable
   epoch: Callable
   mesh: Mesh
+  init_one: Callable
 
   @property
   def by_fold(self) -> NamedSharding:
@@ -280,4 +281,4 @@ def fold_program(model: nn.Module, shape: ProgramShape, mesh: Mesh) -> FoldProgr
     out_shardings=(folds, replicated, replicated, folds),
     donate_argnums=0,
   )
-  return FoldProgram(init=init, epoch=epoch, mesh=mesh)
+  return FoldProgram(init=init, epoch=epoch, mesh=mesh, init_one=init_one)

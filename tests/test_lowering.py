@@ -104,7 +104,7 @@ def check_no_cpu_kernels(jitted, args, cpu_too: bool):
     wired = custom_calls(module) & CPU_ONLY
     assert not wired, (
       f'the {platform} program calls the CPU-only kernels {sorted(wired)}: a native kernel is '
-      'wired into a GPU/TPU path (see hfa_jax.ops.dispatch)'
+      'wired into a GPU/TPU path (see hfa_jax.ops.dispatch, hfa_jax.adamw)'
     )
   if cpu_too and kernels.native_available():
     on_cpu = custom_calls(traced.lower(lowering_platforms=('cpu',))) & CPU_ONLY
@@ -175,11 +175,11 @@ TRAINING_OPTIONS = dict(
 @pytest.mark.parametrize('optimizer, balance', [('adamw', 'sampling'), ('sgd', 'loss')])
 def test_every_training_option_lowers(optimizer, balance):
   """Every augmentation, mixup, the weight average, precise BatchNorm statistics, test-time
-  flip, the flow normalisation and both class balances, in one epoch program (STSTNet's:
+  flip, the flow normalisation and both class balances, in one epoch program (SSSNet's:
   quick to trace), on 8 devices."""
   config = LosoConfig(balance=balance, optimizer=optimizer, **TRAINING_OPTIONS)
   shape = ProgramShape(config.training, 2, 16, (1, 32, 32, 3), NUM_CLASSES)
-  program = fold_program(build('ststnet', 'float32'), shape, mesh(8))
+  program = fold_program(build('sssnet', 'float32'), shape, mesh(8))
   args = abstract.epoch_args(program, shape, 8, SAMPLES)
   for lowered in check_no_cpu_kernels(program.epoch, args, cpu_too=True):
     check_shardings(lowered, by_fold=(0, 3, 4, 5), devices=8)

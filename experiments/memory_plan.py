@@ -1,12 +1,15 @@
 """Measures the memory plan of hfa_jax.loso.memory: XLA's own figure for each network's LOSO
-fold program, compiled on this machine, at two input sides; what a fold takes besides its
-state and gradients is fitted as a fixed part and a part per pixel of each training sample.
+fold program, compiled on this machine; what a fold takes besides its state and gradients is
+fitted as a fixed part and a part per pixel of each training sample and of each evaluation
+sample (the larger of the two phases).
 
     python -m experiments.memory_plan                         # every network, sides 28 and 224
     python -m experiments.memory_plan --models ststnet,hfanet --sides 32,224 --folds 2
 
-For each network and side: the fold program of `--folds` folds on one device (the network's
-own recipe: its batch, optimiser and augmentation; HTNet at multiples of 28), traced on
+For each network, three fold programs of `--folds` folds on one device (the network's own
+recipe: its batch, optimiser and augmentation; HTNet at multiples of 28): at the small side
+as the recipe runs it; at the large side with an evaluation batch of 1 (the training steps'
+memory); at the large side with a training batch of 1 (the evaluation's). Each is traced on
 abstract arguments (hfa_jax.loso.abstract), compiled, and its `memory_analysis()` read:
 arguments + outputs - aliased (the donated state) + temporaries. The replicated dataset is
 taken off (the plan counts it once per device), the rest divided by the folds, and the fold's
@@ -58,18 +61,23 @@ def xla_bytes(analysis) -> int:
 
 
 def measure(
-  name: str, side: int, folds: int = 2, batch: int | None = None, dtype: str = 'float32'
+  name: str,
+  side: int,
+  folds: int = 2,
+  batch: int | None = None,
+  eval_batch: int | None = None,
+  dtype: str = 'float32',
 ) -> dict:
   """XLA's figure for `folds` folds of network `name`'s fold program at `side` px (its
-  recipe's batch unless `batch`), compiled on jax.devices()[0]; and the plan's estimate."""
+  recipe's batch and evaluation batch unless given), compiled on jax.devices()[0]; and the
+  plan's estimate."""
   config = recipe(name, side)
   if batch is not None:
     config = dataclasses.replace(config, batch_size=batch)
-  samples = 2 * config.batch_size
+  eval_batch = config.eval_batch_size if eval_batch is None else eval_batch
+  samples = 2 * max(config.batch_size, eval_batch)
   model = registry.build(name, NUM_CLASSES, dtype)
-  shape = ProgramShape(
-    config.training, STEPS, config.eval_batch_size, (1, side, side, 3), NUM_CLASSES
-  )
+  shape = ProgramShape(config.training, STEPS, eval_batch, (1, side, side, 3), NUM_CLASSES)
   program = fold_program(model, shape, fold_mesh(jax.devices()[:1]))
   start = time.perf_counter()
   args = abstract.epoch_args(program, shape, folds, samples)
@@ -78,10 +86,12 @@ def measure(
   measured = xla_bytes(analysis)
   data = memory.dataset_bytes(samples, side)
   state = memory.state_bytes(model, side, config.training)
+  estimate = memory.per_fold_bytes(model, side, config.batch_size, config.training, eval_batch)
   return dict(
     model=name,
     side=side,
     batch=config.batch_size,
+    eval_batch=eval_batch,
     folds=folds,
     dtype=dtype,
     samples=samples,
@@ -91,30 +101,31 @@ def measure(
     per_fold=(measured - data) / folds,
     state_bytes=state,
     rest=(measured - data) / folds - state,
-    estimate_per_fold=memory.per_fold_bytes(model, side, config.batch_size, config.training),
+    estimate_per_fold=estimate,
     compile_s=seconds,
   )
 
 
-def fit(rows: list[dict]) -> tuple[int, int]:
-  """(fixed bytes, bytes per pixel of a sample) through the rest (per fold, besides state and
-  gradients) of the smallest and largest side of one network's rows: rest = fixed + per_pixel
-  * batch * side^2; where that line meets 0 above 0 pixels (activations that grow faster than
-  side^2), the line from 0 through the higher of the two (a negative fixed part would make
-  the plan too small at a smaller batch)."""
-  a, b = min(rows, key=lambda r: r['side']), max(rows, key=lambda r: r['side'])
-  pixels = lambda r: r['batch'] * r['side'] ** 2
-  per_pixel = (b['rest'] - a['rest']) / (pixels(b) - pixels(a))
-  fixed = a['rest'] - per_pixel * pixels(a)
-  if fixed < 0:  # grows faster than side^2: the line through 0 above both, not below one
-    fixed, per_pixel = 0, max(r['rest'] / pixels(r) for r in (a, b))
-  return round(fixed), math.ceil(per_pixel)
+def fit(small: dict, training: dict, evaluation: dict) -> tuple[int, int, int]:
+  """(fixed bytes, training bytes per pixel of a training sample, evaluation bytes per pixel of
+  an evaluation sample) from the rest (per fold, besides state and gradients) of three rows of
+  one network: `training` at a large side with an evaluation batch of 1, `evaluation` at the
+  same side with a training batch of 1 (each per-pixel figure is its row's rest over its
+  pixels: the other phase's batch of 1 and the fixed part are counted in, erring high), and
+  `small` at a small side, for the fixed part: its rest less the larger phase, at least 0.
+  The plan: rest = fixed + max(train * batch, eval * eval_batch) * side^2 (the evaluation runs
+  after the training steps, in the memory they freed)."""
+  per_train = training['rest'] / (training['batch'] * training['side'] ** 2)
+  per_eval = evaluation['rest'] / (evaluation['eval_batch'] * evaluation['side'] ** 2)
+  phases = max(per_train * small['batch'], per_eval * small['eval_batch']) * small['side'] ** 2
+  return max(0, round(small['rest'] - phases)), math.ceil(per_train), math.ceil(per_eval)
 
 
 def row_line(r: dict) -> str:
   mib = lambda b: f'{b / 2**20:8.1f}'
   return (
-    f"{r['model']:>10} {r['side']:>4} px batch {r['batch']:>3} {r['dtype']:>8} K {r['folds']}: "
+    f"{r['model']:>10} {r['side']:>4} px batch {r['batch']:>3} eval {r['eval_batch']:>2} "
+    f"{r['dtype']:>8} K {r['folds']}: "
     f"XLA {mib(r['xla_bytes'])} MiB (temporaries {mib(r['temp_bytes'])}), dataset "
     f"{mib(r['dataset_bytes'])}, per fold {mib(r['per_fold'])} (state and gradients "
     f"{mib(r['state_bytes'])}), plan {mib(r['estimate_per_fold'])} MiB; compiled in "
@@ -125,22 +136,25 @@ def row_line(r: dict) -> str:
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(prog='python -m experiments.memory_plan', description=__doc__)
   p.add_argument('--models', default=','.join(registry.names()), help='default: every network')
-  p.add_argument('--sides', default='28,224', help='two input sides (default 28,224)')
+  p.add_argument('--sides', default='28,224', help='the small and the large side (28,224)')
   p.add_argument('--folds', type=int, default=2, help='folds in the program (default 2)')
   p.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'))
   args = p.parse_args(argv)
-  sides = [int(s) for s in args.sides.split(',')]
+  small, large = (int(s) for s in args.sides.split(','))
   fitted = {}
   for name in args.models.split(','):
-    rows = []
-    for side in sides:
-      rows.append(measure(name, side_for(name, side), args.folds, dtype=args.dtype))
-      print(row_line(rows[-1]), flush=True)
-    if len({r['side'] for r in rows}) > 1:
-      fitted[name] = fit(rows)
+    side = side_for(name, large)
+    rows = (
+      measure(name, side_for(name, small), args.folds, dtype=args.dtype),
+      measure(name, side, args.folds, eval_batch=1, dtype=args.dtype),
+      measure(name, side, args.folds, batch=1, dtype=args.dtype),
+    )
+    for row in rows:
+      print(row_line(row), flush=True)
+    fitted[name] = fit(*rows)
   print('\nREST = {')
-  for name, (fixed, per_pixel) in fitted.items():
-    print(f"  '{name}': ({fixed}, {per_pixel}),  # {fixed / 2**20:.1f} MiB, {per_pixel} B/pixel")
+  for name, (fixed, train, evaluation) in fitted.items():
+    print(f"  '{name}': ({fixed}, {train}, {evaluation}),  # {fixed / 2**20:.1f} MiB")
   print('}')
   return fitted
 

@@ -2,20 +2,22 @@
 
 A device holds the whole dataset (replicated: every fold draws from it) and its folds' share
 of the fold program. Per fold, XLA's own figure for the program (`compiled.memory_analysis()`:
-arguments + outputs - the donated state + temporaries) is
+arguments + outputs - the donated state + temporaries) is planned as
 
-    state + gradients + fixed + per_pixel * batch * side^2
+    state + gradients + fixed + max(train * batch, eval * eval_batch) * side^2
 
 state: the fold's TrainState (parameters, the optimiser's moments, BatchNorm statistics, the
 weight average), and gradients as large as the parameters, both computed from the shapes
-(`state_bytes`: HTNet's 140 M parameters and Adam take 2.2 GB, HFA-Net's 24 M 0.4 GB;
-OffApexNet's and SSSNet's grow with the side); fixed and per_pixel: the rest, mostly the
-activations the backward pass keeps, per network, measured: `python -m
-experiments.memory_plan` compiles each network's fold program (its own recipe, float32, 2
-folds) on CPU at two sides and fits them (REST below); tests/test_memory_plan.py compiles
+(`state_bytes`: HTNet's 140 M parameters and Adam take 2.1 GiB, HFA-Net's 24 M 0.4 GiB;
+OffApexNet's and SSSNet's grow with the side). The rest, per network, measured: what the
+training steps keep per pixel of each training sample (the activations of the backward pass),
+what the evaluation, which runs after them in the memory they freed, needs per pixel of each
+evaluation sample, and a fixed part. `python -m experiments.memory_plan` compiles each
+network's fold program (its own recipe, float32, 2 folds) on CPU, at 224 px once for each
+phase and at its small side, and fits them (REST below); tests/test_memory_plan.py compiles
 the programs again at other sides and batches and checks the plan against XLA's figure.
-Between the measured sides the plan errs high where activations grow faster than side^2
-(attention maps); it was not measured above 224 px.
+Below 224 px the plan errs high where activations grow faster than side^2 (attention maps);
+it was not measured above.
 
 On a GPU or TPU, `folds_per_device` fills FRACTION of the device's memory: a margin for what
 the CPU figure does not see (the GPU/TPU compilers' own fusions and layouts, the allocator).
@@ -32,13 +34,21 @@ import numpy as np
 FRACTION = 0.5  # of a device's bytes_limit the folds may fill
 KEY = jax.ShapeDtypeStruct((2,), np.uint32)
 
-# name -> (fixed bytes, bytes per pixel of a training sample) per fold besides the state and
-# gradients, float32; `python -m experiments.memory_plan` (sides 28 and 224, HFA-Net 32 and
-# 224; each network's recipe; jax 0.10.2, XLA:CPU).
+# name -> (fixed bytes, training bytes per pixel of a training sample, evaluation bytes per
+# pixel of an evaluation sample) per fold besides the state and gradients, float32;
+# `python -m experiments.memory_plan` (224 px and 28 px, HFA-Net 32; each network's recipe;
+# jax 0.10.2, XLA:CPU).
 REST = {
-  'hfanet': (0, 4096),
+  'hfanet': (17552139, 4174, 857),  # 16.7 MiB
+  'rcn_a': (0, 1973, 1235),
+  'ststnet': (7786158, 236, 79),  # 7.4 MiB
+  'sssnet': (0, 769, 381),
+  'offapexnet': (156946, 263, 44),  # 0.1 MiB
+  'resnet18': (12739628, 964, 325),  # 12.1 MiB
+  'htnet': (0, 4138, 262),
 }
-DEFAULT_REST = tuple(max(r[i] for r in REST.values()) for i in (0, 1))  # another network
+DEFAULT_REST = tuple(max(r[i] for r in REST.values()) for i in range(3))  # another network
+EVAL_BATCH = 64  # LosoConfig's eval_batch_size: the evaluation batch where none is given
 
 
 def network_name(model) -> str | None:
@@ -75,10 +85,14 @@ def state_bytes(model, side: int, training=None) -> int:
   return nbytes(state) + nbytes(state.params)
 
 
-def per_fold_bytes(model, side: int, batch: int, training=None) -> int:
-  """The plan's bytes for one fold of `model` at `side` px, `batch` samples per step."""
-  fixed, per_pixel = REST.get(network_name(model), DEFAULT_REST)
-  return int(state_bytes(model, side, training) + fixed + per_pixel * batch * side * side)
+def per_fold_bytes(
+  model, side: int, batch: int, training=None, eval_batch: int = EVAL_BATCH
+) -> int:
+  """The plan's bytes for one fold of `model` at `side` px, `batch` samples per training step
+  and `eval_batch` per evaluation step."""
+  fixed, train, evaluation = REST.get(network_name(model), DEFAULT_REST)
+  phase = max(train * batch, evaluation * eval_batch) * side * side
+  return int(state_bytes(model, side, training) + fixed + phase)
 
 
 def dataset_bytes(samples: int, side: int) -> int:
@@ -87,9 +101,15 @@ def dataset_bytes(samples: int, side: int) -> int:
 
 
 def folds_per_device(
-  limit: int, model, side: int, batch: int, training=None, samples: int = 0
+  limit: int,
+  model,
+  side: int,
+  batch: int,
+  training=None,
+  samples: int = 0,
+  eval_batch: int = EVAL_BATCH,
 ) -> int:
   """How many folds of `model` fit in FRACTION of `limit` bytes beside a dataset of `samples`
   images; at least 1."""
   room = limit * FRACTION - dataset_bytes(samples, side)
-  return max(1, int(room // per_fold_bytes(model, side, batch, training)))
+  return max(1, int(room // per_fold_bytes(model, side, batch, training, eval_batch)))

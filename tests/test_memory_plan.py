@@ -2,18 +2,22 @@
 figure for the same programs: each network's fold program compiled on this CPU
 (`compiled.memory_analysis()`, experiments.memory_plan.measure) at shapes the plan was fitted
 at and at others (another side, another batch). The plan may not fall below XLA's figure, nor
-be wasteful above it.
+be wasteful above it. Then the Colab notebook's folds per chip, which follow the plan.
 
 The default run compiles two small networks; every network, HFA-Net and HTNet included, is
 marked slow (minutes each on 2 cores)."""
 
 from __future__ import annotations
 
+import json
 import pathlib
+import re
+import types
 
 import pytest
 
 from experiments import memory_plan
+from hfa_jax import loso
 from hfa_jax.loso import memory
 from hfa_jax.models import registry
 from tests.tiny import TinyNet
@@ -86,3 +90,30 @@ def test_fit_takes_each_phase_at_224_and_the_fixed_part_at_the_small_side():
   assert memory_plan.fit(small, training, evaluation) == (1000, 6, 2)
   small = row(28, 32, 64, 100)  # less than the phases' line: no negative fixed part
   assert memory_plan.fit(small, training, evaluation) == (0, 6, 2)
+
+
+# ------------------------------------------------------------------ the Colab notebook
+
+
+def notebook_settings() -> str:
+  cells = json.loads((ROOT / 'experiments/colab_tpu.ipynb').read_text())['cells']
+  (cell,) = [c for c in cells if 'parameters' in c.get('metadata', {}).get('tags', [])]
+  return ''.join(cell['source'])
+
+
+def test_notebook_states_the_plans_folds_per_chip():
+  """The settings cell says how many folds the plan trains per 16 GiB v5e chip at the
+  notebook's default sides and batches, and leaves the choice to the plan."""
+  text = notebook_settings()
+  assert re.search(r'^FOLDS_IN_PARALLEL = None', text, re.M)
+  stated = re.findall(r'(\d+) px, batch (\d+)[^:\n]*: (\d+) folds? per chip', text)
+  assert {int(side) for side, _, _ in stated} == {224, 32}, stated
+  chip = types.SimpleNamespace(platform='tpu', memory_stats=lambda: {'bytes_limit': 16 * 2**30})
+  hfanet = registry.build('hfanet', 3)
+  for side, batch, folds in stated:
+    side, batch = int(side), int(batch)
+    recipe = memory_plan.recipe('hfanet', side)
+    assert recipe.batch_size == batch, f'the recipe at {side} px trains batches of {batch}'
+    for samples in (0, 500):  # a dataset of up to 500 images does not change it
+      chosen = loso.folds_at_once(None, 68, side, batch, [chip], hfanet, recipe.training, samples)
+      assert chosen == int(folds), (side, batch, samples)

@@ -10,9 +10,13 @@ registered for CPU alone, hfa_jax.kernels.TARGETS): where one were wired into a 
 them (float32), which shows that the check sees them. The fold axis must be sharded over the
 mesh and the dataset replicated, in the arguments and results of the lowered module.
 
-The default run covers each network at its small side in float32 on 2 devices and in bfloat16
-on 8 (HTNet: 28 px, the others 32), and 224 px for the networks that trace in seconds; the
-rest of the grid (224 px for HFA-Net and HTNet, every dtype x devices pairing) is marked slow.
+The default run (about 80 s of one core) covers each network's epoch at its small side (HTNet
+28 px, the others 32) in float32 on 8 devices, and at 224 px in bfloat16 on 2 for the
+networks that trace in a few seconds; every network's float32 final-model program and plain
+predict; init, predict with test flip and flow normalisation, and the bfloat16 final model
+for all but HFA-Net and HTNet; and every training option in one program. The rest of the
+grid (HFA-Net's and HTNet's 224 px, bfloat16 at the small side, every dtype x devices
+pairing; HFA-Net's ~10 s traces) is marked slow: `pytest -m slow tests/test_lowering.py`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,14 @@ from hfa_jax.loso.keep import scored_variables
 from hfa_jax.loso.program import ProgramShape, fold_key, fold_mesh, fold_program, put
 
 
+def final_shape(config: LosoConfig, n: int, sample_shape: tuple, num_classes: int) -> ProgramShape:
+  """The fold program's shape of a final model trained on `n` samples of `sample_shape` (S, S, 3):
+  one fold whose training and evaluation tables are the whole dataset."""
+  steps = config.steps_per_epoch or -(-n // config.batch_size)
+  eval_batch = min(config.eval_batch_size, n)
+  return ProgramShape(config.training, steps, eval_batch, (1, *sample_shape), num_classes)
+
+
 def train_final(data: LosoData, config: LosoConfig, model, progress: bool = True) -> dict:
   """The variables {'params', 'batch_stats'} (NumPy) of `model` trained on all of `data`
   with `config`'s recipe, as its LOSO folds would evaluate them (the weight average where
@@ -25,11 +33,8 @@ def train_final(data: LosoData, config: LosoConfig, model, progress: bool = True
       '(with no test or validation subjects there is no epoch to choose)'
     )
   n = len(data.labels)
-  steps = config.steps_per_epoch or -(-n // config.batch_size)
-  eval_batch = min(config.eval_batch_size, n)
-  shape = ProgramShape(
-    config.training, steps, eval_batch, (1,) + data.images.shape[1:], data.num_classes
-  )
+  shape = final_shape(config, n, data.images.shape[1:], data.num_classes)
+  eval_batch = shape.eval_batch
   # One device of this process: with many processes each trains the same model on its own.
   program = fold_program(model, shape, fold_mesh(jax.local_devices()[:1]))
   images, labels = (put(a, program.replicated) for a in (data.images, data.labels))

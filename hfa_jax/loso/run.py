@@ -149,7 +149,15 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   mesh = fold_mesh(devices)
   models = [Model(f, r) for f in range(len(plan.folds)) for r in range(config.ensemble)]
   width = folds_at_once(
-    config.folds_in_parallel, len(models), data.side, config.batch_size, list(mesh.devices.flat)
+    config.folds_in_parallel,
+    len(models),
+    data.side,
+    config.batch_size,
+    list(mesh.devices.flat),
+    model,
+    config.training,
+    len(data.labels),
+    plan.eval_batch,
   )
   width = int(distributed.first(width))  # many processes: all train the same groups
   store = open_store(out_dir, config, model, data, run_record, run_note)

@@ -116,12 +116,29 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
   print('\n' + report.table(record))
   parts = f' over {len(clock.parts)} parts' if len(clock.parts) > 1 else ''
   print(f"wall time {record['wall_time_seconds']:.0f} s{parts}; results in {s.out}")
+  print(kept_models(s.out / 'state' / 'models'))
   if s.training.ensemble > 1:  # each seed alone, as experiments.seeds scores them
     print(
       f'\neach of the {s.training.ensemble} seeds alone (seeds.md):\n'
       + seeds.write_seeds(s.out, result, data)
     )
   return record, result, data
+
+
+def kept_models(folder) -> str:
+  """What the run's kept fold models take on disk, and how to drop them."""
+  models = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+  if not models:
+    return (
+      'no fold models kept (--keep_models true keeps them, in a new --out, for '
+      'experiments.evaluate)'
+    )
+  size = sum(f.stat().st_size for f in folder.rglob('*') if f.is_file())
+  return (
+    f'kept fold models: {len(models)} in {folder}, {size / 2**30:.2f} GB '
+    f'(experiments.evaluate re-scores the run from them; delete that folder to drop them, '
+    'or run with --keep_models false to keep none)'
+  )
 
 
 def _load_dataset(s: Settings, progress: bool):

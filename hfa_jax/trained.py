@@ -78,7 +78,7 @@ def _save_torch(folder: pathlib.Path, variables: dict) -> str:
     np.savez(folder / 'hfa_net_state_dict.npz', **state_dict)
     return 'hfa_net_state_dict.npz'
   torch.save(
-    {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()},
+    {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()},
     folder / 'hfa_net.pth',
   )
   return 'hfa_net.pth'

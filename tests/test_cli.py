@@ -333,6 +333,31 @@ def test_a_part_gets_its_own_default_folder():
   assert '20subjects-' in str(many.out)
 
 
+def test_a_default_out_differs_when_the_settings_differ():
+  """Runs whose results may differ never share a default folder; the execution's settings
+  (folds at once, kept models) and the default recipe given by name change nothing."""
+  default = _settings()
+  assert str(default.out) == 'runs/loso-synthetic-composite-32px-seed0'  # the README's
+  outs = {
+    _settings(*argv).out
+    for argv in (
+      [],
+      ['--epochs', '1'],
+      ['--learning_rate', '0.01'],
+      ['--config', 'tiny'],
+      ['--synthetic_subjects', '2'],
+      ['--select_epoch', 'validation'],
+      ['--epochs', '1', '--augment', 'flip+shift', '--mixup', '0.2', '--label_smoothing', '0.1'],
+    )
+  }
+  assert len(outs) == 7
+  assert str(_settings('--epochs', '1').out).endswith('-seed0-epochs1')
+  for same in (['--keep_models', 'false'], ['--folds_in_parallel', '2'], ['--config', 'synthetic']):
+    assert _settings(*same).out == default.out, same
+  long = _settings('--epochs', '1', '--augment', 'flip+shift', '--mixup', '0.2', '--lr', '0.1')
+  assert long.out.name.startswith('loso-synthetic-composite-32px-seed0-4settings-')
+
+
 def test_a_build_config_can_be_chosen(tmp_path):
   s = _settings('--dataset', 'casme2:size_32_missing_apex_middle', '--data_dir', str(tmp_path))
   assert s.experiment.dataset_name == 'casme2'

@@ -25,6 +25,7 @@ shared storage; process 0 writes the results: docs/multihost.md.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import signal
 import sys
@@ -135,10 +136,18 @@ def kept_models(folder) -> str:
     )
   size = sum(f.stat().st_size for f in folder.rglob('*') if f.is_file())
   return (
-    f'kept fold models: {len(models)} in {folder}, {size / 2**30:.2f} GB '
+    f'kept fold models: {len(models)} in {folder}, {_size(size)} '
     f'(experiments.evaluate re-scores the run from them; delete that folder to drop them, '
     'or run with --keep_models false to keep none)'
   )
+
+
+def _size(n: int) -> str:
+  """'1.0 GB', '86 MB', '12 kB'."""
+  for unit, scale in (('GB', 2**30), ('MB', 2**20), ('kB', 2**10)):
+    if n >= scale:
+      return f'{n / scale:.1f} {unit}' if n < 10 * scale else f'{n / scale:.0f} {unit}'
+  return f'{n} bytes'
 
 
 def _load_dataset(s: Settings, progress: bool):
@@ -172,6 +181,7 @@ def _record(s: Settings, clock: WallClock, argv) -> dict:
   return dict(
     dataset=s.experiment.dataset,
     settings=s.values(),
+    recipe=_recipe(s),
     size_reason=s.size_reason,
     seed=s.training.seed,
     versions=versions(),
@@ -188,6 +198,14 @@ def _record(s: Settings, clock: WallClock, argv) -> dict:
     command=s.command(),
     argv=list(sys.argv if argv is None else argv),
   )
+
+
+def _recipe(s: Settings) -> str:
+  """The recipe the run started with (a resumed run's, from its config.json)."""
+  saved = s.out / 'config.json'
+  if s.recipe == 'the saved run' and saved.is_file():
+    return json.loads(saved.read_text()).get('recipe') or '?'
+  return s.recipe
 
 
 # The command's options for a job of many processes (docs/multihost.md): not settings of the

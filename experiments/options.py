@@ -142,8 +142,13 @@ class Settings:
     return shlex.join(parts)
 
   def record(self) -> dict:
-    """What config.json keeps: the settings, why the side, the command."""
-    return dict(settings=self.values(), size_reason=self.size_reason, command=self.command())
+    """What config.json keeps: the settings, the recipe, why the side, the command."""
+    return dict(
+      settings=self.values(),
+      recipe=self.recipe,
+      size_reason=self.size_reason,
+      command=self.command(),
+    )
 
 
 # ---------------------------------------------------------------------- recipes

@@ -99,6 +99,8 @@ def test_end_to_end_outputs(tiny_run):
     want = [(r['epoch'], r['train_loss']) for r in lines if r['fold'] == fold]
     got = [(step, value) for tag, step, value in events if tag == 'train/loss']
     assert got == pytest.approx(want)
+    tags = {tag for tag, _, _ in events}
+    assert tags == {'train/loss', 'train/accuracy', 'test/accuracy'}, tags  # no train/test_...
 
 
 def _events(path):
@@ -119,11 +121,13 @@ def _events(path):
 def test_evaluate_rescores_a_finished_run_from_its_kept_weights(tiny_run, tmp_path, capsys):
   from experiments import evaluate
 
-  out, _ = tiny_run
+  out, proc = tiny_run
+  assert f'kept fold models: 3 in {out}/state/models, ' in proc.stdout  # and what they take
   n = json.loads((out / 'summary.json').read_text())['n_samples']
   before = {p: p.stat().st_mtime for p in out.rglob('*') if p.is_file()}
-  assert evaluate.main([str(out), '--out', str(tmp_path / 'ev')]) == 0
+  assert evaluate.main([str(out), '--out', str(tmp_path / 'ev'), '--no_progress']) == 0
   text = capsys.readouterr().out
+  assert text.startswith(f'reading the dataset of {out}') and 're-scoring its kept' in text
   assert f'the same predicted class as the run for {n} of {n} samples' in text and 'UF1' in text
   assert before == {p: p.stat().st_mtime for p in out.rglob('*') if p.is_file()}  # untouched
   run_rows = list(csv.DictReader(open(out / 'predictions.csv')))
@@ -133,11 +137,79 @@ def test_evaluate_rescores_a_finished_run_from_its_kept_weights(tiny_run, tmp_pa
   assert 'no run there' in capsys.readouterr().err
 
 
-def test_saved_command_reproduces_and_reloads(tiny_run):
+def test_evaluate_compare_says_identical_probabilities_are_the_same(tmp_path):
+  from experiments import evaluate
+
+  rows = 'subject,sample,predicted,p_a,p_b\ns1,x,a,0.600000,0.400000\n'
+  (tmp_path / 'run.csv').write_text(rows)
+  (tmp_path / 'new.csv').write_text(rows)
+  said = evaluate.compare(tmp_path / 'run.csv', tmp_path / 'new.csv')
+  assert said.endswith('probabilities are the same') and 'at most 0' not in said
+  (tmp_path / 'new.csv').write_text(rows.replace('0.600000,0.400000', '0.600100,0.399900'))
+  said = evaluate.compare(tmp_path / 'run.csv', tmp_path / 'new.csv')
+  assert said.endswith('probabilities differ by at most 0.0001')
+
+
+def _run_copy(out, folder):
+  import shutil
+
+  shutil.copytree(out, folder)
+  return folder
+
+
+def test_evaluate_scores_the_kept_weights_not_the_runs_file(tiny_run, tmp_path, capsys):
+  """Two folds' kept models swapped: other probabilities (evaluate computes them from the
+  weights; it does not read the run's predictions back)."""
+  from experiments import evaluate
+
+  run = _run_copy(tiny_run[0], tmp_path / 'run')
+  models = run / 'state' / 'models'
+  a, b = sorted(p for p in models.iterdir())[:2]
+  a.rename(models / 'swap')
+  b.rename(a)
+  (models / 'swap').rename(b)
+  assert evaluate.main([str(run), '--no_progress']) == 0
+  text = capsys.readouterr().out
+  assert 'probabilities differ by at most' in text and 'probabilities are the same' not in text
+
+
+def test_evaluate_refuses_other_data_and_a_damaged_model_in_one_line(tiny_run, tmp_path, capsys):
+  from experiments import evaluate
+
+  run = _run_copy(tiny_run[0], tmp_path / 'rebuilt')
+  path = run / 'state' / 'run.json'
+  record = json.loads(path.read_text())
+  record['data']['images'] = '0' * 16  # as after a rebuild with other images
+  path.write_text(json.dumps(record))
+  assert evaluate.main([str(run), '--no_progress']) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and 'the dataset differs from the one the run' in err[0]
+  run = _run_copy(tiny_run[0], tmp_path / 'damaged')
+  for f in (run / 'state' / 'models').glob('s1/**/d/*'):
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+  assert evaluate.main([str(run), '--no_progress']) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith(f'error: the kept model {run}/state/models/s1 ')
+  assert 'damaged or incomplete' in err[0]
+
+
+def test_saved_command_reproduces_and_reloads(tiny_run, tmp_path):
   out, _ = tiny_run
   summary = json.loads((out / 'summary.json').read_text())
-  args = shlex.split(summary['command'])[3:]
-  assert args[:0] == [] and '--seed' in args and '--model' in args
+  command = shlex.split(summary['command'])
+  assert command[:3] == ['python', '-m', 'experiments.loso']
+  args = command[3:]
+  assert '--seed' in args and '--model' in args and args[args.index('--out') + 1] == str(out)
+  # the saved command, into a new folder, trains the same run again
+  args[args.index('--out') + 1] = str(tmp_path / 'again')
+  proc = _run(args)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f'starting the run in {tmp_path / "again"}' in proc.stdout
+  assert (tmp_path / 'again' / 'predictions.csv').read_bytes() == (
+    out / 'predictions.csv'
+  ).read_bytes()
+  # into its own folder, it reports the finished run again
+  args[args.index('--out') + 1] = str(out)
   proc = _run(args + ['--no_progress'])
   assert proc.returncode == 0, proc.stderr[-3000:]
   # a finished run says so first, compiles nothing and adds no part to the wall time

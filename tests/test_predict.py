@@ -206,7 +206,7 @@ def test_bad_inputs_are_named_and_the_rest_predicted(flow_images, frames, tmp_pa
   assert code == 1
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 5 and all(line.startswith('cannot predict ') for line in err)
-  assert f'cannot read image {broken}' in err[0]
+  assert f'cannot read image {broken}' in err[0] and 'original archive' not in err[0]
   assert str(one) in err[1] and 'at least 2' in err[1]
   assert str(gray) in err[2] and 'grayscale' in err[2]
   assert str(wide) in err[3] and '20x28' in err[3]
@@ -491,3 +491,13 @@ def _cmdline(pid: int) -> str:
     return pathlib.Path(f'/proc/{pid}/cmdline').read_text().replace('\0', ' ')
   except OSError:
     return ''
+
+
+def test_a_video_opencv_cannot_read_says_what_to_give(frames, tmp_path, capsys):
+  _, out = frames
+  video = tmp_path / 'broken.avi'
+  video.write_bytes(b'RIFF\x00\x00\x00\x00AVI not really a video')
+  assert command.main(['--model', str(out['smic']['model']), str(video)]) == 1
+  err = capsys.readouterr().err
+  assert 'OpenCV decodes no frame of it' in err and 'give its frames as a folder' in err
+  assert 'convert it to' not in err

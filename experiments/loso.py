@@ -24,6 +24,7 @@ shared storage; process 0 writes the results: docs/multihost.md.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -42,6 +43,7 @@ from hfa_jax.kernels import cache_root
 from hfa_jax.loso import errors
 from hfa_jax.loso.callbacks import MetricLog, StopTogether
 from hfa_jax.loso.plan import make_plan
+from hfa_jax.loso.store import differences
 from hfa_jax.loso.run import run_loso
 
 # Errors a user can cause, and the exit code of each; the message says what to do.
@@ -67,6 +69,7 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
 def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
   """run(), returning (the summary, the LosoResult, the dataset) for a caller that scores
   the run further (experiments.compare)."""
+  given = s
   s, dtype_reason = networks.resolve_dtype(s, jax.devices())
   if s.out.exists() and not s.out.is_dir():
     raise UsageError(f'--out {s.out} is a file; give a folder')
@@ -76,6 +79,7 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
   arrays = data.arrays
   make_plan(arrays.labels, arrays.subjects, config, e.subjects, arrays.strata)  # checks
   finished = (s.out / 'summary.json').is_file()
+  _check_same_run(s, given)
   _make_folder(s.out)
   if main:
     messages.say(
@@ -124,6 +128,31 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
       + seeds.write_seeds(s.out, result, data)
     )
   return record, result, data
+
+
+def _check_same_run(s: Settings, given: Settings):
+  """RunMismatchError, before anything is said or written, if the run in s.out (its
+  config.json) has other settings than `s`, naming each and the --out to give instead
+  (`given`: the settings as given, before the dtype was chosen)."""
+  if not (s.out / 'config.json').is_file():
+    return
+  saved = options.saved_settings(s.out)
+  ignored = ('out', 'data_dir')  # the data themselves are compared by their fingerprint
+
+  def identity(x: Settings) -> dict:
+    e = {k: v for k, v in dataclasses.asdict(x.experiment).items() if k not in ignored}
+    return e | dict(size=x.size) | x.training.identity()
+
+  diff = differences(identity(saved), identity(s))
+  if not diff:
+    return
+  default = options.default_folder(given)
+  instead = f'--out {default} (the default for these settings)' if default != s.out else '--out'
+  raise errors.RunMismatchError(
+    f'{s.out} holds a run with other settings:\n  '
+    + '\n  '.join(diff)
+    + f'\nGive another {instead}, or continue that run with --resume {s.out}.'
+  )
 
 
 def kept_models(folder) -> str:

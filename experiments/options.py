@@ -350,6 +350,12 @@ def changed_settings(values: dict, recipe: str) -> dict:
   return run_folder.changed_from(values, defaults, field_names())
 
 
+def default_folder(s: Settings) -> pathlib.Path:
+  """The output folder `s` would get without --out (from the settings as given)."""
+  values = s.values() | dict(out=None)
+  return checked(values, s.recipe, 'the settings').out
+
+
 def checked(values: dict, recipe: str, size_reason: str | None) -> Settings:
   """Settings from declared values; UsageError for values that cannot work."""
   try:

@@ -332,9 +332,19 @@ def test_other_settings_in_the_same_out_are_refused(tiny_run, capsys):
   args = shlex.split(summary['command'])[3:]
   args[args.index('--learning_rate') + 1] = '0.5'
   assert cli.main(args + ['--no_progress']) == 2
-  err = capsys.readouterr().err
+  said = capsys.readouterr()
+  err = said.err
   assert 'other settings' in err and 'learning_rate: 0.001 in the run, 0.5 given' in err
   assert "'epochs'" not in err  # names what differs, not the whole settings twice
+  assert 'already finished' not in said.out  # refused before anything is said of it
+  # without --out, these settings go to a folder of their own: the error names it
+  args = args[: args.index('--out')] + args[args.index('--out') + 2 :]
+  default = options.settings_from_args(options.parse(args)[1]).out
+  assert default != out and 'TinyNet-seed0-' in str(default)
+  assert (
+    f'Give another --out {default} (the default for these settings), or continue that run '
+    f'with --resume {out}.' in err
+  )
 
 
 def _settings(*argv):

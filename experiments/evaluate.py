@@ -75,15 +75,16 @@ class FoldLog:
   """After each fold model: a bar, or (without `progress`) a line at most every 15 s."""
 
   def __init__(self, progress: bool, every: float = 15.0):
-    self.bar = tqdm(unit='fold model', desc='re-scoring') if progress else None
-    self.every, self.last, self.done = every, time.monotonic(), 0
+    self.progress, self.bar = progress, None
+    self.every, self.last = every, time.monotonic()
 
-  def __call__(self, fold: str):
-    self.done += 1
-    if self.bar is not None:
+  def __call__(self, fold: str, done: int, total: int):
+    if self.progress:
+      if self.bar is None:
+        self.bar = tqdm(total=total, unit='model', desc='re-scoring fold models', initial=done - 1)
       self.bar.update()
-    elif time.monotonic() - self.last >= self.every:
-      say(f're-scored {self.done} fold model(s), the last {fold}')
+    elif time.monotonic() - self.last >= self.every or done == total:
+      say(f're-scored {done} of {total} fold models (the last: {fold})')
       self.last = time.monotonic()
 
   def close(self):

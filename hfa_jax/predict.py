@@ -2,8 +2,10 @@
 
     from hfa_jax import load_model, predict
     model, variables, card = load_model(DIR)
-    batch = predict.model_inputs(['on.jpg,apex.jpg', 'clip/', 'clip.avi'], card['preprocessing'])
+    batch = predict.model_inputs(['on.jpg,apex.jpg', 'clip/', 'clip.avi'], card['preprocessing'],
+                                 statistics=card.get('input_statistics'))
     probs = predict.probabilities(predict.logits(model, variables, batch.images))   # (N, C)
+    batch.failed                                  # [(input, why it is not predicted)]
 
 An input (a string) is one of:
   ONSET,APEX  two frame files separated by a comma;
@@ -334,7 +336,9 @@ def logits(
   flow_norm: str = 'none',
 ) -> np.ndarray:
   """model.apply(variables, images, train=False) in batches of `batch_size` (the last one
-  padded, so that one program serves every batch): (N, S, S, 3) -> (N, C) float32. With
+  padded, so that one program serves every batch; fewer images padded to a power of two, so
+  that calls with other counts, a re-scored run's folds, share a few programs): (N, S, S, 3)
+  -> (N, C) float32. With
   `test_flip`, each image's logits averaged with its mirror's (u negated), as the LOSO
   evaluates a recipe that sets test_flip; with flow_norm 'median' or 'centre', each image
   normalised first, as the LOSO does a recipe that sets it (both: hfa_jax.evaluation)."""
@@ -342,7 +346,7 @@ def logits(
   if n == 0:
     return np.zeros((0, getattr(model, 'num_classes', 0)), np.float32)
   apply = _jitted_apply(model, test_flip, flow_norm)
-  size = min(batch_size, n)
+  size = min(batch_size, 1 << (n - 1).bit_length())
   out = []
   for start in range(0, n, size):
     chunk = np.asarray(images[start : start + size], np.float32)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 
 import flax.linen as nn
 import jax
@@ -138,13 +139,26 @@ def trained_on(card: dict) -> str:
   subjects', from a card (SYNTHETIC first for synthetic data)."""
   data = card.get('training_data') or {}
   kind = {True: 'SYNTHETIC data', False: 'real data'}.get(data.get('synthetic'), 'data')
-  where = f", built from {data['source']}" if data.get('source') else ''
+  folder = source_folder(data.get('source') or '')
+  where = f', built from {folder}' if folder else ''
   skipped = data.get('skipped_by_build')
   left = f'; the build skipped {skipped} sample(s)' if skipped else ''
   return (
     f"{card['model']} trained on {data.get('dataset')} ({kind}{where}): {data.get('samples')} "
     f"samples of {data.get('subjects')} subjects{left}"
   )
+
+
+def source_folder(source: str) -> str:
+  """The folder a build's `source` names (the one holding all its copies), for a sentence:
+  'casme2: D/casme2/CASME2_RAW_selected (raw ...); samm: D/samm/SAMM ...' -> 'D'."""
+  paths = [t.rstrip(':') for t in re.split(r'[\s;,()]+', source) if '/' in t]
+  if not paths:
+    return source
+  try:
+    return os.path.commonpath(paths) or paths[0]
+  except ValueError:  # absolute and relative paths mixed
+    return paths[0]
 
 
 def _accuracy_lines(card: dict) -> list[str]:

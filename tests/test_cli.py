@@ -128,6 +128,7 @@ def test_evaluate_rescores_a_finished_run_from_its_kept_weights(tiny_run, tmp_pa
   assert evaluate.main([str(out), '--out', str(tmp_path / 'ev'), '--no_progress']) == 0
   text = capsys.readouterr().out
   assert text.startswith(f'reading the dataset of {out}') and 're-scoring its kept' in text
+  assert 're-scored 3 of 3 fold models (the last: ' in text  # --no_progress: plain lines
   assert f'the same predicted class as the run for {n} of {n} samples' in text and 'UF1' in text
   assert before == {p: p.stat().st_mtime for p in out.rglob('*') if p.is_file()}  # untouched
   run_rows = list(csv.DictReader(open(out / 'predictions.csv')))

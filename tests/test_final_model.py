@@ -64,6 +64,7 @@ def test_the_card_says_what_the_model_was_trained_on(final):
   assert title == '# tests.tiny:TinyNet trained on synthetic, every subject (SYNTHETIC data)'
   assert synthetic == 'SYNTHETIC: drawn faces, not a recogniser.'
   assert f"the build skipped {trained['skipped_by_build']} sample(s)" in text
+  assert f'SYNTHETIC data, built from {data / "manual-1subjects-seed0"}): ' in text
   assert 'On synthetic data it measures the synthetic task only' in text
 
 

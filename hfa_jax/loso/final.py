@@ -43,7 +43,8 @@ def train_final(data: LosoData, config: LosoConfig, model, progress: bool = True
   eval_idx = put(np.arange(eval_batch, dtype=np.int32)[None], program.by_fold)
   key = fold_key(config.seed, len(set(data.subjects.tolist())))
   state = program.init(key[None])
-  bar = tqdm(range(config.epochs), unit='epoch', desc='final model', disable=not progress)
+  desc = 'final model, compiling (once; cached for later runs)'
+  bar = tqdm(range(config.epochs), unit='epoch', desc=desc, disable=not progress)
   for epoch in bar:
     if log is not None:
       log.on_epoch_start(None)
@@ -53,6 +54,7 @@ def train_final(data: LosoData, config: LosoConfig, model, progress: bool = True
       state, images, labels, train_idx, train_count, eval_idx, np.int32(epoch), last
     )
     loss, accuracy = (np.asarray(m[k])[:1] for k in ('loss', 'accuracy'))
+    bar.set_description('final model', refresh=False)
     bar.set_postfix(loss=f'{float(loss[0]):.3f}')
     if log is not None:
       phase = types.SimpleNamespace(name='train', epochs=config.epochs, done=bool(last))

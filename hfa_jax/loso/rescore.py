@@ -66,12 +66,12 @@ def rescore(
   config: LosoConfig,
   model,
   only_subjects=None,
-  on_fold: Callable[[str], None] | None = None,
+  on_fold: Callable[[str, int, int], None] | None = None,
 ) -> LosoResult:
   """The result of the run in `run_dir` (its state folder), each fold's scored logits
-  recomputed from its kept weights (`on_fold(name)` after each). MissingWeightsError names the
-  folds without, DamagedModelError a kept model that cannot be read, RunMismatchError other
-  data than the run's."""
+  recomputed from its kept weights (`on_fold(name, done, total)` after each).
+  MissingWeightsError names the folds without, DamagedModelError a kept model that cannot be
+  read, RunMismatchError other data than the run's."""
   result = finished_result(run_dir, data, config, only_subjects)
   records = dict(result.records)
   paths = {k: model_folder(run_dir, rec.fold, k[1]) for k, rec in records.items()}
@@ -83,7 +83,7 @@ def rescore(
       'keep_models false, before models were kept, or a resume lost a scored epoch. Rerun it '
       'into a new folder to have them.'
     )
-  for k, rec in records.items():
+  for done, (k, rec) in enumerate(records.items(), 1):
     images = data.images[np.asarray(rec.test_index, np.int64)]
     variables = _read(paths[k])
     logits = predict.logits(
@@ -91,7 +91,7 @@ def rescore(
     )
     records[k] = with_scored_logits(rec, logits.tolist(), data.labels, config.select_epoch)
     if on_fold is not None:
-      on_fold(rec.fold)
+      on_fold(rec.fold, done, len(records))
   return dataclasses.replace(result, records=records)
 
 

@@ -334,10 +334,11 @@ def logits(
   batch_size: int = 64,
   test_flip: bool = False,
   flow_norm: str = 'none',
+  pad: bool = False,
 ) -> np.ndarray:
   """model.apply(variables, images, train=False) in batches of `batch_size` (the last one
-  padded, so that one program serves every batch; fewer images padded to a power of two, so
-  that calls with other counts, a re-scored run's folds, share a few programs): (N, S, S, 3)
+  padded, so that one program serves every batch; fewer images padded to a power of two, or
+  with `pad` to `batch_size`, so that calls with other counts share one program): (N, S, S, 3)
   -> (N, C) float32. With
   `test_flip`, each image's logits averaged with its mirror's (u negated), as the LOSO
   evaluates a recipe that sets test_flip; with flow_norm 'median' or 'centre', each image
@@ -346,7 +347,7 @@ def logits(
   if n == 0:
     return np.zeros((0, getattr(model, 'num_classes', 0)), np.float32)
   apply = _jitted_apply(model, test_flip, flow_norm)
-  size = min(batch_size, 1 << (n - 1).bit_length())
+  size = batch_size if pad else min(batch_size, 1 << (n - 1).bit_length())
   out = []
   for start in range(0, n, size):
     chunk = np.asarray(images[start : start + size], np.float32)

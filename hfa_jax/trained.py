@@ -120,7 +120,11 @@ def card_text(card: dict, folder=None) -> str:
   if pre:
     lines += [f"Preprocessing: {pre.get('description', pre)}", '']
   if data:
-    lines += [trained_on(card) + ', every subject (no test subject: the deployable model).', '']
+    lines += [
+      trained_on(card) + '. Every subject is in its training data (no test subject: the '
+      'deployable model).',
+      '',
+    ]
   lines += _accuracy_lines(card)
   if card.get('recipe'):
     lines += ['Recipe: ' + ', '.join(f'{k}={v}' for k, v in card['recipe'].items()), '']

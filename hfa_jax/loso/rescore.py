@@ -83,11 +83,13 @@ def rescore(
       'keep_models false, before models were kept, or a resume lost a scored epoch. Rerun it '
       'into a new folder to have them.'
     )
+  largest = max(len(rec.test_index) for rec in records.values())
+  batch = min(config.eval_batch_size, 1 << (largest - 1).bit_length())  # one program for all
   for done, (k, rec) in enumerate(records.items(), 1):
     images = data.images[np.asarray(rec.test_index, np.int64)]
     variables = _read(paths[k])
     logits = predict.logits(
-      model, variables, images, config.eval_batch_size, config.test_flip, config.flow_norm
+      model, variables, images, batch, config.test_flip, config.flow_norm, pad=True
     )
     records[k] = with_scored_logits(rec, logits.tolist(), data.labels, config.select_epoch)
     if on_fold is not None:

@@ -441,6 +441,20 @@ def test_a_default_out_differs_when_the_settings_differ():
   assert long.out.name.startswith('loso-synthetic-composite-32px-seed0-4settings-')
 
 
+def test_the_first_run_keeps_no_fold_models(tmp_path):
+  """The README's first run (the synthetic preset) keeps no fold models (HFA-Net's 12 take
+  1 GB): its folder stays small; a run ends saying what its kept models take."""
+  assert _settings().training.keep_models is False
+  assert _settings('--keep_models', 'true').training.keep_models is True
+  assert _settings('--dataset', 'megc2019_flow_images').training.keep_models is True
+  assert cli.kept_models(tmp_path / 'none').startswith('no fold models kept (--keep_models true')
+  (tmp_path / 'models' / 's1').mkdir(parents=True)
+  (tmp_path / 'models' / 's1' / 'w').write_bytes(b'0' * 3 * 2**20)
+  said = cli.kept_models(tmp_path / 'models')
+  assert said.startswith(f'kept fold models: 1 in {tmp_path / "models"}, 3.0 MB')
+  assert 'delete that folder to drop them' in said
+
+
 def test_a_build_config_can_be_chosen(tmp_path):
   s = _settings('--dataset', 'casme2:size_32_missing_apex_middle', '--data_dir', str(tmp_path))
   assert s.experiment.dataset_name == 'casme2'

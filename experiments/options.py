@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -28,7 +27,9 @@ from datasets.load import native_size
 from hfa_jax import settings as settings_lib
 from hfa_jax.loso import store
 from hfa_jax.loso.config import LosoConfig
+from experiments import run_folder
 from experiments.networks import model_class
+from experiments.run_folder import default_out  # noqa: F401 (the commands' folder names)
 from hfa_jax.models import registry
 from experiments.usage import Parser, UsageError  # noqa: F401 (the commands' errors)
 from hfa_jax.settings import setting
@@ -149,8 +150,13 @@ class Settings:
 
   def record(self) -> dict:
     """What the run folder keeps of the settings (state/run.json's 'started_by'): the
-    settings, why the side, the command."""
-    return dict(settings=self.values(), size_reason=self.size_reason, command=self.command())
+    settings, the recipe, why the side, the command."""
+    return dict(
+      settings=self.values(),
+      recipe=self.recipe,
+      size_reason=self.size_reason,
+      command=self.command(),
+    )
 
 
 # ---------------------------------------------------------------------- recipes
@@ -351,18 +357,20 @@ def choose_size(e: Experiment, reason: str | None) -> tuple[int, str]:
   return size, why
 
 
-def default_out(e: Experiment, size: int, seed: int) -> pathlib.Path:
-  """runs/loso-DATASET-CLASSES-SIZEpx[-MODEL]-seedSEED[-SUBJECTS]: a part of a LOSO
-  (--subjects) gets a folder of its own, named by its subjects."""
-  model = '' if e.model == 'hfanet' else f"-{e.model.replace(':', '.')}"
-  name = f"loso-{e.dataset.replace(':', '-')}-{e.classes}-{size}px{model}-seed{seed}"
-  if e.subjects:
-    joined = '+'.join(e.subjects)
-    if len(joined) > 40:
-      digest = hashlib.sha1(joined.encode()).hexdigest()[:8]
-      joined = f'{len(e.subjects)}subjects-{digest}'
-    name += f'-only-{joined}'
-  return pathlib.Path('runs') / name
+def changed_settings(values: dict, recipe: str) -> dict:
+  """The settings in `values` that differ from those of `recipe` (its declared defaults and
+  its own), among those that change a run's results, in declaration order."""
+  try:
+    defaults = base_config().to_dict() | load_recipe(recipe)
+  except UsageError:
+    return {}
+  return run_folder.changed_from(values, defaults, field_names())
+
+
+def default_folder(s: Settings) -> pathlib.Path:
+  """The output folder `s` would get without --out (from the settings as given)."""
+  values = s.values() | dict(out=None)
+  return checked(values, s.recipe, 'the settings').out
 
 
 def checked(values: dict, recipe: str, size_reason: str | None) -> Settings:
@@ -381,5 +389,10 @@ def checked(values: dict, recipe: str, size_reason: str | None) -> Settings:
     size, why = experiment.size, size_reason
   else:
     size, why = choose_size(experiment, size_reason)
-  out = pathlib.Path(experiment.out or default_out(experiment, size, training.seed))
-  return Settings(experiment, training, recipe, size, why, out)
+  out = experiment.out
+  if out is None:
+    chosen = default_recipe(experiment.dataset, experiment.model)
+    other = None if pathlib.Path(recipe).stem == chosen else recipe
+    changed = changed_settings(values, recipe)
+    out = run_folder.default_out(experiment, size, training.seed, changed, other)
+  return Settings(experiment, training, recipe, size, why, pathlib.Path(out))

@@ -34,6 +34,8 @@ def summary(result: dict, data: dict, extra: dict | None = None) -> dict:
     source=data.source,
     protocol=result['protocol'],
     select_epoch=result['select_epoch'],
+    # best_test picks each fold's epoch by its own test subject: not an honest estimate
+    honest=result['select_epoch'] != 'best_test',
     classes=list(data.class_names),
     uf1=pooled['uf1'],
     uar=pooled['uar'],

@@ -68,6 +68,8 @@ def test_end_to_end_outputs(tiny_run):
     want = [(r['epoch'], r['train_loss']) for r in lines if r['fold'] == fold]
     got = [(step, value) for tag, step, value in events if tag == 'train/loss']
     assert got == pytest.approx(want)
+    tags = {tag for tag, _, _ in events}
+    assert tags == {'train/loss', 'train/accuracy', 'test/accuracy'}, tags  # no train/test_...
 
 
 def _events(path):
@@ -88,11 +90,14 @@ def _events(path):
 def test_evaluate_rescores_a_finished_run_from_its_kept_weights(tiny_run, tmp_path, capsys):
   from experiments import evaluate
 
-  out, _ = tiny_run
+  out, proc = tiny_run
+  assert f'kept fold models: 3 in {out}/state/models, ' in proc.stdout  # and what they take
   n = json.loads((out / 'summary.json').read_text())['n_samples']
   before = {p: p.stat().st_mtime for p in out.rglob('*') if p.is_file()}
-  assert evaluate.main([str(out), '--out', str(tmp_path / 'ev')]) == 0
+  assert evaluate.main([str(out), '--out', str(tmp_path / 'ev'), '--no_progress']) == 0
   text = capsys.readouterr().out
+  assert text.startswith(f'reading the dataset of {out}') and 're-scoring its kept' in text
+  assert 're-scored 3 of 3 fold models (the last: ' in text  # --no_progress: plain lines
   assert f'the same predicted class as the run for {n} of {n} samples' in text and 'UF1' in text
   assert before == {p: p.stat().st_mtime for p in out.rglob('*') if p.is_file()}  # untouched
   run_rows = list(csv.DictReader(open(out / 'predictions.csv')))
@@ -102,12 +107,80 @@ def test_evaluate_rescores_a_finished_run_from_its_kept_weights(tiny_run, tmp_pa
   assert 'no run there' in capsys.readouterr().err
 
 
-def test_saved_command_reproduces_and_reloads(tiny_run_copy):
-  out = tiny_run_copy
+def test_evaluate_compare_says_identical_probabilities_are_the_same(tmp_path):
+  from experiments import evaluate
+
+  rows = 'subject,sample,predicted,p_a,p_b\ns1,x,a,0.600000,0.400000\n'
+  (tmp_path / 'run.csv').write_text(rows)
+  (tmp_path / 'new.csv').write_text(rows)
+  said = evaluate.compare(tmp_path / 'run.csv', tmp_path / 'new.csv')
+  assert said.endswith('probabilities are the same') and 'at most 0' not in said
+  (tmp_path / 'new.csv').write_text(rows.replace('0.600000,0.400000', '0.600100,0.399900'))
+  said = evaluate.compare(tmp_path / 'run.csv', tmp_path / 'new.csv')
+  assert said.endswith('probabilities differ by at most 0.0001')
+
+
+def _run_copy(out, folder):
+  import shutil
+
+  shutil.copytree(out, folder)
+  return folder
+
+
+def test_evaluate_scores_the_kept_weights_not_the_runs_file(tiny_run, tmp_path, capsys):
+  """Two folds' kept models swapped: other probabilities (evaluate computes them from the
+  weights; it does not read the run's predictions back)."""
+  from experiments import evaluate
+
+  run = _run_copy(tiny_run[0], tmp_path / 'run')
+  models = run / 'state' / 'models'
+  a, b = sorted(p for p in models.iterdir())[:2]
+  a.rename(models / 'swap')
+  b.rename(a)
+  (models / 'swap').rename(b)
+  assert evaluate.main([str(run), '--no_progress']) == 0
+  text = capsys.readouterr().out
+  assert 'probabilities differ by at most' in text and 'probabilities are the same' not in text
+
+
+def test_evaluate_refuses_other_data_and_a_damaged_model_in_one_line(tiny_run, tmp_path, capsys):
+  from experiments import evaluate
+
+  run = _run_copy(tiny_run[0], tmp_path / 'rebuilt')
+  path = run / 'state' / 'run.json'
+  record = json.loads(path.read_text())
+  record['data']['images'] = '0' * 16  # as after a rebuild with other images
+  path.write_text(json.dumps(record))
+  assert evaluate.main([str(run), '--no_progress']) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and 'the dataset differs from the one the run' in err[0]
+  run = _run_copy(tiny_run[0], tmp_path / 'damaged')
+  for f in (run / 'state' / 'models').glob('s1/**/d/*'):
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+  assert evaluate.main([str(run), '--no_progress']) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith(f'error: the kept model {run}/state/models/s1 ')
+  assert 'damaged or incomplete' in err[0]
+
+
+def test_saved_command_reproduces_and_reloads(tiny_run, tiny_run_copy, tmp_path):
+  out, _ = tiny_run
   summary = json.loads((out / 'summary.json').read_text())
-  args = shlex.split(summary['command'])[3:]
+  command = shlex.split(summary['command'])
+  assert command[:3] == ['python', '-m', 'experiments.loso']
+  args = command[3:]
+  assert '--seed' in args and '--model' in args and args[args.index('--out') + 1] == str(out)
+  # the saved command, into a new folder, trains the same run again
+  args[args.index('--out') + 1] = str(tmp_path / 'again')
+  proc = _run(args)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f'starting the run in {tmp_path / "again"}' in proc.stdout
+  assert (tmp_path / 'again' / 'predictions.csv').read_bytes() == (
+    out / 'predictions.csv'
+  ).read_bytes()
+  # into its own folder (a copy: the shared run is read only), it reports the run again
+  out = tiny_run_copy
   args[args.index('--out') + 1] = str(out)
-  assert args[:0] == [] and '--seed' in args and '--model' in args
   proc = _run(args + ['--no_progress'])
   assert proc.returncode == 0, proc.stderr[-3000:]
   # a finished run says so first, compiles nothing and adds no part to the wall time
@@ -231,9 +304,19 @@ def test_other_settings_in_the_same_out_are_refused(tiny_run_copy, capsys):
   args[args.index('--out') + 1] = str(out)
   args[args.index('--learning_rate') + 1] = '0.5'
   assert cli.main(args + ['--no_progress']) == 2
-  err = capsys.readouterr().err
+  said = capsys.readouterr()
+  err = said.err
   assert 'other settings' in err and 'learning_rate: 0.001 in the run, 0.5 given' in err
   assert "'epochs'" not in err  # names what differs, not the whole settings twice
+  assert 'already finished' not in said.out  # refused before anything is said of it
+  # without --out, these settings go to a folder of their own: the error names it
+  args = args[: args.index('--out')] + args[args.index('--out') + 2 :]
+  default = options.settings_from_args(options.parse(args)[1]).out
+  assert default != out and 'TinyNet-seed0-' in str(default)
+  assert (
+    f'Give another --out {default} (the default for these settings), or continue that run '
+    f'with --resume {out}.' in err
+  )
 
 
 def _settings(*argv):
@@ -302,6 +385,45 @@ def test_a_part_gets_its_own_default_folder():
     '--dataset', 'megc2019_flow_images', '--subjects', ','.join(f's{i}' for i in range(20))
   )
   assert '20subjects-' in str(many.out)
+
+
+def test_a_default_out_differs_when_the_settings_differ():
+  """Runs whose results may differ never share a default folder; the execution's settings
+  (folds at once, kept models) and the default recipe given by name change nothing."""
+  default = _settings()
+  assert str(default.out) == 'runs/loso-synthetic-composite-32px-seed0'  # the README's
+  outs = {
+    _settings(*argv).out
+    for argv in (
+      [],
+      ['--epochs', '1'],
+      ['--learning_rate', '0.01'],
+      ['--config', 'tiny'],
+      ['--synthetic_subjects', '2'],
+      ['--select_epoch', 'validation'],
+      ['--epochs', '1', '--augment', 'flip+shift', '--mixup', '0.2', '--label_smoothing', '0.1'],
+    )
+  }
+  assert len(outs) == 7
+  assert str(_settings('--epochs', '1').out).endswith('-seed0-epochs1')
+  for same in (['--keep_models', 'false'], ['--folds_in_parallel', '2'], ['--config', 'synthetic']):
+    assert _settings(*same).out == default.out, same
+  long = _settings('--epochs', '1', '--augment', 'flip+shift', '--mixup', '0.2', '--lr', '0.1')
+  assert long.out.name.startswith('loso-synthetic-composite-32px-seed0-4settings-')
+
+
+def test_the_first_run_keeps_no_fold_models(tmp_path):
+  """The README's first run (the synthetic preset) keeps no fold models (HFA-Net's 12 take
+  1 GB): its folder stays small; a run ends saying what its kept models take."""
+  assert _settings().training.keep_models is False
+  assert _settings('--keep_models', 'true').training.keep_models is True
+  assert _settings('--dataset', 'megc2019_flow_images').training.keep_models is True
+  assert cli.kept_models(tmp_path / 'none').startswith('no fold models kept (--keep_models true')
+  (tmp_path / 'models' / 's1').mkdir(parents=True)
+  (tmp_path / 'models' / 's1' / 'w').write_bytes(b'0' * 3 * 2**20)
+  said = cli.kept_models(tmp_path / 'models')
+  assert said.startswith(f'kept fold models: 1 in {tmp_path / "models"}, 3.0 MB')
+  assert 'delete that folder to drop them' in said
 
 
 def test_a_build_config_can_be_chosen(tmp_path):

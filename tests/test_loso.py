@@ -758,6 +758,14 @@ def test_kept_models_rescore_the_run(name, cfg, tmp_path):
   np.testing.assert_allclose(again['predictions']['probs'], run['predictions']['probs'], atol=1e-5)
   np.testing.assert_array_equal(again['predictions']['pred'], run['predictions']['pred'])
   assert again['selected_epoch'] == run['selected_epoch']
+  # from the weights themselves: two folds' models swapped give other probabilities
+  models = out / 'models'
+  (models / 's1').rename(models / 'swap')
+  (models / 's2').rename(models / 's1')
+  (models / 'swap').rename(models / 's2')
+  swapped = rescore.rescore(out, data, cfg, TinyNet(), kw['only_subjects'])
+  moved = np.abs(swapped['predictions']['probs'] - run['predictions']['probs']).max()
+  assert moved > 1e-3
 
 
 def test_a_run_without_kept_models_says_so(tmp_path):

@@ -269,25 +269,38 @@ def main(argv=None) -> int:
     parser.error(str(e))
   _enable_compilation_cache()
   previous = signal.signal(signal.SIGTERM, _terminate)
+  _terminate.received = False
   try:
     run(s, not getattr(args, 'no_progress', False), ['python', '-m', 'experiments.loso', *argv])
   except KeyboardInterrupt as e:
-    stopped = 'stopped by SIGTERM' if isinstance(e, Terminated) else 'stopped'
-    print(
-      f'\n{stopped}. Run the same command again (or --resume {s.out}) to continue; '
-      'finished folds and the last checkpoint are kept.',
-      file=sys.stderr,
-    )
-    return 143 if isinstance(e, Terminated) else 130
+    return _stopped(s, isinstance(e, Terminated))
   except tuple(kind for kind, _ in USER_ERRORS) as e:
     print(f'error: {e}', file=sys.stderr)
     return next(code for kind, code in USER_ERRORS if isinstance(e, kind))
+  except Exception:
+    # SIGTERM raised inside a host callback of a model (jax.debug.callback/print) reaches
+    # here wrapped in JAX's runtime error: still a stop, not a failure
+    if _terminate.received:
+      return _stopped(s, True)
+    raise
   finally:
     signal.signal(signal.SIGTERM, previous)
   return 0
 
 
+def _stopped(s: Settings, by_sigterm: bool) -> int:
+  """Says how to continue a stopped run; returns its exit status (143 SIGTERM, 130 Ctrl-C)."""
+  stopped = 'stopped by SIGTERM' if by_sigterm else 'stopped'
+  print(
+    f'\n{stopped}. Run the same command again (or --resume {s.out}) to continue; '
+    'finished folds and the last checkpoint are kept.',
+    file=sys.stderr,
+  )
+  return 143 if by_sigterm else 130
+
+
 def _terminate(signum, frame):
+  _terminate.received = True
   raise Terminated()
 
 

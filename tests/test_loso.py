@@ -25,6 +25,7 @@ from hfa_jax import train as train_lib
 from hfa_jax.loso import LosoConfig, run_loso
 from hfa_jax.models import registry
 from hfa_jax.loso.records import GroupHistory
+from tests import test_real_data
 from tests.tiny import TinyNet, toy_data
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -372,8 +373,13 @@ def test_best_epoch_selection_is_reported():
   assert np.isnan(acc[:-1]).all() and np.isfinite(acc[-1])
 
 
+@pytest.mark.skipif(
+  test_real_data.REAL.is_dir(),
+  reason='tests/test_real_data.py trains HFA-Net at 32 px on the real flow images: one compile '
+  'of its fold program per suite (this test stands in where ../shared/real is absent)',
+)
 def test_hfanet_short_run_at_side_32():
-  """The trainer with the real network (one fold-epoch program compile, ~2 min on 2 cores)."""
+  """The trainer with the real network (one fold-epoch program compile, ~1 min on 2 cores)."""
   import hfa_jax
 
   x, y, s = toy_data(n_subjects=2, per_subject=4, side=32)

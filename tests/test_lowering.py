@@ -11,12 +11,13 @@ them (float32), which shows that the check sees them. The fold axis must be shar
 mesh and the dataset replicated, in the arguments and results of the lowered module.
 
 The default run (about 80 s of one core) covers each network's epoch at its small side (HTNet
-28 px, the others 32) in float32 on 8 devices, and at 224 px in bfloat16 on 2 for the
+28 px, the others 32) in float32 on 8 devices, and at 224 px in bfloat16 on 8 for the
 networks that trace in a few seconds; every network's float32 final-model program and plain
 predict; init, predict with test flip and flow normalisation, and the bfloat16 final model
 for all but HFA-Net and HTNet; and every training option in one program. The rest of the
-grid (HFA-Net's and HTNet's 224 px, bfloat16 at the small side, every dtype x devices
-pairing; HFA-Net's ~10 s traces) is marked slow: `pytest -m slow tests/test_lowering.py`.
+grid (HFA-Net's and HTNet's 224 px; bfloat16 at the small side on 2 devices, float32 at
+224 px on 2: each pairing of side, dtype and devices once; HFA-Net's ~10 s traces) is slow:
+`pytest -m slow tests/test_lowering.py`.
 """
 
 from __future__ import annotations
@@ -140,16 +141,23 @@ def fold_case(name, side, dtype, devices, fast):
 
 
 def fold_cases():
-  """network x side x dtype x devices. Fast: each network at its small side in float32 on 8
-  devices (float32: the programs in which CPU programs call the native kernels), and the
-  networks quick to trace at 224 px in bfloat16 on 2."""
+  """network x (side, dtype, devices) in pairs: the four cases in which every two of side,
+  dtype and devices meet in each of their combinations (a lowering depends on each of them
+  and on how two combine, not on the whole triple). Fast: each network at its small side in
+  float32 on 8 devices (float32: the programs in which CPU programs call the native
+  kernels), and the networks quick to trace at 224 px in bfloat16 on 8."""
   for name in NETWORKS:
-    for side in (small_side(name), 224):
-      for dtype, devices in (('float32', 8), ('bfloat16', 2), ('float32', 2), ('bfloat16', 8)):
-        fast = (side, dtype, devices) == (small_side(name), 'float32', 8) or (
-          (side, dtype, devices) == (224, 'bfloat16', 2) and name not in SLOW_TO_TRACE
-        )
-        yield fold_case(name, side, dtype, devices, fast)
+    small = small_side(name)
+    for side, dtype, devices in (
+      (small, 'float32', 8),
+      (small, 'bfloat16', 2),
+      (224, 'float32', 2),
+      (224, 'bfloat16', 8),
+    ):
+      fast = (side, dtype, devices) == (small, 'float32', 8) or (
+        (side, dtype, devices) == (224, 'bfloat16', 8) and name not in SLOW_TO_TRACE
+      )
+      yield fold_case(name, side, dtype, devices, fast)
 
 
 @pytest.mark.parametrize('name, side, dtype, devices', fold_cases())

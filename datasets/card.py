@@ -9,6 +9,7 @@ the inputs the dataset gave the model (the same library functions, in the same o
 
 from __future__ import annotations
 
+import pathlib
 import re
 
 from hfa_jax import preprocessing_spec
@@ -81,3 +82,30 @@ def face_crops(dataset_name: str, source: str) -> dict[str, bool]:
       )
     crops[database] = mark.group(1) == RAW
   return crops
+
+
+def training_source(dataset_name: str, data_dir=None, stored_side=None, config=None) -> dict:
+  """Where a model's training data came from, for its card: {'source': the build's source
+  (the copy's folders), 'synthetic': True for a copy written by datasets.synthetic, False for
+  one that is not, None where the copy is not there to look at}."""
+  try:
+    source = load.metadata(dataset_name, data_dir, stored_side, config).get('source', '')
+  except load.DatasetNotBuiltError:
+    source = ''
+  return dict(source=source, synthetic=is_synthetic(source))
+
+
+def is_synthetic(source: str) -> bool | None:
+  """Whether the copy a build's `source` names was written by datasets.synthetic (its marker
+  file beside the copy); None if no folder it names exists here."""
+  from datasets.synthetic import MARKER
+
+  paths = [pathlib.Path(t.rstrip(':')) for t in re.split(r'[\s;,()]+', source) if '/' in t]
+  seen = False
+  for path in paths:
+    if not path.exists():
+      continue
+    seen = True
+    if any((folder / MARKER).is_file() for folder in [path, *path.parents][:4]):
+      return True
+  return False if seen else None

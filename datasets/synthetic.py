@@ -573,6 +573,15 @@ WRITERS = {
 }
 
 
+# Written beside each synthetic copy: a model card reads it to say that a dataset built from
+# the copy is synthetic (datasets.card.is_synthetic).
+MARKER = 'SYNTHETIC.txt'
+MARKER_TEXT = (
+  'Synthetic micro-expression data written by `python -m datasets.synthetic` (hfa_jax): drawn '
+  'faces whose local motion depends on the emotion. Not a real database.\n'
+)
+
+
 def generate(database: str, out: str | Path, subjects: int = 4, seed: int = 0) -> Path:
   """Write one synthetic database (or all) under `out`; return the folder written.
 
@@ -588,6 +597,9 @@ def generate(database: str, out: str | Path, subjects: int = 4, seed: int = 0) -
     folder = out / FOLDERS[name]
     folder.mkdir(parents=True, exist_ok=True)
     WRITERS[name](folder, subjects, seed)
+    (folder / MARKER).write_text(MARKER_TEXT)
+  if database == 'all':
+    (out / MARKER).write_text(MARKER_TEXT)
   return out if database == 'all' else out / FOLDERS[database]
 
 

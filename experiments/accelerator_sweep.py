@@ -15,9 +15,10 @@ sweep stopped from outside keeps what it measured.
 
 Per row: fold-samples/s (K * batch / step time), step and compile time, each device's
 peak_bytes_in_use and bytes_limit (device.memory_stats(); "not reported" on a CPU), XLA's
-own figure for the compiled program, and the estimate of hfa_jax.loso.program.folds_at_once
-(FOLD_FIXED_BYTES + FOLD_BYTES_PER_PIXEL * batch * side^2 per fold), with the K it would
-choose for that device (as many as fit in half of bytes_limit; on a CPU, its table by side).
+own figure for the compiled program, and the estimate of hfa_jax.loso.folds_at_once (the
+network's memory plan, hfa_jax.loso.memory, per fold), with the K it would choose for that
+device (as many as fit in half of bytes_limit; on a CPU, its table by side). The report:
+experiments/sweep_report.py.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ import time
 
 import jax
 
-from experiments import bench_runners, networks, options, timing
-from experiments.accelerator_report import commit, make_report, markdown, row_line
+from experiments import networks, benchmark, options, timing
+from experiments.sweep_report import commit, make_report, markdown, row_line
 from hfa_jax import loso
-from hfa_jax.loso import program
+from hfa_jax.loso import memory
 from hfa_jax.models import registry
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -55,21 +56,29 @@ def out_of_memory(text: str) -> bool:
   return 'resource_exhausted' in low or 'out of memory' in low
 
 
-def estimate(side: int, batch: int, folds: int, n_devices: int) -> dict:
-  """folds_at_once's estimate for `folds` models on the devices their mesh uses
-  (bench_runners.fold_runner: gcd(folds, devices)): bytes per fold and per device."""
-  per_fold = program.FOLD_FIXED_BYTES + program.FOLD_BYTES_PER_PIXEL * batch * side * side
+def estimate(side: int, batch: int, folds: int, n_devices: int, model=None) -> dict:
+  """folds_at_once's plan (hfa_jax.loso.memory) for `folds` models of `model` (default
+  HFA-Net; the benchmark's training settings, evaluated in batches of `batch`) on the devices
+  their mesh uses
+  (benchmark.fold_runner: gcd(folds, devices)): bytes per fold and per device."""
+  model = benchmark.HFANet(benchmark.NUM_CLASSES) if model is None else model
+  per_fold = memory.per_fold_bytes(model, side, batch, training(batch), eval_batch=batch)
   per_device = -(-folds // math.gcd(folds, n_devices))
   return dict(
     estimate_per_fold=per_fold, folds_per_device=per_device, estimate_bytes=per_device * per_fold
   )
 
 
+def training(batch: int):
+  """The training settings of benchmark.fold_runner's program."""
+  return loso.LosoConfig(batch_size=batch).training
+
+
 def make_model(spec: str, dtype: str):
   """The model of `spec` (a registered name or 'module:Class'), computing in `dtype`."""
   networks.model_class(spec)  # a UsageError if it cannot be imported
   try:
-    return registry.build(spec, bench_runners.NUM_CLASSES, dtype)
+    return registry.build(spec, benchmark.NUM_CLASSES, dtype)
   except ValueError as e:
     raise options.UsageError(f'--dtype {dtype}: {e}') from None
 
@@ -79,23 +88,21 @@ def measure(side: int, folds: int, args: argparse.Namespace) -> dict:
   folds_at_once's choice and estimate. Out of memory gives status 'out_of_memory'."""
   devices = jax.devices()
   stats = devices[0].memory_stats() or {}
-  row = dict(side=side, folds=folds, batch=args.batch_size)
-  row |= estimate(side, args.batch_size, folds, len(devices))
+  model, batch = make_model(args.model, args.dtype), args.batch_size
+  row = dict(side=side, folds=folds, batch=batch) | estimate(
+    side, batch, folds, len(devices), model
+  )
   row |= dict(
     environment=timing.environment()
     | dict(client={k: v for k, v in os.environ.items() if k.startswith('XLA_PYTHON_CLIENT')}),
     bytes_limit=stats.get('bytes_limit'),
-    folds_at_once=loso.folds_at_once(None, args.max_folds, side, args.batch_size, devices),
+    folds_at_once=loso.folds_at_once(
+      None, args.max_folds, side, batch, devices, model, training(batch), 2 * batch, batch
+    ),
   )
   try:
-    bench = bench_runners.bench_folds(
-      side,
-      args.batch_size,
-      folds,
-      args.steps,
-      None,
-      epoch_steps=args.epoch_steps,
-      model=make_model(args.model, args.dtype),
+    bench = benchmark.bench_folds(
+      side, batch, folds, args.steps, None, epoch_steps=args.epoch_steps, model=model
     )
   except Exception as e:  # XLA raises its own error types; only memory is expected here
     if not out_of_memory(str(e)):
@@ -231,7 +238,8 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument(
     '--model',
     default='hfanet',
-    help="'hfanet' (default; the estimate is HFA-Net's), a baseline's name or 'module:Class'",
+    help="'hfanet' (default), a baseline's name or 'module:Class' (planned with the largest "
+    "figures of hfa_jax.loso.memory)",
   )
   p.add_argument(
     '--max_minutes',

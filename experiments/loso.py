@@ -13,9 +13,10 @@ config file (experiments/configs/NAME.py; without --config it follows the model 
 data) < the options. Running the same command again with the same --out continues a
 stopped run; --resume OUT continues it with the settings saved in OUT.
 
-Writes to --out: summary.json, predictions.csv, confusion.png, curves.png, config.json,
+Writes to --out: summary.json, predictions.csv, confusion.png, curves.png,
 logs/ (TensorBoard events per fold and metrics.jsonl, written as the run goes: `tensorboard
---logdir runs/`) and state/ (orbax checkpoints, one record per finished fold).
+--logdir runs/`) and state/ (run.json: what the run is and the settings it started with,
+read back by --resume; orbax checkpoints; one record per finished fold).
 
 On many hosts (a TPU pod slice, GPU nodes under SLURM, or --coordinator_address,
 --num_processes and --process_id) every process runs the same command with the same --out on
@@ -24,6 +25,7 @@ shared storage; process 0 writes the results: docs/multihost.md.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import signal
@@ -35,12 +37,13 @@ from datasets.load import DatasetNotBuiltError
 from experiments import networks, input_pipeline, messages, options, seeds
 from experiments.options import Settings, UsageError
 from experiments.run_log import EpochLog, WallClock
-from hfa_jax import distributed, files, report
+from hfa_jax import distributed, report
 from hfa_jax.environment import cpu_model, versions
 from hfa_jax.kernels import cache_root
 from hfa_jax.loso import errors
 from hfa_jax.loso.callbacks import MetricLog, StopTogether
 from hfa_jax.loso.plan import make_plan
+from hfa_jax.loso.store import differences
 from hfa_jax.loso.run import run_loso
 
 # Errors a user can cause, and the exit code of each; the message says what to do.
@@ -66,6 +69,7 @@ def run(s: Settings, progress: bool = True, argv=None) -> dict:
 def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
   """run(), returning (the summary, the LosoResult, the dataset) for a caller that scores
   the run further (experiments.compare)."""
+  given = s
   s, dtype_reason = networks.resolve_dtype(s, jax.devices())
   if s.out.exists() and not s.out.is_dir():
     raise UsageError(f'--out {s.out} is a file; give a folder')
@@ -75,19 +79,19 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
   arrays = data.arrays
   make_plan(arrays.labels, arrays.subjects, config, e.subjects, arrays.strata)  # checks
   finished = (s.out / 'summary.json').is_file()
+  started = options.saved_record(s.out) is not None
+  _check_same_run(s, given)
   _make_folder(s.out)
   if main:
     messages.say(
       f'already finished; reporting its results again from {s.out}'
       if finished
       else f'continuing the run in {s.out}'
-      if (s.out / 'config.json').is_file()
+      if started
       else f'starting the run in {s.out}'
     )
     messages.describe(s, data, jax.devices())
     messages.say(f'compute dtype {s.training.dtype}: {dtype_reason}; parameters stay float32')
-  if main and not (s.out / 'config.json').is_file():
-    files.write_json(s.out / 'config.json', s.record())
   clock = WallClock(s.out, write=main)
   result = run_loso(
     arrays,
@@ -109,6 +113,7 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
       size=s.size,
       model=e.model,
     ),
+    run_note=s.record(),
   )
   if not main:
     return report.summary(result.pooled, data, extra=_record(s, clock, argv)), result, data
@@ -116,12 +121,62 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
   print('\n' + report.table(record))
   parts = f' over {len(clock.parts)} parts' if len(clock.parts) > 1 else ''
   print(f"wall time {record['wall_time_seconds']:.0f} s{parts}; results in {s.out}")
+  print(kept_models(s.out / 'state' / 'models'))
   if s.training.ensemble > 1:  # each seed alone, as experiments.seeds scores them
     print(
       f'\neach of the {s.training.ensemble} seeds alone (seeds.md):\n'
       + seeds.write_seeds(s.out, result, data)
     )
   return record, result, data
+
+
+def _check_same_run(s: Settings, given: Settings):
+  """RunMismatchError, before anything is said or written, if the run in s.out (its
+  state/run.json) has other settings than `s`, naming each and the --out to give instead
+  (`given`: the settings as given, before the dtype was chosen)."""
+  if options.saved_record(s.out) is None:
+    return
+  saved = options.saved_settings(s.out)
+  ignored = ('out', 'data_dir')  # the data themselves are compared by their fingerprint
+
+  def identity(x: Settings) -> dict:
+    e = {k: v for k, v in dataclasses.asdict(x.experiment).items() if k not in ignored}
+    return e | dict(size=x.size) | x.training.identity()
+
+  diff = differences(identity(saved), identity(s))
+  if not diff:
+    return
+  default = options.default_folder(given)
+  instead = f'--out {default} (the default for these settings)' if default != s.out else '--out'
+  raise errors.RunMismatchError(
+    f'{s.out} holds a run with other settings:\n  '
+    + '\n  '.join(diff)
+    + f'\nGive another {instead}, or continue that run with --resume {s.out}.'
+  )
+
+
+def kept_models(folder) -> str:
+  """What the run's kept fold models take on disk, and how to drop them."""
+  models = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+  if not models:
+    return (
+      'no fold models kept (--keep_models true keeps them, in a new --out, for '
+      'experiments.evaluate)'
+    )
+  size = sum(f.stat().st_size for f in folder.rglob('*') if f.is_file())
+  return (
+    f'kept fold models: {len(models)} in {folder}, {_size(size)} '
+    f'(experiments.evaluate re-scores the run from them; delete that folder to drop them, '
+    'or run with --keep_models false to keep none)'
+  )
+
+
+def _size(n: int) -> str:
+  """'1.0 GB', '86 MB', '12 kB'."""
+  for unit, scale in (('GB', 2**30), ('MB', 2**20), ('kB', 2**10)):
+    if n >= scale:
+      return f'{n / scale:.1f} {unit}' if n < 10 * scale else f'{n / scale:.0f} {unit}'
+  return f'{n} bytes'
 
 
 def _load_dataset(s: Settings, progress: bool):
@@ -155,6 +210,7 @@ def _record(s: Settings, clock: WallClock, argv) -> dict:
   return dict(
     dataset=s.experiment.dataset,
     settings=s.values(),
+    recipe=_recipe(s),
     size_reason=s.size_reason,
     seed=s.training.seed,
     versions=versions(),
@@ -173,8 +229,16 @@ def _record(s: Settings, clock: WallClock, argv) -> dict:
   )
 
 
+def _recipe(s: Settings) -> str:
+  """The recipe the run started with (a resumed run's, from its run.json)."""
+  saved = options.saved_record(s.out)
+  if s.recipe == 'the saved run' and saved is not None:
+    return saved.get('recipe') or '?'
+  return s.recipe
+
+
 # The command's options for a job of many processes (docs/multihost.md): not settings of the
-# run (not in run.json or config.json), so that a resume may use other ones.
+# run (not in run.json), so that a resume may use other ones.
 DISTRIBUTED = ('coordinator_address', 'num_processes', 'process_id')
 
 
@@ -205,25 +269,38 @@ def main(argv=None) -> int:
     parser.error(str(e))
   _enable_compilation_cache()
   previous = signal.signal(signal.SIGTERM, _terminate)
+  _terminate.received = False
   try:
     run(s, not getattr(args, 'no_progress', False), ['python', '-m', 'experiments.loso', *argv])
   except KeyboardInterrupt as e:
-    stopped = 'stopped by SIGTERM' if isinstance(e, Terminated) else 'stopped'
-    print(
-      f'\n{stopped}. Run the same command again (or --resume {s.out}) to continue; '
-      'finished folds and the last checkpoint are kept.',
-      file=sys.stderr,
-    )
-    return 143 if isinstance(e, Terminated) else 130
+    return _stopped(s, isinstance(e, Terminated))
   except tuple(kind for kind, _ in USER_ERRORS) as e:
     print(f'error: {e}', file=sys.stderr)
     return next(code for kind, code in USER_ERRORS if isinstance(e, kind))
+  except Exception:
+    # SIGTERM raised inside a host callback of a model (jax.debug.callback/print) reaches
+    # here wrapped in JAX's runtime error: still a stop, not a failure
+    if _terminate.received:
+      return _stopped(s, True)
+    raise
   finally:
     signal.signal(signal.SIGTERM, previous)
   return 0
 
 
+def _stopped(s: Settings, by_sigterm: bool) -> int:
+  """Says how to continue a stopped run; returns its exit status (143 SIGTERM, 130 Ctrl-C)."""
+  stopped = 'stopped by SIGTERM' if by_sigterm else 'stopped'
+  print(
+    f'\n{stopped}. Run the same command again (or --resume {s.out}) to continue; '
+    'finished folds and the last checkpoint are kept.',
+    file=sys.stderr,
+  )
+  return 143 if by_sigterm else 130
+
+
 def _terminate(signum, frame):
+  _terminate.received = True
   raise Terminated()
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -26,8 +25,11 @@ import ml_collections
 from datasets.common import registry as dataset_registry
 from datasets.load import native_size
 from hfa_jax import settings as settings_lib
+from hfa_jax.loso import store
 from hfa_jax.loso.config import LosoConfig
+from experiments import run_folder
 from experiments.networks import model_class
+from experiments.run_folder import default_out  # noqa: F401 (the commands' folder names)
 from hfa_jax.models import registry
 from experiments.usage import Parser, UsageError  # noqa: F401 (the commands' errors)
 from hfa_jax.settings import setting
@@ -101,8 +103,14 @@ def field_names() -> list[str]:
   return [n for cls in DECLARED for n in settings_lib.names(cls)]
 
 
+def declared_defaults() -> dict:
+  """Every declared setting at its declared default, by name."""
+  return {k: v for cls in DECLARED for k, v in settings_lib.defaults(cls).items()}
+
+
 def base_config() -> ml_collections.ConfigDict:
-  """Every declared setting at its declared default (a recipe's starting point)."""
+  """Every declared setting at its declared default, as an ml_collections ConfigDict (typed
+  placeholders where the default is None): a starting point for a config of your own."""
   config = ml_collections.ConfigDict()
   for cls in DECLARED:
     for name, value in settings_lib.defaults(cls).items():
@@ -141,8 +149,14 @@ class Settings:
     return shlex.join(parts)
 
   def record(self) -> dict:
-    """What config.json keeps: the settings, why the side, the command."""
-    return dict(settings=self.values(), size_reason=self.size_reason, command=self.command())
+    """What the run folder keeps of the settings (state/run.json's 'started_by'): the
+    settings, the recipe, why the side, the command."""
+    return dict(
+      settings=self.values(),
+      recipe=self.recipe,
+      size_reason=self.size_reason,
+      command=self.command(),
+    )
 
 
 # ---------------------------------------------------------------------- recipes
@@ -242,7 +256,7 @@ def parse(
   (parser) adds a command's own options (settings_from_args is told their names)."""
   recipe = chosen_recipe(argv)
   try:
-    defaults = {**settings_lib.defaults(Experiment), **settings_lib.defaults(LosoConfig)}
+    defaults = declared_defaults()
     defaults |= load_recipe(recipe)
   except UsageError:
     defaults = None  # reported once the options are read
@@ -259,7 +273,7 @@ def settings_from_args(args: argparse.Namespace, command: tuple = ()) -> Setting
   given = {k: v for k, v in vars(args).items() if k not in COMMAND + command}
   if getattr(args, 'resume', None):
     return saved_settings(pathlib.Path(args.resume), given, getattr(args, 'config', None))
-  values = base_config().to_dict()
+  values = declared_defaults()
   experiment = {k: given.get(k, values[k]) for k in settings_lib.names(Experiment)}
   recipe = getattr(args, 'config', None) or default_recipe(
     experiment['dataset'], experiment['model']
@@ -275,20 +289,29 @@ def settings_from_args(args: argparse.Namespace, command: tuple = ()) -> Setting
   return checked(values, recipe, reason)
 
 
+def saved_record(out: pathlib.Path) -> dict | None:
+  """Settings.record() of the run in `out`, as its state/run.json keeps it (or config.json,
+  where runs of earlier versions kept it); None where no run has started there."""
+  run = store.read_run(out / 'state')
+  if run and store.NOTE in run:
+    return run[store.NOTE]
+  older = out / 'config.json'
+  return json.loads(older.read_text()) if older.is_file() else None
+
+
 def saved_settings(out: pathlib.Path, given: dict | None = None, config=None) -> Settings:
-  """The Settings saved with the run in `out` (its config.json); `given`, `config`: options
+  """The Settings saved with the run in `out` (saved_record); `given`, `config`: options
   given besides, which are refused."""
-  saved = out / 'config.json'
-  if not saved.is_file():
-    raise UsageError(f'{out}: no run there ({saved} is missing)')
+  record = saved_record(out)
+  if record is None:
+    raise UsageError(f'{out}: no run there ({out / "state" / "run.json"} is missing)')
   if given or config:
     names = ', '.join('--' + k for k in given) or '--config'
     raise UsageError(
       f'--resume takes the saved settings; give no other settings with it (got {names})'
     )
-  record = json.loads(saved.read_text())
   before_dtype = dict(dtype='float32')  # runs saved before the setting computed in float32
-  values = base_config().to_dict() | before_dtype | record['settings'] | dict(out=str(out))
+  values = declared_defaults() | before_dtype | record['settings'] | dict(out=str(out))
   return checked(values, 'the saved run', record.get('size_reason') or 'saved with the run')
 
 
@@ -334,18 +357,20 @@ def choose_size(e: Experiment, reason: str | None) -> tuple[int, str]:
   return size, why
 
 
-def default_out(e: Experiment, size: int, seed: int) -> pathlib.Path:
-  """runs/loso-DATASET-CLASSES-SIZEpx[-MODEL]-seedSEED[-SUBJECTS]: a part of a LOSO
-  (--subjects) gets a folder of its own, named by its subjects."""
-  model = '' if e.model == 'hfanet' else f"-{e.model.replace(':', '.')}"
-  name = f"loso-{e.dataset.replace(':', '-')}-{e.classes}-{size}px{model}-seed{seed}"
-  if e.subjects:
-    joined = '+'.join(e.subjects)
-    if len(joined) > 40:
-      digest = hashlib.sha1(joined.encode()).hexdigest()[:8]
-      joined = f'{len(e.subjects)}subjects-{digest}'
-    name += f'-only-{joined}'
-  return pathlib.Path('runs') / name
+def changed_settings(values: dict, recipe: str) -> dict:
+  """The settings in `values` that differ from those of `recipe` (its declared defaults and
+  its own), among those that change a run's results, in declaration order."""
+  try:
+    defaults = base_config().to_dict() | load_recipe(recipe)
+  except UsageError:
+    return {}
+  return run_folder.changed_from(values, defaults, field_names())
+
+
+def default_folder(s: Settings) -> pathlib.Path:
+  """The output folder `s` would get without --out (from the settings as given)."""
+  values = s.values() | dict(out=None)
+  return checked(values, s.recipe, 'the settings').out
 
 
 def checked(values: dict, recipe: str, size_reason: str | None) -> Settings:
@@ -364,5 +389,10 @@ def checked(values: dict, recipe: str, size_reason: str | None) -> Settings:
     size, why = experiment.size, size_reason
   else:
     size, why = choose_size(experiment, size_reason)
-  out = pathlib.Path(experiment.out or default_out(experiment, size, training.seed))
-  return Settings(experiment, training, recipe, size, why, out)
+  out = experiment.out
+  if out is None:
+    chosen = default_recipe(experiment.dataset, experiment.model)
+    other = None if pathlib.Path(recipe).stem == chosen else recipe
+    changed = changed_settings(values, recipe)
+    out = run_folder.default_out(experiment, size, training.seed, changed, other)
+  return Settings(experiment, training, recipe, size, why, pathlib.Path(out))

@@ -9,13 +9,20 @@ DIR is a model folder (`python -m experiments.final_model` writes one). Each INP
               image012345.bmp): the first is the onset, the apex is picked as the model's
               dataset picked it for clips without an annotated apex (the middle frame by default);
   VIDEO       .avi .mp4 .mov .mkv .webm .m4v .mpg .mpeg: its frames in order, as a folder;
-  FILE.png    an STSTNet-format flow image (RGB = u, v, optical strain, 0..255), for models
+  FILE.png    an STSTNet-format flow image (RGB = u, v, optical strain, 0..255) of the side
+              the model's flow images had (28 px; --any_side resizes another), for models
               trained on flow images.
 The inputs are made into the model's inputs exactly as its training data was made (its card's
-preprocessing: face crop, flow, sides, value range). Prints one row per input: the predicted
-class, every class's probability and the apex frame used (a video's frames count from 0); an
-input that cannot be read gets one line saying why, and the others are still predicted.
-Exit code: 0 all predicted, 1 some could not be, 2 usage errors (e.g. DIR is not a model).
+preprocessing: face crop, flow, sides, value range). Prints first what the model was trained
+on (SYNTHETIC for a model of the synthetic data), then one row per input: the predicted
+class, every class's probability, the apex frame used (a video's frames count from 0) and
+its flags (e.g. the whole frame used where no face was found). An input the model cannot
+judge gets one line saying why, and the others are still predicted: one that cannot be read,
+one without motion (the apex is the onset frame, or the flow is below the floor measured on
+the real data's quietest samples), a flow image of another side, or a flow unlike every
+training image (hfa_jax.input_checks; --unlike_training predicts it anyway, flagged).
+Exit code: 0 all predicted, 1 some could not be, 2 usage errors (e.g. DIR is not a model),
+130 / 143 stopped by Ctrl-C / SIGTERM (the flow workers end with it).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import argparse
 import csv
 import json
 import pathlib
+import signal
 import sys
 import tempfile
 import time
@@ -65,6 +73,16 @@ def make_parser() -> argparse.ArgumentParser:
     help='when no face is found: refuse the input (error), or use the whole frame as the '
     'dataset builds do (full_frame)',
   )
+  p.add_argument(
+    '--any_side',
+    action='store_true',
+    help="resize a flow image whose side is not that of the model's flow images (else refused)",
+  )
+  p.add_argument(
+    '--unlike_training',
+    action='store_true',
+    help='predict an input whose flow is unlike every training image (else refused), flagged',
+  )
   p.add_argument('--workers', type=int, default=0, help='flow processes (default: by inputs)')
   p.add_argument('--batch_size', type=int, default=64, help='inputs per model call')
   p.add_argument(
@@ -76,6 +94,10 @@ def make_parser() -> argparse.ArgumentParser:
   return p
 
 
+class Terminated(KeyboardInterrupt):
+  """SIGTERM: stops the command as Ctrl-C does."""
+
+
 def main(argv=None) -> int:
   parser = make_parser()
   args = parser.parse_args(argv)
@@ -83,6 +105,23 @@ def main(argv=None) -> int:
     parser.error('give at least one INPUT (or --benchmark N)')
   if args.out and pathlib.Path(args.out).suffix.lower() not in ('.csv', '.json'):
     parser.error(f'--out {args.out}: write a .csv or a .json file')
+  previous = signal.signal(signal.SIGTERM, _terminate)
+  try:
+    return run(args)
+  except KeyboardInterrupt as e:
+    by = ' by SIGTERM' if isinstance(e, Terminated) else ''
+    print(f'\nstopped{by}; nothing was written.', file=sys.stderr)
+    return 143 if isinstance(e, Terminated) else 130
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+  raise Terminated()
+
+
+def run(args) -> int:
+  """Predicts (or times) as the parsed options `args` say; the exit code."""
   try:
     predict.options(trained.read_card(args.model).get('preprocessing'))
     model, variables, card = trained.load_model(args.model)
@@ -92,6 +131,7 @@ def main(argv=None) -> int:
     return 2
   if args.benchmark:
     return run_benchmark(model, variables, card, args.benchmark, args.workers)
+  print(header(card), flush=True)
   workers = args.workers or (default_workers() if len(args.inputs) >= 8 else 1)
   batch = predict.model_inputs(
     args.inputs,
@@ -99,6 +139,10 @@ def main(argv=None) -> int:
     face_crop=FACE_CROP[args.face_crop],
     no_face=args.no_face,
     workers=workers,
+    statistics=card.get('input_statistics'),
+    any_side=args.any_side,
+    unlike='flag' if args.unlike_training else 'refuse',
+    progress=len(args.inputs) >= 8,
   )
   test_flip = bool(card['input'].get('test_flip'))
   flow_norm = card['input'].get('flow_norm', 'none')
@@ -117,16 +161,35 @@ def main(argv=None) -> int:
   return 1 if batch.failed else 0
 
 
+def header(card: dict) -> str:
+  """The model and its training data, once, above the predictions."""
+  data = card.get('training_data')
+  if not data:
+    line = f"model {card['model']}: its card does not say what it was trained on"
+  else:
+    line = f'model: {trained.trained_on(card)}'
+  if data and data.get('synthetic'):
+    line = f'{trained.SYNTHETIC}. {line}'
+  if not card.get('input_statistics'):
+    line += (
+      '\n(its card records no statistics of the training images, so inputs unlike them are '
+      'not recognised; the final models of this version record them)'
+    )
+  return line
+
+
 def table_rows(batch: predict.Batch, probs: np.ndarray, class_names: list[str]) -> list[dict]:
-  """One dict per predicted input: input, predicted, probabilities {class: p}, apex."""
+  """One dict per predicted input: input, predicted, probabilities {class: p}, apex, flags."""
+  flags = batch.flags or [()] * len(batch.inputs)
   return [
     dict(
       input=text,
       predicted=class_names[int(np.argmax(p))],
       probabilities={name: round(float(v), 6) for name, v in zip(class_names, p)},
       apex=apex or '',
+      flags='; '.join(flag),
     )
-    for text, p, apex in zip(batch.inputs, probs, batch.apex)
+    for text, p, apex, flag in zip(batch.inputs, probs, batch.apex, flags)
   ]
 
 
@@ -134,10 +197,13 @@ def format_table(rows: list[dict], class_names: list[str]) -> str:
   """The rows as aligned columns (the apex frame's file name only)."""
   if not rows:
     return 'no input could be predicted'
-  columns = ['input', 'predicted', *class_names, 'apex']
+  columns = ['input', 'predicted', *class_names, 'apex'] + (
+    ['flags'] if any(r['flags'] for r in rows) else []
+  )
   cells = [
     [r['input'], r['predicted'], *(f"{r['probabilities'][c]:.3f}" for c in class_names)]
     + [pathlib.Path(r['apex']).name]  # a frame's file name, or 'frame 12 of 25' of a video
+    + ([r['flags']] if 'flags' in columns else [])
     for r in rows
   ]
   widths = [max(len(str(x)) for x in col) for col in zip(columns, *cells)]
@@ -156,7 +222,7 @@ def write(path: str, rows: list[dict], failed: list[tuple[str, str]], class_name
     )
     return
   with open(out, 'w', newline='') as f:
-    writer = csv.DictWriter(f, ['input', 'predicted', *class_names, 'apex', 'error'])
+    writer = csv.DictWriter(f, ['input', 'predicted', *class_names, 'apex', 'flags', 'error'])
     writer.writeheader()
     writer.writerows(
       {k: v for k, v in r.items() if k != 'probabilities'} | r['probabilities'] for r in rows

@@ -4,7 +4,10 @@
 
 One row per run folder (its summary.json): the model, dataset, subjects tested ('40/40', or
 '2/68 (partial)' for a --subjects part of a LOSO), UF1 / UAR pooled and per database, the
-protocol, epochs, wall time, the CPU or device it ran on, and the run folder.
+protocol (an ensemble's and a best_test run's say so), what tells runs apart (the recipe, the
+seed, epochs, learning rate, input side, whether it was resumed), wall time, the CPU or device
+it ran on, and the run folder. A folder that is not a finished run is named with what it is
+(a final model's folder, a run not finished yet) and left out.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from hfa_jax import report
 
 
 def _protocol(summary: dict) -> str:
-  """'LOSO, last epoch', '5-fold by subject, epoch chosen on validation subjects' ..."""
+  """'LOSO, last epoch', '5-fold by subject, epoch chosen on validation subjects', with ', an
+  ensemble of 3 (mean probabilities)' for an --ensemble run's headline ..."""
   s = summary['settings']
   chosen = summary['select_epoch']
   short = (
@@ -28,9 +32,10 @@ def _protocol(summary: dict) -> str:
     if chosen == 'validation'
     else 'BEST EPOCH BY TEST (not honest)'
   )
-  return (
-    f"{s['group_folds']}-fold by subject, {short}" if s.get('group_folds') else f'LOSO, {short}'
-  )
+  folds = f"{s['group_folds']}-fold by subject" if s.get('group_folds') else 'LOSO'
+  ensemble = s.get('ensemble') or 1
+  many = f', an ensemble of {ensemble} (mean probabilities)' if ensemble > 1 else ''
+  return f'{folds}, {short}{many}'
 
 
 def _dataset(summary: dict) -> str:
@@ -60,6 +65,10 @@ def row(summary: dict, run: str = '') -> dict:
     long_protocol=summary['protocol'],
     epochs=s['epochs'],
     size=s['size'],
+    recipe=summary.get('recipe') or '?',
+    seed=summary.get('seed', s.get('seed')),
+    lr=s.get('learning_rate'),
+    resumed=len(summary.get('wall_time_parts') or []) > 1,
     minutes=summary.get('wall_time_seconds', float('nan')) / 60,
     where=where,
     command=summary.get('command', ''),
@@ -72,7 +81,8 @@ def table(rows: list[dict]) -> str:
   head = (
     ['model', 'dataset', 'subjects', 'samples', 'folds', 'UF1', 'UAR']
     + [f'{d} UF1 / UAR' for d in dbs]
-    + ['protocol', 'epochs', 'input', 'wall time', 'machine', 'run']
+    + ['protocol', 'recipe', 'seed', 'epochs', 'lr', 'input', 'resumed', 'wall time']
+    + ['machine', 'run']
   )
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
@@ -81,10 +91,11 @@ def table(rows: list[dict]) -> str:
     cells += [
       f'{r["per_db"][d][0]:.4f} / {r["per_db"][d][1]:.4f}' if d in r['per_db'] else '' for d in dbs
     ]
+    lr = '?' if r['lr'] is None else f"{r['lr']:g}"
+    cells += [r['protocol'], r['recipe'], str(r['seed']), str(r['epochs']), lr]
     cells += [
-      r['protocol'],
-      str(r['epochs']),
       f"{r['size']} px",
+      'yes' if r['resumed'] else 'no',
       f"{r['minutes']:.0f} min",
       str(r['where']),
       r['run'],
@@ -99,6 +110,20 @@ def table(rows: list[dict]) -> str:
   return '\n'.join(lines)
 
 
+def what_it_is(folder: pathlib.Path) -> str:
+  """What a folder without summary.json is, in words."""
+  if (folder / 'model.json').is_file():
+    return 'a model folder (experiments.final_model), not a LOSO run'
+  if (folder / 'config.json').is_file() or (folder / 'state' / 'run.json').is_file():
+    return (
+      'a LOSO run that has not finished (continue it with python -m experiments.loso '
+      f'--resume {folder})'
+    )
+  if not folder.exists():
+    return 'no such folder'
+  return 'not a run folder (no summary.json)'
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog='python -m experiments.results', description=__doc__)
   p.add_argument('runs', nargs='+', help='run folders (each holding summary.json)')
@@ -108,7 +133,7 @@ def main(argv=None) -> int:
   for run in args.runs:
     path = pathlib.Path(run) / 'summary.json'
     if not path.is_file():
-      print(f'skipping {run}: no summary.json (not finished?)', file=sys.stderr)
+      print(f'skipping {run}: {what_it_is(pathlib.Path(run))}', file=sys.stderr)
       continue
     rows.append(row(json.loads(path.read_text()), run))
   if not rows:

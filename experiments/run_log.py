@@ -42,8 +42,9 @@ class EpochLog:
   """Plain progress lines for logs (--no_progress): that the first epoch compiles, then
   one line per epoch at most every `every` seconds, and the last epoch of each phase."""
 
-  def __init__(self, every: float = 60.0):
+  def __init__(self, every: float = 60.0, what: str | None = None):
     self.every, self.last, self.started = every, None, False
+    self.what = what  # the lines' subject (default: the models group)
 
   def on_epoch_start(self, *_):
     if not self.started:
@@ -60,8 +61,9 @@ class EpochLog:
       return
     self.last = now
     total = f'/{end.phase.epochs}' if end.phase.name == 'train' else ''
+    what = self.what or f'models group {end.group.index + 1}'
     print(
-      f'models group {end.group.index + 1}, {end.phase.name} epoch {end.epoch + 1}{total}: '
+      f'{what}, {end.phase.name} epoch {end.epoch + 1}{total}: '
       f'train loss {np.mean(end.loss):.4f}, accuracy {np.mean(end.accuracy):.3f} '
       f'({end.seconds:.1f} s/epoch)',
       flush=True,

@@ -16,6 +16,7 @@ member by member: a candidate wins only by more than that spread.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import sys
@@ -25,7 +26,7 @@ import numpy as np
 from experiments import usage, input_pipeline, options
 from experiments.options import UsageError
 from hfa_jax import files, metrics
-from hfa_jax.loso.errors import PlanError
+from hfa_jax.loso.errors import PlanError, RunMismatchError
 from hfa_jax.loso.rescore import finished_result
 
 
@@ -38,7 +39,7 @@ def run_result(run: pathlib.Path):
   return finished_result(run / 'state', data.arrays, config, subjects), data
 
 
-def memberscores(result, data) -> tuple[list[dict], dict, int]:
+def member_scores(result, data) -> tuple[list[dict], dict, int]:
   """([per member: {'all': (uf1, uar), database: (uf1, uar), ...}], the ensemble's, K) of a
   LosoResult and its dataset (datasets.load.TrainingData)."""
   k = result.config.ensemble
@@ -82,14 +83,28 @@ def table(members: list[dict], ensemble: dict, baseline: list[dict] | None) -> s
   return '\n'.join(lines)
 
 
+def protocols(config) -> dict:
+  """{'members': the protocol of each member scored alone, 'ensemble': the ensemble's} of a
+  run's LosoConfig, in words (a best_test run's say so)."""
+  alone = dataclasses.replace(config, ensemble=1).protocol()
+  return dict(members=alone, ensemble=config.protocol())
+
+
+def heading(config) -> str:
+  """The lines above a per-seed table: what each row's figures are."""
+  p = protocols(config)
+  return f"each seed alone: {p['members']}\nthe ensemble: {p['ensemble']}"
+
+
 def write_seeds(run: pathlib.Path, result, data) -> str:
-  """The per-seed table of a finished --ensemble K run (its LosoResult and dataset), also
-  written as RUN/seeds.md and RUN/seeds.json; experiments.loso prints it at the end of such a
-  run."""
-  members, ensemble, _ = memberscores(result, data)
-  text = table(members, ensemble, None)
+  """The per-seed table of a finished --ensemble K run (its LosoResult and dataset), under
+  its protocol, also written as RUN/seeds.md and RUN/seeds.json; experiments.loso prints it
+  at the end of such a run."""
+  members, ensemble, _ = member_scores(result, data)
+  text = heading(result.config) + '\n\n' + table(members, ensemble, None)
   files.write_text(run / 'seeds.md', text + '\n')
-  files.write_json(run / 'seeds.json', dict(members=members, ensemble=ensemble))
+  record = dict(members=members, ensemble=ensemble, protocol=protocols(result.config))
+  files.write_json(run / 'seeds.json', record)
   return text
 
 
@@ -100,18 +115,20 @@ def main(argv=None) -> int:
   p.add_argument('--json', type=pathlib.Path, help='also write the scores as JSON here')
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
   try:
-    members, ensemble, k = memberscores(*run_result(args.run))
+    result, data = run_result(args.run)
+    members, ensemble, k = member_scores(result, data)
     baseline = None
     if args.baseline:
-      baseline, _, k_base = memberscores(*run_result(args.baseline))
+      baseline, _, k_base = member_scores(*run_result(args.baseline))
       if k_base != k:
         raise UsageError(f'--baseline has {k_base} seeds, {args.run} has {k}: pair equal counts')
-  except (UsageError, PlanError) as e:
+  except (UsageError, PlanError, RunMismatchError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  print(table(members, ensemble, baseline))
+  print(heading(result.config) + '\n\n' + table(members, ensemble, baseline))
   if args.json:
-    args.json.write_text(json.dumps(dict(members=members, ensemble=ensemble, baseline=baseline)))
+    record = dict(members=members, ensemble=ensemble, baseline=baseline)
+    args.json.write_text(json.dumps(record | dict(protocol=protocols(result.config))))
   return 0
 
 

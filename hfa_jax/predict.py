@@ -2,8 +2,10 @@
 
     from hfa_jax import load_model, predict
     model, variables, card = load_model(DIR)
-    batch = predict.model_inputs(['on.jpg,apex.jpg', 'clip/', 'clip.avi'], card['preprocessing'])
+    batch = predict.model_inputs(['on.jpg,apex.jpg', 'clip/', 'clip.avi'], card['preprocessing'],
+                                 statistics=card.get('input_statistics'))
     probs = predict.probabilities(predict.logits(model, variables, batch.images))   # (N, C)
+    batch.failed                                  # [(input, why it is not predicted)]
 
 An input (a string) is one of:
   ONSET,APEX  two frame files separated by a comma;
@@ -11,8 +13,14 @@ An input (a string) is one of:
               006_05562.jpg, image012345.bmp): onset the first, apex picked as the model's
               dataset picked unannotated apexes (`preprocessing['apex']`, 'middle': (n-1)//2);
   VIDEO       .avi .mp4 .mov ... : its frames in order, then as a folder;
-  FILE.png    an STSTNet-format flow image (RGB = u, v, optical strain, 0..255).
+  FILE.png    an STSTNet-format flow image (RGB = u, v, optical strain, 0..255), of the side
+              the model's flow images had (28 px; `any_side` resizes another).
 A path that exists is taken as it is, so a file whose name holds a comma is not read as a pair.
+
+What the model cannot judge is refused with the reason (hfa_jax.input_checks): no motion (the
+apex is the onset frame, or the flow is below the floor), a flow image of another side, or,
+with the card's `input_statistics`, a flow unlike every training image (`unlike='flag'`
+predicts it anyway, flagged). A whole frame used where no face was found is flagged.
 
 card['preprocessing'] (hfa_jax.preprocessing_spec; `datasets.card.preprocessing_card` fills it
 for a model trained on a built dataset) says how that dataset made its samples, and the same library
@@ -26,10 +34,8 @@ functions, in the same order, make the model's inputs here:
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
-import multiprocessing
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -37,11 +43,13 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from hfa_jax import preprocess
-from hfa_jax.preprocessing_spec import KINDS, VERSION, flow_settings
+from hfa_jax import input_checks, preprocess, preprocessing_spec
 from hfa_jax.model_input import flow_images_signed, resize
+from hfa_jax.predict_io import InputError, run_in_workers, write_video_frames
+from hfa_jax.preprocessing_spec import KINDS, VERSION
 
 NO_FACE = ('error', 'full_frame')
+UNLIKE = ('refuse', 'flag')
 VIDEO_SUFFIXES = frozenset({'.avi', '.mp4', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg'})
 FRAME_INPUTS = ('pair', 'folder', 'video')
 USAGE = (
@@ -54,10 +62,6 @@ class CardError(ValueError):
   """A model card whose `preprocessing` this version cannot follow."""
 
 
-class InputError(ValueError):
-  """One input that cannot be predicted; the message says why and what to give instead."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Options:
   """How to make a model's inputs: from its card, with the user's overrides."""
@@ -68,9 +72,17 @@ class Options:
   apex: str = 'middle'
   face_crop: bool = True
   no_face: str = 'error'  # or 'full_frame', as the builds do
+  png_side: int = preprocess.PNG_SIDE  # the side of the flow images the model was trained on
+  any_side: bool = False  # resize a flow image of another side instead of refusing it
 
 
-def options(pre: dict | None, *, face_crop: bool | None = None, no_face: str = 'error') -> Options:
+def options(
+  pre: dict | None,
+  *,
+  face_crop: bool | None = None,
+  no_face: str = 'error',
+  any_side: bool = False,
+) -> Options:
   """Options from card['preprocessing']; CardError if this version cannot follow it."""
   if not pre:
     raise CardError(
@@ -92,6 +104,8 @@ def options(pre: dict | None, *, face_crop: bool | None = None, no_face: str = '
     apex=pre.get('apex', 'middle'),
     face_crop=pre['face_crop'] if face_crop is None else face_crop,
     no_face=no_face,
+    png_side=int((pre.get('flow') or {}).get('size') or preprocess.PNG_SIDE),
+    any_side=any_side,
   )
 
 
@@ -127,10 +141,12 @@ def parse_input(text: str) -> Clip:
 @dataclasses.dataclass(frozen=True)
 class Stored:
   """One input's flow as its dataset stores it: float32 (stored_side, stored_side, 3)
-  (flow images 0..1), and the apex frame used (None for a flow image)."""
+  (flow images 0..1), the apex frame used (None for a flow image), and what the user should
+  know about it (`flags`: e.g. the whole frame used)."""
 
   flow: np.ndarray
   apex: str | None
+  flags: tuple[str, ...] = ()
 
 
 def stored_flow(clip: Clip, opts: Options) -> Stored:
@@ -147,13 +163,20 @@ def stored_flow(clip: Clip, opts: Options) -> Stored:
         f'a {rgb.shape[1]}x{rgb.shape[0]} image is not a flow image: STSTNet-format flow '
         'images are square (28x28 in the MEGC2019 release)'
       )
+    if rgb.shape[0] != opts.png_side and not opts.any_side:
+      raise InputError(
+        f'a {rgb.shape[0]}x{rgb.shape[0]} image: this model was trained on '
+        f'{opts.png_side}x{opts.png_side} STSTNet-format flow images; give one of that side, '
+        'or --any_side to resize it'
+      )
     return Stored(preprocess.png_flow(rgb, opts.stored_side), None)
   if clip.kind != 'video':
     return _from_frames(clip, opts)
   with tempfile.TemporaryDirectory(prefix='hfa_jax_video_') as folder:
-    count = _write_video_frames(clip.paths[0], Path(folder))
+    count = write_video_frames(clip.paths[0], Path(folder))
     stored = _from_frames(Clip(clip.text, 'folder', (folder,)), opts)
-    return Stored(stored.flow, f'frame {preprocess.frame_number(stored.apex)} of {count}')
+    apex = f'frame {preprocess.frame_number(stored.apex)} of {count}'
+    return dataclasses.replace(stored, apex=apex)
 
 
 def _frame_paths(clip: Clip) -> tuple[str, str | None, tuple[str, ...]]:
@@ -178,36 +201,23 @@ def _from_frames(clip: Clip, opts: Options) -> Stored:
     size=opts.stored_side if opts.kind == 'frames' else preprocess.PNG_SIDE,
     face_crop=opts.face_crop,
   )
+  if Path(out['apex_path']).resolve() == Path(onset).resolve():
+    raise InputError(
+      'no motion: the apex is the onset frame itself'
+      + ('' if apex else f" (the {opts.apex!r} apex of a {len(frames)}-frame clip)")
+      + '; give an onset and an apex that differ (ONSET,APEX, or a longer clip)'
+    )
   if out['face_found'] is False and opts.no_face == 'error':
     raise InputError(
       f'no face found in {onset} (the model was trained on face crops): give frames cropped '
       'to the face with --face_crop no, or use the whole frame as the builds do with '
       '--no_face full_frame'
     )
+  flags = ('whole frame: no face found',) if out['face_found'] is False else ()
   flow = np.asarray(out['flow'], dtype=np.float32)
   if opts.kind == 'flow_images':
     flow = preprocess.png_flow(preprocess.encode_png(flow), opts.stored_side)
-  return Stored(flow, out['apex_path'])
-
-
-def _write_video_frames(video: str, folder: Path) -> int:
-  """The video's frames as folder/000000.png, 000001.png, ... (lossless); their count."""
-  capture = cv2.VideoCapture(video)
-  count = 0
-  try:
-    while capture.isOpened():
-      ok, frame = capture.read()
-      if not ok:
-        break
-      cv2.imwrite(str(folder / f'{count:06d}.png'), frame)
-      count += 1
-  finally:
-    capture.release()
-  if count == 0:
-    raise InputError(
-      'cannot read the video: OpenCV opens no frames in it (convert it to .avi/.mp4)'
-    )
-  return count
+  return Stored(flow, out['apex_path'], flags)
 
 
 def prepare(text: str, opts: Options) -> Stored | str:
@@ -223,13 +233,14 @@ def prepare(text: str, opts: Options) -> Stored | str:
 
 @dataclasses.dataclass
 class Batch:
-  """The model's inputs for the inputs that could be read, in the order given."""
+  """The model's inputs for the inputs it can judge, in the order given."""
 
   inputs: list[str]
   images: np.ndarray  # (N, side, side, 3) float32
   apex: list[str | None]  # the apex frame used per input (None for a flow image)
-  failed: list[tuple[str, str]]  # (input, reason)
+  failed: list[tuple[str, str]]  # (input, reason): unreadable, or not for this model to judge
   notes: list[str]
+  flags: list[tuple[str, ...]] = dataclasses.field(default_factory=list)  # per input
 
 
 def model_inputs(
@@ -239,27 +250,68 @@ def model_inputs(
   face_crop: bool | None = None,
   no_face: str = 'error',
   workers: int = 1,
+  statistics: dict | None = None,
+  any_side: bool = False,
+  unlike: str = 'refuse',
+  progress: bool = False,
 ) -> Batch:
   """The model's inputs (N, side, side, 3) from the input strings, made as card['preprocessing']
   `pre` says (face_crop: override its face detection; no_face: 'error' or 'full_frame');
-  `workers` processes compute the flows. CardError if `pre` cannot be followed."""
-  opts = options(pre, face_crop=face_crop, no_face=no_face)
-  results = _run(list(texts), opts, workers)
+  `workers` processes compute the flows (`progress`: a bar on stderr). What the model cannot
+  judge is refused (see the module docstring): `statistics`, card['input_statistics'], the
+  training data's ranges; `unlike` 'flag' predicts an input outside them, flagged; `any_side`
+  resizes a flow image of another side. CardError if `pre` cannot be followed."""
+  if unlike not in UNLIKE:
+    raise ValueError(f'unlike must be one of {UNLIKE}, not {unlike!r}')
+  opts = options(pre, face_crop=face_crop, no_face=no_face, any_side=any_side)
+  results = run_in_workers(prepare, list(texts), opts, workers, _pooled(texts), progress)
   good = [(t, r) for t, r in zip(texts, results) if isinstance(r, Stored)]
   failed = [(t, r) for t, r in zip(texts, results) if isinstance(r, str)]
-  side = opts.stored_side
-  stored = np.stack([r.flow for _, r in good]) if good else np.zeros((0, side, side, 3), np.float32)
-  if opts.kind == 'flow_images':
-    stored = flow_images_signed(stored)
-  images = resize(stored, opts.side) if good else np.zeros((0, opts.side, opts.side, 3), np.float32)
+  images = _images([r.flow for _, r in good], opts)
+  stats = input_checks.statistics(images)
+  keep = []
+  for i, (text, stored) in enumerate(good):
+    judged = judge(input_checks.one(stats, i), statistics, unlike)
+    if isinstance(judged, str):
+      failed.append((text, judged))
+    else:
+      keep.append(i)
+      good[i] = (text, dataclasses.replace(stored, flags=stored.flags + judged))
+  good = [good[i] for i in keep]
+  failed.sort(key=lambda f: list(texts).index(f[0]))
   from_frames = [t for t, _ in good if _input_kind(t) in FRAME_INPUTS]
   return Batch(
     inputs=[t for t, _ in good],
-    images=images,
+    images=images[keep],
     apex=[r.apex for _, r in good],
     failed=failed,
-    notes=notes(pre, opts, from_frames),
+    notes=preprocessing_spec.notes(pre, opts.face_crop, from_frames),
+    flags=[r.flags for _, r in good],
   )
+
+
+def judge(stats: dict, trained: dict | None, unlike: str = 'refuse') -> str | tuple[str, ...]:
+  """Why the model cannot judge an input of these statistics (input_checks), or its flags."""
+  still = input_checks.no_motion(stats)
+  if still:
+    return still
+  outside = input_checks.unlike(stats, trained)
+  if not outside:
+    return ()
+  why = 'unlike every training image: ' + '; '.join(outside)
+  if unlike == 'flag':
+    return (why,)
+  return f'{why} (not a flow the model has seen; --unlike_training predicts it anyway, flagged)'
+
+
+def _images(flows: list, opts: Options) -> np.ndarray:
+  """The stored flows as the model's inputs (N, side, side, 3): value range, then side."""
+  if not flows:
+    return np.zeros((0, opts.side, opts.side, 3), np.float32)
+  stored = np.stack(flows)
+  if opts.kind == 'flow_images':
+    stored = flow_images_signed(stored)
+  return resize(stored, opts.side)
 
 
 def _input_kind(text: str) -> str | None:
@@ -269,56 +321,10 @@ def _input_kind(text: str) -> str | None:
     return None
 
 
-def _run(texts: list[str], opts: Options, workers: int) -> list[Stored | str]:
-  """prepare() of each input; the flows of frame inputs in `workers` processes (reading a
-  flow-image PNG is cheaper than starting one)."""
-  pooled = [i for i, t in enumerate(texts) if _input_kind(t) in FRAME_INPUTS]
-  if workers <= 1 or len(pooled) <= 1:
-    return [prepare(t, opts) for t in texts]
-  results: list[Stored | str | None] = [None] * len(texts)
-  context = multiprocessing.get_context('spawn')
-  with concurrent.futures.ProcessPoolExecutor(
-    min(workers, len(pooled)), mp_context=context, initializer=preprocess.init_worker
-  ) as pool:
-    futures = {i: pool.submit(prepare, texts[i], opts) for i in pooled}
-    for i, text in enumerate(texts):
-      if i not in futures:
-        results[i] = prepare(text, opts)
-    for i, future in futures.items():
-      results[i] = future.result()
-  return results
-
-
-def notes(pre: dict, opts: Options, from_frames: Sequence[str]) -> list[str]:
-  """What the user should know about how these inputs were made."""
-  out = []
-  recorded = {k: pre.get('flow', {}).get(k) for k in flow_settings()}
-  if from_frames and recorded != flow_settings():
-    changed = [k for k, v in flow_settings().items() if recorded[k] != v]
-    out.append(
-      f"the model's card records other flow settings ({', '.join(changed)}) than this hfa_jax "
-      "uses: inputs made from frames differ from the model's training data"
-    )
-  if from_frames and opts.kind == 'flow_images':
-    out.append(
-      f'{len(from_frames)} input(s) made from frames: this model was trained on STSTNet-format '
-      "flow images made outside this project; predict made them with this project's TV-L1 "
-      f'flow ({preprocess.PNG_SIDE} px, min-max scaled as those PNGs are), so its preprocessing '
-      "differs from the training data's"
-    )
-  crops = pre.get('face_crop_by_database') or {}
-  if from_frames and opts.kind == 'frames' and not opts.face_crop:
-    out.append(
-      "frames were used whole: the model was trained on the databases' cropped faces. Give "
-      'frames cropped to the face, or detect the face with --face_crop yes'
-    )
-  elif from_frames and opts.kind == 'frames' and len(set(crops.values())) > 1:
-    out.append(
-      'faces were detected and cropped: the model was trained on detected faces of '
-      f"{', '.join(d for d, c in crops.items() if c)} and on the cropped releases of "
-      f"{', '.join(d for d, c in crops.items() if not c)} (--face_crop no for face crops)"
-    )
-  return out
+def _pooled(texts: Sequence[str]) -> list[int]:
+  """The inputs whose flows are worth a worker process (reading a flow-image PNG is cheaper
+  than starting one)."""
+  return [i for i, t in enumerate(texts) if _input_kind(t) in FRAME_INPUTS]
 
 
 def logits(
@@ -328,9 +334,12 @@ def logits(
   batch_size: int = 64,
   test_flip: bool = False,
   flow_norm: str = 'none',
+  pad: bool = False,
 ) -> np.ndarray:
   """model.apply(variables, images, train=False) in batches of `batch_size` (the last one
-  padded, so that one program serves every batch): (N, S, S, 3) -> (N, C) float32. With
+  padded, so that one program serves every batch; fewer images padded to a power of two, or
+  with `pad` to `batch_size`, so that calls with other counts share one program): (N, S, S, 3)
+  -> (N, C) float32. With
   `test_flip`, each image's logits averaged with its mirror's (u negated), as the LOSO
   evaluates a recipe that sets test_flip; with flow_norm 'median' or 'centre', each image
   normalised first, as the LOSO does a recipe that sets it (both: hfa_jax.evaluation)."""
@@ -338,7 +347,7 @@ def logits(
   if n == 0:
     return np.zeros((0, getattr(model, 'num_classes', 0)), np.float32)
   apply = _jitted_apply(model, test_flip, flow_norm)
-  size = min(batch_size, n)
+  size = batch_size if pad else min(batch_size, 1 << (n - 1).bit_length())
   out = []
   for start in range(0, n, size):
     chunk = np.asarray(images[start : start + size], np.float32)

@@ -11,6 +11,7 @@ it, so that predict (hfa_jax.predict) makes a new clip's inputs the same way.
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 from hfa_jax import preprocess
 
@@ -103,3 +104,37 @@ def describe(pre: dict) -> str:
     f'optical strain, per-sample normalisation ({pre["value_range"]}), at {size}; {resized}. '
     f"Clips without an annotated apex: apex by {pre['apex']!r}."
   )
+
+
+def notes(pre: dict, face_crop: bool, from_frames: Sequence[str]) -> list[str]:
+  """What the user should know about how predict made these inputs (`from_frames`: those made
+  from frames; `face_crop`: whether it detected faces) for a model of card['preprocessing']
+  `pre`."""
+  out = []
+  recorded = {k: pre.get('flow', {}).get(k) for k in flow_settings()}
+  if from_frames and recorded != flow_settings():
+    changed = [k for k, v in flow_settings().items() if recorded[k] != v]
+    out.append(
+      f"the model's card records other flow settings ({', '.join(changed)}) than this hfa_jax "
+      "uses: inputs made from frames differ from the model's training data"
+    )
+  if from_frames and pre['kind'] == 'flow_images':
+    out.append(
+      f'{len(from_frames)} input(s) made from frames: this model was trained on STSTNet-format '
+      "flow images made outside this project; predict made them with this project's TV-L1 "
+      f'flow ({preprocess.PNG_SIDE} px, min-max scaled as those PNGs are), so its preprocessing '
+      "differs from the training data's"
+    )
+  crops = pre.get('face_crop_by_database') or {}
+  if from_frames and pre['kind'] == 'frames' and not face_crop:
+    out.append(
+      "frames were used whole: the model was trained on the databases' cropped faces. Give "
+      'frames cropped to the face, or detect the face with --face_crop yes'
+    )
+  elif from_frames and pre['kind'] == 'frames' and len(set(crops.values())) > 1:
+    out.append(
+      'faces were detected and cropped: the model was trained on detected faces of '
+      f"{', '.join(d for d, c in crops.items() if c)} and on the cropped releases of "
+      f"{', '.join(d for d, c in crops.items() if not c)} (--face_crop no for face crops)"
+    )
+  return out

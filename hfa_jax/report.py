@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import csv
 import pathlib
-import re
 
 import numpy as np
 
 from hfa_jax import metrics
+from hfa_jax.loso.plan import natural_key
 from hfa_jax.files import write_json
 
 
@@ -34,6 +34,8 @@ def summary(result: dict, data: dict, extra: dict | None = None) -> dict:
     source=data.source,
     protocol=result['protocol'],
     select_epoch=result['select_epoch'],
+    # best_test picks each fold's epoch by its own test subject: not an honest estimate
+    honest=result['select_epoch'] != 'best_test',
     classes=list(data.class_names),
     uf1=pooled['uf1'],
     uar=pooled['uar'],
@@ -54,15 +56,10 @@ def summary(result: dict, data: dict, extra: dict | None = None) -> dict:
     subjects_covered=len(tested),
     subjects_total=len(everyone | tested),
     partial=bool(everyone - tested),
-    subjects_not_tested=sorted(everyone - tested, key=_natural),
+    subjects_not_tested=sorted(everyone - tested, key=natural_key),
   )
   out.update(extra or {})
   return out
-
-
-def _natural(s: str):
-  """Sort key that orders 's2' before 's10'."""
-  return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', str(s))]
 
 
 def coverage(record: dict) -> str:

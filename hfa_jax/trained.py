@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 
 import flax.linen as nn
 import jax
@@ -65,7 +66,7 @@ def save_model(folder, variables: dict, card: dict) -> pathlib.Path:
   if card['model'] == 'hfanet':
     card = card | dict(pytorch=_save_torch(folder, variables))
   (folder / CARD).write_text(json.dumps(card, indent=1))
-  (folder / 'README.md').write_text(card_text(card))
+  (folder / 'README.md').write_text(card_text(card, folder))
   return folder
 
 
@@ -78,7 +79,7 @@ def _save_torch(folder: pathlib.Path, variables: dict) -> str:
     np.savez(folder / 'hfa_net_state_dict.npz', **state_dict)
     return 'hfa_net_state_dict.npz'
   torch.save(
-    {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()},
+    {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()},
     folder / 'hfa_net.pth',
   )
   return 'hfa_net.pth'
@@ -105,38 +106,112 @@ def load_model(folder) -> tuple[nn.Module, dict, dict]:
   return model, load_weights(weights), card
 
 
-def card_text(card: dict) -> str:
-  """The card in words (README.md of a model folder)."""
-  lines = [f"# {card['model']}: {card.get('title', 'a micro-expression recogniser')}", '']
+def card_text(card: dict, folder=None) -> str:
+  """The card in words (README.md of a model folder `folder`)."""
+  title = card.get('title') or f"{card['model']}: a micro-expression recogniser"
+  lines = [f'# {title}', '']
+  data = card.get('training_data') or {}
+  if data.get('synthetic'):
+    lines += [f'{SYNTHETIC}.', '']
   lines += [f"Classes: {', '.join(card['class_names'])}.", '']
   inp = card['input']
   lines += [f"Input: {inp['side']}x{inp['side']} flow images, {inp.get('description', '')}", '']
   pre = card.get('preprocessing') or {}
   if pre:
     lines += [f"Preprocessing: {pre.get('description', pre)}", '']
-  data = card.get('training_data') or {}
   if data:
     lines += [
-      f"Trained on {data.get('dataset')}: {data.get('samples')} samples of "
-      f"{data.get('subjects')} subjects, every subject (no test subject: this is the deployable "
-      'model; its expected accuracy is the LOSO result of the same recipe).',
+      trained_on(card) + '. Every subject is in its training data (no test subject: the '
+      'deployable model).',
       '',
     ]
-  if card.get('loso'):
-    lo = card['loso']
-    which = 'the same recipe' if lo.get('same_recipe') else 'ANOTHER recipe (see model.json)'
-    lines += [
-      f"LOSO result of {which}: UF1 {lo.get('uf1'):.4f}, UAR {lo.get('uar'):.4f} "
-      f"({lo.get('protocol')}; run {lo.get('run')}).",
-      '',
-    ]
+  lines += _accuracy_lines(card)
   if card.get('recipe'):
     lines += ['Recipe: ' + ', '.join(f'{k}={v}' for k, v in card['recipe'].items()), '']
   if card.get('pytorch'):
-    lines += [
-      f"PyTorch: {card['pytorch']} holds the original HFA-Net's state dict "
-      '(`model.load_state_dict(sd, strict=True)`).',
+    lines += _pytorch_lines(card, folder)
+  where = str(pathlib.Path(folder).resolve()) if folder is not None else 'DIR'
+  lines += [f'Load it: `model, variables, card = hfa_jax.load_model({where!r})`.', '']
+  return '\n'.join(lines)
+
+
+SYNTHETIC = 'SYNTHETIC: drawn faces, not a recogniser'
+
+
+def trained_on(card: dict) -> str:
+  """'hfanet trained on megc2019_flow_images (real data, built from ...): 309 samples of 40
+  subjects', from a card (SYNTHETIC first for synthetic data)."""
+  data = card.get('training_data') or {}
+  kind = {True: 'SYNTHETIC data', False: 'real data'}.get(data.get('synthetic'), 'data')
+  folder = source_folder(data.get('source') or '')
+  where = f', built from {folder}' if folder else ''
+  skipped = data.get('skipped_by_build')
+  left = f'; the build skipped {skipped} sample(s)' if skipped else ''
+  return (
+    f"{card['model']} trained on {data.get('dataset')} ({kind}{where}): {data.get('samples')} "
+    f"samples of {data.get('subjects')} subjects{left}"
+  )
+
+
+def source_folder(source: str) -> str:
+  """The folder a build's `source` names (the one holding all its copies), for a sentence:
+  'casme2: D/casme2/CASME2_RAW_selected (raw ...); samm: D/samm/SAMM ...' -> 'D'."""
+  paths = [t.rstrip(':') for t in re.split(r'[\s;,()]+', source) if '/' in t]
+  if not paths:
+    return source
+  try:
+    return os.path.commonpath(paths) or paths[0]
+  except ValueError:  # absolute and relative paths mixed
+    return paths[0]
+
+
+def _accuracy_lines(card: dict) -> list[str]:
+  """The expected accuracy with its LOSO run, or 'not measured'; another run's result apart."""
+  loso, other = card.get('loso'), card.get('another_run')
+  if loso and loso.get('same_recipe') is False:  # a card of an earlier version
+    loso, other = None, loso
+  out = []
+  if loso:
+    out += [
+      f"Expected accuracy: UF1 {loso['uf1']:.4f}, UAR {loso['uar']:.4f}, accuracy "
+      f"{loso.get('accuracy') or float('nan'):.4f}: the LOSO of this model's recipe, dataset, "
+      f"classes and size ({loso.get('protocol')}; run {loso.get('run')})."
+      + (' On synthetic data it measures the synthetic task only.' if _synthetic(card) else ''),
       '',
     ]
-  lines += ['Load it: `model, variables, card = hfa_jax.load_model(DIR)`.', '']
-  return '\n'.join(lines)
+  else:
+    out += ['Expected accuracy: not measured (no LOSO run of this model was given).', '']
+  if other:
+    why = '; '.join(other.get('differences') or ['another recipe'])
+    out += [
+      f"Another run's result, NOT this model's expected accuracy (that run differs: {why}): "
+      f"UF1 {other['uf1']:.4f}, UAR {other['uar']:.4f} (run {other.get('run')}).",
+      '',
+    ]
+  return out
+
+
+def _synthetic(card: dict) -> bool:
+  return bool((card.get('training_data') or {}).get('synthetic'))
+
+
+def _pytorch_lines(card: dict, folder) -> list[str]:
+  """How to load the state dict into the original network: a snippet that runs as printed."""
+  path = str(pathlib.Path(folder).resolve() / card['pytorch']) if folder else card['pytorch']
+  if card['pytorch'].endswith('.npz'):
+    load = [
+      'import numpy as np, torch',
+      f'sd = {{k: torch.from_numpy(v) for k, v in np.load({path!r}).items()}}',
+    ]
+  else:
+    load = ['import torch', f'sd = torch.load({path!r})']
+  return [
+    f"PyTorch: {card['pytorch']} holds the state dict of the original HFA-Net "
+    f"(tairuwu/HFA-Net), for `net`, that network built with num_classes={card['num_classes']}:",
+    '',
+    '```python',
+    *load,
+    'net.load_state_dict(sd, strict=True)  # inputs NCHW',
+    '```',
+    '',
+  ]

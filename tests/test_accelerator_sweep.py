@@ -10,9 +10,10 @@ import textwrap
 
 import pytest
 
-from experiments import accelerator_report as report_lib
 from experiments import accelerator_sweep as sweep_lib
-from hfa_jax.loso import program
+from experiments import sweep_report
+from hfa_jax.loso import memory, program
+from tests.tiny import TinyNet
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -36,7 +37,7 @@ def test_cpu_smoke_run_writes_json_and_markdown(tmp_path):
     (32, 1, 'ok'),
     (32, 2, 'ok'),
   ]
-  per_fold = program.FOLD_FIXED_BYTES + program.FOLD_BYTES_PER_PIXEL * 16 * 32 * 32
+  per_fold = memory.per_fold_bytes(TinyNet(num_classes=3), 32, 16, sweep_lib.training(16), 16)
   for r in report['rows']:
     assert r['samples_per_s'] > 0 and r['compile_s'] > 0 and r['xla_bytes'] > 0
     assert r['peak_bytes'] is None and r['bytes_limit'] is None  # a CPU reports neither
@@ -47,8 +48,10 @@ def test_cpu_smoke_run_writes_json_and_markdown(tmp_path):
   assert side['largest_k'] == 2 and side['stopped'] == 'every K asked for ran'
   assert side['measured_per_fold'] == 'not reported'
   text = (out.parent / 'sweep.md').read_text()
-  assert '| 32 | 2 | every K asked for ran | 4 | 444 | not reported |' in text
-  assert 'bytes_limit per device: not reported' in text and "The estimate is HFA-Net's" in text
+  plan = sweep_report.mib(per_fold)
+  assert f'| 32 | 2 | every K asked for ran | 4 | {plan} | not reported |' in text
+  assert 'bytes_limit per device: not reported' in text
+  assert "hfa_jax.loso.memory's plan for tests.tiny:TinyNet" in text
   assert 'fold-samples/s' in proc.stdout
 
 
@@ -86,17 +89,17 @@ def test_each_side_stops_at_its_first_out_of_memory_k():
     (32, 1), (64, 1), (32, 2), (64, 2), (32, 4), (64, 4), (32, 8), (64, 8), (32, 16)
   ]  # fmt: skip
   assert result['stops'] == {64: ('out_of_memory', 8), 32: ('out_of_memory', 16)}
-  sides = {s['side']: s for s in report_lib.summary(result, [32, 64])}
+  sides = {s['side']: s for s in sweep_report.summary(result, [32, 64])}
   assert (sides[32]['largest_k'], sides[64]['largest_k']) == (8, 4)
   assert sides[64]['stopped'] == 'out of memory at K = 8'
   assert sides[32]['measured_per_fold'] == pytest.approx(100)  # the peak's slope in K
-  report = report_lib.make_report(result, _args(sides='32,64'), 'today', 'abc1234')
-  text = report_lib.markdown(report)
-  estimate = report_lib.mib(sweep_lib.estimate(64, 16, 8, 1)['estimate_bytes'])
+  report = sweep_report.make_report(result, _args(sides='32,64'), 'today', 'abc1234')
+  text = sweep_report.markdown(report)
+  estimate = sweep_report.mib(sweep_lib.estimate(64, 16, 8, 1)['estimate_bytes'])
   oom = f'| 64 | 8 | - | - | - | - | - | {estimate} | out of memory: RESOURCE_EXHAUSTED: Out of'
   assert oom in text
   assert '| 32 | 8 | 128.0 | 1000.0 | 1.0 | 0 | 0 |' in text  # peak and XLA: 800 bytes
-  per_fold = report_lib.mib(sweep_lib.estimate(64, 16, 1, 1)['estimate_per_fold'])
+  per_fold = sweep_report.mib(sweep_lib.estimate(64, 16, 1, 1)['estimate_per_fold'])
   assert f'| 64 | 4 | out of memory at K = 8 | 3 | {per_fold} | 0 |' in text
 
 
@@ -106,7 +109,7 @@ def test_the_time_limit_stops_the_sweep_and_each_measurement():
   assert [c[:2] for c in device.calls] == [(32, 1), (64, 1), (32, 2)]
   assert [c[2] for c in device.calls] == [120, 70, 20]  # each child gets the time left
   assert result['stops'] == {32: ('time_limit', 2), 64: ('time_limit', 2)}
-  stopped = {s['side']: s['stopped'] for s in report_lib.summary(result, [32, 64])}
+  stopped = {s['side']: s['stopped'] for s in sweep_report.summary(result, [32, 64])}
   assert stopped == {32: '--max_minutes spent at K = 2', 64: '--max_minutes spent at K = 2'}
 
 

@@ -12,6 +12,7 @@ from hfa_jax import adamw as adamw_lib
 from hfa_jax import kernels
 from hfa_jax import optimiser
 from hfa_jax import train as train_lib
+from tests import native as native_kernels
 
 # XLA rounds the same expressions differently in different fusions (one ulp); five Adam
 # steps, which divide by small second moments, grow that to ~1e-6.
@@ -47,8 +48,7 @@ def _optax_step(tx):
 
 def test_kernel_step_is_bitwise_the_reference_step():
   """One step of one parameter: the kernel rounds as XLA does (reciprocal bias corrections)."""
-  if not kernels.native_available():
-    pytest.skip('native CPU kernels unavailable (no C++ compiler)')
+  native_kernels.require()
   k = jax.random.split(jax.random.key(4), 4)
   shape = (5, 70001)  # 5 models, each not a multiple of the kernel's chunk
   p, g = jax.random.normal(k[0], shape), jax.random.normal(k[1], shape) * 1e-3
@@ -68,8 +68,8 @@ def test_kernel_step_is_bitwise_the_reference_step():
 @pytest.mark.parametrize('lr', [SCHEDULE, 3e-3], ids=['schedule', 'constant'])
 @pytest.mark.parametrize('native', [True, False], ids=['native', 'optax-expressions'])
 def test_one_pass_adamw_equals_optax_adamw(native, lr, monkeypatch):
-  if native and not kernels.native_available():
-    pytest.skip('native CPU kernels unavailable (no C++ compiler)')
+  if native:
+    native_kernels.require()
   if not native:
     monkeypatch.setattr(adamw_lib.kernels, 'native_available', lambda: False)
   params = _tree(jax.random.key(0))
@@ -132,8 +132,7 @@ def test_train_state_steps_with_the_one_pass_form():
 
 
 def test_kernel_only_in_cpu_programs_and_only_for_large_parameters():
-  if not kernels.native_available():
-    pytest.skip('native CPU kernels unavailable (no C++ compiler)')
+  native_kernels.require()
   tx = adamw_lib.adamw(SCHEDULE)
   params = _tree(jax.random.key(3), folds=2)
   state = jax.vmap(tx.init)(params)

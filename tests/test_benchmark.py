@@ -62,10 +62,9 @@ def test_network_parts_cover_both_retention_forms():
 
 def test_kernel_benchmark_smoke(capsys):
   from experiments import bench_kernels
-  from hfa_jax import kernels
+  from tests import native
 
-  if not kernels.native_available():
-    return
+  native.require()
   results = bench_kernels.main(['--quick', '--repeats', '1'])
   assert len(results) == 4
   for row in results:

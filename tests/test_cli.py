@@ -4,7 +4,6 @@ import csv
 import importlib.util
 import json
 import os
-import pathlib
 import shlex
 import subprocess
 import sys
@@ -13,42 +12,12 @@ import pytest
 
 from experiments import input_pipeline, options
 from experiments import loso as cli
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY = [
-  '--config',
-  'tiny',
-  '--model',
-  'tests.tiny:TinyNet',
-  '--synthetic_subjects',
-  '1',
-  '--epochs',
-  '2',
-  '--checkpoint_minutes',
-  '0',
-  '--no_progress',
-]
+from tests.conftest import ROOT, TINY, run_module
 
 
 def _run(args, cwd=ROOT):
-  env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run(
-    [sys.executable, '-m', 'experiments.loso', *args],
-    cwd=cwd,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=900,
-  )
-
-
-@pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
-  tmp = tmp_path_factory.mktemp('cli')
-  out = tmp / 'out'
-  proc = _run([*TINY, '--data_dir', str(tmp / 'data'), '--out', str(out)])
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-  return out, proc
+  """`python -m experiments.loso args` in a subprocess."""
+  return run_module('experiments.loso', args, cwd)
 
 
 def test_end_to_end_outputs(tiny_run):
@@ -99,6 +68,8 @@ def test_end_to_end_outputs(tiny_run):
     want = [(r['epoch'], r['train_loss']) for r in lines if r['fold'] == fold]
     got = [(step, value) for tag, step, value in events if tag == 'train/loss']
     assert got == pytest.approx(want)
+    tags = {tag for tag, _, _ in events}
+    assert tags == {'train/loss', 'train/accuracy', 'test/accuracy'}, tags  # no train/test_...
 
 
 def _events(path):
@@ -119,11 +90,14 @@ def _events(path):
 def test_evaluate_rescores_a_finished_run_from_its_kept_weights(tiny_run, tmp_path, capsys):
   from experiments import evaluate
 
-  out, _ = tiny_run
+  out, proc = tiny_run
+  assert f'kept fold models: 3 in {out}/state/models, ' in proc.stdout  # and what they take
   n = json.loads((out / 'summary.json').read_text())['n_samples']
   before = {p: p.stat().st_mtime for p in out.rglob('*') if p.is_file()}
-  assert evaluate.main([str(out), '--out', str(tmp_path / 'ev')]) == 0
+  assert evaluate.main([str(out), '--out', str(tmp_path / 'ev'), '--no_progress']) == 0
   text = capsys.readouterr().out
+  assert text.startswith(f'reading the dataset of {out}') and 're-scoring its kept' in text
+  assert 're-scored 3 of 3 fold models (the last: ' in text  # --no_progress: plain lines
   assert f'the same predicted class as the run for {n} of {n} samples' in text and 'UF1' in text
   assert before == {p: p.stat().st_mtime for p in out.rglob('*') if p.is_file()}  # untouched
   run_rows = list(csv.DictReader(open(out / 'predictions.csv')))
@@ -133,11 +107,80 @@ def test_evaluate_rescores_a_finished_run_from_its_kept_weights(tiny_run, tmp_pa
   assert 'no run there' in capsys.readouterr().err
 
 
-def test_saved_command_reproduces_and_reloads(tiny_run):
+def test_evaluate_compare_says_identical_probabilities_are_the_same(tmp_path):
+  from experiments import evaluate
+
+  rows = 'subject,sample,predicted,p_a,p_b\ns1,x,a,0.600000,0.400000\n'
+  (tmp_path / 'run.csv').write_text(rows)
+  (tmp_path / 'new.csv').write_text(rows)
+  said = evaluate.compare(tmp_path / 'run.csv', tmp_path / 'new.csv')
+  assert said.endswith('probabilities are the same') and 'at most 0' not in said
+  (tmp_path / 'new.csv').write_text(rows.replace('0.600000,0.400000', '0.600100,0.399900'))
+  said = evaluate.compare(tmp_path / 'run.csv', tmp_path / 'new.csv')
+  assert said.endswith('probabilities differ by at most 0.0001')
+
+
+def _run_copy(out, folder):
+  import shutil
+
+  shutil.copytree(out, folder)
+  return folder
+
+
+def test_evaluate_scores_the_kept_weights_not_the_runs_file(tiny_run, tmp_path, capsys):
+  """Two folds' kept models swapped: other probabilities (evaluate computes them from the
+  weights; it does not read the run's predictions back)."""
+  from experiments import evaluate
+
+  run = _run_copy(tiny_run[0], tmp_path / 'run')
+  models = run / 'state' / 'models'
+  a, b = sorted(p for p in models.iterdir())[:2]
+  a.rename(models / 'swap')
+  b.rename(a)
+  (models / 'swap').rename(b)
+  assert evaluate.main([str(run), '--no_progress']) == 0
+  text = capsys.readouterr().out
+  assert 'probabilities differ by at most' in text and 'probabilities are the same' not in text
+
+
+def test_evaluate_refuses_other_data_and_a_damaged_model_in_one_line(tiny_run, tmp_path, capsys):
+  from experiments import evaluate
+
+  run = _run_copy(tiny_run[0], tmp_path / 'rebuilt')
+  path = run / 'state' / 'run.json'
+  record = json.loads(path.read_text())
+  record['data']['images'] = '0' * 16  # as after a rebuild with other images
+  path.write_text(json.dumps(record))
+  assert evaluate.main([str(run), '--no_progress']) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and 'the dataset differs from the one the run' in err[0]
+  run = _run_copy(tiny_run[0], tmp_path / 'damaged')
+  for f in (run / 'state' / 'models').glob('s1/**/d/*'):
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+  assert evaluate.main([str(run), '--no_progress']) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith(f'error: the kept model {run}/state/models/s1 ')
+  assert 'damaged or incomplete' in err[0]
+
+
+def test_saved_command_reproduces_and_reloads(tiny_run, tiny_run_copy, tmp_path):
   out, _ = tiny_run
   summary = json.loads((out / 'summary.json').read_text())
-  args = shlex.split(summary['command'])[3:]
-  assert args[:0] == [] and '--seed' in args and '--model' in args
+  command = shlex.split(summary['command'])
+  assert command[:3] == ['python', '-m', 'experiments.loso']
+  args = command[3:]
+  assert '--seed' in args and '--model' in args and args[args.index('--out') + 1] == str(out)
+  # the saved command, into a new folder, trains the same run again
+  args[args.index('--out') + 1] = str(tmp_path / 'again')
+  proc = _run(args)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f'starting the run in {tmp_path / "again"}' in proc.stdout
+  assert (tmp_path / 'again' / 'predictions.csv').read_bytes() == (
+    out / 'predictions.csv'
+  ).read_bytes()
+  # into its own folder (a copy: the shared run is read only), it reports the run again
+  out = tiny_run_copy
+  args[args.index('--out') + 1] = str(out)
   proc = _run(args + ['--no_progress'])
   assert proc.returncode == 0, proc.stderr[-3000:]
   # a finished run says so first, compiles nothing and adds no part to the wall time
@@ -196,17 +239,17 @@ def test_bad_options(args, message, capsys, tmp_path, monkeypatch):
   assert not list(tmp_path.iterdir())
 
 
-def test_unknown_subjects_are_refused_before_anything_is_written(tiny_run, tmp_path, capsys):
+def test_unknown_subjects_are_refused_before_anything_is_written(tiny_data, tmp_path, capsys):
   out = tmp_path / 'unk'
-  data = tiny_run[0].parent / 'data'
+  data = tiny_data
   args = [*TINY, '--data_dir', str(data), '--out', str(out)]
   assert cli.main([*args, '--subjects', 'sub01,nosuch']) == 2
   err = capsys.readouterr().err
   assert "unknown subjects ['nosuch']" in err and 'Traceback' not in err
-  assert not out.exists()  # no config.json that a --resume would trip on again
+  assert not out.exists()  # no run.json that a --resume would trip on again
 
 
-def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path):
+def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path, tiny_data):
   """What a cluster scheduler sends on preemption: the run says how to resume, exits 143,
   and the same command finishes it."""
   import signal
@@ -220,7 +263,7 @@ def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path):
     '--epochs',
     '6',
     '--data_dir',
-    str(tmp_path / 'data'),
+    str(tiny_data),
     '--out',
     str(out),
   ]
@@ -240,11 +283,33 @@ def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path):
   proc.send_signal(signal.SIGTERM)
   _, err = proc.communicate(timeout=300)
   assert proc.returncode == 143, err[-2000:]
-  assert 'stopped by SIGTERM. Run the same command again' in err and 'Traceback' not in err
+  assert 'stopped by SIGTERM. Run the same command again' in err
+  # no traceback, except JAX's own log line when the signal lands inside SlowTinyNet's callback
+  assert 'Traceback' not in err or 'jax.debug.callback failed' in err, err[-2000:]
   again = _run(args)
   assert again.returncode == 0, again.stderr[-2000:]
   assert 'continuing the run' in again.stdout
   assert json.loads((out / 'summary.json').read_text())['n_folds'] == 3
+
+
+def test_sigterm_inside_a_model_callback_is_a_stop_too(tmp_path, tiny_data):
+  """A signal can land while a model's host callback runs (jax.debug.print, a hook): JAX
+  then wraps the stop in its own runtime error; the run still exits 143 saying how to resume."""
+  out = tmp_path / 'out'
+  args = [*TINY, '--model', 'tests.tiny:SigtermTinyNet', '--epochs', '4']
+  args += ['--data_dir', str(tiny_data), '--out', str(out)]
+  env = dict(os.environ, PYTHONPATH=str(ROOT), TINY_SIGTERM_AT='4')
+  stopped = subprocess.run(
+    [sys.executable, '-m', 'experiments.loso', *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert stopped.returncode == 143, stopped.stderr[-2000:]
+  assert 'stopped by SIGTERM. Run the same command again' in stopped.stderr
+  assert not (out / 'summary.json').exists()
 
 
 def test_resume_refuses_other_options(tiny_run, capsys):
@@ -254,15 +319,26 @@ def test_resume_refuses_other_options(tiny_run, capsys):
   assert 'give no other settings' in capsys.readouterr().err
 
 
-def test_other_settings_in_the_same_out_are_refused(tiny_run, capsys):
-  out, _ = tiny_run
+def test_other_settings_in_the_same_out_are_refused(tiny_run_copy, capsys):
+  out = tiny_run_copy
   summary = json.loads((out / 'summary.json').read_text())
   args = shlex.split(summary['command'])[3:]
+  args[args.index('--out') + 1] = str(out)
   args[args.index('--learning_rate') + 1] = '0.5'
   assert cli.main(args + ['--no_progress']) == 2
-  err = capsys.readouterr().err
+  said = capsys.readouterr()
+  err = said.err
   assert 'other settings' in err and 'learning_rate: 0.001 in the run, 0.5 given' in err
   assert "'epochs'" not in err  # names what differs, not the whole settings twice
+  assert 'already finished' not in said.out  # refused before anything is said of it
+  # without --out, these settings go to a folder of their own: the error names it
+  args = args[: args.index('--out')] + args[args.index('--out') + 2 :]
+  default = options.settings_from_args(options.parse(args)[1]).out
+  assert default != out and 'TinyNet-seed0-' in str(default)
+  assert (
+    f'Give another --out {default} (the default for these settings), or continue that run '
+    f'with --resume {out}.' in err
+  )
 
 
 def _settings(*argv):
@@ -333,6 +409,45 @@ def test_a_part_gets_its_own_default_folder():
   assert '20subjects-' in str(many.out)
 
 
+def test_a_default_out_differs_when_the_settings_differ():
+  """Runs whose results may differ never share a default folder; the execution's settings
+  (folds at once, kept models) and the default recipe given by name change nothing."""
+  default = _settings()
+  assert str(default.out) == 'runs/loso-synthetic-composite-32px-seed0'  # the README's
+  outs = {
+    _settings(*argv).out
+    for argv in (
+      [],
+      ['--epochs', '1'],
+      ['--learning_rate', '0.01'],
+      ['--config', 'tiny'],
+      ['--synthetic_subjects', '2'],
+      ['--select_epoch', 'validation'],
+      ['--epochs', '1', '--augment', 'flip+shift', '--mixup', '0.2', '--label_smoothing', '0.1'],
+    )
+  }
+  assert len(outs) == 7
+  assert str(_settings('--epochs', '1').out).endswith('-seed0-epochs1')
+  for same in (['--keep_models', 'false'], ['--folds_in_parallel', '2'], ['--config', 'synthetic']):
+    assert _settings(*same).out == default.out, same
+  long = _settings('--epochs', '1', '--augment', 'flip+shift', '--mixup', '0.2', '--lr', '0.1')
+  assert long.out.name.startswith('loso-synthetic-composite-32px-seed0-4settings-')
+
+
+def test_the_first_run_keeps_no_fold_models(tmp_path):
+  """The README's first run (the synthetic preset) keeps no fold models (HFA-Net's 12 take
+  1 GB): its folder stays small; a run ends saying what its kept models take."""
+  assert _settings().training.keep_models is False
+  assert _settings('--keep_models', 'true').training.keep_models is True
+  assert _settings('--dataset', 'megc2019_flow_images').training.keep_models is True
+  assert cli.kept_models(tmp_path / 'none').startswith('no fold models kept (--keep_models true')
+  (tmp_path / 'models' / 's1').mkdir(parents=True)
+  (tmp_path / 'models' / 's1' / 'w').write_bytes(b'0' * 3 * 2**20)
+  said = cli.kept_models(tmp_path / 'models')
+  assert said.startswith(f'kept fold models: 1 in {tmp_path / "models"}, 3.0 MB')
+  assert 'delete that folder to drop them' in said
+
+
 def test_a_build_config_can_be_chosen(tmp_path):
   s = _settings('--dataset', 'casme2:size_32_missing_apex_middle', '--data_dir', str(tmp_path))
   assert s.experiment.dataset_name == 'casme2'
@@ -343,12 +458,12 @@ def test_a_build_config_can_be_chosen(tmp_path):
     input_pipeline.load_dataset(s)
 
 
-def test_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+def test_out_that_is_a_file_is_a_clear_error(tmp_path, tiny_data, capsys):
   path = tmp_path / 'a_file'
   path.write_text('')
-  code = cli.main([*TINY, '--data_dir', str(tmp_path / 'data'), '--out', str(path)])
+  code = cli.main([*TINY, '--data_dir', str(tiny_data), '--out', str(path)])
   assert code == 2 and 'is a file' in capsys.readouterr().err
-  code = cli.main([*TINY, '--data_dir', str(tmp_path / 'data'), '--out', str(path / 'run')])
+  code = cli.main([*TINY, '--data_dir', str(tiny_data), '--out', str(path / 'run')])
   assert code == 2 and 'cannot be written' in capsys.readouterr().err
 
 

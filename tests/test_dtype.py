@@ -143,7 +143,7 @@ def test_the_command_prints_and_saves_the_chosen_dtype(tmp_path, capsys):
   assert 'compute dtype bfloat16: as set; parameters stay float32' in capsys.readouterr().out
   summary = json.loads((out / 'summary.json').read_text())
   assert summary['settings']['dtype'] == 'bfloat16' and '--dtype bfloat16' in summary['command']
-  assert json.loads((out / 'config.json').read_text())['settings']['dtype'] == 'bfloat16'
+  assert options.saved_record(out)['settings']['dtype'] == 'bfloat16'
   assert np.isfinite(summary['uf1'])
   # the default on this CPU: float32, recorded as such, and a resume keeps it
   out = tmp_path / 'default'
@@ -152,9 +152,10 @@ def test_the_command_prints_and_saves_the_chosen_dtype(tmp_path, capsys):
   assert json.loads((out / 'summary.json').read_text())['settings']['dtype'] == 'float32'
   assert options.saved_settings(out).training.dtype == 'float32'
   # a run saved before the setting existed computed in float32
-  record = json.loads((out / 'config.json').read_text())
-  del record['settings']['dtype']
-  (out / 'config.json').write_text(json.dumps(record))
+  run_json = out / 'state' / 'run.json'
+  run = json.loads(run_json.read_text())
+  del run['started_by']['settings']['dtype']
+  run_json.write_text(json.dumps(run))
   assert options.saved_settings(out).training.dtype == 'float32'
   # bfloat16 for a model that cannot: a usage error before anything is written
   plain = tmp_path / 'plain'

@@ -3,6 +3,8 @@ that loads back and predicts on the synthetic database's raw clips; HFA-Net's fo
 the original network's state dict."""
 
 import json
+import shutil
+import sys
 
 import jax
 import numpy as np
@@ -10,25 +12,24 @@ import pytest
 
 import hfa_jax
 from experiments import final_model, predict
-from hfa_jax import convert, trained
-from tests.test_cli import TINY, _run
+from hfa_jax import convert, input_checks, trained
+from tests.conftest import TINY
+
+
+FINAL = [a for a in TINY if a not in ('--checkpoint_minutes', '0')]
 
 
 @pytest.fixture(scope='module')
-def final(tmp_path_factory):
-  tmp = tmp_path_factory.mktemp('final')
-  data = tmp / 'data'
-  run = tmp / 'run'
-  proc = _run([*TINY, '--data_dir', str(data), '--out', str(run)])  # the LOSO of the recipe
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  out = tmp / 'model'
-  args = [a for a in TINY if a not in ('--checkpoint_minutes', '0')]
-  code = final_model.main([*args, '--data_dir', str(data), '--out', str(out), '--loso', str(run)])
+def final(tmp_path_factory, tiny_data, tiny_run):
+  """A final model of TINY's recipe, its card citing the finished LOSO run of that recipe."""
+  data, run = tiny_data, tiny_run[0]
+  out = tmp_path_factory.mktemp('final') / 'model'
+  code = final_model.main([*FINAL, '--data_dir', str(data), '--out', str(out), '--loso', str(run)])
   assert code == 0
   return out, data, run
 
 
-def test_the_folder_loads_back_with_its_card(final):
+def test_the_folder_loads_back_with_its_card(final, capsys):
   out, _, run = final
   model, variables, card = hfa_jax.load_model(out)
   assert type(model).__name__ == 'TinyNet' and set(variables) == {'params', 'batch_stats'}
@@ -36,11 +37,120 @@ def test_the_folder_loads_back_with_its_card(final):
   assert card['training_data']['subjects'] == 3 and card['recipe']['epochs'] == 2
   assert card['preprocessing']['kind'] == 'frames' and card['seed'] == 0
   summary = json.loads((run / 'summary.json').read_text())
-  assert card['loso']['uf1'] == summary['uf1'] and card['loso']['same_recipe'] is True
+  assert card['loso']['uf1'] == summary['uf1'] and card['another_run'] is None
   text = (out / 'README.md').read_text()
-  assert 'every subject' in text and 'LOSO result of the same recipe' in text
+  assert 'every subject' in text and f"Expected accuracy: UF1 {summary['uf1']:.4f}" in text
   logits = model.apply(variables, np.zeros((2, 32, 32, 3), np.float32), train=False)
   assert logits.shape == (2, 3) and np.isfinite(logits).all()
+
+
+def test_the_card_says_what_the_model_was_trained_on(final):
+  """The dataset, its source folder, that it is synthetic, samples and subjects, what the
+  build skipped (every listed sample absent from the copy: the composite's 442 less those
+  built), the statistics of its training images; the title names the model once."""
+  out, data, _ = final
+  card = json.loads((out / 'model.json').read_text())
+  trained = card['training_data']
+  assert trained['dataset'] == 'synthetic' and trained['synthetic'] is True
+  assert str(data / 'manual-1subjects-seed0') in trained['source']
+  assert trained['data_dir'] == str((data / 'tfds-1subjects-seed0').resolve())
+  assert trained['skipped_by_build'] == 442 - trained['samples'] > len(trained['skipped'])
+  assert set(card['input_statistics']) == set(input_checks.VALUES)
+  text = (out / 'README.md').read_text()
+  title, _, synthetic = text.splitlines()[:3]
+  assert title == '# tests.tiny:TinyNet trained on synthetic, every subject (SYNTHETIC data)'
+  assert synthetic == 'SYNTHETIC: drawn faces, not a recogniser.'
+  assert f"the build skipped {trained['skipped_by_build']} sample(s)" in text
+  assert f'SYNTHETIC data, built from {data / "manual-1subjects-seed0"}): ' in text
+  assert 'On synthetic data it measures the synthetic task only' in text
+
+
+def test_no_progress_says_what_it_does(tmp_path, final, capsys):
+  """--no_progress: the compile, then an epoch line (as its --help promises); no --loso: the
+  card says the expected accuracy is not measured."""
+  _, data, _ = final
+  code = final_model.main([*FINAL, '--data_dir', str(data), '--out', str(tmp_path / 'm')])
+  assert code == 0
+  out = capsys.readouterr().out
+  assert 'the first epoch compiles the training program' in out
+  assert 'final model, train epoch 2/2: train loss' in out
+  card = json.loads((tmp_path / 'm' / 'model.json').read_text())
+  assert card['loso'] is None and card['another_run'] is None
+  assert 'Expected accuracy: not measured' in (tmp_path / 'm' / 'README.md').read_text()
+
+
+def _copy(run, folder, summary=None, drop=()):
+  """A copy of the run folder (without its kept models), its summary edited."""
+  shutil.copytree(run, folder, ignore=shutil.ignore_patterns('models', 'checkpoints'))
+  if summary:
+    path = folder / 'summary.json'
+    record = json.loads(path.read_text())
+    summary(record)
+    path.write_text(json.dumps(record))
+  for name in drop:
+    (folder / name).unlink()
+  return folder
+
+
+def _partial(summary):
+  summary.update(partial=True, subjects_covered=1, subjects_total=3)
+
+
+@pytest.mark.parametrize(
+  'extra, edit, message',
+  [
+    (['--epochs', '1'], None, 'epochs: 2 in the run, 1 here'),
+    (['--size', '64'], None, 'size: 32 px in the run, 64 px here'),
+    (['--model', 'tests.tiny:SlowTinyNet'], None, "model: 'tests.tiny:TinyNet' in the run"),
+    (['--synthetic_subjects', '2'], None, 'synthetic_subjects: 1 in the run, 2 here'),
+    (['--learning_rate', '0.01'], None, 'learning_rate: 0.001 in the run, 0.01 here'),
+    ([], dict(summary=_partial), 'a part of a LOSO: 1 of 3 subjects tested'),
+    ([], dict(drop=['summary.json']), 'no finished run there'),
+  ],
+)
+def test_a_loso_that_is_not_of_this_model_is_refused(final, tmp_path, capsys, extra, edit, message):
+  """Only a finished, whole LOSO of the same model, data, size and recipe is the expected
+  accuracy; anything else is refused, naming the difference."""
+  out, data, run = final
+  if edit:
+    run = _copy(run, tmp_path / 'run', **edit)
+  args = [*FINAL, *extra, '--data_dir', str(data), '--out', str(tmp_path / 'm')]
+  with pytest.raises(SystemExit) as e:
+    final_model.main([*args, '--loso', str(run)])
+  assert e.value.code == 2
+  err = capsys.readouterr().err
+  assert message in err and '--any_loso' in err or 'no finished run' in err, err
+  assert not (tmp_path / 'm').exists()  # refused before training
+
+
+def test_a_loso_of_other_data_is_refused(final, tmp_path, capsys):
+  """The run's data fingerprint (state/run.json) against the model's data: a rebuild."""
+  out, data, run = final
+
+  def rebuilt(record):
+    record['data']['images'] = '0' * 16
+
+  copy = _copy(run, tmp_path / 'run')
+  path = copy / 'state' / 'run.json'
+  record = json.loads(path.read_text())
+  rebuilt(record)
+  path.write_text(json.dumps(record))
+  args = [*FINAL, '--data_dir', str(data), '--out', str(tmp_path / 'm'), '--loso', str(copy)]
+  assert final_model.main(args) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: ') and 'the run trained on other data' in err
+
+
+def test_another_runs_result_is_never_the_expected_accuracy(final, tmp_path):
+  out, data, run = final
+  args = [*FINAL, '--epochs', '1', '--data_dir', str(data), '--out', str(tmp_path / 'm')]
+  assert final_model.main([*args, '--loso', str(run), '--any_loso']) == 0
+  card = json.loads((tmp_path / 'm' / 'model.json').read_text())
+  assert card['loso'] is None
+  assert card['another_run']['differences'] == ['epochs: 2 in the run, 1 here']
+  text = (tmp_path / 'm' / 'README.md').read_text()
+  assert 'Expected accuracy: not measured' in text
+  assert "Another run's result, NOT this model's expected accuracy" in text
 
 
 def test_it_predicts_on_the_raw_clips(final, capsys):
@@ -48,34 +158,19 @@ def test_it_predicts_on_the_raw_clips(final, capsys):
   clips = sorted(p for p in (data / 'manual-1subjects-seed0' / 'smic').rglob('s*_*') if p.is_dir())
   assert clips
   assert predict.main(['--model', str(out), str(clips[0])]) == 0
-  assert clips[0].name in capsys.readouterr().out
+  printed = capsys.readouterr().out
+  assert clips[0].name in printed
+  assert printed.startswith('SYNTHETIC: drawn faces, not a recogniser. model: ')
 
 
-def test_a_loso_of_another_recipe_is_flagged(final, tmp_path):
-  out, data, run = final
-  args = [a for a in TINY if a not in ('--checkpoint_minutes', '0')]
-  code = final_model.main(
-    [
-      *args,
-      '--epochs',
-      '1',
-      '--data_dir',
-      str(data),
-      '--out',
-      str(tmp_path / 'm'),
-      '--loso',
-      str(run),
-    ]
-  )
-  assert code == 0
-  card = json.loads((tmp_path / 'm' / 'model.json').read_text())
-  assert card['loso']['same_recipe'] is False
-  assert 'ANOTHER recipe' in (tmp_path / 'm' / 'README.md').read_text()
-
-
-def test_hfanet_folder_has_the_original_state_dict(tmp_path):
+@pytest.fixture(scope='module')
+def hfanet_variables():
   net = hfa_jax.HFANet(num_classes=3)
-  variables = jax.jit(net.init)(jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
+  return jax.jit(net.init)(jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
+
+
+def test_hfanet_folder_has_the_original_state_dict(tmp_path, hfanet_variables):
+  variables = hfanet_variables
   card = dict(model='hfanet', num_classes=3, class_names=['a', 'b', 'c'], input=dict(side=32))
   folder = trained.save_model(tmp_path / 'm', variables, card)
   saved = json.loads((folder / 'model.json').read_text())['pytorch']
@@ -92,3 +187,52 @@ def test_hfanet_folder_has_the_original_state_dict(tmp_path):
   back = convert.from_torch_state_dict(got)  # and it converts back to the saved weights
   loaded = hfa_jax.load_model(folder)[1]
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(back), loaded)
+
+
+def _original_keys(sd: dict) -> dict:
+  """{key: shape} of the original network's state dict: ../shared/reference's list where
+  present, else the saved state dict's own."""
+  from tests.reference import REFERENCE_DIR as REFERENCE
+
+  listed = REFERENCE / 'state_dict_keys.txt'
+  if not listed.is_file():
+    return {k: tuple(v.shape) for k, v in sd.items()}
+  out = {}
+  for line in listed.read_text().splitlines()[1:]:
+    key, shape = line.split('\t')
+    out[key] = () if shape in ('', 'scalar') else tuple(int(n) for n in shape.split('x'))
+  return out
+
+
+@pytest.mark.parametrize('saved_as', ['hfa_net.pth', 'hfa_net_state_dict.npz'])
+def test_the_cards_pytorch_snippet_runs_as_printed(
+  saved_as, tmp_path, monkeypatch, hfanet_variables
+):
+  """The README of an HFA-Net folder holds a snippet that loads its state dict into the
+  original network with strict=True (here a stand-in with the original's keys and shapes),
+  from the .pth (saved where PyTorch is installed) or the .npz (saved where it is not)."""
+  torch = pytest.importorskip('torch', reason='PyTorch is not installed: the snippet needs it')
+  variables = hfanet_variables
+  card = dict(model='hfanet', num_classes=3, class_names=['a', 'b', 'c'], input=dict(side=32))
+  with monkeypatch.context() as m:
+    if saved_as.endswith('.npz'):
+      m.setitem(sys.modules, 'torch', None)  # as where PyTorch is not installed
+    folder = trained.save_model(tmp_path / 'm', variables, card)
+  assert (folder / saved_as).is_file()
+  text = (folder / 'README.md').read_text()
+  snippet = text.split('```python\n', 1)[1].split('```', 1)[0]
+  assert 'net.load_state_dict(sd, strict=True)' in snippet
+  saved = convert.to_torch_state_dict(jax.device_get(dict(variables)))
+  original = torch.nn.Module()
+  for key, shape in _original_keys(saved).items():
+    *path, name = key.split('.')
+    module = original
+    for part in path:
+      if not hasattr(module, part):
+        module.add_module(part, torch.nn.Module())
+      module = getattr(module, part)
+    module.register_buffer(name, torch.zeros(shape))
+  namespace = dict(net=original)
+  exec(snippet, namespace)  # as printed, with `net` the original network
+  for key, value in saved.items():
+    np.testing.assert_array_equal(original.state_dict()[key].numpy(), value)

@@ -3,6 +3,7 @@
 
 import functools
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from hfa_jax import kernels
+from tests.native import built  # noqa: F401 (the fixture)
 from hfa_jax.ops.depthwise_conv import (
   depthwise_conv,
   depthwise_conv_reference,
@@ -19,9 +21,8 @@ from hfa_jax.ops.depthwise_conv import (
   depthwise_weight_grad_sum,
 )
 
-pytestmark = pytest.mark.skipif(
-  not kernels.native_available(), reason='no C++ compiler: the native kernels are not built'
-)
+# Skipped where there is no C++ compiler (or HFA_JAX_NATIVE=0), failed where a build with one fails
+pytestmark = pytest.mark.usefixtures('built')
 
 CASES = [
   (2, 7, 9, 5, 3, 1),
@@ -132,3 +133,31 @@ def test_a_failed_build_falls_back_with_a_warning(tmp_path):
   assert result.returncode == 0, result.stderr
   assert result.stdout.split() == ['False']
   assert 'no C++ compiler found' in result.stderr
+
+
+def test_a_broken_build_fails_the_tests_that_need_it(tmp_path):
+  """Where a compiler is found but the build fails (not a missing compiler), the tests that
+  need the kernels fail, saying why, instead of being skipped."""
+  compiler = tmp_path / 'bin' / 'broken-c++'
+  compiler.parent.mkdir()
+  compiler.write_text('#!/bin/sh\necho "internal compiler error" >&2\nexit 1\n')
+  compiler.chmod(0o755)
+  root = pathlib.Path(__file__).resolve().parents[1]
+  code = 'from tests import native; native.require()'
+  for cxx, said in (
+    (str(compiler), 'a C++ compiler is here but the native kernels did not build'),
+    ('no-such-compiler', 'no C++ compiler: the native kernels are not built'),
+  ):
+    env = {
+      **os.environ,
+      'CXX': cxx,
+      'PATH': str(compiler.parent),
+      'HFA_JAX_CACHE': str(tmp_path / 'cache'),
+      'PYTHONPATH': str(root),
+    }
+    result = subprocess.run(
+      [sys.executable, '-c', code], capture_output=True, text=True, env=env, cwd=root
+    )
+    assert result.returncode != 0 and said in result.stderr, result.stderr[-2000:]
+    if cxx != 'no-such-compiler':
+      assert 'internal compiler error' in result.stderr  # the build's own message

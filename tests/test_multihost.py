@@ -16,7 +16,10 @@ import time
 import numpy as np
 import pytest
 
+from experiments import options
 from hfa_jax import distributed, trained
+
+pytestmark = pytest.mark.slow  # an end-to-end tier
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RUN = [
@@ -116,7 +119,7 @@ def test_two_processes_predict_as_two_devices_and_as_one(one_device, tmp_path):
   _same_predictions(out, one)
   summary = json.loads((out / 'summary.json').read_text())
   assert summary['devices']['processes'] == 2 and summary['devices']['count'] == 2
-  assert 'coordinator_address' not in json.loads((out / 'config.json').read_text())['settings']
+  assert 'coordinator_address' not in options.saved_record(out)['settings']
   # process 0 alone reports; process 1 says nothing but JAX's own lines
   report, quiet = (log.read_text() for log in logs)
   assert 'UF1' in report and 'starting the run' in report

@@ -18,6 +18,8 @@ import pytest
 
 from experiments import colab_setup
 
+pytestmark = pytest.mark.slow  # an end-to-end tier
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / 'experiments' / 'colab_tpu.ipynb'
 # The smallest run: 3 subjects of synthetic databases, TinyNet, one step of one epoch.
@@ -109,6 +111,34 @@ def test_folds_and_size_are_automatic_unless_set():
     assert ('--size' in argv) == (size is not None)
     if folds:
       assert argv[argv.index('--folds_in_parallel') + 1] == '4'
+
+
+def test_the_output_folder_follows_the_options():
+  """OUT None: the folder experiments.loso names the settings, OPTIONS included, on Drive; a
+  run with other OPTIONS never lands in a finished run's folder. No fold models are kept
+  unless KEEP_MODELS."""
+  outs = []
+  for extra in ([], ['--epochs', '40'], ['--epochs', '40']):
+    calls = []
+    ns = _settings(OPTIONS=extra, run_main=lambda m, a: calls.append(a))
+    assert ns['OUT'] is None and ns['KEEP_MODELS'] is False
+    exec(_cell("run_main('experiments.loso'"), ns)
+    (argv,) = calls
+    assert argv[argv.index('--out') + 1] == ns['OUT'] and argv[-2:] == ['--out', ns['OUT']]
+    assert argv[argv.index('--keep_models') + 1] == 'false'
+    outs.append(ns['OUT'])
+  assert outs[0] == f"{ns['DRIVE']}/hfa_jax/runs/loso-samm-composite-224px-seed0"
+  assert outs[1] == outs[2] == outs[0] + '-epochs40'
+  calls = []
+  ns = _settings(KEEP_MODELS=True, OUT='/somewhere', run_main=lambda m, a: calls.append(a))
+  exec(_cell("run_main('experiments.loso'"), ns)
+  assert calls[0][calls[0].index('--keep_models') + 1] == 'true' and ns['OUT'] == '/somewhere'
+
+
+def test_it_says_what_it_keeps_on_drive():
+  intro = _cells('markdown')[0][1]
+  assert 'What it keeps on your Drive, and how large' in intro and '86 MB a fold' in intro
+  assert "print(f'on Drive: the run" in _cell('def on_drive')
 
 
 def _helpers() -> dict:
@@ -207,6 +237,9 @@ def _stand_ins(monkeypatch) -> list:
     display.Image, display.display = Image, lambda *objects: shown.extend(objects)
     ipython = types.ModuleType('IPython')
     ipython.display = display
+    # what matplotlib asks of an imported IPython: no shell runs here (as in a plain script)
+    ipython.get_ipython = lambda: None
+    ipython.version_info = (8, 24, 0)
     monkeypatch.setitem(sys.modules, 'IPython', ipython)
     monkeypatch.setitem(sys.modules, 'IPython.display', display)
   try:
@@ -217,6 +250,23 @@ def _stand_ins(monkeypatch) -> list:
     pd.read_csv = lambda path: _Table(list(csv.DictReader(open(path, newline=''))))
     monkeypatch.setitem(sys.modules, 'pandas', pd)
   return shown
+
+
+def test_the_stand_ins_serve_matplotlib(monkeypatch):
+  """Where IPython is not installed (the test extra does not require it), its stand-in is
+  what matplotlib finds in sys.modules when the LOSO draws its plots: this file passes alone,
+  whatever ran before it."""
+  import matplotlib
+
+  monkeypatch.setitem(sys.modules, 'IPython', None)  # as if not installed
+  monkeypatch.delitem(sys.modules, 'IPython.display', raising=False)
+  _stand_ins(monkeypatch)
+  assert sys.modules['IPython'] is not None
+  import matplotlib.pyplot as plt
+
+  plt.install_repl_displayhook()  # what importing pyplot and switching backends call
+  plt.switch_backend(matplotlib.get_backend())
+  plt.close(plt.figure())  # a figure manager looks for IPython's event loop
 
 
 @pytest.fixture

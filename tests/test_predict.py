@@ -206,7 +206,7 @@ def test_bad_inputs_are_named_and_the_rest_predicted(flow_images, frames, tmp_pa
   assert code == 1
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 5 and all(line.startswith('cannot predict ') for line in err)
-  assert f'cannot read image {broken}' in err[0]
+  assert f'cannot read image {broken}' in err[0] and 'original archive' not in err[0]
   assert str(one) in err[1] and 'at least 2' in err[1]
   assert str(gray) in err[2] and 'grayscale' in err[2]
   assert str(wide) in err[3] and '20x28' in err[3]
@@ -218,13 +218,21 @@ def test_bad_inputs_are_named_and_the_rest_predicted(flow_images, frames, tmp_pa
   assert len(written['failed']) == 5
 
 
+def _moved(image: np.ndarray) -> np.ndarray:
+  """`image` with its middle half moved 2 px to the right (local motion)."""
+  out = image.copy()
+  q = image.shape[0] // 4
+  out[q : 3 * q, q : 3 * q] = np.roll(image[q : 3 * q, q : 3 * q], 2, axis=1)
+  return out
+
+
 def test_frames_model_refuses_a_flow_image_and_a_faceless_clip(frames, flow_images, tmp_path):
   _, out = frames
   pre = load_model(out['smic']['model'])[2]['preprocessing']
   png = str(next(flow_images[0].rglob('*.png')))
   onset, apex = tmp_path / 'img1.jpg', tmp_path / 'img2.jpg'
   cv2.imwrite(str(onset), L.texture(6, 64))
-  cv2.imwrite(str(apex), L.texture(6, 64))
+  cv2.imwrite(str(apex), _moved(L.texture(6, 64)))
   batch = predict.model_inputs([png, f'{onset},{apex}'], pre)
   assert batch.inputs == []
   (_, flow_reason), (_, face_reason) = batch.failed
@@ -232,6 +240,7 @@ def test_frames_model_refuses_a_flow_image_and_a_faceless_clip(frames, flow_imag
   assert f'no face found in {onset}' in face_reason and '--face_crop no' in face_reason
   whole = predict.model_inputs([f'{onset},{apex}'], pre, no_face='full_frame')
   assert whole.inputs == [f'{onset},{apex}'] and whole.failed == []
+  assert whole.flags == [('whole frame: no face found',)]  # predicted, and flagged
 
 
 def test_csv_output_and_table(frames, tmp_path, capsys):
@@ -244,7 +253,7 @@ def test_csv_output_and_table(frames, tmp_path, capsys):
   printed = capsys.readouterr().out
   assert 'input' in printed and 'negative' in printed and str(folder) in printed
   header, row = csv_path.read_text().strip().splitlines()
-  assert header == 'input,predicted,negative,positive,surprise,apex,error'
+  assert header == 'input,predicted,negative,positive,surprise,apex,flags,error'
   assert row.startswith(f'{folder},')
 
 
@@ -289,3 +298,206 @@ def test_benchmark_smoke(frames, capsys):
   assert command.main(['--model', str(out['smic']['model']), '--benchmark', '1']) == 0
   lines = capsys.readouterr().out.strip().splitlines()
   assert lines[0].startswith('clips from frames: ') and lines[1].startswith('flow images: ')
+
+
+# ------------------------------------------------ what the model cannot judge (input_checks)
+
+
+@pytest.fixture(scope='module')
+def synthetic_flow_model(tmp_path_factory):
+  """A flow-image model whose card records its training images' statistics and that they
+  are synthetic: megc2019_flow_images built from datasets.synthetic's PNGs (1 subject each)."""
+  from hfa_jax import input_checks
+
+  root = tmp_path_factory.mktemp('predict_checks')
+  manual = synthetic.generate('flow_images', root / 'manual', subjects=1, seed=0)
+  data_dir = root / 'tfds'
+  assert run_build('megc2019_flow_images', manual, data_dir) == 0
+  data = training_data('megc2019_flow_images', data_dir, SIDE)
+  pre = preprocessing_card('megc2019_flow_images', None, 28, SIDE, data_dir)
+  folder = _model_folder(root / 'model', pre)
+  card = json.loads((folder / 'model.json').read_text())
+  card |= dict(
+    input_statistics=input_checks.ranges(data.images),
+    training_data=dict(dataset='megc2019_flow_images', synthetic=True, samples=9, subjects=3),
+  )
+  (folder / 'model.json').write_text(json.dumps(card))
+  return manual, folder
+
+
+def _png(path, rgb: np.ndarray) -> str:
+  cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
+  return str(path)
+
+
+def _photograph(side: int) -> np.ndarray:
+  """A photograph (matplotlib's sample of Grace Hopper), square, `side` px, RGB."""
+  import matplotlib
+
+  path = pathlib.Path(matplotlib.get_data_path()) / 'sample_data' / 'grace_hopper.jpg'
+  image = cv2.imread(str(path))[..., ::-1]
+  square = min(image.shape[:2])
+  return cv2.resize(np.ascontiguousarray(image[:square, :square]), (side, side))
+
+
+def test_flow_images_unlike_the_training_data_are_refused(synthetic_flow_model, tmp_path, capsys):
+  """Noise and a photograph are not flow images: refused by side (another side than the
+  model's 28 px), and, at 28 px or with --any_side, by their statistics; a training image
+  passes; --unlike_training predicts them, flagged."""
+  manual, model_dir = synthetic_flow_model
+  good = str(sorted(manual.rglob('*.png'))[0])
+  rng = np.random.default_rng(0)
+  noise28 = _png(tmp_path / 'noise28.png', rng.integers(0, 256, (28, 28, 3)).astype(np.uint8))
+  noise64 = _png(tmp_path / 'noise64.png', rng.integers(0, 256, (64, 64, 3)).astype(np.uint8))
+  photo = _png(tmp_path / 'photo.png', _photograph(512))
+  photo28 = _png(tmp_path / 'photo28.png', _photograph(28))
+  blank = _png(
+    tmp_path / 'blank.png', np.dstack([np.full((28, 28), v, np.uint8) for v in (0, 9, 0)])
+  )
+  args = ['--model', str(model_dir), good, noise28, noise64, photo, photo28, blank]
+  assert command.main(args) == 1
+  captured = capsys.readouterr()
+  out, err = captured.out, dict(line.split(': ', 1) for line in captured.err.splitlines())
+  assert out.startswith('SYNTHETIC: drawn faces, not a recogniser. model: ')
+  assert out.count('not a recogniser') == 1 and good in out and 'flags' not in out
+  assert 'unlike every training image' in err[f'cannot predict {noise28}']
+  assert 'smoothness' in err[f'cannot predict {noise28}']
+  for big in (noise64, photo):
+    assert 'trained on 28x28 STSTNet-format flow images' in err[f'cannot predict {big}']
+    assert '--any_side' in err[f'cannot predict {big}']
+  assert 'unlike every training image' in err[f'cannot predict {photo28}']
+  assert err[f'cannot predict {blank}'].startswith('no motion')
+  assert len(err) == 5
+  assert command.main([*args, '--any_side']) == 1
+  err = capsys.readouterr().err
+  assert err.count('unlike every training image') == 4 and err.count('no motion') == 1
+  assert (
+    command.main([*args, '--any_side', '--unlike_training', '--out', str(tmp_path / 'p.csv')]) == 1
+  )
+  out = capsys.readouterr().out
+  rows = {r.split(',')[0]: r for r in (tmp_path / 'p.csv').read_text().splitlines()[1:]}
+  assert set(rows) == {good, noise28, noise64, photo, photo28, blank}
+  assert 'unlike every training image' in rows[photo] and 'unlike' not in rows[good]
+  assert 'no motion' in rows[blank] and 'flags' in out
+
+
+def test_clips_without_motion_are_refused(frames, tmp_path, capsys):
+  """A 2-frame clip (its 'middle' apex is its onset), an ONSET,ONSET pair and two copies of
+  one picture have no motion to judge; noise frames used whole (no face) are flagged."""
+  _, out = frames
+  model = str(out['smic']['model'])
+  two = tmp_path / 'two'
+  L.write_clip(two, [1, 2], apex=2)
+  onset = tmp_path / 'img1.jpg'
+  cv2.imwrite(str(onset), L.texture(6, 64))
+  copy = tmp_path / 'img2.jpg'
+  copy.write_bytes(onset.read_bytes())
+  rng = np.random.default_rng(1)
+  noise = []
+  for i in range(2):
+    noise.append(tmp_path / f'noise{i}.png')
+    cv2.imwrite(str(noise[-1]), rng.integers(0, 256, (64, 64, 3)).astype(np.uint8))
+  inputs = [str(two), f'{onset},{onset}', f'{onset},{copy}', f'{noise[0]},{noise[1]}']
+  assert command.main(['--model', model, *inputs, '--no_face', 'full_frame']) == 1
+  captured = capsys.readouterr()
+  err = captured.err.splitlines()
+  assert len(err) == 3 and all('no motion' in line for line in err)
+  assert "the apex is the onset frame itself (the 'middle' apex of a 2-frame clip)" in err[0]
+  assert 'the apex is the onset frame itself;' in err[1]
+  assert 'below the floor' in err[2]
+  head, row = [
+    line for line in captured.out.splitlines() if line.startswith(('input', str(noise[0])))
+  ]
+  assert head.split()[-1] == 'flags' and row.endswith('whole frame: no face found')
+
+
+def test_the_training_data_is_named_once_at_the_top(frames, capsys):
+  _, out = frames
+  folder = sorted(_clip_folders(out['smic']['manual']).values())[0]
+  assert command.main(['--model', str(out['smic']['model']), str(folder)]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == 'model tests.tiny:TinyNet: its card does not say what it was trained on'
+  assert 'records no statistics of the training images' in lines[1]
+
+
+def _children(pid: int) -> set[int]:
+  """The processes `pid` started (Linux /proc)."""
+  out = set()
+  for task in pathlib.Path(f'/proc/{pid}/task').glob('*'):
+    try:
+      out |= {int(c) for c in (task / 'children').read_text().split()}
+    except OSError:
+      pass
+  return out
+
+
+def _alive(pid: int) -> bool:
+  try:
+    status = pathlib.Path(f'/proc/{pid}/status').read_text()
+  except OSError:
+    return False
+  return 'State:\tZ' not in status
+
+
+@pytest.mark.skipif(not pathlib.Path('/proc/self/task').is_dir(), reason='needs Linux /proc')
+@pytest.mark.parametrize(
+  'signum, code, said', [(15, 143, 'stopped by SIGTERM'), (2, 130, 'stopped;')]
+)
+def test_a_stopped_predict_ends_its_workers(signum, code, said, frames, tmp_path):
+  """SIGTERM (to the command) or Ctrl-C (to the terminal's process group) while the flow
+  workers compute: one line, exit 143 / 130, and no worker left running."""
+  import os
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  from hfa_jax.preprocess import benchmark as flow_benchmark
+
+  _, out = frames
+  pairs = flow_benchmark.make_pairs(tmp_path, 48)
+  root = pathlib.Path(__file__).resolve().parents[1]
+  proc = subprocess.Popen(
+    [sys.executable, '-m', 'experiments.predict', '--model', str(out['smic']['model'])]
+    + [f'{a},{b}' for a, b in pairs]
+    + ['--workers', '2', '--no_face', 'full_frame'],
+    cwd=root,
+    env=dict(os.environ, PYTHONPATH=str(root)),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    start_new_session=True,
+  )
+  deadline = time.monotonic() + 120
+  workers = set()
+  while time.monotonic() < deadline and len(workers) < 2:
+    time.sleep(0.2)
+    workers = {c for c in _children(proc.pid) if 'spawn_main' in _cmdline(c)}
+  assert len(workers) >= 2, 'no flow workers started'
+  if signum == signal.SIGINT:
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+  else:
+    proc.send_signal(signum)
+  _, err = proc.communicate(timeout=60)
+  assert proc.returncode == code, err[-2000:]
+  said_lines = [line for line in err.splitlines() if line.strip() and 'input/s' not in line]
+  assert len(said_lines) == 1 and said in said_lines[0], err[-2000:]  # the bar aside
+  time.sleep(1)
+  assert not [w for w in workers if _alive(w)]
+
+
+def _cmdline(pid: int) -> str:
+  try:
+    return pathlib.Path(f'/proc/{pid}/cmdline').read_text().replace('\0', ' ')
+  except OSError:
+    return ''
+
+
+def test_a_video_opencv_cannot_read_says_what_to_give(frames, tmp_path, capsys):
+  _, out = frames
+  video = tmp_path / 'broken.avi'
+  video.write_bytes(b'RIFF\x00\x00\x00\x00AVI not really a video')
+  assert command.main(['--model', str(out['smic']['model']), str(video)]) == 1
+  err = capsys.readouterr().err
+  assert 'OpenCV decodes no frame of it' in err and 'give its frames as a folder' in err
+  assert 'convert it to' not in err

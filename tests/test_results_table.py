@@ -7,17 +7,25 @@ from experiments import results
 from hfa_jax import report
 from tests.test_report import fake_run
 
-SETTINGS = dict(model='hfanet', epochs=40, size=32, retrain=False, group_folds=None)
+SETTINGS = dict(
+  model='hfanet', epochs=40, size=32, retrain=False, group_folds=None, learning_rate=5e-4, seed=0
+)
 
 
-def finished_run(folder, tested, everyone, dataset, **settings):
+def finished_run(
+  folder, tested, everyone, dataset, parts=(600.0,), recipe='flow_images', **settings
+):
   """A run folder holding the summary.json a run of these subjects writes."""
   result, data = fake_run(tested, everyone, source=dataset.split(':')[0])
   folder.mkdir(parents=True)
+  settings = SETTINGS | dict(dataset=dataset, subjects=None, classes='composite') | settings
   extra = dict(
     dataset=dataset,
-    settings=SETTINGS | dict(dataset=dataset, subjects=None, classes='composite') | settings,
-    wall_time_seconds=600.0,
+    settings=settings,
+    recipe=recipe,
+    seed=settings['seed'],
+    wall_time_seconds=sum(parts),
+    wall_time_parts=list(parts),
     devices=dict(platform='gpu', kind='NVIDIA H200', count=1),
   )
   report.write(folder, result, data, extra=extra)
@@ -71,3 +79,44 @@ def test_a_summary_from_before_coverage_was_recorded(tmp_path, capsys):
   out = capsys.readouterr().out
   assert '| 1/? (partial) |' in out and '5-fold by subject, last epoch' in out
   assert '(partial): a --subjects part' in out
+
+
+def test_runs_with_other_settings_are_told_apart(tmp_path, capsys):
+  """Four runs of one dataset that differ in seed, learning rate, epochs and recipe, one of
+  them resumed, one an ensemble: no two rows alike but for the run folder."""
+  everyone = ['sub01', 'sub02', 'sub03']
+  runs = [
+    finished_run(tmp_path / 'a', everyone, everyone, 'synthetic'),
+    finished_run(tmp_path / 'b', everyone, everyone, 'synthetic', seed=1, parts=(300.0, 300.0)),
+    finished_run(tmp_path / 'c', everyone, everyone, 'synthetic', learning_rate=1e-3, epochs=2),
+    finished_run(tmp_path / 'd', everyone, everyone, 'synthetic', recipe='tiny', ensemble=3),
+  ]
+  assert results.main(runs) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  head = [c.strip() for c in lines[0].strip('|').split('|')]
+  assert {'recipe', 'seed', 'epochs', 'lr', 'input', 'resumed'} <= set(head)
+  rows = [dict(zip(head, (c.strip() for c in line.strip('|').split('|')))) for line in lines[2:]]
+  assert [r['seed'] for r in rows] == ['0', '1', '0', '0']
+  assert [r['lr'] for r in rows] == ['0.0005', '0.0005', '0.001', '0.0005']
+  assert [r['epochs'] for r in rows] == ['40', '40', '2', '40']
+  assert [r['recipe'] for r in rows] == ['flow_images'] * 3 + ['tiny']
+  assert [r['resumed'] for r in rows] == ['no', 'yes', 'no', 'no']
+  assert rows[3]['protocol'] == 'LOSO, last epoch, an ensemble of 3 (mean probabilities)'
+  cells = [tuple(v for k, v in r.items() if k != 'run') for r in rows]
+  assert len(set(cells)) == 4
+
+
+def test_folders_that_are_not_finished_runs_are_named(tmp_path, capsys):
+  everyone = ['sub01', 'sub02']
+  run = finished_run(tmp_path / 'run', everyone, everyone, 'synthetic')
+  model = tmp_path / 'final'
+  model.mkdir()
+  (model / 'model.json').write_text('{}')
+  going = tmp_path / 'going'
+  (going / 'state').mkdir(parents=True)
+  (going / 'state' / 'run.json').write_text('{}')
+  assert results.main([run, str(model), str(going), str(tmp_path / 'gone')]) == 0
+  err = capsys.readouterr().err
+  assert f'skipping {model}: a model folder (experiments.final_model), not a LOSO run' in err
+  assert f'skipping {going}: a LOSO run that has not finished' in err and '--resume' in err
+  assert f'skipping {tmp_path / "gone"}: no such folder' in err and 'finished?' not in err

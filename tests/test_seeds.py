@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 
 from experiments import seeds
-from tests.test_cli import TINY, _run
+from tests.conftest import TINY
+from tests.test_cli import _run
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_data, tiny_run):
   tmp = tmp_path_factory.mktemp('seeds')
-  common = [*TINY, '--data_dir', str(tmp / 'data')]
-  out = {}
+  common = [*TINY, '--data_dir', str(tiny_data)]
+  out = {'single': tiny_run[0], 'single stdout': tiny_run[1].stdout}  # TINY with one seed
   for name, extra in (
-    ('single', []),
     ('three', ['--ensemble', '3']),
-    ('longer', ['--ensemble', '3', '--epochs', '3']),
+    ('longer', ['--ensemble', '3', '--epochs', '3', '--select_epoch', 'best_test']),
   ):
     out[name] = tmp / name
     proc = _run([*common, *extra, '--out', str(out[name])])
@@ -48,10 +48,17 @@ def test_members_are_independent_loso_runs(runs, tmp_path, capsys):
   diff = np.subtract(uf1, [m['all'][0] for m in scores['baseline']])
   paired = next(line for line in text.splitlines() if line.startswith('| paired difference'))
   assert paired.split(' | ')[1].startswith(f'{diff.mean():.4f} +- {diff.std(ddof=1):.4f} / ')
-  # the loso command printed and saved the same per-seed table at its end (a single seed: none)
+  # the loso command printed and saved the same per-seed table at its end (a single seed: none),
+  # under its protocol
   table = seeds.table(members, ensemble, None)
   assert table in runs['three stdout'] and 'seeds alone' not in runs['single stdout']
-  assert (runs['three'] / 'seeds.md').read_text() == table + '\n'
+  heading = (
+    'each seed alone: leave one subject out; each fold evaluated after its last epoch (honest)\n'
+    'the ensemble: leave one subject out, 3 models per fold (mean of their probabilities); '
+    'each fold evaluated after its last epoch (honest)'
+  )
+  assert (runs['three'] / 'seeds.md').read_text() == heading + '\n\n' + table + '\n'
+  assert heading in runs['three stdout']
   assert json.loads((runs['three'] / 'seeds.json').read_text())['members'][0]['all'] == list(
     members[0]['all']
   )
@@ -61,3 +68,15 @@ def test_members_are_independent_loso_runs(runs, tmp_path, capsys):
 
 def test_mean_std_by_hand():
   assert seeds.mean_std([0.5, 0.7]) == '0.6000 +- 0.1414'  # sqrt(0.02)
+
+
+def test_a_best_test_runs_figures_say_so_wherever_they_appear(runs, capsys):
+  """seeds.md, seeds.json, the seeds command and summary.json of a best_test ensemble."""
+  shout = 'BEST EPOCH PER FOLD SELECTED BY ITS OWN TEST ACCURACY'
+  assert (runs['longer'] / 'seeds.md').read_text().count(shout) == 2
+  record = json.loads((runs['longer'] / 'seeds.json').read_text())
+  assert shout in record['protocol']['members'] and shout in record['protocol']['ensemble']
+  assert seeds.main([str(runs['longer'])]) == 0
+  assert capsys.readouterr().out.count(shout) == 2
+  summaries = {k: json.loads((runs[k] / 'summary.json').read_text()) for k in ('three', 'longer')}
+  assert summaries['three']['honest'] is True and summaries['longer']['honest'] is False

@@ -18,11 +18,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 _MISSING = [
   m for m in ('tensorflow', 'apache_beam', 'mlcroissant') if importlib.util.find_spec(m) is None
 ]
-pytestmark = pytest.mark.skipif(
-  bool(_MISSING),
-  reason=f'the tfds command line needs {", ".join(_MISSING)}: '
-  'pip install -e ".[tfds-cli]" to run these tests',
-)
+pytestmark = [
+  pytest.mark.slow,
+  pytest.mark.skipif(
+    bool(_MISSING),
+    reason=f'the tfds command line needs {", ".join(_MISSING)}: '
+    'pip install -e ".[tfds-cli]" to run these tests',
+  ),
+]
 
 # (dataset, manual folder inside the synthetic copy, TFDS config, datasets.build options):
 # every builder once; the plain config through the composite (each case costs ~50 s)

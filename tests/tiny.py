@@ -1,5 +1,7 @@
 """A tiny stand-in model and a learnable toy dataset for fast trainer tests."""
 
+import os
+import signal
 import time
 from typing import Any
 
@@ -38,6 +40,27 @@ class SlowTinyNet(TinyNet):
   def __call__(self, x, train: bool = False):
     jax.debug.callback(lambda: time.sleep(0.2))
     return TinyNet.__call__(self, x, train)
+
+
+class SigtermTinyNet(TinyNet):
+  """TinyNet whose host callback sends SIGTERM to its own process at its Nth call, N from the
+  environment variable TINY_SIGTERM_AT (unset: never): a stop that lands inside a callback, as
+  a scheduler's preemption can, without depending on timing."""
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    jax.debug.callback(_count_and_maybe_terminate)
+    return TinyNet.__call__(self, x, train)
+
+
+_calls = [0]
+
+
+def _count_and_maybe_terminate():
+  _calls[0] += 1
+  if _calls[0] == int(os.environ.get('TINY_SIGTERM_AT', '0')):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(1)  # the handler runs here, inside the callback, when JAX calls it on this thread
 
 
 def toy_data(n_subjects=4, per_subject=6, side=8, num_classes=3, seed=0):

@@ -6,6 +6,8 @@ Tuned to finish in a few minutes on a 2-core CPU (most of it XLA compilation on 
 first run; the compiled programs are cached for the next ones) and to reach UF1 >= 0.9:
 32x32 inputs, one fold at a time (on 2 CPU cores, 2 folds at a time gained less in the step
 than the extra compilation cost; on a GPU/TPU pass --folds_in_parallel none: all that fit).
+It keeps no fold models (a first run writes ~1 MB, not 1 GB): `--keep_models true` keeps them
+for experiments.evaluate.
 """
 
 import ml_collections
@@ -22,5 +24,6 @@ def get_config():
       folds_in_parallel=1,
       precise_bn=16,  # 6 steps leave BatchNorm's running averages far off
       eval_every_epoch=False,  # evaluate after the last epoch only
+      keep_models=False,  # 12 HFA-Net fold models take 1 GB: --keep_models true keeps them
     )
   )

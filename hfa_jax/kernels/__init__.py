@@ -5,10 +5,19 @@
     ffi.py     the FFI target names and one typed wrapper per target
 
 `native_available()` says whether the wrappers may be called (CPU programs, float32);
-`hfa_jax.ops` chooses between them and the pure-JAX forms.
+`hfa_jax.ops` chooses between them and the pure-JAX forms. `unavailable_reason()` says why
+not; `compiler_found()` whether a build could be expected to succeed.
 """
 
-from hfa_jax.kernels.build import build, cache_dir, cache_root, native_available
+from hfa_jax.kernels.build import (
+  build,
+  cache_dir,
+  cache_root,
+  compiler_found,
+  native_available,
+  switched_off,
+  unavailable_reason,
+)
 from hfa_jax.kernels.ffi import (
   ADAMW,
   CONV_FORWARD,
@@ -47,6 +56,7 @@ __all__ = [
   'build',
   'cache_dir',
   'cache_root',
+  'compiler_found',
   'conv_forward',
   'conv_weight_grad',
   'depthwise_forward',
@@ -55,4 +65,6 @@ __all__ = [
   'sgd',
   'stem_backward',
   'stem_forward',
+  'switched_off',
+  'unavailable_reason',
 ]

@@ -114,10 +114,14 @@ def build(verbose: bool = False) -> Path:
   return target
 
 
+_FAILURE: list[str] = []  # why native_available() said False, once it has
+
+
 @functools.lru_cache(maxsize=None)
 def native_available() -> bool:
   """True once the CPU kernels are compiled and registered with XLA (memoised)."""
-  if os.environ.get('HFA_JAX_NATIVE', '1') == '0':
+  if switched_off():
+    _FAILURE.append('switched off (HFA_JAX_NATIVE=0)')
     return False
   try:
     library = ctypes.cdll.LoadLibrary(str(build()))
@@ -126,6 +130,7 @@ def native_available() -> bool:
         target, jax.ffi.pycapsule(getattr(library, symbol)), platform='cpu'
       )
   except Exception as e:  # noqa: BLE001 - any failure means: use the pure-JAX form
+    _FAILURE.append(str(e))
     warnings.warn(
       f'hfa_jax: native CPU kernels unavailable, using slower pure-JAX/XLA forms '
       f'of the depthwise convolutions and weight gradients ({e})',
@@ -134,3 +139,20 @@ def native_available() -> bool:
     )
     return False
   return True
+
+
+def switched_off() -> bool:
+  """HFA_JAX_NATIVE=0: the kernels are turned off."""
+  return os.environ.get('HFA_JAX_NATIVE', '1') == '0'
+
+
+def compiler_found() -> bool:
+  """Whether this machine has a C++ compiler to build the kernels with (CXX, c++, g++,
+  clang++)."""
+  return _compiler() is not None
+
+
+def unavailable_reason() -> str | None:
+  """None where the kernels are built and registered; else why not (switched off, no
+  compiler, or the build's error)."""
+  return None if native_available() else (_FAILURE[-1] if _FAILURE else 'unknown')

@@ -2,21 +2,25 @@
 
     from hfa_jax.loso import LosoConfig, run_loso
     result = run_loso(images, labels, subjects, LosoConfig(epochs=10), model=model)
-    result['metrics']['uf1']
+    result['metrics']['uf1']                 # = result.pool()['metrics']['uf1']
+    result.pool(member=1)                    # with ensemble > 1: one member alone
 
 The trainer's parts, one file each (docs/architecture.md draws how a run flows):
-  config.py     LosoConfig: the settings, grouped by role (no JAX)
+  config.py     LosoConfig: the settings, grouped by role
   data.py       LosoData: the arrays, checked
   plan.py       FoldPlan: folds, validation subjects, index tables (NumPy)
   program.py    the compiled init and epoch programs over a stack of folds
   run.py        run_loso: groups of models through their phases and epochs
   errors.py     the errors a user can cause (no JAX)
-  records.py    what is kept of a group in training and of a finished fold
+  records.py    what is kept of a group in training and of a finished fold; scored_epoch
   store.py      the run folder: lock, run.json, checkpoints, fold records
   callbacks.py  progress bar, timed checkpoints, metric logs, user hooks
-  results.py    pooling the folds' predictions into UF1 / UAR / accuracy
+  keep.py       each fold model's scored weights, kept in the run folder
+  results.py    LosoResult: pooling the folds' predictions into UF1 / UAR / accuracy
+  rescore.py    a finished run read back, and re-scored from its kept weights
+  final.py      the recipe trained on every subject (the deployable model)
 
-Names are imported on first use, so that `hfa_jax.loso.config` loads without JAX.
+Names are imported on first use.
 """
 
 import importlib
@@ -42,6 +46,8 @@ _LAZY = {
   'CPU_FOLDS_BY_SIDE': 'program',
   'put': 'program',
   'run_loso': 'run',
+  'LosoResult': 'results',
+  'scored_epoch': 'records',
   'NonFiniteError': 'errors',
   'FoldRecord': 'records',
   'RunStore': 'store',

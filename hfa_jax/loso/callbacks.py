@@ -191,8 +191,13 @@ class MetricLog:
   and DIR/metrics.jsonl, one JSON object per model and epoch. Epochs trained again
   after a resume from a checkpoint are logged again (same values)."""
 
+  # TensorBoard tags: PHASE/loss and PHASE/accuracy of the training, test/accuracy of the
+  # test subject and validation/uf1 (PHASE 'train', or 'retrain' after validation chose)
   TAGS = dict(
-    train_loss='loss', train_accuracy='accuracy', test_accuracy='test_accuracy', val_uf1='val_uf1'
+    train_loss='{phase}/loss',
+    train_accuracy='{phase}/accuracy',
+    test_accuracy='test/accuracy',
+    val_uf1='validation/uf1',
   )
 
   def __init__(self, log_dir):
@@ -211,7 +216,10 @@ class MetricLog:
       writer = self._writer(m['name'])
       for key, tag in self.TAGS.items():
         if m.get(key) is not None:
-          writer.add_scalar(f'{end.phase.name}/{tag}', m[key], end.epoch + 1)
+          name = tag.format(phase=end.phase.name)
+          if end.phase.name != 'train' and not tag.startswith('{phase}'):
+            name += f'_{end.phase.name}'  # test/accuracy_retrain: the retrained model's
+          writer.add_scalar(name, m[key], end.epoch + 1)
       lines.append(
         json.dumps(
           dict(fold=m['name'], phase=end.phase.name, epoch=end.epoch + 1)

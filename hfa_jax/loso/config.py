@@ -161,7 +161,7 @@ class Execution:
   keep_models: bool = setting(
     True,
     "save each fold's scored model (params and BatchNorm statistics) in the run folder's "
-    'models/ (HFA-Net: ~97 MB a fold); experiments.evaluate re-scores the run from them',
+    'state/models/ (HFA-Net: 86 MB a fold); experiments.evaluate re-scores the run from them',
   )
   checkpoint_minutes: float = setting(
     10.0,

@@ -22,17 +22,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hfa_jax import augment, evaluation, optimiser
 from hfa_jax import train as train_lib
+from hfa_jax.loso import memory
 from hfa_jax.loso.config import Training
 
 # Folds trained together when `folds_in_parallel` is None. On a CPU, by input side: the
 # fastest in experiments.benchmark's loso rows (epochs of 8 steps) on a 2-core Intel Xeon
 # (docs/performance.md); larger sides train one fold at a time.
 CPU_FOLDS_BY_SIDE = ((32, 4), (64, 1))  # (largest side, folds)
-# Elsewhere, as many as fit in half of each device's memory by an estimate of HFA-Net's
-# training program (XLA's float32 figures at sides 32-224, batch 16): a fixed part (the
-# parameters, their gradients and AdamW's moments) and a part per pixel of each sample.
-FOLD_FIXED_BYTES = 380 * 2**20
-FOLD_BYTES_PER_PIXEL = 4096
+# Elsewhere, as many as fit in a device's memory by the measured plan of hfa_jax.loso.memory.
 
 
 def fold_mesh(devices=None) -> Mesh:
@@ -42,13 +39,23 @@ def fold_mesh(devices=None) -> Mesh:
 
 
 def folds_at_once(
-  requested: int | None, n_models: int, side: int, batch: int, devices: list
+  requested: int | None,
+  n_models: int,
+  side: int,
+  batch: int,
+  devices: list,
+  model: nn.Module | None = None,
+  training: Training | None = None,
+  samples: int = 0,
+  eval_batch: int = memory.EVAL_BATCH,
 ) -> int:
   """Models (folds, or fold x ensemble member) per training program, at most n_models:
   `requested` (0: all), or where None, chosen for `devices` and the input side: on CPU by
-  CPU_FOLDS_BY_SIDE; on a GPU/TPU all that fit (the memory estimate above against each
-  device's bytes_limit; all where the device does not say). Rounded up to a multiple of
-  len(devices) (the groups are padded with dummy folds)."""
+  CPU_FOLDS_BY_SIDE; on a GPU/TPU all that fit by hfa_jax.loso.memory's plan for `model`
+  (default HFA-Net) trained with `training` and evaluated in batches of `eval_batch`, beside
+  a dataset of `samples` images, against each device's bytes_limit (all where the device
+  does not say). Rounded up to a multiple of len(devices) (the groups are padded with dummy
+  folds)."""
   n_dev = len(devices)
   if requested is not None:
     width = requested or n_models
@@ -58,8 +65,14 @@ def folds_at_once(
     here = jax.process_index()
     local = [d for d in devices if getattr(d, 'process_index', here) == here] or devices
     limit = (local[0].memory_stats() or {}).get('bytes_limit')
-    per_fold = FOLD_FIXED_BYTES + FOLD_BYTES_PER_PIXEL * batch * side * side
-    width = n_models if not limit else max(1, int(limit // 2 // per_fold)) * n_dev
+    width = n_models
+    if limit:
+      if model is None:
+        from hfa_jax.models.hfanet import HFANet
+
+        model = HFANet(num_classes=3)
+      fit = memory.folds_per_device(limit, model, side, batch, training, samples, eval_batch)
+      width = fit * n_dev
   width = max(1, min(width, n_models))
   return -(-width // n_dev) * n_dev
 
@@ -223,8 +236,8 @@ def epoch_one(
 
 @dataclasses.dataclass(frozen=True)
 class FoldProgram:
-  """init(keys (F, 2) uint32) -> stacked TrainState, sharded over the folds (one jitted
-  single-fold init per fold: one compile whatever F).
+  """init(keys (F, 2) uint32) -> stacked TrainState, sharded over the folds (init_one, the
+  jitted single-fold init (key uint32[2]) -> TrainState, once per fold: one compile whatever F).
   epoch(state, images (N,S,S,3), labels (N,), train_idx (F,T), train_count (F,),
         eval_idx (F,Te), epoch (), evaluating () bool)
       -> (state, {'loss','accuracy'} (F,), logits (F,Te,C), precise BatchNorm statistics
@@ -233,6 +246,7 @@ class FoldProgram:
   init: Callable
   epoch: Callable
   mesh: Mesh
+  init_one: Callable
 
   @property
   def by_fold(self) -> NamedSharding:
@@ -280,4 +294,4 @@ def fold_program(model: nn.Module, shape: ProgramShape, mesh: Mesh) -> FoldProgr
     out_shardings=(folds, replicated, replicated, folds),
     donate_argnums=0,
   )
-  return FoldProgram(init=init, epoch=epoch, mesh=mesh)
+  return FoldProgram(init=init, epoch=epoch, mesh=mesh, init_one=init_one)

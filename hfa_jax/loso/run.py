@@ -85,6 +85,7 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   callbacks: tuple = (),
   devices=None,
   run_record: dict | None = None,
+  run_note: dict | None = None,
   clock: Callable[[], float] = time.perf_counter,
 ) -> LosoResult:
   """Leave-one-subject-out training and evaluation on in-memory arrays.
@@ -114,6 +115,8 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
       writes the run folder's files.
     run_record: more JSON settings that identify the run (e.g. the dataset's name),
       saved in out_dir/run.json with the config and compared on a resume.
+    run_note: what the caller records of the run beside (its command's settings; saved once
+      in run.json, never compared: e.g. the devices a resume runs on may differ).
     clock: the training clock of the checkpoints (seconds).
 
   Returns a LosoResult (hfa_jax.loso.results): the plan and every fold model's record;
@@ -146,10 +149,18 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   mesh = fold_mesh(devices)
   models = [Model(f, r) for f in range(len(plan.folds)) for r in range(config.ensemble)]
   width = folds_at_once(
-    config.folds_in_parallel, len(models), data.side, config.batch_size, list(mesh.devices.flat)
+    config.folds_in_parallel,
+    len(models),
+    data.side,
+    config.batch_size,
+    list(mesh.devices.flat),
+    model,
+    config.training,
+    len(data.labels),
+    plan.eval_batch,
   )
   width = int(distributed.first(width))  # many processes: all train the same groups
-  store = open_store(out_dir, config, model, data, run_record)
+  store = open_store(out_dir, config, model, data, run_record, run_note)
   shape = ProgramShape(
     config.training,
     plan.steps_per_epoch,
@@ -181,7 +192,9 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   return LosoResult(plan, records, data, config)
 
 
-def open_store(out_dir, config: LosoConfig, model, data: LosoData, run_record) -> RunStore | None:
+def open_store(  # noqa: PLR0913
+  out_dir, config: LosoConfig, model, data: LosoData, run_record, run_note=None
+) -> RunStore | None:
   """The run folder for this run (None without out_dir); RunMismatchError if the processes
   of a multi-process job were given different runs."""
   identity = dict(config=config.identity(), model=repr(model), num_classes=data.num_classes)
@@ -191,7 +204,7 @@ def open_store(out_dir, config: LosoConfig, model, data: LosoData, run_record) -
       'the processes of this job were given different runs (their data or settings differ '
       "from process 0's): give every process the same command and the same dataset build"
     )
-  return RunStore(out_dir, identity) if out_dir is not None else None
+  return RunStore(out_dir, identity, run_note) if out_dir is not None else None
 
 
 def standard_callbacks(config: LosoConfig, data: LosoData, store, clock, progress: bool) -> list:

@@ -25,6 +25,18 @@ from hfa_jax.loso.errors import RunInUseError, RunMismatchError
 from hfa_jax.loso.records import FoldRecord, GroupHistory
 
 
+NOTE = 'started_by'  # run.json's record of the command that started the run (not compared)
+
+
+def read_run(run_dir) -> dict | None:
+  """The run.json of a run's state folder (None if it has none)."""
+  path = os.path.join(run_dir, 'run.json')
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def write_json(path, obj):
   """Compact JSON, written atomically (hfa_jax.files)."""
   files.write_json(path, obj, indent=None)
@@ -116,14 +128,16 @@ def read_folds(run_dir) -> dict:
 class RunStore:
   """The run folder; use as a context manager (closing releases the lock)."""
 
-  def __init__(self, out_dir, identity: dict):
-    """Opens (or starts) the run in `out_dir` whose run.json is `identity`;
+  def __init__(self, out_dir, identity: dict, note: dict | None = None):
+    """Opens (or starts) the run in `out_dir` whose run.json is `identity`, with `note` (what
+    the command that starts it records: its settings, compared by the command itself, since a
+    resume may change how the run executes) beside it under 'started_by';
     RunMismatchError if it holds another run, RunInUseError if a process is using it."""
     self.dir = os.path.abspath(out_dir)
     os.makedirs(os.path.join(self.dir, 'folds'), exist_ok=True)
     self._lock = lock(os.path.join(self.dir, lock_name(jax.process_index())))
     try:
-      self._check_or_write(identity)
+      self._check_or_write(identity, note)
     except BaseException:
       self._lock.close()
       raise
@@ -140,15 +154,16 @@ class RunStore:
   def __exit__(self, *exc):
     self.close()
 
-  def _check_or_write(self, identity: dict):
+  def _check_or_write(self, identity: dict, note: dict | None):
     """Writes run.json, or checks that the run there is this one."""
     run_json = os.path.join(self.dir, 'run.json')
     if not os.path.exists(run_json):
       if jax.process_index() == 0:
-        write_json(run_json, identity)
+        write_json(run_json, identity | ({NOTE: note} if note else {}))
       return
     with open(run_json) as f:
       saved = json.load(f)
+    saved.pop(NOTE, None)
     saved, identity = json.loads(json.dumps(saved)), json.loads(json.dumps(identity))
     if saved.get('data') != identity.get('data'):
       was, now = saved.get('data', {}), identity.get('data', {})

@@ -101,8 +101,8 @@ def read_gray(path: str | Path) -> np.ndarray:
   image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
   if image is None:
     raise PreprocessError(
-      f'cannot read image {path}: empty, truncated or not an image; '
-      're-extract it from the original archive'
+      f'cannot read image {path}: empty, truncated or not an image file OpenCV decodes '
+      '(a frame of a database: extract it from its archive again)'
     )
   return image
 

@@ -1,6 +1,7 @@
-"""The accelerator sweep's report (experiments.accelerator_sweep): per-measurement lines, the
-per-side summary (largest K, what stopped it, folds_at_once's choice and estimate, the
-measured bytes per fold), the Markdown and JSON report."""
+"""The report of experiments.accelerator_sweep: per measurement a line while it runs, then
+OUT.json (every row, the settings, the device) and OUT.md (a table of the rows and one line
+per side: the largest K that ran, what stopped it, folds_at_once's choice, the plan's and the
+measured bytes per fold)."""
 
 from __future__ import annotations
 
@@ -84,13 +85,9 @@ def markdown(report: dict) -> str:
     f"{s['model']}, {s['dtype']}, batch {s['batch_size']} per fold, epochs of "
     f"{s['epoch_steps']} steps, {s['steps']} timed after 2 warm-ups. bytes_limit per device: "
     f"{mib(report['bytes_limit'], ' MiB')}. Memory in MiB per device: peak_bytes_in_use, "
-    "XLA's figure for the program, folds_at_once's estimate.",
+    f"XLA's figure for the program, folds_at_once's estimate (hfa_jax.loso.memory's plan "
+    f"for {s['model']}).",
     '',
-    *(
-      [f"The estimate is HFA-Net's; {s['model']} was measured.", '']
-      if s['model'] != 'hfanet'
-      else []
-    ),
     '| side | K | fold-samples/s | step ms | compile s | peak | XLA | estimate | status |',
     '|---|---|---|---|---|---|---|---|---|',
   ]

@@ -1,0 +1,103 @@
+"""python -m experiments.compare end to end on the tiny synthetic database: every network's run
+with K seeds, the leaderboard's files, its figures against a hand computation from the runs'
+fold records, the published protocols labelled and sorted after every honest row, a resume
+that trains nothing."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from experiments import compare, seeds
+from hfa_jax import metrics
+from hfa_jax.loso.store import read_folds
+
+pytestmark = pytest.mark.slow  # an end-to-end tier: three networks, four runs
+
+MODELS = ('hfanet', 'ststnet', 'offapexnet')
+
+
+@pytest.fixture(scope='module')
+def board(tmp_path_factory, tiny_data):
+  out = tmp_path_factory.mktemp('compare')
+  shrink = ['--epochs', '2', '--steps_per_epoch', '1', '--batch_size', '4']
+  argv = ['--dataset', 'synthetic', '--models', ','.join(MODELS), '--ensemble', '2']
+  argv += ['--protocol', 'published', '--out', str(out), '--no_progress']
+  argv += ['--data_dir', str(tiny_data), '--synthetic_subjects', '1', *shrink]
+  assert compare.main(argv) == 0
+  return out, argv
+
+
+def _rows(out):
+  return list(csv.DictReader(open(out / 'leaderboard.csv')))
+
+
+def test_files_and_rows(board):
+  out, _ = board
+  for name in ('leaderboard.md', 'leaderboard.csv', 'leaderboard.json', 'leaderboard.png'):
+    assert (out / name).is_file(), name
+  rows = _rows(out)
+  honest = [r for r in rows if r['honest'] == 'True']
+  assert {r['model'] for r in honest} >= set(MODELS)
+  assert any(r['model'].startswith('ensemble of the 3 networks') for r in honest)
+  flags = [r['honest'] == 'True' for r in rows]
+  assert flags == sorted(flags, reverse=True)  # no NOT honest row above an honest one
+  assert "as its authors' script" in next(r['protocol'] for r in honest if r['model'] == 'ststnet')
+  not_honest = [r for r in rows if r['honest'] == 'False']
+  assert {r['model'] for r in not_honest} == {'hfanet', 'offapexnet'}  # their scripts' choice
+  assert all(r['protocol'] == 'NOT honest: epoch chosen on the test subject' for r in not_honest)
+  text = (out / 'leaderboard.md').read_text()
+  assert text.index('NOT honest') > text.index('| ststnet | honest')
+  assert 'python -m experiments.loso --dataset synthetic --model hfanet' in text
+  assert (out / 'runs' / 'hfanet-published' / 'summary.json').is_file()
+
+
+def _member_uf1(run_dir, member, data, select):
+  """One member's pooled UF1 by hand from its fold records: each fold's last epoch, or its
+  best test accuracy (the earliest of the best)."""
+  labels, y, p = data.labels, [], []
+  for (fold, r), rec in sorted(read_folds(run_dir / 'state').items()):
+    if r != member:
+      continue
+    test = np.asarray(rec.test_index)
+    curves = [np.asarray(l).argmax(-1) for l in rec.test_logits]
+    e = -1
+    if select == 'best_test':
+      e = int(np.argmax([(c == labels[test]).mean() for c in curves]))
+    y += labels[test].tolist()
+    p += curves[e].tolist()
+  return metrics.uf1(y, p, data.num_classes)
+
+
+def test_figures_are_the_runs_seeds_by_hand(board):
+  out, _ = board
+  board_json = json.loads((out / 'leaderboard.json').read_text())
+  rows = {(r['model'], r['honest']): r for r in board_json['rows']}
+  result, data = seeds.run_result(out / 'runs' / 'offapexnet')
+  for select, honest in (('last', True), ('best_test', False)):
+    uf1 = [_member_uf1(out / 'runs' / 'offapexnet', r, data, select) for r in range(2)]
+    row = rows['offapexnet', honest]
+    assert row['all_uf1_mean'] == pytest.approx(np.mean(uf1), abs=1e-12)
+    assert row['all_uf1_std'] == pytest.approx(np.std(uf1, ddof=1), abs=1e-12)
+  # the paired difference from HFA-Net: member r minus HFA-Net's member r
+  mine = [_member_uf1(out / 'runs' / 'ststnet', r, data, 'last') for r in range(2)]
+  ref = [_member_uf1(out / 'runs' / 'hfanet', r, data, 'last') for r in range(2)]
+  assert rows['ststnet', True]['paired_uf1_mean'] == pytest.approx(np.mean(np.subtract(mine, ref)))
+
+
+def test_the_same_command_resumes_and_trains_nothing(board, capsys):
+  out, argv = board
+  before = (out / 'leaderboard.csv').read_text()
+  assert compare.main(argv) == 0
+  printed = capsys.readouterr().out
+  assert printed.count('already finished') == 4 and 'compiles' not in printed
+  assert (out / 'leaderboard.csv').read_text() == before
+
+
+def test_unknown_models_and_bad_counts_are_refused(capsys):
+  with pytest.raises(SystemExit):
+    compare.main(['--models', 'hfanet,nonet'])
+  assert 'nonet' in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    compare.main(['--ensemble', '0'])

@@ -1,9 +1,11 @@
-"""HFA-Net throughput, compile time and memory on whatever devices JAX sees.
+"""HFA-Net's and the baselines' throughput, compile time and memory on whatever devices JAX sees.
 
     python -m experiments.benchmark                        # sides 32,64,128,224; folds 1,2,4,8
     python -m experiments.benchmark --quick                # side 32, folds 1,2; a minute or two
     python -m experiments.benchmark --dtype bfloat16 --out bench.json
     python -m experiments.benchmark --compare_torch ~/src/HFA-Net   # + the original (PyTorch)
+    python -m experiments.benchmark --baselines all --meb ~/src/meb --rcn ~/src/rcns \
+        --torchvision /tmp/tv --torch_threads 1,2          # the baselines at their recipes
 
 For every input side it measures, after compilation and warm-up:
   - train: the library's `hfa_jax.train.train_step` (forward, backward, AdamW update, BatchNorm
@@ -23,6 +25,10 @@ Memory: `peak_bytes_in_use` of the device where it reports one (GPU, TPU); on CP
 resident-set high-water mark (it only grows, so the runs go from small to large), and in every
 case XLA's own estimate for the compiled program (arguments + outputs + temporaries).
 
+With `--baselines`, only the baselines' rows (experiments.bench_baselines): each network's
+fold program at its own recipe, beside its original PyTorch network from the user's checkout
+(experiments.torch_baselines), with the projected time of the recipe's 3-seed run.
+
 A benchmark, not a test: it prints a table and writes JSON (`--out`), with the device kind and
 count, the CPU model, the load average and the library versions.
 """
@@ -31,254 +37,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import statistics
 
-import flax.linen as nn
-import jax
 import jax.numpy as jnp
-import numpy as np
 
-from experiments.timing import (
-  compile_fn,
-  environment,
-  peak_memory_bytes,
-  random_variables,
-  time_steps,
-  xla_bytes,
-)
+from experiments import bench_baselines, torch_baselines
+from experiments.bench_parts import bench_parts
+from experiments.bench_runners import NUM_CLASSES, bench_eval, bench_folds, bench_train
+from experiments.timing import environment, peak_memory_bytes
 from experiments.torch_reference import bench_torch
-from hfa_jax import allocator, loso
-from hfa_jax import optimiser
-from hfa_jax import train as train_lib
-from hfa_jax.models import MSA, RMT, HFANet
-from hfa_jax.models.rmt.patch import PatchEmbed
-from hfa_jax.models.rmt.stage import Stage
-
-NUM_CLASSES = 3
-
-
-# ------------------------------------------------------------------------ model and step
-
-
-def train_state(model: nn.Module, side: int, seed: int = 0) -> train_lib.TrainState:
-  """A TrainState of `model` for (B, side, side, 3) inputs with the library's default optimiser
-  (AdamW, `optimiser.OptimConfig()`) and random weights drawn with numpy (no init compile)."""
-  variables = random_variables(model, np.zeros((1, side, side, 3), np.float32), seed=seed)
-  return train_lib.TrainState.create(
-    apply_fn=model.apply,
-    params=jax.tree.map(jnp.asarray, variables['params']),
-    batch_stats=jax.tree.map(jnp.asarray, variables['batch_stats']),
-    tx=optimiser.make_optimizer(optimiser.OptimConfig()),
-  )
-
-
-def random_batch(batch: int, side: int, seed: int = 0):
-  """images (batch, side, side, 3) float32, labels (batch,) int32."""
-  rng = np.random.default_rng(seed)
-  images = jnp.asarray(rng.normal(size=(batch, side, side, 3)).astype(np.float32))
-  labels = jnp.asarray(rng.integers(0, NUM_CLASSES, batch).astype(np.int32))
-  return images, labels
-
-
-def _row(kind, side, batch, folds, dtype, compile_s, times, compiled) -> dict:
-  """One table row: the median step time of `times` and (fold-)samples per second."""
-  t = statistics.median(times)
-  return {
-    'kind': kind,
-    'side': side,
-    'batch': batch,
-    'folds': folds,
-    'dtype': str(dtype),
-    'compile_s': compile_s,
-    'step_s': t,
-    'step_s_all': times,
-    'samples_per_s': folds * batch / t,
-    'xla_bytes': xla_bytes(compiled),
-  }
-
-
-def train_runner(side, batch, dtype, seed=0):
-  """(run, compiled, compile s): run() takes one hfa_jax.train.train_step of one model (state
-  donated) and returns its loss."""
-  state = train_state(HFANet(NUM_CLASSES, dtype=dtype), side, seed)
-  images, labels = random_batch(batch, side, seed)
-  compiled, compile_s = compile_fn(train_lib.train_step, (state, images, labels), donate=(0,))
-  holder = {'state': state}
-
-  def run():
-    holder['state'], metrics = compiled(holder['state'], images, labels)
-    return metrics['loss']
-
-  return run, compiled, compile_s
-
-
-def fold_runner(side, batch, folds, dtype, seed=0, epoch_steps=1, model=None):
-  """(run, compiled, compile s): run() takes one epoch of `epoch_steps` steps of the LOSO fold
-  program (loso.fold_program) of `folds` models and returns their losses (folds,). `model`:
-  default HFANet(NUM_CLASSES, dtype=dtype); another module computes in its own dtype.
-
-  Every fold draws its batches from the same 2 * batch random samples; evaluation is off.
-  The program's per-epoch work (the state entering and leaving the epoch's loop, the
-  schedule) is shared by the epoch's steps, as in a LOSO run.
-  """
-  model = HFANet(NUM_CLASSES, dtype=dtype) if model is None else model
-  config = loso.LosoConfig(batch_size=batch, seed=seed)
-  devices = jax.devices()
-  mesh = loso.fold_mesh(devices[: math.gcd(folds, len(devices))])
-  shape = loso.ProgramShape(config.training, epoch_steps, batch, (1, side, side, 3), NUM_CLASSES)
-  program = loso.fold_program(model, shape, mesh)
-  by_fold, replicated = program.by_fold, program.replicated
-  n = 2 * batch
-  rng = np.random.default_rng(seed)
-  images = loso.put(rng.normal(size=(n, side, side, 3)).astype(np.float32), replicated)
-  labels = loso.put(rng.integers(0, NUM_CLASSES, n).astype(np.int32), replicated)
-  train_idx = loso.put(np.tile(np.arange(n, dtype=np.int32), (folds, 1)), by_fold)
-  train_count = loso.put(np.full(folds, n, np.int32), by_fold)
-  eval_idx = loso.put(np.tile(np.arange(batch, dtype=np.int32), (folds, 1)), by_fold)
-  state = program.init(np.stack([loso.fold_key(seed, i) for i in range(folds)]))
-  rest = (images, labels, train_idx, train_count, eval_idx)
-  holder = {'state': state, 'epoch': 0}
-  compiled, compile_s = compile_fn(program.epoch, (state, *rest, np.int32(0), np.bool_(False)))
-
-  def run():
-    epoch = np.int32(holder['epoch'])
-    holder['state'], metrics, _, _ = compiled(holder['state'], *rest, epoch, np.bool_(False))
-    holder['epoch'] += 1
-    return metrics['loss']
-
-  return run, compiled, compile_s
-
-
-def _timed(run, steps) -> list[float]:
-  """Seconds of `steps` calls of run() after 2 warm-ups (the allocator reaches its steady
-  state); checks that the last loss is finite."""
-  losses = []
-
-  def step():
-    losses.append(run())
-    return losses[-1]
-
-  times = time_steps(step, steps, warmup=2)
-  loss = np.asarray(losses[-1])
-  assert np.all(np.isfinite(loss)), f'non-finite loss {loss}'
-  return times
-
-
-def bench_train(side, batch, steps, dtype, seed=0) -> dict:
-  """hfa_jax.train.train_step of one model, state donated."""
-  run, compiled, compile_s = train_runner(side, batch, dtype, seed)
-  return _row('train', side, batch, 1, dtype, compile_s, _timed(run, steps), compiled)
-
-
-def bench_folds(side, batch, folds, steps, dtype, seed=0, epoch_steps=8, model=None) -> dict:
-  """The LOSO fold program of `folds` models (fold_runner; `model` default HFANet): `steps`
-  epochs of `epoch_steps` steps each, timed per step."""
-  run, compiled, compile_s = fold_runner(side, batch, folds, dtype, seed, epoch_steps, model)
-  times = [t / epoch_steps for t in _timed(run, steps)]
-  row = _row('loso', side, batch, folds, dtype, compile_s, times, compiled)
-  return {**row, 'epoch_steps': epoch_steps}
-
-
-def bench_eval(side, batch, steps, dtype, seed=0) -> dict:
-  """hfa_jax.train.eval_step: the forward pass with BatchNorm running statistics."""
-  state = train_state(HFANet(NUM_CLASSES, dtype=dtype), side, seed).replace(opt_state=None)
-  images, _ = random_batch(batch, side, seed)
-  compiled, compile_s = compile_fn(train_lib.eval_step, (state, images))
-  times = time_steps(lambda: compiled(state, images), steps)
-  return _row('eval', side, batch, 1, dtype, compile_s, times, compiled)
-
-
-class AfterBranches(nn.Module):
-  """HFANet after its two branches (concatenation, MLFA, AAFF, pooling, head): the model's own
-  code, with the MSA and RMT outputs given instead of computed.
-
-  levels: MSA's four maps then RMT's four (B, S/4.., S/4.., C) -> logits (B, classes).
-  """
-
-  model: HFANet
-
-  @nn.compact
-  def __call__(self, *levels: jax.Array, train: bool) -> jax.Array:
-    given = {MSA: levels[:4], RMT: levels[4:]}
-
-    def feed(next_fun, args, kwargs, context):
-      if context.method_name == '__call__' and type(context.module) in given:
-        return given[type(context.module)]
-      return next_fun(*args, **kwargs)
-
-    side = levels[0].shape[1] * 4
-    with nn.intercept_methods(feed):
-      return self.model(jnp.zeros((levels[0].shape[0], side, side, 3)), train)
-
-
-def network_parts(side: int, dtype) -> list[tuple[str, nn.Module, list[tuple]]]:
-  """(name, module, input shapes without batch) of each piece, in forward order.
-
-  The pieces are HFANet's own submodules (and its top, `AfterBranches`), with the inputs they
-  get at this side, recorded while tracing the model's init.
-  """
-  model = HFANet(NUM_CLASSES, dtype=dtype)
-  calls = {}
-
-  def record(next_fun, args, kwargs, context):
-    out = next_fun(*args, **kwargs)
-    m = context.module
-    if context.method_name == '__call__' and isinstance(m, (MSA, RMT, PatchEmbed, Stage)):
-      shapes = [tuple(a.shape[1:]) for a in args if hasattr(a, 'shape')]
-      calls.setdefault(m.path, (m.clone(parent=None), shapes, out))
-    return out
-
-  with nn.intercept_methods(record):
-    jax.eval_shape(
-      lambda x: model.init(jax.random.key(0), x, train=False), jnp.zeros((1, side, side, 3))
-    )
-  parts = [('msa', *calls[('msa',)][:2]), ('rmt.embed', *calls[('rmt', 'patch_embed')][:2])]
-  stages = [call for call in calls.values() if isinstance(call[0], Stage)]  # in forward order
-  for i, (stage, shapes, _) in enumerate(stages, start=1):
-    kind = 'decomposed' if stage.decomposed else 'whole'
-    parts.append((f'rmt.stage{i} ({kind} {shapes[0][0]}x{shapes[0][1]})', stage, shapes))
-  levels = [tuple(o.shape[1:]) for path in (('msa',), ('rmt',)) for o in calls[path][2]]
-  parts.append(('mlfa+aaff+head', AfterBranches(model), levels))
-  return parts
-
-
-def bench_parts(side, batch, steps, dtype, seed=0) -> list[dict]:
-  """Forward + backward (gradient w.r.t. parameters and inputs) of each part, in train mode."""
-  rows = []
-  rng = np.random.default_rng(seed)
-  for name, module, shapes in network_parts(side, dtype):
-    inputs = [jnp.asarray(rng.normal(size=(batch,) + s), jnp.float32) for s in shapes]
-    variables = jax.tree.map(
-      jnp.asarray,
-      random_variables(
-        module, *[np.zeros((1,) + s, np.float32) for s in shapes], train=False, seed=seed
-      ),
-    )
-
-    def loss(params, inputs, module=module, variables=variables):
-      out, _ = module.apply(
-        {**variables, 'params': params}, *inputs, train=True, mutable=['batch_stats']
-      )
-      return sum(jnp.mean(jnp.square(o.astype(jnp.float32))) for o in jax.tree.leaves(out))
-
-    grad = jax.grad(loss, argnums=(0, 1))
-    compiled, compile_s = compile_fn(grad, (variables['params'], inputs))
-    times = time_steps(lambda: compiled(variables['params'], inputs), steps)
-    rows.append(
-      {
-        'kind': 'part',
-        'part': name,
-        'side': side,
-        'batch': batch,
-        'dtype': str(dtype),
-        'compile_s': compile_s,
-        'step_s': statistics.median(times),
-        'step_s_all': times,
-      }
-    )
-  return rows
+from hfa_jax import allocator
 
 
 # --------------------------------------------------------------------------------- report
@@ -297,7 +65,7 @@ def table(rows: list[dict], env: dict) -> str:
     f"{'samples/s':>11}{'XLA MiB':>9}{'peak MiB':>9}",
   ]
   for r in rows:
-    if r['kind'] == 'part':
+    if r['kind'] in ('part', 'baseline'):
       continue
     compile_s = f"{r['compile_s']:10.1f}" if 'compile_s' in r else f"{'-':>10}"
     lines.append(
@@ -329,6 +97,7 @@ def table(rows: list[dict], env: dict) -> str:
       )
       lines.append(f'{name + kind:<30}{cells}')
   lines += ratios(rows)
+  lines += bench_baselines.table(rows)
   return '\n'.join(lines)
 
 
@@ -403,9 +172,32 @@ def parser() -> argparse.ArgumentParser:
   )
   p.add_argument(
     '--torch_threads',
+    type=parse_ints,
+    default=[os.cpu_count()],
+    help='torch.set_num_threads for --compare_torch (the first) and the baselines (each of '
+    'a comma list, e.g. 1,2; default: all cores)',
+  )
+  p.add_argument(
+    '--baselines',
+    type=lambda text: list(bench_baselines.BASELINES) if text == 'all' else text.split(','),
+    default=None,
+    help="only the baselines' rows: names (%s) or 'all' (the first five)"
+    % ','.join(bench_baselines.CHOICES),
+  )
+  for option in torch_baselines.CHECKOUT_OPTIONS:
+    p.add_argument(
+      f'--{option}',
+      metavar='PATH',
+      default=None,
+      help=f'with --baselines: the originals of {", ".join(torch_baselines.taken_from(option))} '
+      'from this checkout (experiments/torch_baselines.py)',
+    )
+  p.add_argument(
+    '--rounds',
     type=int,
-    default=os.cpu_count(),
-    help='torch.set_num_threads for --compare_torch (default: all cores)',
+    default=3,
+    help='with --baselines: alternating rounds (an epoch of ours, as many steps of the '
+    'original) after warm-up; medians (default 3)',
   )
   return p
 
@@ -418,6 +210,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.sides, args.folds, args.steps, args.epoch_steps = [32], [1, 2], 3, 2
   if any(s % 32 or s <= 0 for s in args.sides):
     p.error(f'--sides must be positive multiples of 32, got {args.sides}')
+  unknown = set(args.baselines or ()) - set(bench_baselines.CHOICES)
+  if unknown:
+    p.error(f'--baselines: unknown {sorted(unknown)} (choices {bench_baselines.CHOICES})')
   return args
 
 
@@ -441,7 +236,7 @@ def measure_torch(args, env, record) -> None:
     sorted(args.sides),
     args.batch_size,
     args.steps,
-    args.torch_threads,
+    args.torch_threads[0],
     NUM_CLASSES,
   )
   if isinstance(torch_rows, str):
@@ -450,6 +245,21 @@ def measure_torch(args, env, record) -> None:
   else:
     for row in torch_rows:
       record(row)
+
+
+def measure_baselines(args, rows) -> None:
+  """The baselines' rows (--baselines), each printed as it is measured."""
+  checkouts = {o: getattr(args, o) for o in torch_baselines.CHECKOUT_OPTIONS}
+  for name in args.baselines:
+    row = bench_baselines.measure(name, checkouts, args.rounds, args.torch_threads)
+    rows.append(row)
+    theirs = row.get('torch_samples_per_s')
+    print(
+      f"  {name:<11} ours {row['fold_samples_per_s']:8.0f} fold-samples/s "
+      f"({row['models_per_program']} models at once, compile {row['compile_s']:.1f} s), "
+      + (f"original {theirs:.0f} samples/s, {row['ratio']:.2f}x" if theirs else row['torch']),
+      flush=True,
+    )
 
 
 def main(argv=None) -> dict:
@@ -472,10 +282,13 @@ def main(argv=None) -> dict:
       )
 
   print(table([], env), flush=True)
-  for side in sorted(args.sides):
-    measure_side(side, args, fold_sides, dtype, record)
-  if args.compare_torch:
-    measure_torch(args, env, record)
+  if args.baselines:
+    measure_baselines(args, rows)
+  else:
+    for side in sorted(args.sides):
+      measure_side(side, args, fold_sides, dtype, record)
+    if args.compare_torch:
+      measure_torch(args, env, record)
 
   text = table(rows, env)
   print('\n' + text)

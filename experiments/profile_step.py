@@ -33,7 +33,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from experiments import benchmark
+from experiments import bench_runners
 from hfa_jax import allocator
 from hfa_jax.models import registry
 
@@ -101,11 +101,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def runner(args: argparse.Namespace):
-  """(run, compiled, compile s) of the program args name (benchmark's runners)."""
+  """(run, compiled, compile s) of the program args name (experiments.bench_runners)."""
   if not args.fold_program:
-    return benchmark.train_runner(args.side, args.batch_size, jnp.float32)
-  model = registry.build(args.model, benchmark.NUM_CLASSES) if args.model != 'hfanet' else None
-  return benchmark.fold_runner(
+    return bench_runners.train_runner(args.side, args.batch_size, jnp.float32)
+  model = registry.build(args.model, bench_runners.NUM_CLASSES) if args.model != 'hfanet' else None
+  return bench_runners.fold_runner(
     args.side, args.batch_size, args.folds, jnp.float32, epoch_steps=args.epoch_steps, model=model
   )
 

@@ -54,7 +54,7 @@ def adamw(
     scalars = kernels.AdamWStepScalars(
       neg_lr=jnp.asarray(-1 * lr, jnp.float32), bc1=1 - b1**count, bc2=1 - b2**count
     )
-    step = lambda p, g, m, v: _leaf_step(p, g, m, v, scalars, hyper)
+    step = lambda p, g, m, v: leaf_step(p, g, m, v, scalars, hyper)
     with jax.named_scope('adamw'):  # profiles name its ops
       new = jax.tree.map(step, params, grads, adam.mu, adam.nu)
     outer = jax.tree.structure(params)
@@ -75,18 +75,23 @@ def reference_step(
   """One parameter's AdamW step with optax's expressions -> (p, mu, nu).
 
   scalars: neg_lr = -lr(t), bc1 = 1 - b1^t, bc2 = 1 - b2^t; hyper: b1, c1 = 1 - b1, b2,
-  c2 = 1 - b2, eps, wd.
+  c2 = 1 - b2, eps, wd (decoupled), l2 (added to the gradient first).
   """
   neg_lr, bc1, bc2 = scalars
+  if hyper.l2:
+    g = g + hyper.l2 * p  # optax.add_decayed_weights before optax.adam (Adam with L2)
   mu = hyper.c1 * g + hyper.b1 * mu  # optax.tree.update_moment
   nu = hyper.c2 * (g**2) + hyper.b2 * nu  # optax.tree.update_moment_per_elem_norm
   update = (mu / bc1.astype(mu.dtype)) / (jnp.sqrt(nu / bc2.astype(nu.dtype) + 0.0) + hyper.eps)
-  update = update + hyper.wd * p  # optax.add_decayed_weights
+  if hyper.wd:
+    update = update + hyper.wd * p  # optax.add_decayed_weights
   update = jnp.asarray(neg_lr, update.dtype) * update  # optax.scale_by_learning_rate
   return (p + update).astype(p.dtype), mu, nu
 
 
-def _leaf_step(p, g, mu, nu, scalars, hyper):
+def leaf_step(p, g, mu, nu, scalars, hyper):
+  """One parameter's step: the native kernel in CPU programs (float32, at least
+  NATIVE_MIN_SIZE elements per model, kernels built), else `reference_step`."""
   if (
     p.size < NATIVE_MIN_SIZE
     or any(t.dtype != jnp.float32 for t in (p, g, mu, nu))

@@ -4,8 +4,9 @@ they make.
     tx = make_optimizer(OptimConfig(learning_rate=5e-4, total_steps=1000, warmup_steps=100))
 
 `Optimiser` holds the settings a LOSO run declares (hfa_jax.loso.config.Training extends it);
-`OptimConfig` adds the run's length in steps. AdamW without clipping is hfa_jax.adamw's
-one-pass form of optax.adamw; the others are optax's.
+`OptimConfig` adds the run's length in steps. Without clipping, AdamW is hfa_jax.adamw's
+one-pass form of optax.adamw, Adam with L2 and SGD with momentum hfa_jax.adam_sgd's of optax's
+chains (the same numbers and state); the others are optax's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 
 import optax
 
+from hfa_jax import adam_sgd
 from hfa_jax import adamw as adamw_lib
 from hfa_jax.settings import setting
 
@@ -74,6 +76,10 @@ def make_optimizer(cfg: OptimConfig):
   lr = make_schedule(cfg)
   if cfg.optimizer == 'adamw' and cfg.grad_clip == 0:
     return adamw_lib.adamw(lr, weight_decay=cfg.weight_decay)  # optax.adamw, one pass
+  if cfg.optimizer == 'adam' and cfg.grad_clip == 0:  # the chain below, one pass
+    return adam_sgd.adam_l2(lr, weight_decay=cfg.weight_decay)
+  if cfg.optimizer == 'sgd' and cfg.grad_clip == 0 and cfg.momentum > 0:
+    return adam_sgd.sgd(lr, cfg.momentum, weight_decay=cfg.weight_decay)
   if cfg.optimizer == 'adamw':
     tx = optax.adamw(lr, weight_decay=cfg.weight_decay)
   elif cfg.optimizer == 'adam':

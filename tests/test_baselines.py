@@ -289,10 +289,11 @@ def test_disjoint_max_pool_matches_the_general_pool_and_its_gradient(kernel, pad
       chex.assert_trees_all_close(vjp_ours(g), vjp_ref(g))
 
 
-def test_disjoint_max_pool_shares_the_gradient_among_tied_maxima():
-  """Where a window holds its maximum twice or more, each gets an equal share (as jnp.max's
-  gradient); entries outside every window (the last row and column at 30 px) get none."""
-  from hfa_jax.ops.max_pool import max_pool_disjoint
+def test_disjoint_max_pool_gives_the_gradient_to_the_first_tied_maximum():
+  """Where a window holds its maximum twice or more, the first in row-major order gets the
+  gradient, as PyTorch's max_pool2d and ops.max_pool give it; entries outside every window
+  (the last row and column at 30 px) get none."""
+  from hfa_jax.ops.max_pool import max_pool, max_pool_disjoint
 
   x = jnp.round(flow_images(2, 30, seed=3) * 2)  # values in {-2, ..., 2}: many ties
   g = flow_images(2, 10, seed=4)
@@ -302,10 +303,11 @@ def test_disjoint_max_pool_shares_the_gradient_among_tied_maxima():
     return xp[:, :30, :30].reshape(2, 10, 3, 10, 3, 3)
 
   ours, vjp_ours = jax.vjp(lambda x: max_pool_disjoint(x, 3, 1), x)
-  ref, vjp_ref = jax.vjp(lambda x: blocks(x).max((2, 4)), x)
+  ref, vjp_ref = jax.vjp(lambda x: max_pool(x, 3, 3, 1), x)
   chex.assert_trees_all_close(ours, ref)
   chex.assert_trees_all_close(vjp_ours(g), vjp_ref(g))
   (dx,) = vjp_ours(g)
   assert float(jnp.abs(dx[:, 29]).max()) == 0 and float(jnp.abs(dx[:, :, 29]).max()) == 0
+  assert int((dx != 0).sum()) == int((g != 0).sum())  # one entry per window
   maxima = (blocks(x) == ref[:, :, None, :, None]).sum((2, 4))
   assert int((maxima > 1).sum()) > 10  # the case is tested: many windows have ties

@@ -2,7 +2,7 @@
 
 import json
 
-from experiments import benchmark
+from experiments import bench_parts, benchmark
 
 
 def test_benchmark_smoke(tmp_path, capsys):
@@ -53,7 +53,7 @@ def test_ratios_pick_the_fastest_fold_count():
 
 
 def test_network_parts_cover_both_retention_forms():
-  parts = benchmark.network_parts(64, None)
+  parts = bench_parts.network_parts(64, None)
   names = [name for name, _, _ in parts]
   assert names[0] == 'msa' and names[-1] == 'mlfa+aaff+head'
   assert sum('decomposed' in n for n in names) == 2 and sum('whole' in n for n in names) == 2
@@ -81,12 +81,12 @@ def test_the_last_part_is_the_model_after_its_branches():
 
   from hfa_jax.models import HFANet
 
-  model = HFANet(benchmark.NUM_CLASSES)
+  model = HFANet(bench_parts.NUM_CLASSES)
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 32, 32, 3)), jnp.float32)
   variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
   logits, feats = jax.jit(lambda v, x: model.apply(v, x, return_features=True))(variables, x)
   levels = [feats[f'{branch}_{i}'] for branch in ('msa', 'rmt') for i in range(1, 5)]
-  name, top, shapes = benchmark.network_parts(32, None)[-1]
+  name, top, shapes = bench_parts.network_parts(32, None)[-1]
   assert shapes == [tuple(level.shape[1:]) for level in levels]
   nested = {kind: {'model': tree} for kind, tree in variables.items()}
   got = jax.jit(lambda v, levels: top.apply(v, *levels, train=False))(nested, levels)

@@ -83,11 +83,17 @@ def test_weight_gradient_is_deterministic():
     np.testing.assert_array_equal(np.asarray(fn(x, g)), first)
 
 
-def test_output_channels_not_a_multiple_of_16_stay_with_xla():
-  x, _ = data(1, 6, 4, 8, 3, 1, 1)
-  w = jnp.ones((3, 3, 4, 8), jnp.float32)
-  text = jax.jit(functools.partial(conv_grads, conv_ops.conv, s=1, p=1)).lower(x, w).as_text()
-  assert kernels.CONV_WEIGHT_GRAD not in text
+def test_few_output_channels_stay_with_xla_others_run_padded_to_16():
+  """Below PADDED_WEIGHT_GRAD_FROM output channels XLA's weight gradient; from it on, a count
+  that is not a multiple of 16 runs the kernel on the gradient padded with zero channels."""
+  for cout in (4, 6, 8):
+    x, _ = data(1, 6, 4, cout, 3, 1, 1)
+    w = jnp.asarray(np.random.default_rng(cout).normal(size=(3, 3, 4, cout)), jnp.float32)
+    step = jax.jit(functools.partial(conv_grads, conv_ops.conv, s=1, p=1))
+    native = cout >= conv_ops.PADDED_WEIGHT_GRAD_FROM
+    assert (kernels.CONV_WEIGHT_GRAD in step.lower(x, w).as_text()) == native
+    for a, r in zip(step(x, w), conv_grads(conv_ops.conv_reference, x, w, 1, 1)):
+      np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize(

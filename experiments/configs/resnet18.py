@@ -35,6 +35,10 @@ Differences from MEB's runs that this project's settings cannot express (none ad
   here the 28 px TV-L1 flow images mapped to [-1, 1], upsampled bilinearly to 64.
 - Batches: MEB reshuffles each epoch and ends it with a smaller batch; here fixed-size
   batches of 32 per fold.
+
+Execution, not from MEB: 4 models per compiled program on a CPU (`folds_in_parallel`; CPU time
+per fold-sample on the 2-core AMD EPYC VM 7167 us at 1, 7542 at 2, 6339 at 4, 3.4 GB resident
+at 4; the step is compute-bound: docs/performance.md).
 """
 
 import ml_collections
@@ -53,5 +57,6 @@ def get_config():
       weight_decay=1e-3,
       augment='none',
       eval_every_epoch=False,
+      folds_in_parallel=4,
     )
   )

@@ -37,6 +37,11 @@ Differences from MEB's runs that this project's settings cannot express (none ad
   fold draws fixed-size batches of 32 (one epoch = one pass over the largest training set).
 - Weights: MEB's PyTorch initialisation and seeds (utils.set_random_seeds(1)); here the same
   distributions from JAX's generator and `seed`.
+
+Execution, not from MEB: 2 models per compiled program on a CPU (`folds_in_parallel`): one
+model runs XLA's own convolutions, two or more the native stacked forms (CPU time per
+fold-sample, 2-core AMD EPYC VM: 1708 us at 1, 1130 at 2, 1161 at 4, 1327 at 8;
+docs/performance.md).
 """
 
 import ml_collections
@@ -55,5 +60,6 @@ def get_config():
       weight_decay=1e-3,
       augment='none',
       eval_every_epoch=False,
+      folds_in_parallel=2,
     )
   )

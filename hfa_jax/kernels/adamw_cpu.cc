@@ -1,4 +1,5 @@
-// One AdamW step for XLA:CPU in a single pass over each parameter, float32.
+// One AdamW (or Adam with L2) step, and one SGD-with-momentum step, for XLA:CPU in a single
+// pass over each parameter, float32.
 //
 // optax.adamw compiles to three loop fusions per parameter (the first moment, the second
 // moment, then the parameter from both), 40 bytes of memory traffic per parameter. This
@@ -13,10 +14,19 @@
 // scalars: neg_lr = -lr(t), bc1 = 1 - b1^t, bc2 = 1 - b2^t, and passes the hyperparameters
 // as float32 rounded as JAX rounds them, with c1 = 1 - b1 and c2 = 1 - b2):
 //
+//   g  = g + l2 p    (optax.add_decayed_weights before optax.adam: Adam with L2, 'adam')
 //   mu = c1 g + b1 mu;   nu = c2 g^2 + b2 nu
 //   p  = p + neg_lr ((mu / bc1) / (sqrt(nu / bc2) + eps) + wd p)
 //
-// dividing by bc1 and bc2 as XLA does, by multiplying with their reciprocals.
+// dividing by bc1 and bc2 as XLA does, by multiplying with their reciprocals. AdamW has
+// l2 = 0, Adam with L2 wd = 0 (adding 0 p changes no finite number).
+//
+//   hfa_sgd: p, g, trace (L..., N...), neg_lr (L...) -> p, trace (in place)
+//
+//   trace = (g + l2 p) + momentum trace;   p = p + neg_lr trace
+//
+// (optax.add_decayed_weights, optax.trace, optax.scale_by_learning_rate: PyTorch's SGD with
+// momentum, no dampening, no Nesterov).
 //
 // Chunks of each model's elements run on XLA's intra-op threads; every element is computed
 // alone, so the result does not depend on the threads.
@@ -39,7 +49,7 @@ ffi::Error AdamW(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi:
                  ffi::Buffer<ffi::F32> neg_lr, ffi::Buffer<ffi::F32> bc1,
                  ffi::Buffer<ffi::F32> bc2, ffi::ResultBuffer<ffi::F32> p_out,
                  ffi::ResultBuffer<ffi::F32> mu_out, ffi::ResultBuffer<ffi::F32> nu_out,
-                 float b1, float c1, float b2, float c2, float eps, float wd) {
+                 float b1, float c1, float b2, float c2, float eps, float wd, float l2) {
   const auto pd = p.dimensions();
   const auto sd = neg_lr.dimensions();
   const auto same = [](auto a, auto b) {
@@ -73,13 +83,52 @@ ffi::Error AdamW(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi:
     // In place: element i is read before it is written, and no other (so: vectorise).
 #pragma GCC ivdep
     for (int64_t i = begin; i < end; ++i) {
-      const float gi = gp[i];
+      const float gi = l2 == 0.0f ? gp[i] : gp[i] + l2 * pp[i];
       const float m1 = c1 * gi + b1 * mp[i];
       const float m2 = c2 * (gi * gi) + b2 * vp[i];
       const float update = (m1 * r1) / (std::sqrt(m2 * r2) + eps) + wd * pp[i];
       po[i] = pp[i] + step * update;
       mo[i] = m1;
       vo[i] = m2;
+    }
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error Sgd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> g,
+               ffi::Buffer<ffi::F32> trace, ffi::Buffer<ffi::F32> neg_lr,
+               ffi::ResultBuffer<ffi::F32> p_out, ffi::ResultBuffer<ffi::F32> trace_out,
+               float momentum, float l2) {
+  const auto pd = p.dimensions();
+  const auto sd = neg_lr.dimensions();
+  const auto same = [](auto a, auto b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+  };
+  if (!same(g.dimensions(), pd) || !same(trace.dimensions(), pd) || sd.size() > pd.size() ||
+      !std::equal(sd.begin(), sd.end(), pd.begin())) {
+    return ffi::Error::InvalidArgument(
+        "sgd: p, g, trace must share a shape (L..., N...), neg_lr be (L...)");
+  }
+  const int64_t models = neg_lr.element_count();
+  const int64_t n = models ? p.element_count() / models : 0;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  const float* pp = p.typed_data();
+  const float* gp = g.typed_data();
+  const float* tp = trace.typed_data();
+  float* po = p_out->typed_data();
+  float* to = trace_out->typed_data();
+  const float* lr = neg_lr.typed_data();
+  ParallelFor(pool, models * chunks, [&](int64_t task) {
+    const int64_t m = task / chunks, chunk = task % chunks;
+    const int64_t begin = m * n + chunk * kChunk;
+    const int64_t end = m * n + std::min(n, (chunk + 1) * kChunk);
+    const float step = lr[m];
+#pragma GCC ivdep
+    for (int64_t i = begin; i < end; ++i) {
+      const float gi = l2 == 0.0f ? gp[i] : gp[i] + l2 * pp[i];
+      const float t = gi + momentum * tp[i];
+      po[i] = pp[i] + step * t;
+      to[i] = t;
     }
   });
   return ffi::Error::Success();
@@ -105,4 +154,17 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(HfaAdamW, AdamW,
                                   .Attr<float>("b2")
                                   .Attr<float>("c2")
                                   .Attr<float>("eps")
-                                  .Attr<float>("wd"));
+                                  .Attr<float>("wd")
+                                  .Attr<float>("l2"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(HfaSgd, Sgd,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<float>("momentum")
+                                  .Attr<float>("l2"));

@@ -36,9 +36,16 @@ import jax
 from hfa_jax.kernels.ffi import TARGETS
 
 SOURCES = [
-  Path(__file__).with_name(name) for name in ('depthwise_cpu.cc', 'conv_cpu.cc', 'adamw_cpu.cc')
+  Path(__file__).with_name(name)
+  for name in (
+    'depthwise_cpu.cc',
+    'conv_cpu.cc',
+    'conv_forward_cpu.cc',
+    'stem_cpu.cc',
+    'adamw_cpu.cc',
+  )
 ]
-HEADERS = [Path(__file__).with_name(name) for name in ('parallel.h', 'vec.h')]
+HEADERS = [Path(__file__).with_name(name) for name in ('parallel.h', 'vec.h', 'direct_conv.h')]
 
 
 def cache_root() -> Path:

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "direct_conv.h"
 #include "parallel.h"
 #include "vec.h"
 #include "xla/ffi/api/ffi.h"
@@ -98,6 +99,30 @@ inline void OuterProductScalar(const Run* runs, int count, int64_t xstep, int64_
 
 constexpr int kMaxRuns = 64;
 
+// Stride 1 with fewer input channels than a register block (STSTNet's, SSSNet's, RCN-A's 3,
+// OFF-ApexNet's 2 and 6): each image zero-padded, the taps of a window row flattened with
+// Cin (contiguous there) as the register block's rows (direct_conv.h's WeightGradImage).
+// Images split into a fixed number of chunks per model, summed in order.
+void SmallCinWeightGrad(ffi::ThreadPool& pool, const float* x, const float* gy, float* out,
+                    const Geometry& geo, int64_t pad) {
+  hfa::Geometry g{geo.h, geo.w, geo.cin, geo.ho, geo.wo, geo.cout, geo.k, 1, pad,
+                  geo.h + 2 * pad, geo.w + 2 * pad, geo.cout};
+  const int64_t size = geo.k * geo.k * geo.cin * geo.cout;
+  const int64_t chunks = std::clamp<int64_t>((8 + geo.models - 1) / geo.models, 1, geo.batch);
+  const int64_t in_size = geo.h * geo.w * geo.cin, out_size = geo.ho * geo.wo * geo.cout;
+  std::vector<float> partial(geo.models * chunks * size, 0.0f);
+  ParallelFor(pool, geo.models * chunks, [&](int64_t task) {
+    thread_local std::vector<float> buf;
+    const int64_t m = task / chunks, chunk = task % chunks;
+    for (int64_t n = geo.batch * chunk / chunks; n < geo.batch * (chunk + 1) / chunks; ++n) {
+      const int64_t image = m * geo.batch + n;
+      hfa::PadImage(x + image * in_size, g, buf);
+      hfa::WeightGradImage(buf.data(), gy + image * out_size, g, partial.data() + task * size);
+    }
+  });
+  hfa::SumChunks(partial.data(), geo.models, chunks, size, out);
+}
+
 // Accumulates output rows [begin, end) (row index over images and output rows) into
 // acc (k, k, Cin, Cout); at most kMaxRuns rows at a time.
 void AccumulateRows(const float* x, const float* g, float* acc, const Geometry& geo,
@@ -168,16 +193,28 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   const float* xp = x.typed_data();
   const float* gp = gy.typed_data();
   float* out = dw->typed_data();
+  if (stride == 1 && geo.cin < kRows && geo.cout % kLanes == 0) {
+    SmallCinWeightGrad(pool, xp, gp, out, geo, pad);
+    return ffi::Error::Success();
+  }
   const int64_t size = geo.k * geo.k * geo.cin * geo.cout;
   const int64_t rows = geo.batch * geo.ho;
   // An even number of chunks per model, up to 16, fewer when the partial sums would exceed
   // ~16 MB in all (large Cin x Cout come with small maps, where each chunk has much work).
+  // Several models with such large sums (a Linear layer of many inputs over few rows, the
+  // folds stacked) take one chunk each, summed straight into the output: the models are the
+  // parallel work, and per-chunk partial sums would cost more memory traffic than the sums.
   const int64_t budget = (int64_t{4} << 20) / std::max<int64_t>(1, size * models);
-  const int64_t chunks = std::clamp<int64_t>(2 * std::clamp<int64_t>(budget / 2, 1, 8), 1, rows);
-  std::vector<float> partial(models * chunks * size, 0.0f);
+  const int64_t chunks =
+      models > 1 && budget < 2
+          ? 1
+          : std::clamp<int64_t>(2 * std::clamp<int64_t>(budget / 2, 1, 8), 1, rows);
+  std::vector<float> partial(chunks > 1 ? models * chunks * size : 0, 0.0f);
+  float* sums = chunks > 1 ? partial.data() : out;
   ParallelFor(pool, models * chunks, [&](int64_t task) {
     const int64_t m = task / chunks, chunk = task % chunks;
-    float* acc = partial.data() + task * size;
+    float* acc = sums + task * size;
+    if (chunks == 1) std::fill(acc, acc + size, 0.0f);
     const int64_t begin = rows * chunk / chunks, end = rows * (chunk + 1) / chunks;
     // Enough rows per pass that the registers sum over >= 64 positions before touching acc.
     const int64_t group = std::clamp<int64_t>((64 + geo.wo - 1) / geo.wo, 1, kMaxRuns);
@@ -186,7 +223,7 @@ ffi::Error WeightGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
       AccumulateRows(xp, gp, acc, geo, stride, pad, offset + r, offset + std::min(end, r + group));
     }
   });
-  hfa::SumChunks(partial.data(), models, chunks, size, out);
+  if (chunks > 1) hfa::SumChunks(partial.data(), models, chunks, size, out);
   return ffi::Error::Success();
 }
 

@@ -147,13 +147,22 @@ def batch_norm(x, scale, bias, running_mean, running_var, train: bool, momentum=
     axes = tuple(range(x.ndim - 1))
     mean = x32.mean(axes)
     var = jnp.square(x32 - mean).mean(axes)
-    n = x.size // c
-    running_mean = (1 - momentum) * running_mean + momentum * mean
-    running_var = (1 - momentum) * running_var + momentum * var * (n / max(n - 1, 1))
+    running_mean, running_var = running_statistics(
+      mean, var, x.size // c, running_mean, running_var, momentum
+    )
   else:
     mean, var = running_mean, running_var
   y = (x32 - mean) * (jax.lax.rsqrt(var + epsilon) * scale) + bias
   return y.astype(x.dtype), running_mean, running_var
+
+
+def running_statistics(mean, var, n: int, running_mean, running_var, momentum=0.1):
+  """BatchNorm2d's running mean and variance after a batch of `n` values per channel with
+  mean `mean` and biased variance `var`: moved by `momentum` (PyTorch's) towards the mean and
+  the unbiased variance."""
+  running_mean = (1 - momentum) * running_mean + momentum * mean
+  running_var = (1 - momentum) * running_var + momentum * var * (n / max(n - 1, 1))
+  return running_mean, running_var
 
 
 class BatchNorm(nn.Module):

@@ -72,7 +72,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hfa_jax.models.layers import BatchNorm, kaiming_fan_out
+from hfa_jax.models.layers import (
+  BatchNorm,
+  BatchNormVariables,
+  kaiming_fan_out,
+  running_statistics,
+)
+from hfa_jax.ops import stem
 from hfa_jax.ops.conv import conv
 from hfa_jax.ops.max_pool import max_pool_disjoint
 
@@ -114,6 +120,20 @@ def attention_map(features: jax.Array, kernel: jax.Array) -> jax.Array:
   top = cam.max((2, 3), keepdims=True)
   cam = cam / jnp.maximum(top, jnp.finfo(cam.dtype).tiny)  # a flat map: 0, not 0/0
   return cam.mean(1)[..., None]
+
+
+class _ConvParams(nn.Module):
+  """The kernel (k, k, in, features) and bias of a Conv2d, the original's init."""
+
+  features: int
+  kernel: int
+
+  @nn.compact
+  def __call__(self, channels: int):
+    k = self.kernel
+    w = self.param('kernel', kaiming_fan_out, (k, k, channels, self.features), jnp.float32)
+    b = self.param('bias', _torch_bias_init(k * k * channels), (self.features,), jnp.float32)
+    return w, b
 
 
 class _Conv(nn.Module):
@@ -193,9 +213,20 @@ class RCNA(nn.Module):
     if self.dtype is not None:
       x = x.astype(self.dtype)
     kernel, bias = _DenseParams(p * p * f, self.num_classes, name='classifier')()
-    y = _Conv(f, 5, 0, self.dtype, name='conv1')(x)
-    y = nn.relu(BatchNorm(name='bn1')(y, train))
-    y = nn.Dropout(self.dropout, deterministic=not train)(max_pool_disjoint(y, 2, 0))
+    if train:  # conv -> BatchNorm -> ReLU -> MaxPool2d(2, 2) in one pass on CPU (ops.stem)
+      w, b = _ConvParams(f, 5, name='conv1')(x.shape[-1])
+      scale, shift, mean, var = BatchNormVariables(f, name='bn1')()
+      x, w, b = nn.dtypes.promote_dtype(x, w, b, dtype=self.dtype)
+      y, batch_mean, batch_var = stem.conv_bn_pool(
+        x, w, b, scale, shift, padding=0, pool=2, pool_padding=0, relu_first=False
+      )
+      if not self.is_initializing():
+        n = stem.positions(x.shape, 5, 0)
+        mean.value, var.value = running_statistics(batch_mean, batch_var, n, mean.value, var.value)
+    else:
+      y = _Conv(f, 5, 0, self.dtype, name='conv1')(x)
+      y = max_pool_disjoint(nn.relu(BatchNorm(name='bn1')(y, train)), 2, 0)
+    y = nn.Dropout(self.dropout, deterministic=not train)(y)
     attention = attention_map(adaptive_avg_pool(y.astype(jnp.float32), p), kernel)
     for i in range(self.num_layers):
       y = RclBlock(f, self.dropout, self.dtype, name=f'rcl{i}')(y, train)

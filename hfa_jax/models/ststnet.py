@@ -35,7 +35,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hfa_jax.models.layers import BatchNormVariables, batch_norm, torch_conv_default
+from hfa_jax.models.layers import (
+  BatchNormVariables,
+  batch_norm,
+  running_statistics,
+  torch_conv_default,
+)
+from hfa_jax.ops import stem
 from hfa_jax.ops.conv import conv
 from hfa_jax.ops.max_pool import max_pool_disjoint
 
@@ -89,7 +95,6 @@ class STSTNet(nn.Module):
     kernel = jnp.concatenate([k for k, _ in params], -1)
     bias = jnp.concatenate([b for _, b in params], -1)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = nn.relu(conv(x, kernel, 1, self.conv_padding) + bias)  # (B, H', W', 16)
     # Each stream's BatchNorm (bn1-bn3, own variables) normalises its own channels: one
     # normalisation of all 16 channels computes the three (per channel, so the same numbers)
     # without splitting the largest activation into three.
@@ -98,11 +103,29 @@ class STSTNet(nn.Module):
     ]  # (scale, bias, mean, var) of each
     scale, shift = (jnp.concatenate([s[i] for s in streams]) for i in (0, 1))
     mean, var = (jnp.concatenate([s[i].value for s in streams]) for i in (2, 3))
-    y, mean, var = batch_norm(y, scale, shift, mean, var, train)
-    if train and not self.is_initializing():
-      for (_, _, stream_mean, stream_var), a, b in zip(streams, EDGES, EDGES[1:]):
-        stream_mean.value, stream_var.value = mean[a:b], var[a:b]
-    y = max_pool_disjoint(y, 3, 1)  # MaxPool2d(3, 3, padding=1)
+    if train:
+      # conv -> ReLU -> BatchNorm -> MaxPool2d(3, 3, padding=1) in one pass in CPU programs
+      # (ops.stem): the (B, H', W', 16) activation is the program's largest.
+      y, batch_mean, batch_var = stem.conv_bn_pool(
+        x,
+        kernel,
+        bias,
+        scale,
+        shift,
+        padding=self.conv_padding,
+        pool=3,
+        pool_padding=1,
+        relu_first=True,
+      )
+      n = stem.positions(x.shape, 3, self.conv_padding)
+      mean, var = running_statistics(batch_mean, batch_var, n, mean, var)
+      if not self.is_initializing():
+        for (_, _, stream_mean, stream_var), a, b in zip(streams, EDGES, EDGES[1:]):
+          stream_mean.value, stream_var.value = mean[a:b], var[a:b]
+    else:
+      y = nn.relu(conv(x, kernel, 1, self.conv_padding) + bias)  # (B, H', W', 16)
+      y, _, _ = batch_norm(y, scale, shift, mean, var, train)
+      y = max_pool_disjoint(y, 3, 1)  # MaxPool2d(3, 3, padding=1)
     y = nn.Dropout(self.dropout, deterministic=not train)(y)
     y = avg_pool_2x2(y)
     if y.shape[1] == 0 or y.shape[2] == 0:

@@ -99,7 +99,7 @@ def _conv_bwd(stride, padding, residuals, g):
     functools.partial(stacked_weight_grad, **static),
   )
   if native_weight_grad_pays(g.shape[-1]):
-    dw = on_cpu(functools.partial(kernels.conv_weight_grad, **static), xla, x, g)
+    dw = on_cpu(functools.partial(native_weight_grad, **static), xla, x, g)
   else:
     dw = xla(x, g)
   return dx, dw.astype(w.dtype)
@@ -123,7 +123,9 @@ def conv_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, shape
   if stride != 1:
     return conv_input_grad_reference(g, w, stride, padding, shape)
   k = w.shape[0]
-  return conv_reference(g, flipped_kernel(w), 1, k - 1 - padding)
+  # conv_forward: at maps of at most 2x2 the matmul of the taps (ResNet-18's 512-channel
+  # layer at 64 px: 375 ms per input gradient as XLA's convolution in the LOSO loop).
+  return conv_forward(g, flipped_kernel(w), 1, k - 1 - padding)
 
 
 def flipped_kernel(w: jax.Array) -> jax.Array:
@@ -158,10 +160,29 @@ def strided_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, si
   return per_model(functools.partial(conv_reference, stride=1, padding=0))(g, flipped_kernel(w))
 
 
+# The native weight gradient is vectorised over output channels in blocks of 16; from this
+# many output channels on, a count that is not a multiple of 16 runs it on the output
+# gradient padded with zero channels (OFF-ApexNet's 6: ~80 ms of XLA's transposed patches
+# per step of 40 models at 28 px). Fewer channels (HFA-Net's EMA, 2-4) stay with XLA.
+PADDED_WEIGHT_GRAD_FROM = 6
+
+
 def native_weight_grad_pays(out_channels: int) -> bool:
-  """The native weight gradient is vectorised over output channels in blocks of 16; other
-  counts fall to its scalar code, slower than XLA's."""
-  return out_channels % 16 == 0
+  """Whether the native weight gradient runs: Cout a multiple of 16, or at least
+  PADDED_WEIGHT_GRAD_FROM (padded to one; the kernel's scalar code for a remainder is slower
+  than XLA's)."""
+  return out_channels % 16 == 0 or out_channels >= PADDED_WEIGHT_GRAD_FROM
+
+
+def native_weight_grad(x: jax.Array, g: jax.Array, stride: int, padding: int, k: int):
+  """kernels.conv_weight_grad with g's channels padded with zeros to a multiple of 16 (and
+  the padding's columns of dw dropped): the same sums, in the kernel's vector code."""
+  cout = g.shape[-1]
+  extra = -cout % 16
+  if extra:
+    g = jnp.pad(g, [(0, 0)] * (g.ndim - 1) + [(0, extra)])
+  dw = kernels.conv_weight_grad(x, g, stride=stride, padding=padding, k=k)
+  return dw[..., :cout] if extra else dw
 
 
 # Many models at once (the folds of a LOSO, stacked along a leading axis F): each
@@ -185,7 +206,10 @@ FEW_INPUT_CHANNELS = 4
 
 def stacked_conv(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
   """conv_reference per model: x (F, B, H, W, Cin), w (F, k, k, Cin, Cout)
-  -> (F, B, Ho, Wo, Cout)."""
+  -> (F, B, Ho, Wo, Cout). The native direct convolution where it pays (`native_forward_pays`),
+  else a batched matmul of the taps, or for few input channels a sum of products."""
+  if native_forward_pays(x, w, stride, padding):
+    return kernels.conv_forward(x, w, stride, padding)
   if x.shape[-1] < FEW_INPUT_CHANNELS:
     return stacked_tap_conv(x, w, stride, padding)
   f, b = x.shape[:2]
@@ -194,6 +218,16 @@ def stacked_conv(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.A
     patches, w.reshape(f, -1, w.shape[-1]), (((2,), (1,)), ((0,), (0,)))
   )  # (F, B*Ho*Wo, Cout)
   return out.reshape(f, b, ho, wo, w.shape[-1])
+
+
+def native_forward_pays(x: jax.Array, w: jax.Array, stride: int, padding: int) -> bool:
+  """Whether the stacked models' convolution runs as the native direct convolution
+  (`kernels.conv_forward`, called only in CPU programs): float32 with the kernels built, and
+  outputs of more than 2x2 (at 2x2 and below, with hundreds of channels, each image would
+  read all the weights for a handful of positions; the batched matmul reads them once)."""
+  k = w.shape[-4]
+  ho, wo = ((n + 2 * padding - k) // stride + 1 for n in x.shape[-3:-1])
+  return ho * wo > 4 and x.dtype == w.dtype == jnp.float32 and kernels.native_available()
 
 
 def stacked_tap_conv(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
@@ -221,6 +255,8 @@ def stacked_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, sh
   model's kernel flipped and transposed."""
   k = w.shape[1]
   lo = k - 1 - padding
+  if stride == 1 and lo >= 0 and native_forward_pays(g, w, 1, lo):
+    return kernels.conv_forward(g, flipped_kernel(w), 1, lo)  # the padding in the kernel
   spread = (
     [(0, 0, 0)] * 2
     + [

@@ -3,8 +3,17 @@
 `max_pool` is the maximum of k*k strided slices, with a gradient that goes to the first
 maximum of each window in row-major order, as PyTorch's does; XLA:CPU's reduce-window
 gradient (select-and-scatter) is much slower at HFA-Net's stem. `max_pool_disjoint` is the
-form for windows that do not overlap (stride = kernel, STSTNet's 3x3/3): a reshape and a
-max over each window, with a one-mask gradient.
+form for windows that do not overlap (stride = kernel, STSTNet's 3x3/3), its gradient one
+pass over x's grid.
+
+Both keep, from the forward, which tap of each window holds its first maximum (`_first_max`),
+and the gradient goes there. Comparing x with the pooled maximum again in the backward
+(`x == y`) is not safe under jit: XLA may fuse x's producer (BatchNorm's affine map) into
+the maximum's fusion and into the comparison's and round the two copies differently (an FMA
+contracted in one); then no entry of a window equals its maximum and the window's gradient
+is lost (STSTNet's stem at 28 px: ~9 % of the windows, a BatchNorm shift's gradient 0.55
+where finite differences give 0.66). One index per window is computed in one chain of
+comparisons, and it always receives the window's whole gradient.
 """
 
 import functools
@@ -32,26 +41,32 @@ def max_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
   return _max_pool(x, kernel, stride, padding)
 
 
+def _first_max(taps: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
+  """(the elementwise maximum of taps, the index of the first tap that holds it, int32)."""
+  y, index = taps[0], jnp.zeros(taps[0].shape, jnp.int32)
+  for t, tap in enumerate(taps[1:], start=1):
+    later = tap > y
+    y, index = jnp.where(later, tap, y), jnp.where(later, t, index)
+  return y, index
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
 def _max_pool(x, k, s, p):
   return functools.reduce(jnp.maximum, windows.taps(x, k, s, p, -jnp.inf))
 
 
 def _max_pool_fwd(x, k, s, p):
-  y = _max_pool(x, k, s, p)
-  return y, (x, y)
+  y, index = _first_max(windows.taps(x, k, s, p, -jnp.inf))
+  return y, (x.shape, index)
 
 
 def _max_pool_bwd(k, s, p, residuals, g):
-  x, y = residuals
-  h, w = x.shape[1:3]
-  ho, wo = y.shape[1:3]
-  taken = jnp.zeros(y.shape, bool)
-  dx = jnp.zeros_like(x)
-  for t, tap in enumerate(windows.taps(x, k, s, p, -jnp.inf)):
+  shape, index = residuals
+  h, w = shape[1:3]
+  ho, wo = index.shape[1:3]
+  dx = jnp.zeros(shape, g.dtype)
+  for t in range(k * k):
     i, j = divmod(t, k)
-    first = (tap == y) & ~taken
-    taken = taken | first
     # Output (oy, ox) of tap (i, j) read x[s*oy + i - p, s*ox + j - p]: spread g back there.
     spread = (
       (0, 0, 0),
@@ -59,7 +74,7 @@ def _max_pool_bwd(k, s, p, residuals, g):
       (j - p, w - s * (wo - 1) - 1 - (j - p), s - 1),
       (0, 0, 0),
     )
-    dx = dx + jax.lax.pad(jnp.where(first, g, 0), jnp.zeros((), g.dtype), spread)
+    dx = dx + jax.lax.pad(jnp.where(index == t, g, 0), jnp.zeros((), g.dtype), spread)
   return (dx,)
 
 
@@ -72,37 +87,29 @@ def max_pool_disjoint(x: jax.Array, kernel: int, padding: int) -> jax.Array:
   Ho = (H + 2 padding - kernel) // kernel + 1 (and Wo alike).
 
   The windows do not overlap: the forward is the maximum of the k*k strided slices (one
-  elementwise pass, no padded copy of x), the gradient each window's output gradient on the
-  window's maxima (`_disjoint_bwd`; XLA's general max-pool gradient took ~4x longer at
-  STSTNet's 3x3/3). Ties share the gradient where PyTorch gives it to the first maximum
-  (`max_pool`).
+  elementwise pass, no padded copy of x), the gradient each window's output gradient at the
+  window's first maximum in row-major order, as PyTorch's (`_disjoint_bwd`; XLA's general
+  max-pool gradient took ~4x longer at STSTNet's 3x3/3).
   """
   return functools.reduce(jnp.maximum, windows.taps(x, kernel, kernel, padding, -jnp.inf))
 
 
 def _disjoint_fwd(x, k, p):
-  taps = windows.taps(x, k, k, p, -jnp.inf)
-  y = functools.reduce(jnp.maximum, taps)
-  count = sum((tap == y).astype(x.dtype) for tap in taps)  # each window's maxima
-  return y, (x, y, count)
+  y, index = _first_max(windows.taps(x, k, k, p, -jnp.inf))
+  return y, (x.shape, index)
 
 
 def _disjoint_bwd(k, p, residuals, g):
-  """g (B, Ho, Wo, C) -> dx (B, H, W, C): g / (the window's number of maxima) where x is its
-  window's maximum, 0 elsewhere and outside every window. One elementwise pass over x's
-  grid: the windows' (Ho, Wo) values reach their k x k entries by a broadcast and a crop."""
-  x, y, count = residuals
-  b, h, w, c = x.shape
-  ho, wo = y.shape[1:3]
+  """g (B, Ho, Wo, C) -> dx (B, H, W, C): g at each window's first maximum, 0 elsewhere and
+  outside every window. One pass over x's grid: the k*k taps' gradients interleaved into
+  (B, Ho, k, Wo, k, C) and cropped."""
+  (b, h, w, c), index = residuals
+  ho, wo = g.shape[1:3]
+  taps = [jnp.where(index == t, g, 0) for t in range(k * k)]
+  dx = jnp.stack(taps, axis=3).reshape(b, ho, wo, k, k, c).transpose(0, 1, 3, 2, 4, 5)
   # Padded row r is x's row r - p; x's rows past the last window are outside every window.
   crop = [(0, 0, 0), (-p, h + p - ho * k, 0), (-p, w + p - wo * k, 0), (0, 0, 0)]
-
-  def on_x(t):  # (B, Ho, Wo, C) -> (B, H, W, C): each entry of x gets its window's value
-    t = jnp.broadcast_to(t[:, :, None, :, None], (b, ho, k, wo, k, c))
-    return jax.lax.pad(t.reshape(b, ho * k, wo * k, c), jnp.zeros((), t.dtype), crop)
-
-  share = (g / count).astype(x.dtype)
-  return (jnp.where(x == on_x(y), on_x(share), 0),)
+  return (jax.lax.pad(dx.reshape(b, ho * k, wo * k, c), jnp.zeros((), g.dtype), crop),)
 
 
 max_pool_disjoint.defvjp(_disjoint_fwd, _disjoint_bwd)

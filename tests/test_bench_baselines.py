@@ -1,0 +1,60 @@
+"""experiments.benchmark --baselines: a baseline's fold program at its recipe beside its
+original from a checkout (here a stand-in file), the table and the JSON (no timing asserted)."""
+
+import json
+
+import pytest
+
+from experiments import bench_baselines, benchmark, torch_baselines
+
+STAND_IN = '''
+import torch
+
+
+class OffApexNet(torch.nn.Module):
+  def __init__(self, num_classes=3, **kwargs):
+    super().__init__()
+    self.fc = torch.nn.Linear(2 * 28 * 28, num_classes)
+
+  def forward(self, x):
+    return self.fc(x.flatten(1))
+'''
+
+
+def test_recipes_of_the_dev_part_run():
+  """Each baseline's side, batch, steps per epoch (one pass over the largest training set
+  of the development part) and models per program for the 3-seed run."""
+  r = bench_baselines.recipe('ststnet')
+  assert (r.side, r.batch, r.steps, r.models, r.width) == (28, 256, 2, 120, 120)
+  r = bench_baselines.recipe('sssnet')
+  assert (r.side, r.batch, r.steps, r.training.optimizer) == (64, 32, 10, 'adam')
+  assert bench_baselines.recipe('rcn_a').steps == 5
+  assert bench_baselines.recipe('htnet').side == 28
+
+
+def test_a_baseline_row_with_its_original(tmp_path, monkeypatch, capsys):
+  pytest.importorskip('torch')
+  checkout = tmp_path / 'meb'
+  (checkout / 'meb' / 'models').mkdir(parents=True)
+  (checkout / 'meb' / 'models' / 'me_networks.py').write_text(STAND_IN)
+  monkeypatch.setattr(bench_baselines, 'DEV_FOLDS', 2)
+  monkeypatch.setattr(bench_baselines, 'SEEDS', 1)
+  out = tmp_path / 'bench.json'
+  argv = ['--baselines', 'offapexnet', '--rounds', '1', '--meb', str(checkout)]
+  benchmark.main([*argv, '--torch_threads', '1,2', '--out', str(out)])
+  (row,) = json.loads(out.read_text())['rows']
+  assert row['kind'] == 'baseline' and row['model'] == 'offapexnet'
+  assert (row['side'], row['batch'], row['steps_per_epoch'], row['epochs']) == (28, 32, 10, 3000)
+  assert row['fold_samples_per_s'] > 0 and row['torch_samples_per_s'] > 0
+  assert row['ratio'] == pytest.approx(row['fold_samples_per_s'] / row['torch_samples_per_s'])
+  assert set(row['torch_samples_per_s_by_threads']) == {'1', '2'}
+  assert row['projected_s'] > 0 and row['torch_projected_s'] > 0
+  text = capsys.readouterr().out
+  assert 'baselines at their recipes' in text and 'offapexnet' in text
+
+
+def test_an_absent_original_is_skipped_with_the_reason(tmp_path):
+  assert 'no --meb checkout' in torch_baselines.original('sssnet', {})
+  found = torch_baselines.original('rcn_a', {'rcn': str(tmp_path)})
+  assert found.startswith('skipped') and 'MeNets.py' in found
+  assert torch_baselines.taken_from('meb') == ['ststnet', 'sssnet', 'offapexnet']

@@ -36,6 +36,7 @@ import time
 import jax
 
 from experiments import networks, benchmark, options, timing
+from experiments.usage import parse_ints
 from experiments.sweep_report import commit, make_report, markdown, row_line
 from hfa_jax import loso
 from hfa_jax.loso import memory
@@ -199,10 +200,6 @@ def sweep(args, measure_fn=in_process, clock=time.monotonic, saved=lambda result
 
 
 # ------------------------------------------------------------------ command line
-
-
-def parse_ints(text: str) -> list[int]:
-  return [int(t) for t in text.split(',') if t.strip()]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -42,6 +42,7 @@ import os
 import jax.numpy as jnp
 
 from experiments import bench_baselines, torch_baselines
+from experiments.usage import parse_ints
 from experiments.bench_parts import bench_parts
 from experiments.bench_runners import NUM_CLASSES, bench_eval, bench_folds, bench_train
 from experiments.timing import environment, peak_memory_bytes
@@ -117,10 +118,6 @@ def ratios(rows: list[dict]) -> list[str]:
       text += f" = {best / at['torch_train', 1]:.2f}x the original's training"
     lines.append(text)
   return ['', *lines] if lines else []
-
-
-def parse_ints(text: str) -> list[int]:
-  return [int(t) for t in text.split(',') if t.strip()]
 
 
 def parser() -> argparse.ArgumentParser:

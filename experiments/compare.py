@@ -3,6 +3,7 @@ on the same folds and samples, scored one honest way; with `--protocol published
 each, the figure its authors' public script would have printed.
 
     python -m experiments.compare                               # the dev part, every network
+                                                                # (on a CPU all but HTNet)
     python -m experiments.compare --models hfanet,ststnet --ensemble 5
     python -m experiments.compare --protocol published          # + each script's own figure
     python -m experiments.compare --subjects sub01,s3           # a part of the LOSO (a check)
@@ -87,15 +88,15 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   p.add_argument('--dataset', default='megc2019_flow_images', help='(default %(default)s)')
   p.add_argument(
     '--models',
-    default=','.join(n for n in registry.names() if n in PUBLISHED),
-    help='comma-separated networks (default: every registered one: %(default)s)',
+    help='comma-separated networks (default: every registered one, %s; on a CPU all but %s)'
+    % (','.join(every_network()), ','.join(NOT_ON_A_CPU)),
   )
   p.add_argument('--ensemble', type=int, default=3, help='seeds per network (default 3)')
   p.add_argument('--protocol', choices=('honest', 'published'), default='honest')
   p.add_argument('--out', type=pathlib.Path, help='default runs/compare-DATASET')
   p.add_argument('--no_progress', action='store_true', help='log lines instead of progress bars')
   args, rest = p.parse_known_args(argv)
-  args.models = [m for m in args.models.split(',') if m]
+  args.models = [m for m in (args.models or ','.join(default_networks())).split(',') if m]
   unknown = [m for m in args.models if m not in PUBLISHED]
   if unknown:
     p.error(f"--models: {', '.join(unknown)} not in {', '.join(PUBLISHED)}")
@@ -104,6 +105,27 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   if args.out is None:
     args.out = pathlib.Path('runs') / f"compare-{args.dataset.replace(':', '-')}"
   return args, rest
+
+
+# Networks the default leaves out on a CPU, and why (--models NAME still runs them there).
+NOT_ON_A_CPU = {
+  'htnet': 'HTNet: 140 M parameters trained 800 epochs at batch 256, days on a CPU',
+}
+
+
+def every_network() -> list[str]:
+  return [n for n in registry.names() if n in PUBLISHED]
+
+
+def default_networks() -> list[str]:
+  """Every network; on a CPU (the devices JAX sees), all but NOT_ON_A_CPU, saying so."""
+  import jax
+
+  if jax.default_backend() != 'cpu':
+    return every_network()
+  for name, why in NOT_ON_A_CPU.items():
+    print(f'left out on a CPU: {why}. --models {name} (or a list with it) runs it.')
+  return [n for n in every_network() if n not in NOT_ON_A_CPU]
 
 
 def model_argv(args, model: str, recipe: str | None, folder: str) -> list[str]:

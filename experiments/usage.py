@@ -1,5 +1,5 @@
 """What the commands say when an option is wrong: one error line, and where the options are
-listed."""
+listed; the option types the commands share."""
 
 from __future__ import annotations
 
@@ -15,3 +15,11 @@ class Parser(argparse.ArgumentParser):
 
   def error(self, message: str):
     self.exit(2, f'{self.prog}: error: {message}\n({self.prog} --help lists every option)\n')
+
+
+def parse_ints(text: str) -> list[int]:
+  """'32,64,224' -> [32, 64, 224] (an argparse type; empty items are skipped)."""
+  try:
+    return [int(t) for t in text.split(',') if t.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'{text!r}: expected comma-separated whole numbers') from None

@@ -35,10 +35,12 @@ import time
 
 import jax
 
-from experiments import networks, benchmark, options, timing
+from experiments import networks, options, timing
+from experiments.bench_runners import NUM_CLASSES, bench_folds
 from experiments.usage import parse_ints
 from experiments.sweep_report import commit, make_report, markdown, row_line
 from hfa_jax import loso
+from hfa_jax.models import HFANet
 from hfa_jax.loso import memory
 from hfa_jax.models import registry
 
@@ -61,8 +63,8 @@ def estimate(side: int, batch: int, folds: int, n_devices: int, model=None) -> d
   """folds_at_once's plan (hfa_jax.loso.memory) for `folds` models of `model` (default
   HFA-Net; the benchmark's training settings, evaluated in batches of `batch`) on the devices
   their mesh uses
-  (benchmark.fold_runner: gcd(folds, devices)): bytes per fold and per device."""
-  model = benchmark.HFANet(benchmark.NUM_CLASSES) if model is None else model
+  (bench_runners.fold_runner: gcd(folds, devices)): bytes per fold and per device."""
+  model = HFANet(NUM_CLASSES) if model is None else model
   per_fold = memory.per_fold_bytes(model, side, batch, training(batch), eval_batch=batch)
   per_device = -(-folds // math.gcd(folds, n_devices))
   return dict(
@@ -71,7 +73,7 @@ def estimate(side: int, batch: int, folds: int, n_devices: int, model=None) -> d
 
 
 def training(batch: int):
-  """The training settings of benchmark.fold_runner's program."""
+  """The training settings of bench_runners.fold_runner's program."""
   return loso.LosoConfig(batch_size=batch).training
 
 
@@ -79,7 +81,7 @@ def make_model(spec: str, dtype: str):
   """The model of `spec` (a registered name or 'module:Class'), computing in `dtype`."""
   networks.model_class(spec)  # a UsageError if it cannot be imported
   try:
-    return registry.build(spec, benchmark.NUM_CLASSES, dtype)
+    return registry.build(spec, NUM_CLASSES, dtype)
   except ValueError as e:
     raise options.UsageError(f'--dtype {dtype}: {e}') from None
 
@@ -102,7 +104,7 @@ def measure(side: int, folds: int, args: argparse.Namespace) -> dict:
     ),
   )
   try:
-    bench = benchmark.bench_folds(
+    bench = bench_folds(
       side, batch, folds, args.steps, None, epoch_steps=args.epoch_steps, model=model
     )
   except Exception as e:  # XLA raises its own error types; only memory is expected here

@@ -20,6 +20,7 @@ the REST lines that hfa_jax/loso/memory.py holds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import time
@@ -27,7 +28,7 @@ import time
 import jax
 
 from experiments import options
-from hfa_jax import loso
+from hfa_jax import kernels, loso
 from hfa_jax.loso import abstract, memory
 from hfa_jax.loso.program import ProgramShape, fold_mesh, fold_program
 from hfa_jax.models import registry
@@ -60,6 +61,19 @@ def xla_bytes(analysis) -> int:
   )
 
 
+@contextlib.contextmanager
+def xla_forms():
+  """Within: programs are traced with the XLA forms that GPU and TPU programs run, not this
+  CPU's native kernels (hfa_jax.kernels), whose own buffers XLA's memory analysis does not
+  see (a fused first stage never writes its activation)."""
+  saved = kernels.native_available
+  kernels.native_available = lambda: False
+  try:
+    yield
+  finally:
+    kernels.native_available = saved
+
+
 def measure(
   name: str,
   side: int,
@@ -81,7 +95,8 @@ def measure(
   program = fold_program(model, shape, fold_mesh(jax.devices()[:1]))
   start = time.perf_counter()
   args = abstract.epoch_args(program, shape, folds, samples)
-  analysis = program.epoch.trace(*args).lower().compile().memory_analysis()
+  with xla_forms():
+    analysis = program.epoch.trace(*args).lower().compile().memory_analysis()
   seconds = time.perf_counter() - start
   measured = xla_bytes(analysis)
   data = memory.dataset_bytes(samples, side)

@@ -13,8 +13,9 @@ OffApexNet's and SSSNet's grow with the side). The rest, per network, measured: 
 training steps keep per pixel of each training sample (the activations of the backward pass),
 what the evaluation, which runs after them in the memory they freed, needs per pixel of each
 evaluation sample, and a fixed part. `python -m experiments.memory_plan` compiles each
-network's fold program (its own recipe, float32, 2 folds) on CPU, at 224 px once for each
-phase and at its small side, and fits them (REST below); tests/test_memory_plan.py compiles
+network's fold program (its own recipe, float32, 2 folds) on CPU with the XLA forms GPU and
+TPU programs run (not the CPU's native kernels), at 224 px once for each phase and at its
+small side, and fits them (REST below); tests/test_memory_plan.py compiles
 the programs again at other sides and batches and checks the plan against XLA's figure.
 Below 224 px the plan errs high where activations grow faster than side^2 (attention maps);
 it was not measured above.
@@ -39,12 +40,12 @@ KEY = jax.ShapeDtypeStruct((2,), np.uint32)
 # `python -m experiments.memory_plan` (224 px and 28 px, HFA-Net 32; each network's recipe;
 # jax 0.10.2, XLA:CPU).
 REST = {
-  'hfanet': (17552139, 4174, 857),  # 16.7 MiB
-  'rcn_a': (0, 1973, 1235),
-  'ststnet': (7786158, 236, 79),  # 7.4 MiB
-  'sssnet': (0, 769, 381),
+  'hfanet': (0, 8791, 857),
+  'rcn_a': (0, 3127, 1235),
+  'ststnet': (12119194, 392, 79),  # 11.6 MiB
+  'sssnet': (0, 1058, 381),
   'offapexnet': (156946, 263, 44),  # 0.1 MiB
-  'resnet18': (12739628, 964, 325),  # 12.1 MiB
+  'resnet18': (21595284, 1718, 325),  # 20.6 MiB
   'htnet': (0, 4138, 262),
 }
 DEFAULT_REST = tuple(max(r[i] for r in REST.values()) for i in range(3))  # another network

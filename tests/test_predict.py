@@ -455,7 +455,7 @@ def test_a_stopped_predict_ends_its_workers(signum, code, said, frames, tmp_path
   from hfa_jax.preprocess import benchmark as flow_benchmark
 
   _, out = frames
-  pairs = flow_benchmark.make_pairs(tmp_path, 48)
+  pairs = flow_benchmark.make_pairs(tmp_path, 240)  # far more than it can finish before the signal
   root = pathlib.Path(__file__).resolve().parents[1]
   proc = subprocess.Popen(
     [sys.executable, '-m', 'experiments.predict', '--model', str(out['smic']['model'])]

@@ -10,7 +10,8 @@ For each network, three fold programs of `--folds` folds on one device (the netw
 recipe: its batch, optimiser and augmentation; HTNet at multiples of 28): at the small side
 as the recipe runs it; at the large side with an evaluation batch of 1 (the training steps'
 memory); at the large side with a training batch of 1 (the evaluation's). Each is traced on
-abstract arguments (hfa_jax.loso.abstract), compiled, and its `memory_analysis()` read:
+abstract arguments (hfa_jax.loso.abstract) with the XLA forms GPU and TPU programs run
+(`hfa_jax.kernels.xla_forms()`), compiled, and its `memory_analysis()` read:
 arguments + outputs - aliased (the donated state) + temporaries. The replicated dataset is
 taken off (the plan counts it once per device), the rest divided by the folds, and the fold's
 state and gradients (memory.state_bytes) taken off that. Prints one row per measurement and
@@ -20,7 +21,6 @@ the REST lines that hfa_jax/loso/memory.py holds.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import math
 import time
@@ -61,19 +61,6 @@ def xla_bytes(analysis) -> int:
   )
 
 
-@contextlib.contextmanager
-def xla_forms():
-  """Within: programs are traced with the XLA forms that GPU and TPU programs run, not this
-  CPU's native kernels (hfa_jax.kernels), whose own buffers XLA's memory analysis does not
-  see (a fused first stage never writes its activation)."""
-  saved = kernels.native_available
-  kernels.native_available = lambda: False
-  try:
-    yield
-  finally:
-    kernels.native_available = saved
-
-
 def measure(
   name: str,
   side: int,
@@ -95,7 +82,7 @@ def measure(
   program = fold_program(model, shape, fold_mesh(jax.devices()[:1]))
   start = time.perf_counter()
   args = abstract.epoch_args(program, shape, folds, samples)
-  with xla_forms():
+  with kernels.xla_forms():  # what GPU and TPU programs hold, not the CPU's native kernels
     analysis = program.epoch.trace(*args).lower().compile().memory_analysis()
   seconds = time.perf_counter() - start
   measured = xla_bytes(analysis)

@@ -6,7 +6,8 @@
 
 `native_available()` says whether the wrappers may be called (CPU programs, float32);
 `hfa_jax.ops` chooses between them and the pure-JAX forms. `unavailable_reason()` says why
-not; `compiler_found()` whether a build could be expected to succeed.
+not; `compiler_found()` whether a build could be expected to succeed; within `xla_forms()`
+programs are traced with the XLA forms GPU and TPU programs run.
 """
 
 from hfa_jax.kernels.build import (
@@ -17,6 +18,7 @@ from hfa_jax.kernels.build import (
   native_available,
   switched_off,
   unavailable_reason,
+  xla_forms,
 )
 from hfa_jax.kernels.ffi import (
   ADAMW,
@@ -67,4 +69,5 @@ __all__ = [
   'stem_forward',
   'switched_off',
   'unavailable_reason',
+  'xla_forms',
 ]

@@ -20,6 +20,7 @@ programs always use the pure-JAX/XLA forms.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -117,9 +118,31 @@ def build(verbose: bool = False) -> Path:
 _FAILURE: list[str] = []  # why native_available() said False, once it has
 
 
-@functools.lru_cache(maxsize=None)
+_XLA_FORMS: list[bool] = []  # one entry per open `xla_forms()` context
+
+
 def native_available() -> bool:
-  """True once the CPU kernels are compiled and registered with XLA (memoised)."""
+  """True once the CPU kernels are compiled and registered with XLA (memoised), except
+  within `xla_forms()`."""
+  return not _XLA_FORMS and _registered()
+
+
+@contextlib.contextmanager
+def xla_forms():
+  """Within: native_available() is False, so programs traced here use the XLA forms that GPU
+  and TPU programs run, e.g. to read on this CPU the memory XLA plans for them (a native
+  kernel's own buffers are not in XLA's memory analysis)."""
+  _XLA_FORMS.append(True)
+  try:
+    yield
+  finally:
+    _XLA_FORMS.pop()
+
+
+@functools.lru_cache(maxsize=None)
+def _registered() -> bool:
+  """Builds the kernels once and registers them with XLA; False (and why, in _FAILURE) where
+  they are switched off or cannot be built."""
   if switched_off():
     _FAILURE.append('switched off (HFA_JAX_NATIVE=0)')
     return False
@@ -155,4 +178,4 @@ def compiler_found() -> bool:
 def unavailable_reason() -> str | None:
   """None where the kernels are built and registered; else why not (switched off, no
   compiler, or the build's error)."""
-  return None if native_available() else (_FAILURE[-1] if _FAILURE else 'unknown')
+  return None if _registered() else (_FAILURE[-1] if _FAILURE else 'unknown')

@@ -39,7 +39,7 @@ import numpy as np
 
 from experiments import options, torch_baselines
 from experiments.bench_runners import NUM_CLASSES, fold_runner
-from experiments.timing import peak_memory_bytes
+from experiments.timing import peak_memory_bytes, train_flops_per_sample
 from hfa_jax import loso
 from hfa_jax.models import registry
 
@@ -133,6 +133,8 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
   assert np.all(np.isfinite(np.asarray(loss))), f'{name}: non-finite loss'
   epoch = statistics.median(ours)
   rate = r.width * r.steps * r.batch / epoch
+  flops = train_flops_per_sample(model, r.side, r.batch)
+  cpu_us = statistics.median(ours_cpu) / (r.width * r.steps * r.batch) * 1e6
   row = dict(
     kind='baseline',
     model=name,
@@ -146,7 +148,9 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
     compile_s=compile_s,
     epoch_s_all=ours,
     fold_samples_per_s=rate,
-    cpu_us_per_fold_sample=statistics.median(ours_cpu) / (r.width * r.steps * r.batch) * 1e6,
+    cpu_us_per_fold_sample=cpu_us,
+    train_flops_per_sample=flops,  # forward + backward, as XLA counts the XLA form
+    gflops_per_cpu_s=flops / cpu_us / 1e3,
     projected_s=r.groups * r.training.epochs * epoch + compile_s,
     load_average=loads,
   )
@@ -165,6 +169,9 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
       torch_samples_per_s=per_thread[best],
       torch_cpu_us_per_sample_by_threads={
         str(t): statistics.median(cpu) / r.batch * 1e6 for t, cpu in theirs_cpu.items()
+      },
+      torch_gflops_per_cpu_s_by_threads={
+        str(t): flops * r.batch / statistics.median(cpu) / 1e9 for t, cpu in theirs_cpu.items()
       },
       ratio=rate / per_thread[best],
       torch_projected_s=r.models * r.training.epochs * r.steps * r.batch / per_thread[best],
@@ -203,6 +210,17 @@ def table(rows: list[dict]) -> list[str]:
     )
   total = sum(r['projected_s'] for r in rows if r['model'] in BASELINES)
   lines.append(f'the dev-part table of these baselines, ours: {hours(total)} in all')
+  lines.append(
+    'arithmetic (forward + backward per training sample, as XLA counts it) per CPU-second; '
+    'the float32 matrix multiply: `python -m experiments.arithmetic_floor`'
+  )
+  for r in rows:
+    theirs = r.get('torch_gflops_per_cpu_s_by_threads', {})
+    lines.append(
+      f"  {r['model']}: {r['train_flops_per_sample'] / 1e6:.1f} MFLOP per sample; GFLOP per "
+      f"CPU-second, ours {r['gflops_per_cpu_s']:.1f}"
+      + ''.join(f', the original ({t} thread{"s" * (t != "1")}) {v:.1f}' for t, v in theirs.items())
+    )
   for r in rows:
     if 'torch_samples_per_s' not in r:
       lines.append(f"  {r['model']}: original {r['torch']}")

@@ -1,4 +1,5 @@
-"""Timing and environment helpers shared by benchmark, bench_kernels and profile_step."""
+"""Timing, environment and arithmetic helpers shared by benchmark, bench_baselines, bench_kernels,
+profile_step and arithmetic_floor."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -105,3 +107,46 @@ def median_ms(fn: Callable, args: tuple, repeats: int) -> tuple[Any, float]:
   fn = jax.jit(fn)
   out = jax.block_until_ready(fn(*args))
   return out, statistics.median(time_steps(lambda: fn(*args), repeats, warmup=0)) * 1e3
+
+
+def train_flops_per_sample(model, side: int, batch: int) -> float:
+  """FLOPs of one sample's forward + backward pass of `model` (a linen module taking (B,
+  side, side, 3) and `train`), as XLA counts the XLA form of a batch of `batch`."""
+  x = jnp.zeros((batch, side, side, 3), jnp.float32)
+  y = jnp.zeros((batch,), jnp.int32)
+  rngs = {'params': jax.random.key(0), 'dropout': jax.random.key(1)}
+  with kernels.xla_forms():
+    variables = jax.eval_shape(lambda: model.init(rngs, x[:1], train=False))
+
+    def loss(params, stats):
+      logits, _ = model.apply(
+        {'params': params, 'batch_stats': stats},
+        x,
+        train=True,
+        rngs={'dropout': jax.random.key(2)},
+        mutable=['batch_stats'],
+      )
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    stats = variables.get('batch_stats', {})
+    costs = jax.jit(jax.grad(loss)).lower(variables['params'], stats).cost_analysis()
+  costs = costs[0] if isinstance(costs, (list, tuple)) else costs
+  return float(costs['flops']) / batch
+
+
+def gemm_rate(sizes=(1024, 2048, 4096), repeats: int = 5) -> dict:
+  """The float32 n x n matrix-multiply rate of jitted jnp.dot (FLOP/s, 2 n^3 per product):
+  {'flops_per_s': the best, 'by_size': {n: best of `repeats`}}."""
+  dot = jax.jit(jnp.dot)
+  by_size = {}
+  for n in sizes:
+    rng = np.random.default_rng(n)
+    a, b = (jnp.asarray(rng.random((n, n), np.float32)) for _ in range(2))
+    dot(a, b).block_until_ready()
+    best = float('inf')
+    for _ in range(repeats):
+      start = time.perf_counter()
+      dot(a, b).block_until_ready()
+      best = min(best, time.perf_counter() - start)
+    by_size[n] = 2 * n**3 / best
+  return {'flops_per_s': max(by_size.values()), 'by_size': by_size}

@@ -49,6 +49,13 @@ def test_a_baseline_row_with_its_original(tmp_path, monkeypatch, capsys):
   assert row['ratio'] == pytest.approx(row['fold_samples_per_s'] / row['torch_samples_per_s'])
   assert set(row['torch_samples_per_s_by_threads']) == {'1', '2'}
   assert row['projected_s'] > 0 and row['torch_projected_s'] > 0
+  # ours: OFF-ApexNet's forward + backward at 28 px (6.2 MFLOP; hand counts in
+  # test_arithmetic_floor), credited to the original too (the same network)
+  assert 5e6 < row['train_flops_per_sample'] < 7e6
+  assert row['gflops_per_cpu_s'] == pytest.approx(
+    row['train_flops_per_sample'] / row['cpu_us_per_fold_sample'] / 1e3
+  )
+  assert set(row['torch_gflops_per_cpu_s_by_threads']) == {'1', '2'}
   text = capsys.readouterr().out
   assert 'baselines at their recipes' in text and 'offapexnet' in text
 

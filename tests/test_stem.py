@@ -1,7 +1,7 @@
 """ops.stem: a first stage (convolution, ReLU and BatchNorm in either order, disjoint
 max-pool) fused in the native kernels against XLA's composition, values and gradients, under
-the folds' vmap; the max-pool's gradient under jit; STSTNet's and RCN-A's training gradients
-with the fused stage against the plain one."""
+the folds' vmap; conv -> ReLU -> pool (no BatchNorm) alike; the max-pool's gradient under jit;
+STSTNet's, RCN-A's and SSSNet's training gradients with the fused stage against the plain one."""
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +60,37 @@ def test_fused_stage_matches_the_composition_under_the_folds_vmap(case):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()))
 
 
+# (models, batch, side, Cin, C, kernel, padding, pool): SSSNet's (5x5, 3x3 windows, the
+# 60 x 60 map's last columns in none at side 64: here 14 -> 10, one row and column past the
+# windows), a padded one with 2 x 2 windows.
+RELU_POOL_CASES = [(2, 3, 14, 3, 32, 5, 0, 3), (1, 2, 9, 2, 16, 3, 1, 2)]
+
+
+@native
+@pytest.mark.parametrize('case', RELU_POOL_CASES)
+def test_fused_relu_pool_matches_the_composition_under_the_folds_vmap(case):
+  """conv -> ReLU -> disjoint max-pool (SSSNet's first stage, its BatchNorm after the pool):
+  the value and the kernel's and bias's gradients, model by model; windows of all-negative
+  u (ReLU's 0 everywhere, no gradient) included: a bias drawn around -1 makes many."""
+  x, w, b = operands(case)[:3]
+  b = b - 1.5
+  static = dict(padding=case[6], pool=case[7], pool_padding=0)
+
+  def per_model(fn):
+    def loss(x, w, b):
+      p = fn(x, w, b, **static)
+      return (p * jnp.cos(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape)).sum()
+
+    return jax.jit(jax.vmap(jax.value_and_grad(loss, (1, 2))))
+
+  fused = per_model(stem.conv_relu_pool)
+  assert kernels.STEM_BACKWARD in fused.lower(x, w, b).as_text()
+  got, want = fused(x, w, b), per_model(stem.conv_relu_pool_reference)(x, w, b)
+  assert float((stem.conv_relu_pool_reference(x[0], w[0], b[0], **static) == 0).mean()) > 0.02
+  for a, c in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4 * float(jnp.abs(c).max()))
+
+
 def test_max_pool_gradient_after_batch_norm_is_whole_under_jit():
   """BatchNorm's affine map fused into the pool's maximum and into its gradient rounds
   differently in each (one FMA contracted): the gradient must not test x == max again.
@@ -83,10 +114,10 @@ def test_max_pool_gradient_after_batch_norm_is_whole_under_jit():
 
 
 @native
-@pytest.mark.parametrize('name, side', [('ststnet', 28), ('rcn_a', 20)])
+@pytest.mark.parametrize('name, side', [('ststnet', 28), ('rcn_a', 20), ('sssnet', 64)])
 def test_models_train_with_the_fused_stage_as_with_the_composition(name, side, monkeypatch):
-  """A training step's loss, gradients and BatchNorm statistics of STSTNet and RCN-A, two
-  models under vmap, with the fused first stage and with XLA's composition."""
+  """A training step's loss, gradients and BatchNorm statistics of STSTNet, RCN-A and SSSNet,
+  two models under vmap, with the fused first stage and with XLA's composition."""
   model = registry.build(name, 3, dropout=0.0)
   x = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (2, 8, side, side, 3)), jnp.float32)
   labels = jnp.asarray([[0, 1, 2, 0, 1, 2, 0, 1]] * 2)

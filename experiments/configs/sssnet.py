@@ -38,10 +38,10 @@ Differences from MEB's runs that this project's settings cannot express (none ad
 - Weights: MEB's PyTorch initialisation and seeds (utils.set_random_seeds(1)); here the same
   distributions from JAX's generator and `seed`.
 
-Execution, not from MEB: 2 models per compiled program on a CPU (`folds_in_parallel`): one
-model runs XLA's own convolutions, two or more the native stacked forms (CPU time per
-fold-sample, 2-core AMD EPYC VM: 1708 us at 1, 1130 at 2, 1161 at 4, 1327 at 8;
-docs/performance.md).
+Execution, not from MEB: 2 models per compiled program on a CPU (`folds_in_parallel`). CPU
+time per fold-sample, 2-core AMD EPYC VM: 1708 us at 1, 1130 at 2, 1161 at 4, 1327 at 8 before
+the fused first stage (conv1, ReLU and the pool in one pass, `ops.stem.conv_relu_pool`); with
+it 1000 at 1, 891 at 2, 891 at 4, 844 at 8 (docs/performance.md).
 """
 
 import ml_collections

@@ -31,6 +31,9 @@ Differences from the original:
   the original's weight.
 - `dtype` (compute dtype, e.g. bfloat16): convolutions, BatchNorm's output and fc1 compute in
   it; parameters, BatchNorm statistics and the last Linear layer (the logits) stay float32.
+- conv1, ReLU and the pool run as one pass on a CPU with the native kernels
+  (`ops.stem.conv_relu_pool`: the (B, 60, 60, 32) activation is never written); the same
+  function to float32 rounding (tests/test_stem.py).
 - Initialisation as PyTorch's defaults (weights and biases U(+-1/sqrt(fan_in)), BatchNorm 1/0)
   but drawn from JAX's generator, so not the same numbers.
 - Inputs: the project's flow images, u, v, optical strain in [-1, 1] (2 x the per-channel
@@ -47,6 +50,7 @@ import numpy as np
 from hfa_jax.models.layers import BatchNorm, torch_conv_default
 from hfa_jax.ops.conv import conv
 from hfa_jax.ops.dense import dense
+from hfa_jax.ops import stem
 from hfa_jax.ops.max_pool import max_pool_disjoint
 
 
@@ -65,6 +69,7 @@ class Conv(nn.Module):
   kernel: int
   padding: int = 0
   dtype: jnp.dtype | None = None
+  relu_pool: int = 0  # >0: then ReLU and MaxPool2d(relu_pool, relu_pool), in one pass on CPU
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -72,6 +77,8 @@ class Conv(nn.Module):
     w = self.param('kernel', torch_conv_default, (k, k, c, self.features), jnp.float32)
     b = self.param('bias', torch_bias(k * k * c), (self.features,), jnp.float32)
     x, w, b = nn.dtypes.promote_dtype(x, w, b, dtype=self.dtype)
+    if self.relu_pool:
+      return stem.conv_relu_pool(x, w, b, padding=self.padding, pool=self.relu_pool, pool_padding=0)
     return conv(x, w, 1, self.padding) + b
 
 
@@ -110,8 +117,8 @@ class SSSNet(nn.Module):
     if self.dtype is not None:
       x = x.astype(self.dtype)
     channels = lambda: nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)
-    y = nn.relu(Conv(h1, 5, dtype=self.dtype, name='conv1')(x))
-    y = BatchNorm(name='bn1')(max_pool_disjoint(y, 3, 0), train)  # MaxPool2d(3, 3)
+    y = Conv(h1, 5, dtype=self.dtype, relu_pool=3, name='conv1')(x)  # ReLU, MaxPool2d(3, 3)
+    y = BatchNorm(name='bn1')(y, train)
     y = channels()(y)  # Dropout2d
     y = nn.relu(Conv(h2, 3, dtype=self.dtype, name='conv2')(y))
     y = BatchNorm(name='bn2')(max_pool_disjoint(y, 2, 0), train)  # MaxPool2d(2, 2)

@@ -1,11 +1,12 @@
 """A network's first stage: convolution with bias of the input, ReLU and BatchNorm (either
-order), max-pool of disjoint windows. XLA's composition and a fused form for training.
+order, or none), max-pool of disjoint windows. XLA's composition and a fused form.
 
     p, mean, var = conv_bn_pool(x, kernel, bias, scale, shift, padding=2, pool=3,
                                 pool_padding=1, relu_first=True)   # STSTNet's streams
     p, mean, var = conv_bn_pool(..., padding=0, pool=2, pool_padding=0, relu_first=False)  # RCN-A
+    p = conv_relu_pool(x, kernel, bias, padding=0, pool=3, pool_padding=0)  # SSSNet (no BN)
 
-Both return the pooled output and the batch's mean and (biased) variance of the normalised
+The first two return the pooled output and the batch's mean and (biased) variance of the normalised
 activation (for the running statistics). `conv_bn_pool_reference` is the model's own
 composition (ops.conv.conv, models.layers.batch_norm's training branch,
 ops.max_pool.max_pool_disjoint). In CPU programs with the native kernels (float32, channels a
@@ -128,3 +129,51 @@ def positions(x_shape, kernel_size: int, padding: int) -> int:
   output (stride 1)."""
   b, h, w = x_shape[:3]
   return b * (h + 2 * padding - kernel_size + 1) * (w + 2 * padding - kernel_size + 1)
+
+
+def conv_relu_pool_reference(x, kernel, bias, *, padding, pool, pool_padding):
+  """x (B, H, W, Cin), kernel (k, k, Cin, C), bias (C,) -> max_pool_disjoint(relu(conv(x) +
+  bias)) (B, Po, Qo, C): XLA's composition (SSSNet's first stage before its BatchNorm)."""
+  return max_pool_disjoint(jax.nn.relu(conv(x, kernel, 1, padding) + bias), pool, pool_padding)
+
+
+def conv_relu_pool(x, kernel, bias, *, padding, pool, pool_padding):
+  """conv_relu_pool_reference, fused in CPU programs where the native kernels run: the stem
+  kernels with BatchNorm's map the identity (a = 1, mean = shift = 0) and no gradient through
+  statistics (alpha = beta = 0), so the pooled output is each window's maximum of relu(u) and
+  its gradient reaches the window's first maximum where u > 0, as max_pool_disjoint's does."""
+  static = dict(padding=padding, pool=pool, pool_padding=pool_padding)
+  reference = functools.partial(conv_relu_pool_reference, **static)
+  operands = (x, kernel, bias)
+  if (
+    any(t.dtype != jnp.float32 for t in operands)
+    or kernel.shape[-1] % 16
+    or not kernels.native_available()
+  ):
+    return reference(*operands)
+  fused = functools.partial(_relu_pool_fused, tuple(sorted(static.items())))
+  return jax.lax.platform_dependent(*operands, cpu=fused, default=reference)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _relu_pool_fused(static, x, kernel, bias):
+  return _relu_pool_fwd(static, x, kernel, bias)[0]
+
+
+def _relu_pool_fwd(static, x, kernel, bias):
+  vmax, _, _, _ = kernels.stem_forward(x, kernel, bias, **dict(static), relu_first=True)
+  return vmax, (x, kernel, bias)
+
+
+def _relu_pool_bwd(static, residuals, g):
+  x, kernel, bias = residuals
+  c = kernel.shape[-1]
+  one, zero = jnp.ones((c,), g.dtype), jnp.zeros((c,), g.dtype)
+  coeffs = jnp.stack([one, zero, zero, zero, zero])  # a, mean, shift, alpha, beta
+  d_kernel, d_bias = kernels.stem_backward(
+    x, kernel, bias, g, coeffs, **dict(static), relu_first=True
+  )
+  return jnp.zeros_like(x), d_kernel, d_bias
+
+
+_relu_pool_fused.defvjp(_relu_pool_fwd, _relu_pool_bwd)

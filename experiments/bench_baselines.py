@@ -92,6 +92,11 @@ def _cpu_seconds() -> float:
   return t.user + t.system
 
 
+def _gflops_per_cpu_s(flops: float, cpu_s: float) -> float | None:
+  """GFLOP per CPU-second, None where the CPU time is below os.times' resolution (10 ms)."""
+  return flops / cpu_s / 1e9 if cpu_s > 0 else None
+
+
 def _time_original(step, steps: int, threads: int) -> tuple[float, float]:
   """(seconds, CPU seconds) per step of the original over `steps` steps with `threads`
   torch threads."""
@@ -150,7 +155,7 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
     fold_samples_per_s=rate,
     cpu_us_per_fold_sample=cpu_us,
     train_flops_per_sample=flops,  # forward + backward, as XLA counts the XLA form
-    gflops_per_cpu_s=flops / cpu_us / 1e3,
+    gflops_per_cpu_s=_gflops_per_cpu_s(flops, cpu_us * 1e-6),
     projected_s=r.groups * r.training.epochs * epoch + compile_s,
     load_average=loads,
   )
@@ -171,7 +176,8 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
         str(t): statistics.median(cpu) / r.batch * 1e6 for t, cpu in theirs_cpu.items()
       },
       torch_gflops_per_cpu_s_by_threads={
-        str(t): flops * r.batch / statistics.median(cpu) / 1e9 for t, cpu in theirs_cpu.items()
+        str(t): _gflops_per_cpu_s(flops, statistics.median(cpu) / r.batch)
+        for t, cpu in theirs_cpu.items()
       },
       ratio=rate / per_thread[best],
       torch_projected_s=r.models * r.training.epochs * r.steps * r.batch / per_thread[best],
@@ -216,10 +222,13 @@ def table(rows: list[dict]) -> list[str]:
   )
   for r in rows:
     theirs = r.get('torch_gflops_per_cpu_s_by_threads', {})
+    rate = lambda v: '-' if v is None else f'{v:.1f}'
     lines.append(
       f"  {r['model']}: {r['train_flops_per_sample'] / 1e6:.1f} MFLOP per sample; GFLOP per "
-      f"CPU-second, ours {r['gflops_per_cpu_s']:.1f}"
-      + ''.join(f', the original ({t} thread{"s" * (t != "1")}) {v:.1f}' for t, v in theirs.items())
+      f"CPU-second, ours {rate(r['gflops_per_cpu_s'])}"
+      + ''.join(
+        f', the original ({t} thread{"s" * (t != "1")}) {rate(v)}' for t, v in theirs.items()
+      )
     )
   for r in rows:
     if 'torch_samples_per_s' not in r:

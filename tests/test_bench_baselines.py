@@ -52,12 +52,20 @@ def test_a_baseline_row_with_its_original(tmp_path, monkeypatch, capsys):
   # ours: OFF-ApexNet's forward + backward at 28 px (6.2 MFLOP; hand counts in
   # test_arithmetic_floor), credited to the original too (the same network)
   assert 5e6 < row['train_flops_per_sample'] < 7e6
-  assert row['gflops_per_cpu_s'] == pytest.approx(
-    row['train_flops_per_sample'] / row['cpu_us_per_fold_sample'] / 1e3
-  )
+  if row['cpu_us_per_fold_sample'] > 0:  # else below os.times' resolution: None
+    assert row['gflops_per_cpu_s'] == pytest.approx(
+      row['train_flops_per_sample'] / row['cpu_us_per_fold_sample'] / 1e3
+    )
   assert set(row['torch_gflops_per_cpu_s_by_threads']) == {'1', '2'}
   text = capsys.readouterr().out
   assert 'baselines at their recipes' in text and 'offapexnet' in text
+
+
+def test_a_cpu_time_below_the_clocks_resolution_gives_no_rate():
+  """A tiny stand-in's steps can take less CPU time than os.times resolves (10 ms): no
+  rate then, and the table prints '-'."""
+  assert bench_baselines._gflops_per_cpu_s(1e9, 0.0) is None
+  assert bench_baselines._gflops_per_cpu_s(2e9, 0.5) == 4.0
 
 
 def test_an_absent_original_is_skipped_with_the_reason(tmp_path):

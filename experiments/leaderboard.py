@@ -103,7 +103,9 @@ def table_rows(rows: list[Row]) -> list[dict]:
 
 
 def plot(path, rows: list[Row], title: str):
-  """UF1 mean +- std per row (horizontal bars); rows not honest hatched and labelled."""
+  """UF1 mean +- std per row as a point with its spread, each labelled with its mean; rows
+  not honest in red, open, and labelled. The axis spans the rows' figures (it does not
+  start at 0, so that differences of 0.01-0.05 show)."""
   import matplotlib
 
   matplotlib.use('Agg')
@@ -111,20 +113,34 @@ def plot(path, rows: list[Row], title: str):
 
   rows = ordered(rows)[::-1]
   fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6))
+  ends = []
   for i, r in enumerate(rows):
     mean, std = r.stat('all', 0)
-    ax.barh(
-      i,
-      mean,
-      xerr=0 if np.isnan(std) else std,
-      color='tab:blue' if r.honest else 'white',
-      edgecolor='tab:blue' if r.honest else 'tab:red',
-      hatch=None if r.honest else '//',
-      capsize=3,
+    std = 0.0 if np.isnan(std) else std
+    colour = 'tab:blue' if r.honest else 'tab:red'
+    ax.errorbar(
+      mean, i, xerr=std, fmt='o', color=colour, mfc=colour if r.honest else 'white', capsize=3
     )
+    ax.annotate(
+      f'{mean:.3f}',
+      (mean + std, i),
+      xytext=(6, 0),
+      textcoords='offset points',
+      va='center',
+      fontsize=8,
+      color=colour,
+    )
+    ends += [mean - std, mean + std]
   labels = [r.name if r.honest else f'{r.name} (NOT honest)' for r in rows]
   ax.set_yticks(range(len(rows)), labels)
-  ax.set(xlabel='UF1 (mean +- std over seeds, each a LOSO)', title=title, xlim=(0, 1))
+  low, high = (
+    (max(0.0, np.floor(min(ends) * 20 - 1) / 20), min(1.0, np.ceil(max(ends) * 20 + 1) / 20))
+    if ends
+    else (0.0, 1.0)
+  )
+  ax.set(xlabel='UF1 (mean +- std over seeds, each a LOSO)', title=title, xlim=(low, high))
+  ax.set_ylim(-0.7, len(rows) - 0.3)
+  ax.grid(axis='x', alpha=0.3)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

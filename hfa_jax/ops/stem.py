@@ -65,15 +65,23 @@ def conv_bn_pool(
   static = dict(
     padding=padding, pool=pool, pool_padding=pool_padding, relu_first=relu_first, epsilon=epsilon
   )
-  reference = functools.partial(conv_bn_pool_reference, **static)
-  operands = (x, kernel, bias, scale, shift)
+  return _native_or_reference(
+    _fused, conv_bn_pool_reference, static, (x, kernel, bias, scale, shift)
+  )
+
+
+def _native_or_reference(fused, reference, static: dict, operands: tuple):
+  """`fused(static items, *operands)` in CPU programs where the native kernels run (float32,
+  the kernel's (operands[1]) output channels a multiple of 16), else `reference(*operands,
+  **static)`: XLA's composition, which GPU and TPU programs always run."""
+  reference = functools.partial(reference, **static)
   if (
     any(t.dtype != jnp.float32 for t in operands)
-    or kernel.shape[-1] % 16
+    or operands[1].shape[-1] % 16
     or not kernels.native_available()
   ):
     return reference(*operands)
-  fused = functools.partial(_fused, tuple(sorted(static.items())))
+  fused = functools.partial(fused, tuple(sorted(static.items())))
   return jax.lax.platform_dependent(*operands, cpu=fused, default=reference)
 
 
@@ -143,16 +151,7 @@ def conv_relu_pool(x, kernel, bias, *, padding, pool, pool_padding):
   statistics (alpha = beta = 0), so the pooled output is each window's maximum of relu(u) and
   its gradient reaches the window's first maximum where u > 0, as max_pool_disjoint's does."""
   static = dict(padding=padding, pool=pool, pool_padding=pool_padding)
-  reference = functools.partial(conv_relu_pool_reference, **static)
-  operands = (x, kernel, bias)
-  if (
-    any(t.dtype != jnp.float32 for t in operands)
-    or kernel.shape[-1] % 16
-    or not kernels.native_available()
-  ):
-    return reference(*operands)
-  fused = functools.partial(_relu_pool_fused, tuple(sorted(static.items())))
-  return jax.lax.platform_dependent(*operands, cpu=fused, default=reference)
+  return _native_or_reference(_relu_pool_fused, conv_relu_pool_reference, static, (x, kernel, bias))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))

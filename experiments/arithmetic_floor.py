@@ -24,10 +24,9 @@ import argparse
 import json
 
 from experiments import bench_baselines
+from experiments.bench_runners import NUM_CLASSES
 from experiments.timing import environment, gemm_rate, train_flops_per_sample
 from hfa_jax.models import registry
-
-NUM_CLASSES = 3
 
 
 def floor_row(name: str, flops_per_s: float) -> dict:
@@ -35,7 +34,7 @@ def floor_row(name: str, flops_per_s: float) -> dict:
   run's fold-samples and FLOPs, and its floor in seconds at `flops_per_s`."""
   r = bench_baselines.recipe(name)
   per_sample = train_flops_per_sample(registry.build(name, NUM_CLASSES), r.side, r.batch)
-  fold_samples = r.models * r.training.epochs * r.steps * r.batch
+  fold_samples = r.fold_samples
   return dict(
     model=name,
     side=r.side,

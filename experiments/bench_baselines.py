@@ -68,6 +68,11 @@ class Recipe:
     return self.training.batch_size
 
   @property
+  def fold_samples(self) -> int:
+    """Training samples over the whole run: every model, epoch and step."""
+    return self.models * self.training.epochs * self.steps * self.batch
+
+  @property
   def groups(self) -> int:
     return -(-self.models // self.width)
 
@@ -137,9 +142,10 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
     loads.append(os.getloadavg()[0])
   assert np.all(np.isfinite(np.asarray(loss))), f'{name}: non-finite loss'
   epoch = statistics.median(ours)
-  rate = r.width * r.steps * r.batch / epoch
+  epoch_samples = r.width * r.steps * r.batch  # fold-samples of one epoch of the program
+  rate = epoch_samples / epoch
   flops = train_flops_per_sample(model, r.side, r.batch)
-  cpu_us = statistics.median(ours_cpu) / (r.width * r.steps * r.batch) * 1e6
+  cpu_us = statistics.median(ours_cpu) / epoch_samples * 1e6
   row = dict(
     kind='baseline',
     model=name,
@@ -180,7 +186,7 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
         for t, cpu in theirs_cpu.items()
       },
       ratio=rate / per_thread[best],
-      torch_projected_s=r.models * r.training.epochs * r.steps * r.batch / per_thread[best],
+      torch_projected_s=r.fold_samples / per_thread[best],
     )
   row['peak_bytes'], row['peak_source'] = peak_memory_bytes()
   return row
@@ -220,9 +226,9 @@ def table(rows: list[dict]) -> list[str]:
     'arithmetic (forward + backward per training sample, as XLA counts it) per CPU-second; '
     'the float32 matrix multiply: `python -m experiments.arithmetic_floor`'
   )
+  rate = lambda v: '-' if v is None else f'{v:.1f}'
   for r in rows:
     theirs = r.get('torch_gflops_per_cpu_s_by_threads', {})
-    rate = lambda v: '-' if v is None else f'{v:.1f}'
     lines.append(
       f"  {r['model']}: {r['train_flops_per_sample'] / 1e6:.1f} MFLOP per sample; GFLOP per "
       f"CPU-second, ours {rate(r['gflops_per_cpu_s'])}"

@@ -142,11 +142,5 @@ def gemm_rate(sizes=(1024, 2048, 4096), repeats: int = 5) -> dict:
   for n in sizes:
     rng = np.random.default_rng(n)
     a, b = (jnp.asarray(rng.random((n, n), np.float32)) for _ in range(2))
-    dot(a, b).block_until_ready()
-    best = float('inf')
-    for _ in range(repeats):
-      start = time.perf_counter()
-      dot(a, b).block_until_ready()
-      best = min(best, time.perf_counter() - start)
-    by_size[n] = 2 * n**3 / best
+    by_size[n] = 2 * n**3 / min(time_steps(lambda: dot(a, b), repeats))
   return {'flops_per_s': max(by_size.values()), 'by_size': by_size}

@@ -15,7 +15,7 @@ from hfa_jax import augment as augment_lib
 from hfa_jax import evaluation
 from hfa_jax.loso import LosoConfig, run_loso
 from hfa_jax.models.hfanet import HFANet
-from hfa_jax.models.layers import DropPath
+from hfa_jax.models.layers import Dropout, DropPath, keep_mask
 from tests.tiny import TinyNet, toy_data
 
 warp = jax.jit(augment_lib.warp, static_argnums=(2, 3))
@@ -109,6 +109,44 @@ def test_drop_path_drops_whole_samples_in_training_only():
   per_sample = y.reshape(64, -1)
   assert np.all((per_sample == 0).all(1) | np.isclose(per_sample, 1 / 0.75).all(1))
   assert 0 < (per_sample == 0).all(1).sum() < 64
+
+
+@pytest.mark.parametrize('rate', [0.5, 0.25, 0.875, 1 / 256, 0.3])
+def test_keep_mask_keeps_each_entry_with_probability_one_minus_rate(rate):
+  # 0.3 is no multiple of 2^-8: jax.random.bernoulli; the others read 1, 2, 3 (of 4) or 8 bits
+  n = 400_000
+  m = np.asarray(keep_mask(jax.random.key(0), rate, (n // 100, 100)))
+  assert m.shape == (n // 100, 100) and m.dtype == bool
+  sd = np.sqrt(rate * (1 - rate) / n)
+  assert abs(m.mean() - (1 - rate)) < 5 * sd
+  # neighbours (fields of one random word) independent: P(both kept) = (1 - rate)^2
+  both = (m.reshape(-1)[:-1] & m.reshape(-1)[1:]).mean()
+  assert abs(both - (1 - rate) ** 2) < 5 * np.sqrt((1 - rate) ** 2 / n)
+  # every field position of a word used: no column of the 32 entries a word gives stuck
+  columns = m.reshape(-1)[: n - n % 32].reshape(-1, 32).mean(0)
+  assert np.all(np.abs(columns - (1 - rate)) < 6 * np.sqrt(rate * (1 - rate) / (n // 32)))
+
+
+def test_keep_mask_of_a_size_no_word_divides_and_per_key():
+  a = keep_mask(jax.random.key(1), 0.5, (3, 7))
+  chex.assert_shape(a, (3, 7))
+  masks = jax.vmap(lambda k: keep_mask(k, 0.5, (64,)))(jax.random.split(jax.random.key(2), 3))
+  assert not np.array_equal(masks[0], masks[1])
+  chex.assert_trees_all_equal(
+    masks[2], keep_mask(jax.random.split(jax.random.key(2), 3)[2], 0.5, (64,))
+  )
+
+
+def test_dropout_zeroes_or_scales_in_training_only():
+  x = jnp.arange(1.0, 4097.0).reshape(64, 64)
+  layer = Dropout(0.5)
+  chex.assert_trees_all_equal(layer.apply({}, x, False), x)
+  y = np.asarray(layer.apply({}, x, True, rngs={'dropout': jax.random.key(0)}))
+  kept = y != 0
+  np.testing.assert_array_equal(y[kept], 2 * np.asarray(x)[kept])
+  assert 0.45 < kept.mean() < 0.55
+  chex.assert_trees_all_equal(Dropout(1.0).apply({}, x, True), jnp.zeros_like(x))
+  chex.assert_trees_all_equal(Dropout(0.0).apply({}, x, True), x)
 
 
 def test_hfanet_passes_the_rates_to_its_blocks_and_head():

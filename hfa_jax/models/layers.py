@@ -5,6 +5,7 @@ All tensors are NHWC. Convolutions take PyTorch-style symmetric padding (Flax's
 operations, with their fast forms, are `hfa_jax.ops`.
 """
 
+import math
 from typing import Callable
 
 import flax.linen as nn
@@ -214,3 +215,41 @@ class DropPath(nn.Module):
     keep = 1.0 - self.rate
     mask = jax.random.bernoulli(self.make_rng('dropout'), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
     return jnp.where(mask, x / keep, jnp.zeros_like(x))
+
+
+def keep_mask(key: jax.Array, rate: float, shape: tuple[int, ...]) -> jax.Array:
+  """Dropout's mask: a bool array of `shape`, each entry True with probability 1 - rate,
+  independently. Where rate is a multiple of 2^-b for b in (1, 2, 4, 8), each entry reads b
+  random bits (32 // b entries per generated 32-bit word) and is True where they, as an
+  integer, are at least rate * 2^b: the same distribution as jax.random.bernoulli(key,
+  1 - rate, shape), which spends a whole word per entry, from up to 32 times fewer words (the
+  random-bit generator was ~10 % of RCN-A's training step). Other rates: bernoulli."""
+  for bits in (1, 2, 4, 8):
+    threshold = rate * 2**bits
+    if threshold == int(threshold):
+      break
+  else:
+    return jax.random.bernoulli(key, 1.0 - rate, shape)
+  per_word, n = 32 // bits, math.prod(shape)
+  words = jax.random.bits(key, (-(-n // per_word), 1), jnp.uint32)
+  shifts = jnp.arange(per_word, dtype=jnp.uint32) * bits
+  fields = (words >> shifts) & jnp.uint32(2**bits - 1)  # (words, per_word): each word's fields
+  return (fields.reshape(-1)[:n] >= int(threshold)).reshape(shape)
+
+
+class Dropout(nn.Module):
+  """Dropout (Srivastava et al., JMLR 2014) as torch.nn.Dropout and nn.Dropout: in training
+  each entry is zeroed with probability `rate` and kept ones are scaled by 1 / (1 - rate);
+  identity otherwise. x: any shape -> same. Draws from 'dropout', its mask from `keep_mask`
+  (a distribution equal to nn.Dropout's, not its stream of numbers)."""
+
+  rate: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    if not train or self.rate == 0.0:
+      return x
+    if self.rate == 1.0:
+      return jnp.zeros_like(x)
+    keep = keep_mask(self.make_rng('dropout'), self.rate, x.shape)
+    return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))

@@ -59,6 +59,9 @@ Differences from the original:
   ReLU gain, untruncated), convolution biases PyTorch's default U(+-1/sqrt(fan_in)) (the
   original's init loop leaves them), BatchNorm 1/0, classifier weight N(0, 0.01), bias 0.
   Same distributions, other random numbers.
+- Dropout masks: `layers.Dropout`, each entry kept with probability 1/2 as in PyTorch, from
+  one random bit each (nn.Dropout spends a 32-bit word per entry; the bits were ~10 % of the
+  training step).
 - `dtype` (compute dtype, e.g. bfloat16) is this project's: convolutions run in it; BatchNorm
   statistics, the attention, the classifier and the logits stay float32.
 """
@@ -75,6 +78,7 @@ import numpy as np
 from hfa_jax.models.layers import (
   BatchNorm,
   BatchNormVariables,
+  Dropout,
   kaiming_fan_out,
   running_statistics,
 )
@@ -169,7 +173,7 @@ class RclBlock(nn.Module):
     for _ in range(RECURRENT_STEPS):
       y = nn.relu(rr_bn(rr_conv(x + y), train))
     y = max_pool_disjoint(y, 2, 0)
-    return nn.Dropout(self.dropout, deterministic=not train)(y)
+    return Dropout(self.dropout)(y, train)
 
 
 class _DenseParams(nn.Module):
@@ -226,7 +230,7 @@ class RCNA(nn.Module):
     else:
       y = _Conv(f, 5, 0, self.dtype, name='conv1')(x)
       y = max_pool_disjoint(nn.relu(BatchNorm(name='bn1')(y, train)), 2, 0)
-    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    y = Dropout(self.dropout)(y, train)
     attention = attention_map(adaptive_avg_pool(y.astype(jnp.float32), p), kernel)
     for i in range(self.num_layers):
       y = RclBlock(f, self.dropout, self.dtype, name=f'rcl{i}')(y, train)

@@ -457,17 +457,23 @@ def test_a_stopped_predict_ends_its_workers(signum, code, said, frames, tmp_path
   _, out = frames
   pairs = flow_benchmark.make_pairs(tmp_path, 240)  # far more than it can finish before the signal
   root = pathlib.Path(__file__).resolve().parents[1]
-  proc = subprocess.Popen(
-    [sys.executable, '-m', 'experiments.predict', '--model', str(out['smic']['model'])]
-    + [f'{a},{b}' for a, b in pairs]
-    + ['--workers', '2', '--no_face', 'full_frame'],
-    cwd=root,
-    env=dict(os.environ, PYTHONPATH=str(root)),
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-    start_new_session=True,
-  )
+  # The command starts with SIGINT handled, as from a terminal: a test run started in the
+  # background of a script (`cmd &`) ignores SIGINT, and its children would inherit that.
+  before = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    proc = subprocess.Popen(
+      [sys.executable, '-m', 'experiments.predict', '--model', str(out['smic']['model'])]
+      + [f'{a},{b}' for a, b in pairs]
+      + ['--workers', '2', '--no_face', 'full_frame'],
+      cwd=root,
+      env=dict(os.environ, PYTHONPATH=str(root)),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      start_new_session=True,
+    )
+  finally:
+    signal.signal(signal.SIGINT, before)
   deadline = time.monotonic() + 120
   workers = set()
   while time.monotonic() < deadline and len(workers) < 2:

@@ -50,6 +50,11 @@ def test_forms_match_convolution(kernel, stride, padding, groups, side):
     (3, 2, 1, 9),
     (3, 2, 1, 8),
     (1, 2, 0, 6),
+    (3, 1, 1, 2),  # small maps (at most 2x2 out): a matmul per tap that meets the image
+    (3, 1, 1, 1),  # one tap of nine
+    (5, 1, 2, 2),
+    (3, 1, 0, 4),  # 4x4 -> 2x2, every tap meets it
+    (1, 1, 0, 2),
   ],
 )
 def test_input_gradient_form_and_the_convolutions_gradients_match_xla(
@@ -93,6 +98,8 @@ def test_max_pool_matches_reduce_window_and_first_max_gradient(shape):
     (3, 1, 1, 6, True, 4),  # one kernel for every model (broadcast)
     (3, 1, 2, 7, False, 3),  # STSTNet's: few input channels, a sum of products
     (3, 2, 1, 9, True, 2),  # few input channels, strided, one kernel
+    (3, 1, 1, 2, False, 4),  # ResNet-18's last stage at 64 px: a matmul per tap
+    (3, 1, 1, 1, True, 4),  # HFA-Net's last stage at 32 px: the middle tap alone
   ],
 )
 def test_models_stacked_run_as_one_matmul_and_match(

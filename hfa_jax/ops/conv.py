@@ -5,9 +5,11 @@ gradient and CPU speed-ups where XLA:CPU is slow (docs/performance.md has the ti
 - the weight gradient from the native kernel (`kernels.conv_weight_grad`; float32, Cout a
   multiple of 16, where it is vectorised), else XLA's (`conv_weight_grad_reference`);
 - the input gradient at stride 1 as a forward convolution (`conv_input_grad`);
-- at outputs of at most 2x2: the forward as one matmul of the input's k*k strided slices
-  (`conv_forward`) and a strided convolution's input gradient as a stride-1 convolution of the
-  spread-out output gradient (`strided_input_grad`);
+- at outputs of at most 2x2: at stride 1 each direction as one matmul per kernel tap over
+  only the positions where the tap meets the image (`small_map_*`: a 3x3 kernel on a 1x1 map
+  multiplies 1 tap, not 9 with 8 of zeros); at larger strides the forward as one matmul of
+  the input's k*k strided slices (`conv_forward`) and the input gradient as a stride-1
+  convolution of the spread-out output gradient (`strided_input_grad`);
 - under a vmap over stacked models (the folds), each direction as one batched matmul of the
   taps with the models as the matmul's batch (`stacked_*`, chosen by `dispatch.per_model`).
 `patch_conv` is the non-overlapping case (kernel == stride, no padding) as one matmul.
@@ -67,10 +69,12 @@ def conv(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
 
 def conv_forward(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
   """conv's forward: XLA's convolution, or for outputs of at most 2x2 (a slow case of XLA:CPU)
-  the k*k strided slices concatenated and one matmul."""
+  a matmul per tap (stride 1) or the k*k strided slices concatenated and one matmul."""
   k = w.shape[0]
   ho, wo = ((n + 2 * padding - k) // stride + 1 for n in x.shape[1:3])
-  if ho * wo > 4:
+  if stride == 1 and ho * wo <= SMALL_MAP:
+    return small_map_forward(x, w, padding)
+  if ho * wo > SMALL_MAP:
     static = dict(stride=stride, padding=padding)
     return per_model(
       functools.partial(conv_reference, **static), functools.partial(stacked_conv, **static)
@@ -85,7 +89,12 @@ def _conv_fwd(x, w, stride, padding):
 
 def _conv_bwd(stride, padding, residuals, g):
   x, w = residuals
-  if stride > 1 and g.shape[1] * g.shape[2] <= 4:
+  small = g.shape[1] * g.shape[2] <= SMALL_MAP
+  if stride == 1 and small:
+    return small_map_input_grad(g, w, padding, x.shape[1:3]), small_map_weight_grad(
+      x, g, padding, w.shape[0]
+    ).astype(w.dtype)
+  if small:
     dx = strided_input_grad(g, w, stride, padding, x.shape[1:3])
   else:
     static = dict(stride=stride, padding=padding, shape=x.shape[1:])
@@ -106,6 +115,64 @@ def _conv_bwd(stride, padding, residuals, g):
 
 
 conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+# Outputs of at most this many positions (2x2) take the small-map forms.
+SMALL_MAP = 4
+
+
+def _tap_ranges(k: int, padding: int, size: tuple[int, int], out: tuple[int, int]):
+  """For a stride-1 convolution of a (H, W) = size map to (Ho, Wo) = out: each tap (i, j) that
+  meets the image, with the output rows and columns it reaches, ((i, j), (r0, r1), (c0, c1));
+  its input rows and columns are those shifted by i - padding and j - padding."""
+  spans = []
+  for i in range(k):
+    r0, r1 = max(0, padding - i), min(out[0], size[0] + padding - i)
+    for j in range(k):
+      c0, c1 = max(0, padding - j), min(out[1], size[1] + padding - j)
+      if r0 < r1 and c0 < c1:
+        spans.append(((i, j), (r0, r1), (c0, c1)))
+  return spans
+
+
+def _shifted(a: jax.Array, rows, cols, di: int, dj: int) -> jax.Array:
+  """a[:, r0 + di : r1 + di, c0 + dj : c1 + dj] of (B, H, W, C)."""
+  return a[:, rows[0] + di : rows[1] + di, cols[0] + dj : cols[1] + dj]
+
+
+def small_map_forward(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
+  """conv_reference at stride 1 for small maps: x (B, H, W, Cin), w (k, k, Cin, Cout)
+  -> (B, Ho, Wo, Cout), the sum over the taps that meet the image of that part of the image
+  times the tap's (Cin, Cout) matrix."""
+  k = w.shape[0]
+  out = tuple(n + 2 * padding - k + 1 for n in x.shape[1:3])
+  y = jnp.zeros((x.shape[0], *out, w.shape[-1]), jnp.result_type(x, w))
+  for (i, j), rows, cols in _tap_ranges(k, padding, x.shape[1:3], out):
+    part = _shifted(x, rows, cols, i - padding, j - padding) @ w[i, j]
+    y = y.at[:, rows[0] : rows[1], cols[0] : cols[1]].add(part)
+  return y
+
+
+def small_map_input_grad(g: jax.Array, w: jax.Array, padding: int, size) -> jax.Array:
+  """d/dx of small_map_forward: g (B, Ho, Wo, Cout), w (k, k, Cin, Cout) -> (B, H, W, Cin)
+  with size (H, W): each tap's part of g times the tap's matrix transposed (no kernel copy)."""
+  k = w.shape[0]
+  dx = jnp.zeros((g.shape[0], *size, w.shape[-2]), jnp.result_type(g, w))
+  for (i, j), rows, cols in _tap_ranges(k, padding, size, g.shape[1:3]):
+    part = jnp.einsum('bhwo,io->bhwi', _shifted(g, rows, cols, 0, 0), w[i, j])
+    di, dj = i - padding, j - padding
+    dx = dx.at[:, rows[0] + di : rows[1] + di, cols[0] + dj : cols[1] + dj].add(part)
+  return dx
+
+
+def small_map_weight_grad(x: jax.Array, g: jax.Array, padding: int, k: int) -> jax.Array:
+  """d/dw of small_map_forward: x (B, H, W, Cin), g (B, Ho, Wo, Cout) -> (k, k, Cin, Cout);
+  zero for the taps that never meet the image."""
+  dw = jnp.zeros((k, k, x.shape[-1], g.shape[-1]), jnp.result_type(x, g))
+  for (i, j), rows, cols in _tap_ranges(k, padding, x.shape[1:3], g.shape[1:3]):
+    xs = _shifted(x, rows, cols, i - padding, j - padding)
+    dw = dw.at[i, j].set(jnp.einsum('bhwi,bhwo->io', xs, _shifted(g, rows, cols, 0, 0)))
+  return dw
 
 
 def conv_input_grad_reference(g: jax.Array, w: jax.Array, stride: int, padding: int, shape):

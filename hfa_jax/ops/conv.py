@@ -91,9 +91,9 @@ def _conv_bwd(stride, padding, residuals, g):
   x, w = residuals
   small = g.shape[1] * g.shape[2] <= SMALL_MAP
   if stride == 1 and small:
-    return small_map_input_grad(g, w, padding, x.shape[1:3]), small_map_weight_grad(
-      x, g, padding, w.shape[0]
-    ).astype(w.dtype)
+    dx = small_map_input_grad(g, w, padding, x.shape[1:3])
+    dw = small_map_weight_grad(x, g, padding, w.shape[0])
+    return dx, dw.astype(w.dtype)
   if small:
     dx = strided_input_grad(g, w, stride, padding, x.shape[1:3])
   else:
@@ -190,8 +190,9 @@ def conv_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, shape
   if stride != 1:
     return conv_input_grad_reference(g, w, stride, padding, shape)
   k = w.shape[0]
-  # conv_forward: at maps of at most 2x2 the matmul of the taps (ResNet-18's 512-channel
-  # layer at 64 px: 375 ms per input gradient as XLA's convolution in the LOSO loop).
+  # conv_forward: at maps of at most 2x2 its small-map form, not XLA's convolution (375 ms
+  # per input gradient of ResNet-18's 512-channel layer at 64 px in the LOSO loop). conv's own
+  # backward takes such maps to small_map_input_grad, without the flipped kernel's copy.
   return conv_forward(g, flipped_kernel(w), 1, k - 1 - padding)
 
 

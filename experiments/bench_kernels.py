@@ -172,7 +172,7 @@ def main(argv=None) -> list[dict]:
     xla = functools.partial(
       conv_ops.conv_input_grad_reference, stride=s, padding=1, shape=x.shape[1:]
     )
-    ours = functools.partial(conv_ops.strided_input_grad, stride=s, padding=1, size=(side, side))
+    ours = functools.partial(conv_ops.small_map_input_grad, stride=s, padding=1, size=(side, side))
     label = f'conv dx {what} ({side}px {cin}->{cout} s{s})'
     results.append(rows(label, (xla, (g, w)), (ours, (g, w)), args.repeats))
   for what, b, side, cin, cout, s in forwards:

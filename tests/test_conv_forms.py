@@ -55,6 +55,11 @@ def test_forms_match_convolution(kernel, stride, padding, groups, side):
     (5, 1, 2, 2),
     (3, 1, 0, 4),  # 4x4 -> 2x2, every tap meets it
     (1, 1, 0, 2),
+    (3, 2, 1, 4),  # strided to 2x2 (ResNet-18's layer4 entry, HFA-Net's stage 4 at 64 px)
+    (3, 2, 1, 2),  # strided to 1x1: four taps of nine meet the image
+    (3, 2, 1, 3),
+    (1, 2, 0, 4),  # the strided 1x1 downsample to 2x2
+    (3, 3, 1, 5),
   ],
 )
 def test_input_gradient_form_and_the_convolutions_gradients_match_xla(
@@ -100,6 +105,8 @@ def test_max_pool_matches_reduce_window_and_first_max_gradient(shape):
     (3, 2, 1, 9, True, 2),  # few input channels, strided, one kernel
     (3, 1, 1, 2, False, 4),  # ResNet-18's last stage at 64 px: a matmul per tap
     (3, 1, 1, 1, True, 4),  # HFA-Net's last stage at 32 px: the middle tap alone
+    (3, 2, 1, 4, False, 4),  # strided to 2x2: ResNet-18's layer4 entry at 64 px
+    (3, 2, 1, 2, True, 4),  # strided to 1x1: HFA-Net's stage 4 patch merging at 32 px
   ],
 )
 def test_models_stacked_run_as_one_matmul_and_match(

@@ -115,7 +115,7 @@ def test_strided_input_gradient_at_small_outputs_matches_xla(side, cin, cout, k,
   g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
   want = jax.vjp(lambda x: conv_ops.conv_reference(x, w, s, p), x)[1](g)[0]
   got = jax.jit(
-    functools.partial(conv_ops.strided_input_grad, stride=s, padding=p, size=(side, side))
+    functools.partial(conv_ops.small_map_input_grad, stride=s, padding=p, size=(side, side))
   )(g, w)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   dx, _ = conv_grads(conv_ops.conv, x, w, s, p)

@@ -5,11 +5,10 @@ gradient and CPU speed-ups where XLA:CPU is slow (docs/performance.md has the ti
 - the weight gradient from the native kernel (`kernels.conv_weight_grad`; float32, Cout a
   multiple of 16, where it is vectorised), else XLA's (`conv_weight_grad_reference`);
 - the input gradient at stride 1 as a forward convolution (`conv_input_grad`);
-- at outputs of at most 2x2: at stride 1 each direction as one matmul per kernel tap over
+- at outputs of at most 2x2 (any stride), each direction as one matmul per kernel tap over
   only the positions where the tap meets the image (`small_map_*`: a 3x3 kernel on a 1x1 map
-  multiplies 1 tap, not 9 with 8 of zeros); at larger strides the forward as one matmul of
-  the input's k*k strided slices (`conv_forward`) and the input gradient as a stride-1
-  convolution of the spread-out output gradient (`strided_input_grad`);
+  multiplies 1 tap, not 9 with 8 of zeros; XLA:CPU's convolutions, and at strides above 1
+  its base-dilated input gradient, are slow at these shapes);
 - under a vmap over stacked models (the folds), each direction as one batched matmul of the
   taps with the models as the matmul's batch (`stacked_*`, chosen by `dispatch.per_model`).
 `patch_conv` is the non-overlapping case (kernel == stride, no padding) as one matmul.
@@ -69,18 +68,15 @@ def conv(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
 
 def conv_forward(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
   """conv's forward: XLA's convolution, or for outputs of at most 2x2 (a slow case of XLA:CPU)
-  a matmul per tap (stride 1) or the k*k strided slices concatenated and one matmul."""
+  a matmul per kernel tap that meets the image (`small_map_forward`)."""
   k = w.shape[0]
   ho, wo = ((n + 2 * padding - k) // stride + 1 for n in x.shape[1:3])
-  if stride == 1 and ho * wo <= SMALL_MAP:
-    return small_map_forward(x, w, padding)
-  if ho * wo > SMALL_MAP:
-    static = dict(stride=stride, padding=padding)
-    return per_model(
-      functools.partial(conv_reference, **static), functools.partial(stacked_conv, **static)
-    )(x, w)
-  patches = jnp.concatenate(windows.taps(x, k, stride, padding), axis=-1)  # (B, Ho, Wo, k*k*Cin)
-  return patches @ w.reshape(-1, w.shape[-1])
+  if ho * wo <= SMALL_MAP:
+    return small_map_forward(x, w, stride, padding)
+  static = dict(stride=stride, padding=padding)
+  return per_model(
+    functools.partial(conv_reference, **static), functools.partial(stacked_conv, **static)
+  )(x, w)
 
 
 def _conv_fwd(x, w, stride, padding):
@@ -89,19 +85,15 @@ def _conv_fwd(x, w, stride, padding):
 
 def _conv_bwd(stride, padding, residuals, g):
   x, w = residuals
-  small = g.shape[1] * g.shape[2] <= SMALL_MAP
-  if stride == 1 and small:
-    dx = small_map_input_grad(g, w, padding, x.shape[1:3])
-    dw = small_map_weight_grad(x, g, padding, w.shape[0])
+  if g.shape[1] * g.shape[2] <= SMALL_MAP:
+    dx = small_map_input_grad(g, w, stride, padding, x.shape[1:3])
+    dw = small_map_weight_grad(x, g, stride, padding, w.shape[0])
     return dx, dw.astype(w.dtype)
-  if small:
-    dx = strided_input_grad(g, w, stride, padding, x.shape[1:3])
-  else:
-    static = dict(stride=stride, padding=padding, shape=x.shape[1:])
-    dx = per_model(
-      functools.partial(conv_input_grad, **static),
-      functools.partial(stacked_input_grad, **static),
-    )(g, w)
+  static = dict(stride=stride, padding=padding, shape=x.shape[1:])
+  dx = per_model(
+    functools.partial(conv_input_grad, **static),
+    functools.partial(stacked_input_grad, **static),
+  )(g, w)
   static = dict(stride=stride, padding=padding, k=w.shape[0])
   xla = per_model(
     functools.partial(conv_weight_grad_reference, **static),
@@ -121,57 +113,67 @@ conv.defvjp(_conv_fwd, _conv_bwd)
 SMALL_MAP = 4
 
 
-def _tap_ranges(k: int, padding: int, size: tuple[int, int], out: tuple[int, int]):
-  """For a stride-1 convolution of a (H, W) = size map to (Ho, Wo) = out: each tap (i, j) that
-  meets the image, with the output rows and columns it reaches, ((i, j), (r0, r1), (c0, c1));
-  its input rows and columns are those shifted by i - padding and j - padding."""
+def _tap_ranges(k: int, stride: int, padding: int, size: tuple[int, int], out: tuple[int, int]):
+  """For a convolution of a (H, W) = size map to (Ho, Wo) = out: each tap (i, j) that meets
+  the image, with the output rows and columns it reaches, ((i, j), (r0, r1), (c0, c1)); output
+  row r of tap i reads input row stride * r + i - padding (`_tap_input`)."""
+
+  def reach(t, n, m):  # the outputs r in [0, m) with 0 <= stride * r + t - padding < n
+    return max(0, -((t - padding) // stride)), min(m, -((t - padding - n) // stride))
+
   spans = []
   for i in range(k):
-    r0, r1 = max(0, padding - i), min(out[0], size[0] + padding - i)
+    r0, r1 = reach(i, size[0], out[0])
     for j in range(k):
-      c0, c1 = max(0, padding - j), min(out[1], size[1] + padding - j)
+      c0, c1 = reach(j, size[1], out[1])
       if r0 < r1 and c0 < c1:
         spans.append(((i, j), (r0, r1), (c0, c1)))
   return spans
 
 
-def _shifted(a: jax.Array, rows, cols, di: int, dj: int) -> jax.Array:
-  """a[:, r0 + di : r1 + di, c0 + dj : c1 + dj] of (B, H, W, C)."""
-  return a[:, rows[0] + di : rows[1] + di, cols[0] + dj : cols[1] + dj]
+def _tap_input(rows, cols, stride: int, di: int, dj: int):
+  """The index of a (B, H, W, C) input that output rows [r0, r1) and columns [c0, c1) of tap
+  (di + padding, dj + padding) read."""
+  (r0, r1), (c0, c1) = rows, cols
+  return (
+    slice(None),
+    slice(stride * r0 + di, stride * (r1 - 1) + di + 1, stride),
+    slice(stride * c0 + dj, stride * (c1 - 1) + dj + 1, stride),
+  )
 
 
-def small_map_forward(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
-  """conv_reference at stride 1 for small maps: x (B, H, W, Cin), w (k, k, Cin, Cout)
-  -> (B, Ho, Wo, Cout), the sum over the taps that meet the image of that part of the image
-  times the tap's (Cin, Cout) matrix."""
+def small_map_forward(x: jax.Array, w: jax.Array, stride: int, padding: int) -> jax.Array:
+  """conv_reference for small maps: x (B, H, W, Cin), w (k, k, Cin, Cout) -> (B, Ho, Wo, Cout),
+  the sum over the taps that meet the image of the part of the image each reads times the
+  tap's (Cin, Cout) matrix."""
   k = w.shape[0]
-  out = tuple(n + 2 * padding - k + 1 for n in x.shape[1:3])
+  out = tuple((n + 2 * padding - k) // stride + 1 for n in x.shape[1:3])
   y = jnp.zeros((x.shape[0], *out, w.shape[-1]), jnp.result_type(x, w))
-  for (i, j), rows, cols in _tap_ranges(k, padding, x.shape[1:3], out):
-    part = _shifted(x, rows, cols, i - padding, j - padding) @ w[i, j]
+  for (i, j), rows, cols in _tap_ranges(k, stride, padding, x.shape[1:3], out):
+    part = x[_tap_input(rows, cols, stride, i - padding, j - padding)] @ w[i, j]
     y = y.at[:, rows[0] : rows[1], cols[0] : cols[1]].add(part)
   return y
 
 
-def small_map_input_grad(g: jax.Array, w: jax.Array, padding: int, size) -> jax.Array:
+def small_map_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, size) -> jax.Array:
   """d/dx of small_map_forward: g (B, Ho, Wo, Cout), w (k, k, Cin, Cout) -> (B, H, W, Cin)
   with size (H, W): each tap's part of g times the tap's matrix transposed (no kernel copy)."""
   k = w.shape[0]
   dx = jnp.zeros((g.shape[0], *size, w.shape[-2]), jnp.result_type(g, w))
-  for (i, j), rows, cols in _tap_ranges(k, padding, size, g.shape[1:3]):
-    part = jnp.einsum('bhwo,io->bhwi', _shifted(g, rows, cols, 0, 0), w[i, j])
-    di, dj = i - padding, j - padding
-    dx = dx.at[:, rows[0] + di : rows[1] + di, cols[0] + dj : cols[1] + dj].add(part)
+  for (i, j), rows, cols in _tap_ranges(k, stride, padding, size, g.shape[1:3]):
+    part = jnp.einsum('bhwo,io->bhwi', g[:, rows[0] : rows[1], cols[0] : cols[1]], w[i, j])
+    dx = dx.at[_tap_input(rows, cols, stride, i - padding, j - padding)].add(part)
   return dx
 
 
-def small_map_weight_grad(x: jax.Array, g: jax.Array, padding: int, k: int) -> jax.Array:
+def small_map_weight_grad(x: jax.Array, g: jax.Array, stride: int, padding: int, k: int):
   """d/dw of small_map_forward: x (B, H, W, Cin), g (B, Ho, Wo, Cout) -> (k, k, Cin, Cout);
   zero for the taps that never meet the image."""
   dw = jnp.zeros((k, k, x.shape[-1], g.shape[-1]), jnp.result_type(x, g))
-  for (i, j), rows, cols in _tap_ranges(k, padding, x.shape[1:3], g.shape[1:3]):
-    xs = _shifted(x, rows, cols, i - padding, j - padding)
-    dw = dw.at[i, j].set(jnp.einsum('bhwi,bhwo->io', xs, _shifted(g, rows, cols, 0, 0)))
+  for (i, j), rows, cols in _tap_ranges(k, stride, padding, x.shape[1:3], g.shape[1:3]):
+    xs = x[_tap_input(rows, cols, stride, i - padding, j - padding)]
+    gs = g[:, rows[0] : rows[1], cols[0] : cols[1]]
+    dw = dw.at[i, j].set(jnp.einsum('bhwi,bhwo->io', xs, gs))
   return dw
 
 
@@ -206,26 +208,6 @@ def conv_weight_grad_reference(x: jax.Array, g: jax.Array, stride: int, padding:
   """XLA's d/dw of conv_reference: x (B, H, W, Cin), g (B, Ho, Wo, Cout) -> (k, k, Cin, Cout)."""
   w = jnp.zeros((k, k, x.shape[-1], g.shape[-1]), x.dtype)
   return jax.vjp(lambda w: conv_reference(x, w, stride, padding), w)[1](g)[0]
-
-
-def strided_input_grad(g: jax.Array, w: jax.Array, stride: int, padding: int, size):
-  """d/dx of a strided convolution: g (B, Ho, Wo, Cout), w (k, k, Cin, Cout) -> (B, H, W, Cin)
-  with size (H, W).
-
-  The stride-1 correlation of g spread out with stride - 1 zeros between entries with the
-  kernel flipped and transposed. XLA:CPU's own form (a base-dilated convolution) is much
-  slower at HFA-Net's last stages; the barrier keeps XLA from folding the spreading back into
-  such a convolution.
-  """
-  k = w.shape[0]
-  lo = k - 1 - padding
-  spread = (
-    [(0, 0, 0)]
-    + [(lo, n - (stride * (m - 1) + 1) + padding, stride - 1) for n, m in zip(size, g.shape[1:3])]
-    + [(0, 0, 0)]
-  )
-  g = jax.lax.optimization_barrier(jax.lax.pad(g, jnp.zeros((), g.dtype), spread))
-  return per_model(functools.partial(conv_reference, stride=1, padding=0))(g, flipped_kernel(w))
 
 
 # The native weight gradient is vectorised over output channels in blocks of 16; from this

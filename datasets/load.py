@@ -71,9 +71,11 @@ def build_options(name: str, config: str) -> dict:
 def build_command(
   name: str, config: str, data_dir: str | None = None, manual_dir: str = 'DIR'
 ) -> str:
-  """The datasets.build command line that makes NAME's config `config` in `data_dir`."""
+  """The `hfa_jax build` (datasets.build) command line that makes NAME's config `config` in
+  `data_dir`: the console command, which runs from any folder, where `python -m datasets.build`
+  runs only in the checkout."""
   options = build_options(name, config)
-  cmd = f'python -m datasets.build {name} --manual_dir {manual_dir}'
+  cmd = f'hfa_jax build {name} --manual_dir {manual_dir}'
   if data_dir:
     cmd += f' --data_dir {data_dir}'
   if options['size'] != native_size(name):
@@ -88,10 +90,10 @@ def build_command(
 def _synthetic_hint(name: str) -> str:
   """Where `datasets.synthetic` puts a copy that NAME's build reads."""
   if name == 'megc2019':
-    return '`python -m datasets.synthetic --database all --out DIR` writes a synthetic one'
+    return '`hfa_jax synthetic --database all --out DIR` writes a synthetic one'
   database = name.replace('megc2019_', '')
   return (
-    f'`python -m datasets.synthetic --database {database} --out OUT` writes a synthetic one '
+    f'`hfa_jax synthetic --database {database} --out OUT` writes a synthetic one '
     f'in DIR = OUT/{name}'
   )
 

@@ -154,10 +154,8 @@ def test_killed_overwrite_keeps_the_previous_build_loadable_and_restores_it(tmp_
 def test_load_not_built_gives_the_command(tmp_path):
   with pytest.raises(DatasetNotBuiltError) as e:
     load_arrays('samm', tmp_path, size=64)
-  assert f'python -m datasets.build samm --manual_dir DIR --data_dir {tmp_path} --size 64' in str(
-    e.value
-  )
+  assert f'hfa_jax build samm --manual_dir DIR --data_dir {tmp_path} --size 64' in str(e.value)
   with pytest.raises(DatasetNotBuiltError) as e:
     load_arrays('megc2019_flow_images', tmp_path)
-  assert 'python -m datasets.build megc2019_flow_images --manual_dir DIR' in str(e.value)
+  assert 'hfa_jax build megc2019_flow_images --manual_dir DIR' in str(e.value)
   assert '--size' not in str(e.value)

@@ -1,5 +1,6 @@
-"""A dataset that is not built: the suggested `datasets.build` command makes exactly the
-config that was asked for (parsed by the build's own parser, never run)."""
+"""A dataset that is not built: the suggested `hfa_jax build` command (datasets.build from any
+folder) makes exactly the config that was asked for (parsed by the build's own parser, never
+run)."""
 
 import shlex
 
@@ -8,14 +9,15 @@ import pytest
 from datasets import build, load
 from datasets.common import builder as base
 from datasets.common import registry
+from hfa_jax import cli
 
 
 def suggested_command(message: str) -> list[str]:
-  """The arguments of the `python -m datasets.build ...` line in a not-built message."""
-  (line,) = [s for s in message.splitlines() if s.strip().startswith('python -m datasets.build')]
+  """The arguments of the `hfa_jax build ...` line in a not-built message."""
+  (line,) = [s for s in message.splitlines() if s.strip().startswith('hfa_jax build')]
   words = shlex.split(line)
-  assert words[:3] == ['python', '-m', 'datasets.build']
-  return words[3:]
+  assert words[:2] == ['hfa_jax', 'build'] and cli.COMMANDS['build'] == 'datasets.build'
+  return words[2:]
 
 
 def built_config(args: list[str]) -> tuple[str, str]:
@@ -98,7 +100,7 @@ def test_a_config_no_build_makes_is_named_so(tmp_path, name, config, message):
   with pytest.raises(load.DatasetNotBuiltError, match='Predefined: size_224') as e:
     load.dataset_path(name, tmp_path, config=config)
   assert f'{name} has no config {config!r}' in str(e.value) and message in str(e.value)
-  assert 'datasets.build' not in str(e.value)  # no command the build would refuse
+  assert 'hfa_jax build' not in str(e.value)  # no command the build would refuse
 
 
 def test_the_synthetic_hint_names_the_folder_the_build_reads(tmp_path):

@@ -201,7 +201,7 @@ def test_not_built_dataset_prints_the_build_command(tmp_path, capsys):
   code = cli.main(['--dataset', 'samm', '--data_dir', str(tmp_path), '--no_progress'])
   err = capsys.readouterr().err
   assert code == 2
-  assert f'python -m datasets.build samm --manual_dir DIR --data_dir {tmp_path}' in err
+  assert f'hfa_jax build samm --manual_dir DIR --data_dir {tmp_path}' in err
 
 
 @pytest.mark.parametrize(

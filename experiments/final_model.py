@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     return 2
   print(
     f'final model in {folder}: {len(data.labels)} samples, every subject; load it with '
-    f'hfa_jax.load_model({str(folder)!r}), predict with python -m experiments.predict '
+    f'hfa_jax.load_model({str(folder)!r}), predict with hfa_jax predict '
     f'--model {folder} INPUT...'
   )
   return 0

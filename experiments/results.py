@@ -115,10 +115,7 @@ def what_it_is(folder: pathlib.Path) -> str:
   if (folder / 'model.json').is_file():
     return 'a model folder (experiments.final_model), not a LOSO run'
   if (folder / 'config.json').is_file() or (folder / 'state' / 'run.json').is_file():
-    return (
-      'a LOSO run that has not finished (continue it with python -m experiments.loso '
-      f'--resume {folder})'
-    )
+    return f'a LOSO run that has not finished (continue it with hfa_jax loso --resume {folder})'
   if not folder.exists():
     return 'no such folder'
   return 'not a run folder (no summary.json)'

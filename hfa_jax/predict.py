@@ -87,7 +87,7 @@ def options(
   if not pre:
     raise CardError(
       "the model card has no 'preprocessing': it does not say how its inputs were made "
-      '(save the model with `python -m experiments.final_model`)'
+      '(save the model with `hfa_jax final_model`)'
     )
   if pre.get('version', 0) > VERSION or pre.get('kind') not in KINDS:
     raise CardError(

@@ -90,8 +90,7 @@ def read_card(folder) -> dict:
   path = pathlib.Path(folder) / CARD
   if not path.is_file():
     raise ModelFolderError(
-      f'{folder} is not a model folder: it has no {CARD} (make one with '
-      '`python -m experiments.final_model`)'
+      f'{folder} is not a model folder: it has no {CARD} (make one with `hfa_jax final_model`)'
     )
   return json.loads(path.read_text())
 

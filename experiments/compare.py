@@ -25,6 +25,11 @@ last epoch of its own recipe says so in its honest row). HFA-Net's authors' scri
 recipe of its own (experiments/configs/hfanet_published.py), trained as a run of its own and
 shown twice: honestly (its last epoch, against HFA-Net's recipe seed by seed) and as the
 script scores it (against that honest row: the inflation).
+
+`--recipe NAME` trains every network with experiments/configs/NAME.py instead of its own (each
+keeps its own input side and models per program), in OUT/runs/NETWORK-NAME (OUT/runs/NETWORK
+where NAME is its own), and writes OUT/leaderboard-recipe-NAME.*: whether a lead comes with the
+network or with the recipe (`--recipe flow_images`: HFA-Net's recipe for every network).
 """
 
 from __future__ import annotations
@@ -95,6 +100,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   )
   p.add_argument('--ensemble', type=int, default=3, help='seeds per network (default 3)')
   p.add_argument('--protocol', choices=('honest', 'published'), default='honest')
+  p.add_argument(
+    '--recipe',
+    help='train every network with experiments/configs/RECIPE.py instead of its own (its own '
+    'input side kept), e.g. flow_images: HFA-Net\'s recipe (default: each its own)',
+  )
   p.add_argument('--out', type=pathlib.Path, help='default runs/compare-DATASET')
   p.add_argument('--no_progress', action='store_true', help='log lines instead of progress bars')
   args, rest = p.parse_known_args(argv)
@@ -104,6 +114,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.error(f"--models: {', '.join(unknown)} not in {', '.join(PUBLISHED)}")
   if args.ensemble < 1:
     p.error('--ensemble must be at least 1')
+  if args.recipe and args.protocol == 'published':
+    p.error(
+      "--protocol published shows each authors' script with its own recipe: not with --recipe"
+    )
+  if args.recipe and args.recipe not in options.recipe_names():
+    p.error(f"--recipe {args.recipe}: no such recipe ({', '.join(options.recipe_names())})")
   if args.out is None:
     args.out = pathlib.Path('runs') / f"compare-{args.dataset.replace(':', '-')}"
   return args, rest
@@ -137,15 +153,39 @@ def model_argv(args, model: str, recipe: str | None, folder: str) -> list[str]:
   return argv + ['--eval_every_epoch', 'true', '--out', str(args.out / 'runs' / folder)]
 
 
-def run_model(args, rest: list[str], model: str, recipe: str | None, folder: str) -> dict:
-  """Trains (or resumes, or reads back) one network's run; its result, data and record."""
+def own_recipe(args, model: str) -> bool:
+  """Whether `model` trains with its own recipe in this comparison."""
+  return not args.recipe or args.recipe == options.default_recipe(args.dataset, model)
+
+
+def recipe_argv(args, rest: list[str], model: str) -> list[str]:
+  """For another network's recipe: the input side and models per program of `model`'s own
+  run (its architecture's side; how many models share a program changes no result)."""
+  _, namespace = options.parse(model_argv(args, model, None, model) + rest)
+  own = options.settings_from_args(namespace)
+  at_once = own.training.folds_in_parallel
+  return [
+    '--size',
+    str(own.size),
+    '--folds_in_parallel',
+    'none' if at_once is None else str(at_once),
+  ]
+
+
+def run_model(
+  args, rest: list[str], model: str, recipe: str | None, folder: str, swapped: bool = False
+) -> dict:
+  """Trains (or resumes, or reads back) one network's run; its result, data and record.
+  `swapped`: `recipe` is not the network's own (--recipe), its rows say so."""
   argv = model_argv(args, model, recipe, folder) + rest
   _, namespace = options.parse(argv)
   s = options.settings_from_args(namespace)
   print(f'\n== {model}{f" ({recipe})" if recipe else ""}: {s.out}', flush=True)
   record, result, data = loso.run_with_result(s, not args.no_progress)
   command = shlex.join(['python', '-m', 'experiments.loso', *argv])
-  return dict(result=result, data=data, record=record, command=command, recipe=s.recipe)
+  return dict(
+    result=result, data=data, record=record, command=command, recipe=s.recipe, swapped=swapped
+  )
 
 
 def scores(run: dict, select_epoch: str | None = None) -> tuple[list[dict], dict]:
@@ -174,17 +214,20 @@ def shows_published(model: str) -> bool:
 
 
 def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
-  members, ensemble = scores(run)
+  """A run scored at the epoch its settings select, or at its last where they select each
+  subject's best test epoch (a recipe that does so, given to every network by --recipe)."""
   record = run['record']
-  same = '' if shows_published(model) else ", as its authors' script"
+  select = 'last' if record['select_epoch'] == 'best_test' else record['select_epoch']
+  members, ensemble = scores(run, select)
+  same = '' if shows_published(model) or run['swapped'] else ", as its authors' script"
   return Row(
-    name=model,
-    protocol=f"honest: {record['select_epoch']} epoch{same}",
-    honest=record['select_epoch'] != 'best_test',
+    name=f"{model} ({run['recipe']})" if run['swapped'] else model,
+    protocol=f'honest: {select} epoch{same}',
+    honest=True,
     members=members,
     ensemble=ensemble,
     paired=paired(members, reference) if reference and model != 'hfanet' else None,
-    paired_with='HFA-Net, seed by seed',
+    paired_with='HFA-Net, seed by seed' + (' (the same recipe)' if run['swapped'] else ''),
     command=run['command'],
     wall_time_s=record.get('wall_time_seconds'),
     machine=machine(record),
@@ -253,12 +296,19 @@ def models_ensemble(runs: dict) -> Row:
 def notes(args, runs: dict) -> list[str]:
   data = next(iter(runs.values()))['data']
   subjects = len(set(data.subjects.tolist()))
+  trained = (
+    "Every network was trained with its own published recipe (not tuned here) on the same "
+    'folds and samples.'
+    if not args.recipe
+    else f'Every network was trained with the recipe experiments/configs/{args.recipe}.py '
+    '(its own input side kept) on the same folds and samples: rows named NETWORK (RECIPE) '
+    "are not their authors' recipes."
+  )
   return [
     f'Dataset {args.dataset}: {len(data.labels)} samples of {subjects} subjects, leave one '
     f'subject out; {args.ensemble} seeds per network trained together, each seed scored as a '
     'LOSO of its own (UF1 and UAR pooled over all folds), mean +- std (ddof 1).',
-    'Every network was trained with its own published recipe (not tuned here) on the same '
-    'folds and samples. Honest rows score the model after its last epoch; rows marked NOT '
+    f'{trained} Honest rows score the model after its last epoch; rows marked NOT '
     "honest score each subject's best test epoch, as their authors' scripts do, and are "
     'listed after every honest row.',
     f'Made by `python -m experiments.compare {shlex.join(sys.argv[1:])}` on '
@@ -271,7 +321,14 @@ def main(argv=None) -> int:
   runs, published = {}, {}
   try:
     for model in args.models:
-      runs[model] = run_model(args, rest, model, None, model)
+      if own_recipe(args, model):
+        runs[model] = run_model(args, rest, model, None, model)
+      elif args.recipe == PUBLISHED[model].recipe:  # its authors' recipe: that run
+        runs[model] = run_model(args, rest, model, args.recipe, f'{model}-published', True)
+      else:
+        more = recipe_argv(args, rest, model) + rest
+        folder = f'{model}-{args.recipe}'
+        runs[model] = run_model(args, more, model, args.recipe, folder, True)
       recipe = PUBLISHED[model].recipe
       if args.protocol == 'published' and recipe:
         published[model] = run_model(args, rest, model, recipe, f'{model}-published')
@@ -288,10 +345,14 @@ def main(argv=None) -> int:
       if shows_published(m):
         rows += published_rows(m, published.get(m, run), honest[m], reference)
   title = f'How the networks compare on {args.dataset}'
-  meta = dict(dataset=args.dataset, ensemble=args.ensemble, protocol=args.protocol)
-  text = leaderboard.write(args.out, rows, title, notes(args, runs), meta)
+  title += f', each trained with the recipe {args.recipe}' if args.recipe else ''
+  meta = dict(
+    dataset=args.dataset, ensemble=args.ensemble, protocol=args.protocol, recipe=args.recipe
+  )
+  stem = f'leaderboard-recipe-{args.recipe}' if args.recipe else 'leaderboard'
+  text = leaderboard.write(args.out, rows, title, notes(args, runs), meta, stem)
   print('\n' + text)
-  print(f'leaderboard in {args.out}/leaderboard.md (.csv, .json, .png)')
+  print(f'leaderboard in {args.out}/{stem}.md (.csv, .json, .png)')
   return 0
 
 

@@ -146,19 +146,26 @@ def plot(path, rows: list[Row], title: str):
   plt.close(fig)
 
 
-def write(out: pathlib.Path, rows: list[Row], title: str, notes: list[str], meta: dict) -> str:
-  """Writes OUT/leaderboard.md, .csv, .json and .png; returns the Markdown."""
+def write(
+  out: pathlib.Path,
+  rows: list[Row],
+  title: str,
+  notes: list[str],
+  meta: dict,
+  stem: str = 'leaderboard',
+) -> str:
+  """Writes OUT/STEM.md, .csv, .json and .png; returns the Markdown."""
   out.mkdir(parents=True, exist_ok=True)
   text = markdown(rows, title, notes)
-  files.write_text(out / 'leaderboard.md', text)
+  files.write_text(out / f'{stem}.md', text)
   flat = table_rows(rows)
   buffer = io.StringIO()
   fields = list(dict.fromkeys(k for d in flat for k in d))
   writer = csv.DictWriter(buffer, fieldnames=fields)
   writer.writeheader()
   writer.writerows(flat)
-  files.write_text(out / 'leaderboard.csv', buffer.getvalue())
+  files.write_text(out / f'{stem}.csv', buffer.getvalue())
   members = {f'{r.name} | {r.protocol}': r.members for r in rows}
-  files.write_json(out / 'leaderboard.json', meta | dict(rows=flat, members=members))
-  plot(out / 'leaderboard.png', rows, title)
+  files.write_json(out / f'{stem}.json', meta | dict(rows=flat, members=members))
+  plot(out / f'{stem}.png', rows, title)
   return text

@@ -109,9 +109,55 @@ def test_the_same_command_resumes_and_trains_nothing(board, capsys):
   assert (out / 'leaderboard.csv').read_text() == before
 
 
+def test_one_recipe_for_every_network(board, capsys):
+  """--recipe: STSTNet trained with HFA-Net's recipe (here the synthetic one) at its own side,
+  beside HFA-Net's finished run of that recipe, in a leaderboard of its own."""
+  out, argv = board
+  before = (out / 'leaderboard.csv').read_text()
+  rest = argv[argv.index('--data_dir') :]
+  recipe_argv = ['--dataset', 'synthetic', '--models', 'hfanet,ststnet', '--ensemble', '2']
+  recipe_argv += ['--recipe', 'synthetic', '--out', str(out), '--no_progress', *rest]
+  assert compare.main(recipe_argv) == 0
+  printed = capsys.readouterr().out
+  assert printed.count('already finished') == 1  # HFA-Net's own recipe: its run, read back
+  assert (out / 'leaderboard.csv').read_text() == before
+  rows = {r['model']: r for r in csv.DictReader(open(out / 'leaderboard-recipe-synthetic.csv'))}
+  assert set(rows) == {
+    'hfanet',
+    'ststnet (synthetic)',
+    'ensemble of the 2 networks (mean probability)',
+  }
+  row = rows['ststnet (synthetic)']
+  assert row['protocol'] == 'honest: last epoch' and row['honest'] == 'True'
+  assert (
+    '--config synthetic' in row['command'] and '--size 32 --folds_in_parallel 0' in row['command']
+  )
+  assert row['paired_with'] == 'HFA-Net, seed by seed (the same recipe)'
+  run = out / 'runs' / 'ststnet-synthetic'
+  saved = json.loads((run / 'state' / 'run.json').read_text())['started_by']
+  assert saved['recipe'] == 'synthetic' and saved['settings']['model'] == 'ststnet'
+  own = json.loads((out / 'runs' / 'ststnet' / 'state' / 'run.json').read_text())['started_by']
+  assert saved['settings']['size'] == own['settings']['size']
+  assert saved['settings']['optimizer'] != own['settings']['optimizer']  # the recipe's, not its own
+  _, data = seeds.run_result(run)
+  mine = [_member_uf1(run, r, data, 'last') for r in range(2)]
+  ref = [_member_uf1(out / 'runs' / 'hfanet', r, data, 'last') for r in range(2)]
+  assert float(row['paired_uf1_mean']) == pytest.approx(np.mean(np.subtract(mine, ref)))
+  assert (
+    'the recipe experiments/configs/synthetic.py'
+    in (out / 'leaderboard-recipe-synthetic.md').read_text()
+  )
+
+
 def test_unknown_models_and_bad_counts_are_refused(capsys):
   with pytest.raises(SystemExit):
     compare.main(['--models', 'hfanet,nonet'])
   assert 'nonet' in capsys.readouterr().err
   with pytest.raises(SystemExit):
     compare.main(['--ensemble', '0'])
+  with pytest.raises(SystemExit):
+    compare.main(['--recipe', 'nosuch'])
+  assert 'flow_images' in capsys.readouterr().err  # the recipes there are
+  with pytest.raises(SystemExit):
+    compare.main(['--recipe', 'flow_images', '--protocol', 'published'])
+  assert 'not with --recipe' in capsys.readouterr().err

@@ -227,7 +227,7 @@ def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
     members=members,
     ensemble=ensemble,
     paired=paired(members, reference) if reference and model != 'hfanet' else None,
-    paired_with='HFA-Net, seed by seed' + (' (the same recipe)' if run['swapped'] else ''),
+    paired_with=f"HFA-Net{' with the same recipe' if run['swapped'] else ''}, seed by seed",
     command=run['command'],
     wall_time_s=record.get('wall_time_seconds'),
     machine=machine(record),

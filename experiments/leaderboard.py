@@ -61,6 +61,13 @@ def _pm(mean_std: tuple[float, float]) -> str:
   return f'{mean:.4f}' + ('' if np.isnan(std) else f' +- {std:.4f}')
 
 
+def _duration(seconds: float | None) -> str:
+  """A row's wall time in words: '' unknown, '19 s' under a minute, else whole minutes."""
+  if seconds is None:
+    return ''
+  return f'{seconds:.0f} s' if seconds < 59.5 else f'{seconds / 60:.0f} min'
+
+
 def markdown(rows: list[Row], title: str, notes: list[str]) -> str:
   """The leaderboard as Markdown: the table, then what it says and how it was made."""
   rows = ordered(rows)
@@ -73,7 +80,7 @@ def markdown(rows: list[Row], title: str, notes: list[str]) -> str:
     cells += [_pm(r.stat(d, 0)) if d in r.members[0] else '' for d in dbs]
     cells.append(f"{r.ensemble['all'][0]:.4f} / {r.ensemble['all'][1]:.4f}")
     cells.append(f"{_pm(r.stat('all', 0, 'paired'))} ({r.paired_with})" if r.paired else '')
-    cells.append('' if r.wall_time_s is None else f'{r.wall_time_s / 60:.0f} min')
+    cells.append(_duration(r.wall_time_s))
     cells.append(r.machine)
     lines.append('| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |')
   lines += ['', *notes, '', 'Each row\'s command:', '']

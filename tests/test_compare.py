@@ -132,7 +132,7 @@ def test_one_recipe_for_every_network(board, capsys):
   assert (
     '--config synthetic' in row['command'] and '--size 32 --folds_in_parallel 0' in row['command']
   )
-  assert row['paired_with'] == 'HFA-Net, seed by seed (the same recipe)'
+  assert row['paired_with'] == 'HFA-Net with the same recipe, seed by seed'
   run = out / 'runs' / 'ststnet-synthetic'
   saved = json.loads((run / 'state' / 'run.json').read_text())['started_by']
   assert saved['recipe'] == 'synthetic' and saved['settings']['model'] == 'ststnet'

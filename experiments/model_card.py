@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from datasets.card import preprocessing_card, training_source
-from experiments import options
+from experiments import networks, options
 from experiments.options import Settings, UsageError
 from hfa_jax import input_checks
 from hfa_jax.environment import cpu_model, versions
@@ -146,6 +146,7 @@ def model_card(s: Settings, data, loso: dict | None) -> dict:
     title=f'{e.model} trained on {e.dataset}, every subject'
     + (' (SYNTHETIC data)' if trained['synthetic'] else ''),
     model=e.model,
+    **({'model_options': arch} if (arch := networks.architecture(config)) else {}),
     num_classes=data.num_classes,
     class_names=list(data.class_names),
     input=dict(

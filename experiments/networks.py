@@ -48,6 +48,13 @@ def resolve_dtype(s: Settings, devices: list) -> tuple[Settings, str]:
 
 # Training settings that are fields of the model (regularisers active in training only).
 REGULARISERS = ('drop_path', 'head_dropout')
+# ... and the architecture's: a model folder's card keeps them to build it again.
+ARCHITECTURE = {'width': 1.0}
+
+
+def architecture(config) -> dict:
+  """The model fields of these training settings that differ from the model's default."""
+  return {k: getattr(config, k) for k, v in ARCHITECTURE.items() if getattr(config, k) != v}
 
 
 def build_model(s: Settings, num_classes: int):
@@ -58,8 +65,14 @@ def build_model(s: Settings, num_classes: int):
     raise ValueError('the dtype setting is not chosen yet: call resolve_dtype(s, jax.devices())')
   model_class(s.experiment.model)  # a UsageError if it cannot be imported
   extra = {k: getattr(s.training, k) for k in REGULARISERS if getattr(s.training, k)}
+  extra |= architecture(s.training)
   for name in sorted(extra.keys() - registry.fields(model_class(s.experiment.model))):
     raise UsageError(f'--{name}: {s.experiment.model} has no {name}; it applies to hfanet')
+  if 'width' in extra and round(64 * extra['width']) % 32:
+    raise UsageError(
+      f"--width {extra['width']}: 64 x width must be a multiple of 32 (HFA-Net's first level "
+      'splits into 32 channel groups): 0.5, 1, 1.5, 2, ...'
+    )
   try:
     return registry.build(s.experiment.model, num_classes, s.training.dtype, **extra)
   except ValueError as e:

@@ -63,7 +63,7 @@ def save_model(folder, variables: dict, card: dict) -> pathlib.Path:
     raise ValueError(f'the model card lacks {missing}')
   folder.mkdir(parents=True, exist_ok=True)
   save_weights(folder / 'weights', variables)
-  if card['model'] == 'hfanet':
+  if card['model'] == 'hfanet' and not card.get('model_options'):  # the original's shapes
     card = card | dict(pytorch=_save_torch(folder, variables))
   (folder / CARD).write_text(json.dumps(card, indent=1))
   (folder / 'README.md').write_text(card_text(card, folder))
@@ -101,7 +101,7 @@ def load_model(folder) -> tuple[nn.Module, dict, dict]:
   weights = pathlib.Path(folder) / 'weights'
   if not weights.is_dir():
     raise ModelFolderError(f'{folder} has a card but no weights/ folder')
-  model = registry.build(card['model'], card['num_classes'])
+  model = registry.build(card['model'], card['num_classes'], **card.get('model_options', {}))
   return model, load_weights(weights), card
 
 

@@ -63,6 +63,12 @@ class Training(Optimiser):
   head_dropout: float = setting(
     0.0, 'HFA-Net: dropout on the pooled features before the classifier', minimum=0, below=1
   )
+  width: float = setting(
+    1.0,
+    "HFA-Net: every layer's channels times this (1: the paper's configuration; 0.5: about a "
+    'quarter of the parameters; 64 x width a multiple of 32)',
+    above=0,
+  )
   mixup: float = setting(0.0, 'mixup Beta(a, a) parameter (0: off)', minimum=0)
   ema_decay: float = setting(
     0.0,
@@ -186,10 +192,13 @@ class LosoConfig(Execution, Protocol, Training):
 
   def identity(self) -> dict:
     """The settings that determine the results (Training and Protocol), as JSON.
-    `momentum` only with sgd, where it acts (runs saved before it existed still resume)."""
+    `momentum` only with sgd, where it acts, and `width` only where not 1 (runs saved before
+    they existed still resume)."""
     training = dataclasses.asdict(_part(self, Training))
     if self.optimizer != 'sgd':
       del training['momentum']
+    if self.width == 1.0:
+      del training['width']
     return training | dataclasses.asdict(_part(self, Protocol))
 
   def validate(self):

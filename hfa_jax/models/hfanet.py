@@ -26,6 +26,9 @@ class HFANet(nn.Module):
   RMT branch's stochastic depth (its last block's rate), and `head_dropout`, dropout on
   the pooled features before the head.
 
+  `width` multiplies every layer's channels (1: the paper's configuration; 0.5 has about a
+  quarter of the parameters); 64 x width must be a multiple of 32 (EMA's channel groups).
+
   `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters, BatchNorm
   statistics and the logits stay float32.
   """
@@ -33,6 +36,7 @@ class HFANet(nn.Module):
   num_classes: int = 3
   drop_path: float = 0.0
   head_dropout: float = 0.0
+  width: float = 1.0
   dtype: jnp.dtype | None = None
   side_multiple = 32  # the total stride: input sides must be multiples of it
 
@@ -42,13 +46,19 @@ class HFANet(nn.Module):
       raise ValueError(
         f'HFANet expects NHWC input (B, S, S, 3) with S a multiple of 32, got shape {x.shape}'
       )
+    ch = lambda n: int(round(n * self.width))
+    if self.width <= 0 or ch(64) % 32:
+      raise ValueError(
+        f'HFANet width {self.width}: 64 x width must be a positive multiple of 32 (EMA splits '
+        'the first level into 32 channel groups): 0.5, 1, 1.5, 2, ...'
+      )
     if self.dtype is not None:
       x = x.astype(self.dtype)
-    m = MSA(name='msa', dtype=self.dtype)(x, train)
-    t = RMT(self.drop_path, name='rmt', dtype=self.dtype)(x, train)
+    m = MSA(self.width, name='msa', dtype=self.dtype)(x, train)
+    t = RMT(self.drop_path, self.width, name='rmt', dtype=self.dtype)(x, train)
     mt = [jnp.concatenate([a, b.astype(a.dtype)], axis=-1) for a, b in zip(m, t)]
-    fused = MLFA(name='mlfa', dtype=self.dtype)(*mt, train)
-    out = AAFF(name='aaff', dtype=self.dtype)(mt[3], fused)
+    fused = MLFA(ch(1024), ch(512), name='mlfa', dtype=self.dtype)(*mt, train)
+    out = AAFF(ch(1024), ch(512), name='aaff', dtype=self.dtype)(mt[3], fused)
     pooled = out.astype(jnp.float32).mean(axis=(1, 2))
     pooled = nn.Dropout(self.head_dropout, deterministic=not train)(pooled)
     logits = dense(self.num_classes, name='head')(pooled)

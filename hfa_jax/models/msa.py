@@ -51,20 +51,23 @@ class MulScaleBlock(nn.Module):
 class MSA(nn.Module):
   """Local branch: stem (3x3/2 conv, BN, ReLU, 3x3/2 max-pool) and four MulScaleBlocks.
 
-  x: (B, S, S, 3) -> four maps at strides 4, 8, 16, 32 with 64, 128, 256, 512 channels.
+  x: (B, S, S, 3) -> four maps at strides 4, 8, 16, 32 with 64, 128, 256, 512 channels,
+  each times `width` (1: the paper's).
   """
 
+  width: float = 1.0
   dtype: jnp.dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, ...]:
-    x = conv(64, 3, 2, 1, bias=False, kernel_init=kaiming_fan_out, name='conv1', dtype=self.dtype)(
-      x
-    )
+    ch = lambda n: int(round(n * self.width))
+    x = conv(
+      ch(64), 3, 2, 1, bias=False, kernel_init=kaiming_fan_out, name='conv1', dtype=self.dtype
+    )(x)
     x = nn.relu(BatchNorm(name='bn1')(x, train))
     x = max_pool(x, 3, 2, 1)
     features = []
-    for i, (planes, stride) in enumerate(zip((64, 128, 256, 512), (1, 2, 2, 2))):
+    for i, (planes, stride) in enumerate(zip(map(ch, (64, 128, 256, 512)), (1, 2, 2, 2))):
       x = MulScaleBlock(planes, stride, name=f'layer{i + 1}_0', dtype=self.dtype)(x, train)
       features.append(x)
     return tuple(features)

@@ -19,17 +19,20 @@ STAGES = (
 
 
 class RMT(nn.Module):
-  """x: (B, S, S, 3) -> four maps at strides 4, 8, 16, 32 with 64, 128, 256, 512 channels.
+  """x: (B, S, S, 3) -> four maps at strides 4, 8, 16, 32 with 64, 128, 256, 512 channels,
+  each times `width` (1: the paper's; the feed-forward widths scale with them, heads do not).
 
   `drop_path`: the stochastic depth of the last block, rising linearly from 0 at the
   first (RMT's drop_path_rate; HFA-Net's configuration uses 0)."""
 
   drop_path: float = 0.0
+  width: float = 1.0
   dtype: jnp.dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, ...]:
-    x = PatchEmbed(64, name='patch_embed', dtype=self.dtype)(x, train)
+    ch = lambda n: None if n is None else int(round(n * self.width))
+    x = PatchEmbed(ch(64), name='patch_embed', dtype=self.dtype)(x, train)
     blocks = sum(stage[0] for stage in STAGES)
     rates = [self.drop_path * i / max(blocks - 1, 1) for i in range(blocks)]
     features = []
@@ -38,11 +41,11 @@ class RMT(nn.Module):
       x = Stage(
         depth,
         heads,
-        ffn,
+        ch(ffn),
         init,
         rng,
         decomposed,
-        out_dim,
+        ch(out_dim),
         tuple(rates[first : first + depth]) if self.drop_path else (),
         name=f'layer{i + 1}',
         dtype=self.dtype,

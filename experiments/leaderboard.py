@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import io
 import pathlib
+import textwrap
 
 import numpy as np
 
@@ -145,6 +146,7 @@ def plot(path, rows: list[Row], title: str):
     if ends
     else (0.0, 1.0)
   )
+  title = textwrap.fill(title, 44)  # a long title (e.g. with its recipe) over the axes
   ax.set(xlabel='UF1 (mean +- std over seeds, each a LOSO)', title=title, xlim=(low, high))
   ax.set_ylim(-0.7, len(rows) - 0.3)
   ax.grid(axis='x', alpha=0.3)

@@ -10,6 +10,7 @@ import pytest
 from experiments import networks, options
 from experiments.usage import UsageError
 from hfa_jax import trained
+from hfa_jax.loso import run
 from hfa_jax.models.hfanet import HFANet
 
 
@@ -29,7 +30,9 @@ def test_half_width_halves_every_level_and_keeps_the_layers():
   for name, f in features.items():
     assert half_features[name].shape[-1] * 2 == f.shape[-1], name
   n = lambda v: sum(x.size for x in jax.tree.leaves(v['params']))
-  assert n(full) == 24_194_087  # the paper's configuration (tests/test_model_parity.py: its numbers)
+  assert (
+    n(full) == 24_194_087
+  )  # the paper's configuration (tests/test_model_parity.py: its numbers)
   assert n(full) / 4.2 < n(half) < n(full) / 3.8  # widths halve: weights about a quarter
 
 
@@ -62,3 +65,13 @@ def test_a_narrow_model_folder_loads_as_saved(tmp_path):
   model, loaded, saved = trained.load_model(folder)
   assert model.width == 0.5 and 'pytorch' not in saved  # the original cannot hold it
   np.testing.assert_array_equal(model.apply(loaded, x), net.apply(variables, x))
+
+
+def test_runs_saved_before_the_width_existed_still_resume():
+  """A run's identity holds the model's repr: at width 1 it is the repr runs kept before."""
+  before = (
+    'HFANet(\n    # attributes\n    num_classes = 3\n    drop_path = 0.0\n'
+    '    head_dropout = 0.0\n    dtype = None\n)'
+  )
+  assert run.model_identity(HFANet(num_classes=3)) == before
+  assert 'width = 0.5' in run.model_identity(HFANet(num_classes=3, width=0.5))

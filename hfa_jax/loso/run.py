@@ -192,12 +192,26 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   return LosoResult(plan, records, data, config)
 
 
+# Model fields added after runs were first saved: at these values they are left out of a run's
+# identity, so that those runs still resume (as LosoConfig.identity leaves out momentum).
+LATER_MODEL_FIELDS = {'width': 1.0}
+
+
+def model_identity(model) -> str:
+  """The model's part of a run's identity: its repr (class and fields), less the
+  LATER_MODEL_FIELDS lines that hold their values."""
+  later = {f'    {name} = {value!r}' for name, value in LATER_MODEL_FIELDS.items()}
+  return '\n'.join(line for line in repr(model).split('\n') if line not in later)
+
+
 def open_store(  # noqa: PLR0913
   out_dir, config: LosoConfig, model, data: LosoData, run_record, run_note=None
 ) -> RunStore | None:
   """The run folder for this run (None without out_dir); RunMismatchError if the processes
   of a multi-process job were given different runs."""
-  identity = dict(config=config.identity(), model=repr(model), num_classes=data.num_classes)
+  identity = dict(
+    config=config.identity(), model=model_identity(model), num_classes=data.num_classes
+  )
   identity |= dict(data=data.fingerprint()) | ({'run': run_record} if run_record else {})
   if not distributed.agree(json.dumps(identity, sort_keys=True, default=str)):
     raise RunMismatchError(

@@ -68,11 +68,13 @@ def build_model(s: Settings, num_classes: int):
   extra |= architecture(s.training)
   for name in sorted(extra.keys() - registry.fields(model_class(s.experiment.model))):
     raise UsageError(f'--{name}: {s.experiment.model} has no {name}; it applies to hfanet')
-  if 'width' in extra and round(64 * extra['width']) % 32:
-    raise UsageError(
-      f"--width {extra['width']}: 64 x width must be a multiple of 32 (HFA-Net's first level "
-      'splits into 32 channel groups): 0.5, 1, 1.5, 2, ...'
-    )
+  if 'width' in extra:  # HFA-Net's rule: of the registered networks only it has a width
+    from hfa_jax.models.hfanet import check_width
+
+    try:
+      check_width(extra['width'])
+    except ValueError as e:
+      raise UsageError(str(e)) from None
   try:
     return registry.build(s.experiment.model, num_classes, s.training.dtype, **extra)
   except ValueError as e:

@@ -5,10 +5,20 @@ import jax
 import jax.numpy as jnp
 
 from hfa_jax.models.aaff import AAFF
-from hfa_jax.models.layers import dense
+from hfa_jax.models.layers import dense, scaled
 from hfa_jax.models.mlfa import MLFA
 from hfa_jax.models.msa import MSA
 from hfa_jax.models.rmt import RMT
+
+
+def check_width(width: float) -> None:
+  """ValueError unless `width` gives the first level a multiple of 32 channels (EMA splits it
+  into 32 channel groups)."""
+  if width <= 0 or scaled(64, width) % 32:
+    raise ValueError(
+      f'--width {width}: 64 x width must be a positive multiple of 32 (EMA splits HFA-Net\'s '
+      'first level into 32 channel groups): 0.5, 1, 1.5, 2, ...'
+    )
 
 
 class HFANet(nn.Module):
@@ -46,19 +56,15 @@ class HFANet(nn.Module):
       raise ValueError(
         f'HFANet expects NHWC input (B, S, S, 3) with S a multiple of 32, got shape {x.shape}'
       )
-    ch = lambda n: int(round(n * self.width))
-    if self.width <= 0 or ch(64) % 32:
-      raise ValueError(
-        f'HFANet width {self.width}: 64 x width must be a positive multiple of 32 (EMA splits '
-        'the first level into 32 channel groups): 0.5, 1, 1.5, 2, ...'
-      )
+    check_width(self.width)
     if self.dtype is not None:
       x = x.astype(self.dtype)
     m = MSA(self.width, name='msa', dtype=self.dtype)(x, train)
     t = RMT(self.drop_path, self.width, name='rmt', dtype=self.dtype)(x, train)
     mt = [jnp.concatenate([a, b.astype(a.dtype)], axis=-1) for a, b in zip(m, t)]
-    fused = MLFA(ch(1024), ch(512), name='mlfa', dtype=self.dtype)(*mt, train)
-    out = AAFF(ch(1024), ch(512), name='aaff', dtype=self.dtype)(mt[3], fused)
+    inter, out_dim = scaled(1024, self.width), scaled(512, self.width)
+    fused = MLFA(inter, out_dim, name='mlfa', dtype=self.dtype)(*mt, train)
+    out = AAFF(inter, out_dim, name='aaff', dtype=self.dtype)(mt[3], fused)
     pooled = out.astype(jnp.float32).mean(axis=(1, 2))
     pooled = nn.Dropout(self.head_dropout, deterministic=not train)(pooled)
     logits = dense(self.num_classes, name='head')(pooled)

@@ -26,6 +26,11 @@ def gelu(x):
   return nn.gelu(x, approximate=False)
 
 
+def scaled(channels: int | None, width: float) -> int | None:
+  """A layer's channels at a width multiplier (HFA-Net's `width`); None stays None."""
+  return None if channels is None else int(round(channels * width))
+
+
 def conv(
   features: int,
   kernel: int,

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from hfa_jax.models.ema import EMA
-from hfa_jax.models.layers import BatchNorm, conv, kaiming_fan_out
+from hfa_jax.models.layers import BatchNorm, conv, kaiming_fan_out, scaled
 from hfa_jax.ops.max_pool import max_pool
 
 
@@ -60,14 +60,14 @@ class MSA(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, ...]:
-    ch = lambda n: int(round(n * self.width))
+    widths = [scaled(c, self.width) for c in (64, 128, 256, 512)]  # the stem's is the first's
     x = conv(
-      ch(64), 3, 2, 1, bias=False, kernel_init=kaiming_fan_out, name='conv1', dtype=self.dtype
+      widths[0], 3, 2, 1, bias=False, kernel_init=kaiming_fan_out, name='conv1', dtype=self.dtype
     )(x)
     x = nn.relu(BatchNorm(name='bn1')(x, train))
     x = max_pool(x, 3, 2, 1)
     features = []
-    for i, (planes, stride) in enumerate(zip(map(ch, (64, 128, 256, 512)), (1, 2, 2, 2))):
+    for i, (planes, stride) in enumerate(zip(widths, (1, 2, 2, 2))):
       x = MulScaleBlock(planes, stride, name=f'layer{i + 1}_0', dtype=self.dtype)(x, train)
       features.append(x)
     return tuple(features)

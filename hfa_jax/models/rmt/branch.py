@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hfa_jax.models.layers import scaled
 from hfa_jax.models.rmt.patch import PatchEmbed
 from hfa_jax.models.rmt.stage import Stage
 
@@ -31,8 +32,7 @@ class RMT(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, ...]:
-    ch = lambda n: None if n is None else int(round(n * self.width))
-    x = PatchEmbed(ch(64), name='patch_embed', dtype=self.dtype)(x, train)
+    x = PatchEmbed(scaled(64, self.width), name='patch_embed', dtype=self.dtype)(x, train)
     blocks = sum(stage[0] for stage in STAGES)
     rates = [self.drop_path * i / max(blocks - 1, 1) for i in range(blocks)]
     features = []
@@ -41,11 +41,11 @@ class RMT(nn.Module):
       x = Stage(
         depth,
         heads,
-        ch(ffn),
+        scaled(ffn, self.width),
         init,
         rng,
         decomposed,
-        ch(out_dim),
+        scaled(out_dim, self.width),
         tuple(rates[first : first + depth]) if self.drop_path else (),
         name=f'layer{i + 1}',
         dtype=self.dtype,

@@ -74,7 +74,7 @@ def build_model(s: Settings, num_classes: int):
     try:
       check_width(extra['width'])
     except ValueError as e:
-      raise UsageError(str(e)) from None
+      raise UsageError(f'--{e}') from None
   try:
     return registry.build(s.experiment.model, num_classes, s.training.dtype, **extra)
   except ValueError as e:

@@ -16,7 +16,7 @@ def check_width(width: float) -> None:
   into 32 channel groups)."""
   if width <= 0 or scaled(64, width) % 32:
     raise ValueError(
-      f'--width {width}: 64 x width must be a positive multiple of 32 (EMA splits HFA-Net\'s '
+      f'width {width}: 64 x width must be a positive multiple of 32 (EMA splits HFA-Net\'s '
       'first level into 32 channel groups): 0.5, 1, 1.5, 2, ...'
     )
 

@@ -139,9 +139,10 @@ inline void Accumulate(const float* xp, const float* gu, const Geometry& g, int6
   }
 }
 
-constexpr int kTapRows = 6;  // flattened taps per register block (kTapRows x 4 vectors)
+// Flattened taps per register block of NV vectors (accumulators TapRows(NV) * NV).
+constexpr int TapRows(int nv) { return nv == 1 ? 12 : nv == 2 ? 8 : 6; }
 
-template <int NV, int R = kTapRows>
+template <int NV, int R = TapRows(NV)>
 inline void AccumulateRows(int rows, const float* xp, const float* gu, const Geometry& g, int64_t i,
                     int64_t t0, int64_t co, float* dw) {
   if constexpr (R > 0) {
@@ -153,6 +154,17 @@ inline void AccumulateRows(int rows, const float* xp, const float* gu, const Geo
   }
 }
 
+// Accumulate over window row i's taps (k*Cin) in blocks of TapRows(NV), for channels co on.
+template <int NV>
+inline void TapBlocks(const float* xp, const float* gu, const Geometry& g, int64_t i, int64_t co,
+                      float* dw) {
+  const int64_t run = g.k * g.cin;
+  for (int64_t t0 = 0; t0 < run; t0 += TapRows(NV)) {
+    const int rows = static_cast<int>(std::min<int64_t>(TapRows(NV), run - t0));
+    AccumulateRows<NV>(rows, xp, gu, g, i, t0, co, dw);
+  }
+}
+
 // dw (k, k, Cin, Cout) += the weight gradient of one image (stride 1): xp its zero-padded input
 // (PadImage), gimg its output gradient (Ho, Wo, Cout), Cout a multiple of kLanes. Each block of
 // window-row taps (flattened with Cin: contiguous in xp) and output-channel vectors sums over
@@ -160,15 +172,12 @@ inline void AccumulateRows(int rows, const float* xp, const float* gu, const Geo
 inline void WeightGradImage(const float* xp, const float* gimg, const Geometry& g, float* dw) {
   const int64_t run = g.k * g.cin;
   for (int64_t i = 0; i < g.k; ++i) {
-    for (int64_t t0 = 0; t0 < run; t0 += kTapRows) {
-      const int rows = static_cast<int>(std::min<int64_t>(kTapRows, run - t0));
-      for (int64_t co = 0; co < g.cout; co += 4 * kLanes) {
-        switch (std::min<int64_t>(4, (g.cout - co) / kLanes)) {
-          case 1: AccumulateRows<1>(rows, xp, gimg, g, i, t0, co, dw); break;
-          case 2: AccumulateRows<2>(rows, xp, gimg, g, i, t0, co, dw); break;
-          case 3: AccumulateRows<3>(rows, xp, gimg, g, i, t0, co, dw); break;
-          default: AccumulateRows<4>(rows, xp, gimg, g, i, t0, co, dw); break;
-        }
+    for (int64_t co = 0; co < g.cout; co += 4 * kLanes) {
+      switch (std::min<int64_t>(4, (g.cout - co) / kLanes)) {
+        case 1: TapBlocks<1>(xp, gimg, g, i, co, dw); break;
+        case 2: TapBlocks<2>(xp, gimg, g, i, co, dw); break;
+        case 3: TapBlocks<3>(xp, gimg, g, i, co, dw); break;
+        default: TapBlocks<4>(xp, gimg, g, i, co, dw); break;
       }
     }
   }

@@ -55,11 +55,9 @@ namespace {
 
 struct Pool {
   int64_t q, pad, po, qo;  // window (= stride), padding, pooled rows and columns
-  // The window row (or column) of conv row (or column) r, or -1 outside every window.
-  int64_t Of(int64_t r, int64_t n_out) const {
-    const int64_t w = (r + pad) / q;
-    return w < n_out ? w : -1;
-  }
+  // Window w's first conv row (or column) and the one after its last, of n.
+  int64_t First(int64_t w) const { return std::max<int64_t>(0, w * q - pad); }
+  int64_t End(int64_t w, int64_t n) const { return std::min<int64_t>(n, w * q - pad + q); }
 };
 
 // Images per task: a fixed split of each model's batch (independent of the threads).
@@ -116,46 +114,60 @@ ffi::Error Forward(ffi::ThreadPool threads, ffi::Buffer<ffi::F32> x, ffi::Buffer
   float* lo = vmin->typed_data();
   std::vector<double> sums(models * chunks * 2 * c, 0.0);
   ParallelFor(threads, models * chunks, [&](int64_t task) {
-    thread_local std::vector<float> buf, row;
+    thread_local std::vector<float> buf, v;
     const int64_t m = task / chunks, chunk = task % chunks;
     const float* wm = ws + m * taps * c;
     const float* bias = bs + m * c;
     double* sum = sums.data() + task * 2 * c;
     double* sq = sum + c;
-    row.resize(g.wo * c);
+    v.resize(g.ho * g.wo * c);
     std::vector<float> rsum(c), rsq(c);
     for (int64_t n = batch * chunk / chunks; n < batch * (chunk + 1) / chunks; ++n) {
       const int64_t image = m * batch + n;
       hfa::PadImage(xs + image * in_size, g, buf);
-      float* pmax = hi + image * out_size;
-      float* pmin = lo + image * out_size;
-      std::fill(pmax, pmax + out_size, -std::numeric_limits<float>::infinity());
-      std::fill(pmin, pmin + out_size, std::numeric_limits<float>::infinity());
+      // v, row by row, and each row's sums (added to the chunk's in double).
       for (int64_t yo = 0; yo < g.ho; ++yo) {
-        hfa::ConvRow(buf.data(), wm, g, yo, row.data());
-        std::fill(rsum.begin(), rsum.end(), 0.0f);
-        std::fill(rsq.begin(), rsq.end(), 0.0f);
-        const int64_t wr = pool.Of(yo, pool.po);
-        for (int64_t xo = 0; xo < g.wo; ++xo) {
-          float* v = row.data() + xo * c;
-          for (int64_t ch = 0; ch < c; ++ch) {
-            const float u = v[ch] + bias[ch];
-            v[ch] = relu_first ? std::max(u, 0.0f) : u;
-            rsum[ch] += v[ch];
-            rsq[ch] += v[ch] * v[ch];
+        float* row = v.data() + yo * g.wo * c;
+        hfa::ConvRow(buf.data(), wm, g, yo, row);
+        for (int64_t co = 0; co < c; co += kLanes) {
+          const Vec bv = hfa::V(bias + co);
+          Vec s1 = {}, s2 = {};
+          for (int64_t xo = 0; xo < g.wo; ++xo) {
+            Vec& vp = hfa::V(row + xo * c + co);
+            const Vec u = vp + bv;
+            vp = relu_first ? (u < 0.0f ? Vec{} : u) : u;
+            s1 += vp;
+            s2 += vp * vp;
           }
-          const int64_t wc = pool.Of(xo, pool.qo);
-          if (wr < 0 || wc < 0) continue;
-          float* ph = pmax + (wr * pool.qo + wc) * c;
-          float* pl = pmin + (wr * pool.qo + wc) * c;
-          for (int64_t ch = 0; ch < c; ++ch) {
-            ph[ch] = std::max(ph[ch], v[ch]);
-            pl[ch] = std::min(pl[ch], v[ch]);
-          }
+          hfa::V(rsum.data() + co) = s1;
+          hfa::V(rsq.data() + co) = s2;
         }
         for (int64_t ch = 0; ch < c; ++ch) {
           sum[ch] += rsum[ch];
           sq[ch] += rsq[ch];
+        }
+      }
+      // Each window's maximum and minimum, its entries in row-major order (std::max and
+      // std::min's choices, lane by lane), written once.
+      float* pmax = hi + image * out_size;
+      float* pmin = lo + image * out_size;
+      for (int64_t wr = 0; wr < pool.po; ++wr) {
+        const int64_t r0 = pool.First(wr), r1 = pool.End(wr, g.ho);
+        for (int64_t wc = 0; wc < pool.qo; ++wc) {
+          const int64_t c0 = pool.First(wc), c1 = pool.End(wc, g.wo);
+          for (int64_t co = 0; co < c; co += kLanes) {
+            Vec top = Vec{} - std::numeric_limits<float>::infinity();
+            Vec bottom = Vec{} + std::numeric_limits<float>::infinity();
+            for (int64_t r = r0; r < r1; ++r) {
+              for (int64_t s = c0; s < c1; ++s) {
+                const Vec e = hfa::V(v.data() + (r * g.wo + s) * c + co);
+                top = top < e ? e : top;
+                bottom = e < bottom ? e : bottom;
+              }
+            }
+            hfa::V(pmax + (wr * pool.qo + wc) * c + co) = top;
+            hfa::V(pmin + (wr * pool.qo + wc) * c + co) = bottom;
+          }
         }
       }
     }
@@ -210,7 +222,6 @@ ffi::Error Backward(ffi::ThreadPool threads, ffi::Buffer<ffi::F32> x, ffi::Buffe
     float* dbp = dwp + taps * c;
     u.resize(g.ho * g.wo * c);
     gu.resize(g.ho * g.wo * c);
-    std::vector<float> top(c), taken(c), share(c);
     for (int64_t n = batch * chunk / chunks; n < batch * (chunk + 1) / chunks; ++n) {
       const int64_t image = m * batch + n;
       hfa::PadImage(xs + image * in_size, g, buf);
@@ -219,55 +230,52 @@ ffi::Error Backward(ffi::ThreadPool threads, ffi::Buffer<ffi::F32> x, ffi::Buffe
       }
       // The dense part: BatchNorm's gradient through its batch statistics (and ReLU's mask).
       for (int64_t p = 0; p < g.ho * g.wo; ++p) {
-        float* up = u.data() + p * c;
-        float* gq = gu.data() + p * c;
-        for (int64_t ch = 0; ch < c; ++ch) {
-          const float v = up[ch] + bias[ch];
-          up[ch] = v;
-          gq[ch] = relu_first ? (v > 0.0f ? alpha[ch] + beta[ch] * v : 0.0f)
-                              : alpha[ch] + beta[ch] * v;
+        for (int64_t co = 0; co < c; co += kLanes) {
+          Vec& up = hfa::V(u.data() + p * c + co);
+          up += hfa::V(bias + co);
+          const Vec t = hfa::V(alpha + co) + hfa::V(beta + co) * up;
+          hfa::V(gu.data() + p * c + co) = relu_first ? (up > 0.0f ? t : Vec{}) : t;
         }
       }
       // The sparse part: each window's output gradient on its maxima after BatchNorm.
       const float* gimg = gs + image * out_size;
       for (int64_t wr = 0; wr < pool.po; ++wr) {
-        const int64_t r0 = std::max<int64_t>(0, wr * pool.q - pool.pad);
-        const int64_t r1 = std::min<int64_t>(g.ho, wr * pool.q - pool.pad + pool.q);
+        const int64_t r0 = pool.First(wr), r1 = pool.End(wr, g.ho);
         for (int64_t wc = 0; wc < pool.qo; ++wc) {
-          const int64_t c0 = std::max<int64_t>(0, wc * pool.q - pool.pad);
-          const int64_t c1 = std::min<int64_t>(g.wo, wc * pool.q - pool.pad + pool.q);
-          const float* gw = gimg + (wr * pool.qo + wc) * c;
-          // The selected value: v's maximum where a > 0, minimum where a < 0 (a = 0: BN
-          // maps the window to one value, whose first entry PyTorch's pool takes).
-          for (int64_t ch = 0; ch < c; ++ch) {
-            top[ch] = a[ch] > 0.0f ? -std::numeric_limits<float>::infinity()
-                                   : std::numeric_limits<float>::infinity();
-            taken[ch] = 0.0f;
-          }
-          for (int64_t r = r0; r < r1; ++r) {
-            for (int64_t s = c0; s < c1; ++s) {
-              const float* up = u.data() + (r * g.wo + s) * c;
-              for (int64_t ch = 0; ch < c; ++ch) {
-                const float v = relu_first ? std::max(up[ch], 0.0f) : up[ch];
-                top[ch] = a[ch] > 0.0f ? std::max(top[ch], v) : std::min(top[ch], v);
+          const int64_t c0 = pool.First(wc), c1 = pool.End(wc, g.wo);
+          for (int64_t co = 0; co < c; co += kLanes) {
+            // The window's first maximum and first minimum of v in row-major order, lane by
+            // lane: their values and their places (k, counting the window's entries from 0).
+            Vec top = Vec{} - std::numeric_limits<float>::infinity();
+            Vec bottom = Vec{} + std::numeric_limits<float>::infinity();
+            Vec at_top = Vec{} - 1.0f, at_bottom = Vec{} - 1.0f;
+            float k = 0.0f;
+            for (int64_t r = r0; r < r1; ++r) {
+              for (int64_t s = c0; s < c1; ++s, k += 1.0f) {
+                const Vec up = hfa::V(u.data() + (r * g.wo + s) * c + co);
+                const Vec v = relu_first ? (up < 0.0f ? Vec{} : up) : up;
+                const auto above = v > top, below = v < bottom;
+                top = above ? v : top;
+                at_top = above ? Vec{} + k : at_top;
+                bottom = below ? v : bottom;
+                at_bottom = below ? Vec{} + k : at_bottom;
               }
             }
-          }
-          for (int64_t ch = 0; ch < c; ++ch) {
-            const bool active = relu_first || (top[ch] - mu[ch]) * a[ch] + shift[ch] > 0.0f;
-            share[ch] = active ? a[ch] * gw[ch] : 0.0f;
-          }
-          // The window's gradient goes to its first such entry in row-major order.
-          for (int64_t r = r0; r < r1; ++r) {
-            for (int64_t s = c0; s < c1; ++s) {
-              const float* up = u.data() + (r * g.wo + s) * c;
-              float* gq = gu.data() + (r * g.wo + s) * c;
-              for (int64_t ch = 0; ch < c; ++ch) {
-                const float v = relu_first ? std::max(up[ch], 0.0f) : up[ch];
-                const bool first = taken[ch] == 0.0f && (a[ch] == 0.0f || v == top[ch]);
-                taken[ch] = first ? 1.0f : taken[ch];
-                const bool open = !relu_first || up[ch] > 0.0f;
-                gq[ch] += (first && open) ? share[ch] : 0.0f;
+            // BatchNorm's maximum is v's maximum where a > 0, its minimum where a < 0; a = 0
+            // maps the window to one value, whose first entry PyTorch's pool takes.
+            const Vec av = hfa::V(a + co);
+            const Vec selected = av > 0.0f ? top : bottom;
+            const Vec at = av > 0.0f ? at_top : (av < 0.0f ? at_bottom : Vec{});
+            const auto active = relu_first ? (Vec{} == Vec{})
+                                           : (selected - hfa::V(mu + co)) * av +
+                                                     hfa::V(shift + co) > 0.0f;
+            const Vec share = active ? av * hfa::V(gimg + (wr * pool.qo + wc) * c + co) : Vec{};
+            k = 0.0f;
+            for (int64_t r = r0; r < r1; ++r) {
+              for (int64_t s = c0; s < c1; ++s, k += 1.0f) {
+                const int64_t p = (r * g.wo + s) * c + co;
+                const auto open = relu_first ? hfa::V(u.data() + p) > 0.0f : (Vec{} == Vec{});
+                hfa::V(gu.data() + p) += (at == k && open) ? share : Vec{};
               }
             }
           }

@@ -20,6 +20,10 @@ Parameters at 28x28, 3 classes: 1,683 (convs 448, BatchNorm 32, Linear 1,203). T
 (Sec. IV, Table V) reports 1670 (0.00167 million), which this count does not reproduce
 (without BatchNorm it would be 1,651).
 
+Dropout masks: `layers.Dropout`, each entry kept with probability 1/2 as in PyTorch, from one
+random bit each (nn.Dropout spends a 32-bit word per entry: ~20 % of the training step of 120
+folds with the fused first stage).
+
 Initialisation: convolution and Linear weights as PyTorch's defaults (U(+-1/sqrt(fan_in)));
 biases zero (PyTorch draws them U(+-1/sqrt(fan_in)); MATLAB starts them at zero).
 
@@ -37,6 +41,7 @@ import jax.numpy as jnp
 
 from hfa_jax.models.layers import (
   BatchNormVariables,
+  Dropout,
   batch_norm,
   running_statistics,
   torch_conv_default,
@@ -126,7 +131,7 @@ class STSTNet(nn.Module):
       y = nn.relu(conv(x, kernel, 1, self.conv_padding) + bias)  # (B, H', W', 16)
       y, _, _ = batch_norm(y, scale, shift, mean, var, train)
       y = max_pool_disjoint(y, 3, 1)  # MaxPool2d(3, 3, padding=1)
-    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    y = Dropout(self.dropout)(y, train)
     y = avg_pool_2x2(y)
     if y.shape[1] == 0 or y.shape[2] == 0:
       raise ValueError(f'STSTNet: input {x.shape[1:3]} is too small (pooled map {y.shape[1:3]})')

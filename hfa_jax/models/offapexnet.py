@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hfa_jax.models.layers import Dropout
 from hfa_jax.models.sssnet import Conv, Linear, linear_kernel_from_torch
 from hfa_jax.ops.max_pool import max_pool_disjoint
 
@@ -63,12 +64,12 @@ class OffApexNet(nn.Module):
     x = x[..., :2]  # u, v: the strain channel is not an input of OFF-ApexNet
     if self.dtype is not None:
       x = x.astype(self.dtype)
-    drop = lambda: nn.Dropout(self.dropout, deterministic=not train)
+    drop = lambda y: Dropout(self.dropout)(y, train)
     y = max_pool_disjoint(nn.relu(Conv(6, 3, 1, dtype=self.dtype, name='conv1')(x)), 2, 0)
     y = max_pool_disjoint(nn.relu(Conv(16, 3, 1, dtype=self.dtype, name='conv2')(y)), 2, 0)
-    y = drop()(y.reshape(y.shape[0], -1))  # NHWC flatten: (H, W, C) order
+    y = drop(y.reshape(y.shape[0], -1))  # NHWC flatten: (H, W, C) order
     y = nn.relu(Linear(1024, dtype=self.dtype, name='fc1')(y))
-    return Linear(self.num_classes, name='fc')(drop()(y).astype(jnp.float32))
+    return Linear(self.num_classes, name='fc')(drop(y).astype(jnp.float32))
 
 
 def variables_from_torch(state_dict: dict) -> dict:

@@ -1,7 +1,8 @@
 """ops.stem: a first stage (convolution, ReLU and BatchNorm in either order, disjoint
 max-pool) fused in the native kernels against XLA's composition, values and gradients, under
 the folds' vmap; conv -> ReLU -> pool (no BatchNorm) alike; the max-pool's gradient under jit;
-STSTNet's, RCN-A's and SSSNet's training gradients with the fused stage against the plain one."""
+STSTNet's, RCN-A's, SSSNet's and OFF-ApexNet's training gradients with the fused stage against
+the plain one."""
 
 import jax
 import jax.numpy as jnp
@@ -62,8 +63,8 @@ def test_fused_stage_matches_the_composition_under_the_folds_vmap(case):
 
 # (models, batch, side, Cin, C, kernel, padding, pool): SSSNet's (5x5, 3x3 windows, the
 # 60 x 60 map's last columns in none at side 64: here 14 -> 10, one row and column past the
-# windows), a padded one with 2 x 2 windows.
-RELU_POOL_CASES = [(2, 3, 14, 3, 32, 5, 0, 3), (1, 2, 9, 2, 16, 3, 1, 2)]
+# windows), a padded one with 2 x 2 windows, OFF-ApexNet's 6 channels (padded to 16 there).
+RELU_POOL_CASES = [(2, 3, 14, 3, 32, 5, 0, 3), (1, 2, 9, 2, 16, 3, 1, 2), (2, 3, 12, 2, 6, 3, 1, 2)]
 
 
 @native
@@ -114,10 +115,12 @@ def test_max_pool_gradient_after_batch_norm_is_whole_under_jit():
 
 
 @native
-@pytest.mark.parametrize('name, side', [('ststnet', 28), ('rcn_a', 20), ('sssnet', 64)])
+@pytest.mark.parametrize(
+  'name, side', [('ststnet', 28), ('rcn_a', 20), ('sssnet', 64), ('offapexnet', 28)]
+)
 def test_models_train_with_the_fused_stage_as_with_the_composition(name, side, monkeypatch):
-  """A training step's loss, gradients and BatchNorm statistics of STSTNet, RCN-A and SSSNet,
-  two models under vmap, with the fused first stage and with XLA's composition."""
+  """A training step's loss, gradients and BatchNorm statistics of STSTNet, RCN-A, SSSNet and
+  OFF-ApexNet, two models under vmap, with the fused first stage and with XLA's composition."""
   model = registry.build(name, 3, dropout=0.0)
   x = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (2, 8, side, side, 3)), jnp.float32)
   labels = jnp.asarray([[0, 1, 2, 0, 1, 2, 0, 1]] * 2)

@@ -65,7 +65,7 @@ class OffApexNet(nn.Module):
     if self.dtype is not None:
       x = x.astype(self.dtype)
     drop = lambda y: Dropout(self.dropout)(y, train)
-    y = max_pool_disjoint(nn.relu(Conv(6, 3, 1, dtype=self.dtype, name='conv1')(x)), 2, 0)
+    y = Conv(6, 3, 1, dtype=self.dtype, relu_pool=2, name='conv1')(x)  # conv, ReLU, pool
     y = max_pool_disjoint(nn.relu(Conv(16, 3, 1, dtype=self.dtype, name='conv2')(y)), 2, 0)
     y = drop(y.reshape(y.shape[0], -1))  # NHWC flatten: (H, W, C) order
     y = nn.relu(Linear(1024, dtype=self.dtype, name='fc1')(y))

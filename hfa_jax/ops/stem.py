@@ -5,6 +5,7 @@ order, or none), max-pool of disjoint windows. XLA's composition and a fused for
                                 pool_padding=1, relu_first=True)   # STSTNet's streams
     p, mean, var = conv_bn_pool(..., padding=0, pool=2, pool_padding=0, relu_first=False)  # RCN-A
     p = conv_relu_pool(x, kernel, bias, padding=0, pool=3, pool_padding=0)  # SSSNet (no BN)
+    p = conv_relu_pool(x, kernel, bias, padding=1, pool=2, pool_padding=0)  # OFF-ApexNet
 
 The first two return the pooled output and the batch's mean and (biased) variance of the normalised
 activation (for the running statistics). `conv_bn_pool_reference` is the model's own
@@ -70,19 +71,30 @@ def conv_bn_pool(
   )
 
 
-def _native_or_reference(fused, reference, static: dict, operands: tuple):
+def _native_or_reference(fused, reference, static: dict, operands: tuple, pad_channels=False):
   """`fused(static items, *operands)` in CPU programs where the native kernels run (float32,
-  the kernel's (operands[1]) output channels a multiple of 16), else `reference(*operands,
-  **static)`: XLA's composition, which GPU and TPU programs always run."""
+  the kernel's (operands[1]) output channels a multiple of 16, or with `pad_channels` (x,
+  kernel, bias only) padded with zero channels to one and the output's sliced back), else
+  `reference(*operands, **static)`: XLA's composition, which GPU and TPU programs always run."""
   reference = functools.partial(reference, **static)
+  channels = operands[1].shape[-1]
   if (
     any(t.dtype != jnp.float32 for t in operands)
-    or operands[1].shape[-1] % 16
+    or (channels % 16 and not pad_channels)
     or not kernels.native_available()
   ):
     return reference(*operands)
   fused = functools.partial(fused, tuple(sorted(static.items())))
+  if channels % 16:
+    fused = functools.partial(_padded_channels, fused, -channels % 16)
   return jax.lax.platform_dependent(*operands, cpu=fused, default=reference)
+
+
+def _padded_channels(fused, extra: int, x, kernel, bias):
+  """fused(x, kernel, bias) with `extra` zero output channels, sliced off its output."""
+  kernel = jnp.pad(kernel, [(0, 0)] * (kernel.ndim - 1) + [(0, extra)])
+  bias = jnp.pad(bias, [(0, 0)] * (bias.ndim - 1) + [(0, extra)])
+  return fused(x, kernel, bias)[..., : kernel.shape[-1] - extra]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -148,10 +160,13 @@ def conv_relu_pool_reference(x, kernel, bias, *, padding, pool, pool_padding):
 def conv_relu_pool(x, kernel, bias, *, padding, pool, pool_padding):
   """conv_relu_pool_reference, fused in CPU programs where the native kernels run: the stem
   kernels with BatchNorm's map the identity (a = 1, mean = shift = 0) and no gradient through
-  statistics (alpha = beta = 0), so the pooled output is each window's maximum of relu(u) and
+  statistics (alpha = beta = 0), any number of channels (zero channels pad them to a multiple
+  of 16 there: OFF-ApexNet's 6), so the pooled output is each window's maximum of relu(u) and
   its gradient reaches the window's first maximum where u > 0, as max_pool_disjoint's does."""
   static = dict(padding=padding, pool=pool, pool_padding=pool_padding)
-  return _native_or_reference(_relu_pool_fused, conv_relu_pool_reference, static, (x, kernel, bias))
+  return _native_or_reference(
+    _relu_pool_fused, conv_relu_pool_reference, static, (x, kernel, bias), pad_channels=True
+  )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))

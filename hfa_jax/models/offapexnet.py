@@ -34,6 +34,10 @@ Differences from the original:
 - Inputs: u, v in [-1, 1] (2 x the per-channel min-max value - 1) at the flow images' native
   28 px; MEB feeds per-channel min-max [0, 1] flows of its own (Sun et al.'s classic+nl-fast,
   not TV-L1) resized to 28 (experiments/configs/offapexnet.py).
+- Dropout masks: `layers.Dropout`, each entry kept with probability 1/2 as in PyTorch, from
+  one random bit each (nn.Dropout spends a 32-bit word per entry).
+- conv1, its ReLU and its pool run as one native pass in CPU programs (`ops.stem.
+  conv_relu_pool`; the same function to float32 rounding, tests/test_stem.py).
 """
 
 import flax.linen as nn

@@ -69,7 +69,9 @@ class Conv(nn.Module):
   kernel: int
   padding: int = 0
   dtype: jnp.dtype | None = None
-  relu_pool: int = 0  # >0: then ReLU and MaxPool2d(relu_pool, relu_pool), in one pass on CPU
+  # >0: then ReLU and MaxPool2d(relu_pool, relu_pool), in one pass on CPU, where the input gets
+  # no gradient (a first layer's: the data).
+  relu_pool: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:

@@ -11,7 +11,7 @@ The first two return the pooled output and the batch's mean and (biased) varianc
 activation (for the running statistics). `conv_bn_pool_reference` is the model's own
 composition (ops.conv.conv, models.layers.batch_norm's training branch,
 ops.max_pool.max_pool_disjoint). In CPU programs with the native kernels (float32, channels a
-multiple of 16), `conv_bn_pool` runs kernels.stem_forward / stem_backward instead: the
+multiple of 16; `conv_relu_pool` pads other counts with zero channels), `conv_bn_pool` runs kernels.stem_forward / stem_backward instead: the
 activation before the pool ((models, B, Hc, Wc, C): 590 MB for 40 STSTNets at batch 256) is
 never written; the forward keeps each window's maximum and minimum and the statistics, the
 backward recomputes the convolution (stem_cpu.cc says why that is the same function). The

@@ -7,19 +7,19 @@ order, or none), max-pool of disjoint windows. XLA's composition and a fused for
     p = conv_relu_pool(x, kernel, bias, padding=0, pool=3, pool_padding=0)  # SSSNet (no BN)
     p = conv_relu_pool(x, kernel, bias, padding=1, pool=2, pool_padding=0)  # OFF-ApexNet
 
-The first two return the pooled output and the batch's mean and (biased) variance of the normalised
-activation (for the running statistics). `conv_bn_pool_reference` is the model's own
+The first two return the pooled output and the batch's mean and (biased) variance of the
+normalised activation (for the running statistics). `conv_bn_pool_reference` is the model's own
 composition (ops.conv.conv, models.layers.batch_norm's training branch,
 ops.max_pool.max_pool_disjoint). In CPU programs with the native kernels (float32, channels a
-multiple of 16; `conv_relu_pool` pads other counts with zero channels), `conv_bn_pool` runs kernels.stem_forward / stem_backward instead: the
-activation before the pool ((models, B, Hc, Wc, C): 590 MB for 40 STSTNets at batch 256) is
-never written; the forward keeps each window's maximum and minimum and the statistics, the
-backward recomputes the convolution (stem_cpu.cc says why that is the same function). The
-input gets no gradient (it is the data). Same numbers to float32 rounding: the statistics
-are summed in double, and ties of the pool are found before BatchNorm's rounding. One
-exception: a channel whose BatchNorm scale is exactly 0 (BatchNorm then maps each window to
-one value, and the pool takes its first entry) gets its scale's gradient from the window's
-maximum instead.
+multiple of 16; `conv_relu_pool` pads other counts with zero channels), `conv_bn_pool` runs
+kernels.stem_forward / stem_backward instead: the activation before the pool ((models, B, Hc,
+Wc, C): 590 MB for 40 STSTNets at batch 256) is never written; the forward keeps each window's
+maximum and minimum and the statistics, the backward recomputes the convolution (stem_cpu.cc
+says why that is the same function). The input gets no gradient (it is the data). Same numbers
+to float32 rounding: the statistics are summed in double, and ties of the pool are found before
+BatchNorm's rounding. One exception: a channel whose BatchNorm scale is exactly 0 (BatchNorm
+then maps each window to one value, and the pool takes its first entry) gets its scale's
+gradient from the window's maximum instead.
 """
 
 from __future__ import annotations

@@ -60,6 +60,37 @@ struct Pool {
   int64_t End(int64_t w, int64_t n) const { return std::min<int64_t>(n, w * q - pad + q); }
 };
 
+// A window's first maximum and first minimum of v (relu(v) where relu) lane by lane, lanes
+// co.. of rows [r0, r1) and columns [c0, c1) of v (Ho, Wo, C) in row-major order, and with
+// kPlaces their places (counting the window's entries from 0; -1 where none, e.g. all NaN).
+// A later entry replaces one only where it is strictly above (below): std::max's (std::min's)
+// choice, so ties keep the first.
+struct Extremes {
+  Vec top, bottom, at_top, at_bottom;
+};
+
+template <bool kPlaces>
+inline Extremes WindowExtremes(const float* v, int64_t wo, int64_t c, int64_t co, int64_t r0,
+                               int64_t r1, int64_t c0, int64_t c1, bool relu) {
+  Extremes e{Vec{} - std::numeric_limits<float>::infinity(),
+             Vec{} + std::numeric_limits<float>::infinity(), Vec{} - 1.0f, Vec{} - 1.0f};
+  float k = 0.0f;
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t s = c0; s < c1; ++s, k += 1.0f) {
+      const Vec u = hfa::V(v + (r * wo + s) * c + co);
+      const Vec x = relu ? (u < 0.0f ? Vec{} : u) : u;
+      const auto above = x > e.top, below = x < e.bottom;
+      e.top = above ? x : e.top;
+      e.bottom = below ? x : e.bottom;
+      if constexpr (kPlaces) {
+        e.at_top = above ? Vec{} + k : e.at_top;
+        e.at_bottom = below ? Vec{} + k : e.at_bottom;
+      }
+    }
+  }
+  return e;
+}
+
 // Images per task: a fixed split of each model's batch (independent of the threads).
 int64_t Chunks(int64_t models, int64_t batch) {
   return std::clamp<int64_t>((8 + models - 1) / models, 1, batch);
@@ -147,8 +178,7 @@ ffi::Error Forward(ffi::ThreadPool threads, ffi::Buffer<ffi::F32> x, ffi::Buffer
           sq[ch] += rsq[ch];
         }
       }
-      // Each window's maximum and minimum, its entries in row-major order (std::max and
-      // std::min's choices, lane by lane), written once.
+      // Each window's maximum and minimum, written once.
       float* pmax = hi + image * out_size;
       float* pmin = lo + image * out_size;
       for (int64_t wr = 0; wr < pool.po; ++wr) {
@@ -156,17 +186,9 @@ ffi::Error Forward(ffi::ThreadPool threads, ffi::Buffer<ffi::F32> x, ffi::Buffer
         for (int64_t wc = 0; wc < pool.qo; ++wc) {
           const int64_t c0 = pool.First(wc), c1 = pool.End(wc, g.wo);
           for (int64_t co = 0; co < c; co += kLanes) {
-            Vec top = Vec{} - std::numeric_limits<float>::infinity();
-            Vec bottom = Vec{} + std::numeric_limits<float>::infinity();
-            for (int64_t r = r0; r < r1; ++r) {
-              for (int64_t s = c0; s < c1; ++s) {
-                const Vec e = hfa::V(v.data() + (r * g.wo + s) * c + co);
-                top = top < e ? e : top;
-                bottom = e < bottom ? e : bottom;
-              }
-            }
-            hfa::V(pmax + (wr * pool.qo + wc) * c + co) = top;
-            hfa::V(pmin + (wr * pool.qo + wc) * c + co) = bottom;
+            const Extremes e = WindowExtremes<false>(v.data(), g.wo, c, co, r0, r1, c0, c1, false);
+            hfa::V(pmax + (wr * pool.qo + wc) * c + co) = e.top;
+            hfa::V(pmin + (wr * pool.qo + wc) * c + co) = e.bottom;
           }
         }
       }
@@ -244,33 +266,18 @@ ffi::Error Backward(ffi::ThreadPool threads, ffi::Buffer<ffi::F32> x, ffi::Buffe
         for (int64_t wc = 0; wc < pool.qo; ++wc) {
           const int64_t c0 = pool.First(wc), c1 = pool.End(wc, g.wo);
           for (int64_t co = 0; co < c; co += kLanes) {
-            // The window's first maximum and first minimum of v in row-major order, lane by
-            // lane: their values and their places (k, counting the window's entries from 0).
-            Vec top = Vec{} - std::numeric_limits<float>::infinity();
-            Vec bottom = Vec{} + std::numeric_limits<float>::infinity();
-            Vec at_top = Vec{} - 1.0f, at_bottom = Vec{} - 1.0f;
-            float k = 0.0f;
-            for (int64_t r = r0; r < r1; ++r) {
-              for (int64_t s = c0; s < c1; ++s, k += 1.0f) {
-                const Vec up = hfa::V(u.data() + (r * g.wo + s) * c + co);
-                const Vec v = relu_first ? (up < 0.0f ? Vec{} : up) : up;
-                const auto above = v > top, below = v < bottom;
-                top = above ? v : top;
-                at_top = above ? Vec{} + k : at_top;
-                bottom = below ? v : bottom;
-                at_bottom = below ? Vec{} + k : at_bottom;
-              }
-            }
+            const Extremes e =
+              WindowExtremes<true>(u.data(), g.wo, c, co, r0, r1, c0, c1, relu_first);
             // BatchNorm's maximum is v's maximum where a > 0, its minimum where a < 0; a = 0
             // maps the window to one value, whose first entry PyTorch's pool takes.
             const Vec av = hfa::V(a + co);
-            const Vec selected = av > 0.0f ? top : bottom;
-            const Vec at = av > 0.0f ? at_top : (av < 0.0f ? at_bottom : Vec{});
+            const Vec selected = av > 0.0f ? e.top : e.bottom;
+            const Vec at = av > 0.0f ? e.at_top : (av < 0.0f ? e.at_bottom : Vec{});
             const auto active = relu_first ? (Vec{} == Vec{})
                                            : (selected - hfa::V(mu + co)) * av +
                                                      hfa::V(shift + co) > 0.0f;
             const Vec share = active ? av * hfa::V(gimg + (wr * pool.qo + wc) * c + co) : Vec{};
-            k = 0.0f;
+            float k = 0.0f;  // the entry's place, as WindowExtremes counts it
             for (int64_t r = r0; r < r1; ++r) {
               for (int64_t s = c0; s < c1; ++s, k += 1.0f) {
                 const int64_t p = (r * g.wo + s) * c + co;

@@ -12,10 +12,11 @@ Each network is an `experiments.loso` run of its recipe (experiments/configs/NAM
 by the data) with `--ensemble K` (its K seeds trained together) and every epoch evaluated, in
 OUT/runs/NAME/; the same command again resumes the runs where they stopped. Other options
 (e.g. --data_dir, --subjects, --epochs) are passed to every run. Writes OUT/leaderboard.md,
-.csv, .json and .png: per network UF1 and UAR mean +- std over the seeds (each seed scored as
-a LOSO of its own), pooled and per database, its paired difference from HFA-Net (seed r
-against seed r), the ensemble of its seeds, wall time, machine and command; one row for the
-ensemble of all the networks (the mean of their probabilities per sample).
+.csv, .json and .png (OUT/leaderboard-NET1-NET2.* for --models other than the default, so
+that no table overwrites another's): per network UF1 and UAR mean +- std over the seeds
+(each seed scored as a LOSO of its own), pooled and per database, its paired difference from
+HFA-Net (seed r against seed r), the ensemble of its seeds, wall time, machine and command; one
+row for the ensemble of all the networks (the mean of their probabilities per sample).
 
 The honest protocol scores each fold's model after its last epoch. `--protocol published`
 adds, per network whose authors' public script differs, the row that script would print:
@@ -108,7 +109,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   p.add_argument('--out', type=pathlib.Path, help='default runs/compare-DATASET')
   p.add_argument('--no_progress', action='store_true', help='log lines instead of progress bars')
   args, rest = p.parse_known_args(argv)
-  args.models = [m for m in (args.models or ','.join(default_networks())).split(',') if m]
+  default = default_networks(say=not args.models)
+  args.models = [m for m in (args.models or ','.join(default)).split(',') if m]
   unknown = [m for m in args.models if m not in PUBLISHED]
   if unknown:
     p.error(f"--models: {', '.join(unknown)} not in {', '.join(PUBLISHED)}")
@@ -135,15 +137,25 @@ def every_network() -> list[str]:
   return [n for n in registry.names() if n in PUBLISHED]
 
 
-def default_networks() -> list[str]:
-  """Every network; on a CPU (the devices JAX sees), all but NOT_ON_A_CPU, saying so."""
+def default_networks(say: bool = False) -> list[str]:
+  """Every network; on a CPU (the devices JAX sees), all but NOT_ON_A_CPU (`say`: saying so)."""
   import jax
 
   if jax.default_backend() != 'cpu':
     return every_network()
-  for name, why in NOT_ON_A_CPU.items():
+  for name, why in NOT_ON_A_CPU.items() if say else ():
     print(f'left out on a CPU: {why}. --models {name} (or a list with it) runs it.')
   return [n for n in every_network() if n not in NOT_ON_A_CPU]
+
+
+def board_stem(args) -> str:
+  """The leaderboard's file name without suffix: `leaderboard` for the default networks,
+  `-recipe-NAME` with --recipe, `-NET1-NET2...` for other --models (so that a table of some
+  networks never overwrites the table of all, or of others)."""
+  stem = f'leaderboard-recipe-{args.recipe}' if args.recipe else 'leaderboard'
+  if set(args.models) != set(default_networks()):
+    stem += '-' + '-'.join(args.models)
+  return stem
 
 
 def model_argv(args, model: str, recipe: str | None, folder: str) -> list[str]:
@@ -349,7 +361,7 @@ def main(argv=None) -> int:
   meta = dict(
     dataset=args.dataset, ensemble=args.ensemble, protocol=args.protocol, recipe=args.recipe
   )
-  stem = f'leaderboard-recipe-{args.recipe}' if args.recipe else 'leaderboard'
+  stem = board_stem(args)
   text = leaderboard.write(args.out, rows, title, notes(args, runs), meta, stem)
   print('\n' + text)
   print(f'leaderboard in {args.out}/{stem}.md (.csv, .json, .png)')

@@ -5,6 +5,7 @@ that trains nothing."""
 
 import csv
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from hfa_jax.loso.store import read_folds
 pytestmark = pytest.mark.slow  # an end-to-end tier: three networks, four runs
 
 MODELS = ('hfanet', 'ststnet', 'offapexnet')
+BOARD = 'leaderboard-hfanet-ststnet-offapexnet'  # some networks: a table of their own
 
 
 @pytest.fixture(scope='module')
@@ -30,13 +32,13 @@ def board(tmp_path_factory, tiny_data):
 
 
 def _rows(out):
-  return list(csv.DictReader(open(out / 'leaderboard.csv')))
+  return list(csv.DictReader(open(out / f'{BOARD}.csv')))
 
 
 def test_files_and_rows(board):
   out, _ = board
-  for name in ('leaderboard.md', 'leaderboard.csv', 'leaderboard.json', 'leaderboard.png'):
-    assert (out / name).is_file(), name
+  for suffix in ('md', 'csv', 'json', 'png'):
+    assert (out / f'{BOARD}.{suffix}').is_file(), suffix
   rows = _rows(out)
   honest = [r for r in rows if r['honest'] == 'True']
   assert {r['model'] for r in honest} >= set(MODELS)
@@ -51,7 +53,7 @@ def test_files_and_rows(board):
   assert own['protocol'] == "honest: last epoch, its authors' recipe"
   assert '--config hfanet_published' in own['command']
   assert all(r['protocol'] == 'NOT honest: epoch chosen on the test subject' for r in not_honest)
-  text = (out / 'leaderboard.md').read_text()
+  text = (out / f'{BOARD}.md').read_text()
   assert text.index('NOT honest') > text.index('| ststnet | honest')
   assert 'python -m experiments.loso --dataset synthetic --model hfanet' in text
   assert (out / 'runs' / 'hfanet-published' / 'summary.json').is_file()
@@ -76,7 +78,7 @@ def _member_uf1(run_dir, member, data, select):
 
 def test_figures_are_the_runs_seeds_by_hand(board):
   out, _ = board
-  board_json = json.loads((out / 'leaderboard.json').read_text())
+  board_json = json.loads((out / f'{BOARD}.json').read_text())
   rows = {(r['model'], r['honest']): r for r in board_json['rows']}
   result, data = seeds.run_result(out / 'runs' / 'offapexnet')
   for select, honest in (('last', True), ('best_test', False)):
@@ -102,26 +104,47 @@ def test_figures_are_the_runs_seeds_by_hand(board):
 
 def test_the_same_command_resumes_and_trains_nothing(board, capsys):
   out, argv = board
-  before = (out / 'leaderboard.csv').read_text()
+  before = (out / f'{BOARD}.csv').read_text()
   assert compare.main(argv) == 0
   printed = capsys.readouterr().out
   assert printed.count('already finished') == 4 and 'compiles' not in printed
-  assert (out / 'leaderboard.csv').read_text() == before
+  assert (out / f'{BOARD}.csv').read_text() == before
+
+
+def test_a_table_of_other_networks_overwrites_none(board, capsys):
+  """Two of the networks, read back: a table of their own beside the three's, which stays; the
+  default networks (here named one by one) write leaderboard.*."""
+  out, argv = board
+  before = (out / f'{BOARD}.csv').read_text()
+  two = [a for a in argv if a not in ('--protocol', 'published')]
+  two[two.index('--models') + 1] = 'hfanet,ststnet'
+  assert compare.main(two) == 0
+  assert capsys.readouterr().out.count('already finished') == 2
+  assert (out / f'{BOARD}.csv').read_text() == before
+  rows = csv.DictReader(open(out / 'leaderboard-hfanet-ststnet.csv'))
+  ensemble = 'ensemble of the 2 networks (mean probability)'
+  assert {r['model'] for r in rows} == {'hfanet', 'ststnet', ensemble}
+  every = compare.parse(['--models', ','.join(reversed(compare.default_networks()))])[0]
+  assert compare.board_stem(every) == 'leaderboard'
+  assert compare.board_stem(compare.parse(['--recipe', 'synthetic'])[0]) == (
+    'leaderboard-recipe-synthetic'
+  )
 
 
 def test_one_recipe_for_every_network(board, capsys):
   """--recipe: STSTNet trained with HFA-Net's recipe (here the synthetic one) at its own side,
   beside HFA-Net's finished run of that recipe, in a leaderboard of its own."""
   out, argv = board
-  before = (out / 'leaderboard.csv').read_text()
+  before = (out / f'{BOARD}.csv').read_text()
   rest = argv[argv.index('--data_dir') :]
   recipe_argv = ['--dataset', 'synthetic', '--models', 'hfanet,ststnet', '--ensemble', '2']
   recipe_argv += ['--recipe', 'synthetic', '--out', str(out), '--no_progress', *rest]
   assert compare.main(recipe_argv) == 0
   printed = capsys.readouterr().out
   assert printed.count('already finished') == 1  # HFA-Net's own recipe: its run, read back
-  assert (out / 'leaderboard.csv').read_text() == before
-  rows = {r['model']: r for r in csv.DictReader(open(out / 'leaderboard-recipe-synthetic.csv'))}
+  assert (out / f'{BOARD}.csv').read_text() == before
+  table = out / 'leaderboard-recipe-synthetic-hfanet-ststnet'
+  rows = {r['model']: r for r in csv.DictReader(open(f'{table}.csv'))}
   assert set(rows) == {
     'hfanet',
     'ststnet (synthetic)',
@@ -143,10 +166,7 @@ def test_one_recipe_for_every_network(board, capsys):
   mine = [_member_uf1(run, r, data, 'last') for r in range(2)]
   ref = [_member_uf1(out / 'runs' / 'hfanet', r, data, 'last') for r in range(2)]
   assert float(row['paired_uf1_mean']) == pytest.approx(np.mean(np.subtract(mine, ref)))
-  assert (
-    'the recipe experiments/configs/synthetic.py'
-    in (out / 'leaderboard-recipe-synthetic.md').read_text()
-  )
+  assert 'the recipe experiments/configs/synthetic.py' in pathlib.Path(f'{table}.md').read_text()
 
 
 def test_unknown_models_and_bad_counts_are_refused(capsys):

@@ -39,12 +39,22 @@ class WallClock:
 
 
 class EpochLog:
-  """Plain progress lines for logs (--no_progress): that the first epoch compiles, then
-  one line per epoch at most every `every` seconds, and the last epoch of each phase."""
+  """Plain progress lines for logs (--no_progress): how many models are left, that the first
+  epoch compiles, then one line per epoch at most every `every` seconds, and the last epoch of
+  each phase, named by its models among all the run's ('models 17-20/120')."""
 
   def __init__(self, every: float = 60.0, what: str | None = None):
     self.every, self.last, self.started = every, None, False
     self.what = what  # the lines' subject (default: the models group)
+
+  def on_run_start(self, run):
+    if run.groups:
+      print(
+        f'{run.left} of {run.folds * run.ensemble} models ({run.folds} '
+        f'fold{"s" * (run.folds != 1)} x {run.ensemble}) '
+        f'left to train, {run.width} at a time',
+        flush=True,
+      )
 
   def on_epoch_start(self, *_):
     if not self.started:
@@ -61,7 +71,9 @@ class EpochLog:
       return
     self.last = now
     total = f'/{end.phase.epochs}' if end.phase.name == 'train' else ''
-    what = self.what or f'models group {end.group.index + 1}'
+    g = end.group  # its models among all the run's, as the progress bar names them
+    models = f'model {g.first + 1}' if g.first == g.last else f'models {g.first + 1}-{g.last + 1}'
+    what = self.what or f'{models}/{g.total}'
     print(
       f'{what}, {end.phase.name} epoch {end.epoch + 1}{total}: '
       f'train loss {np.mean(end.loss):.4f}, accuracy {np.mean(end.accuracy):.3f} '

@@ -34,6 +34,7 @@ class RunStart:
   groups: int  # groups left to train
   epochs: int
   phases: int  # phases per group (2 with retraining)
+  left: int  # models left to train (the others finished in an earlier part)
 
 
 @dataclasses.dataclass

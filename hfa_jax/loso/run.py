@@ -181,7 +181,9 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
     groups = [todo[i : i + width] for i in range(0, len(todo), width)]
     phases = 2 if config.retrain else 1
     hooks.on_run_start(
-      cb.RunStart(len(plan.folds), config.ensemble, width, len(groups), config.epochs, phases)
+      cb.RunStart(
+        len(plan.folds), config.ensemble, width, len(groups), config.epochs, phases, len(todo)
+      )
     )
     for g, indices in enumerate(groups):
       records |= {(r.fold_id, r.replica): r for r in train_group(run, g, indices)}

@@ -1,0 +1,38 @@
+"""The plain progress lines of --no_progress: a resumed run says how many models are left and
+names each group's models among all the run's, as the progress bar does."""
+
+import types
+
+from experiments.run_log import EpochLog
+from hfa_jax.loso.callbacks import RunStart
+
+
+def _end(first, last, epoch, done=False):
+  group = types.SimpleNamespace(first=first, last=last, total=120)
+  phase = types.SimpleNamespace(name='train', epochs=200, done=done)
+  return types.SimpleNamespace(
+    group=group, phase=phase, epoch=epoch, loss=[0.5, 0.25], accuracy=[1.0, 0.5], seconds=9.04
+  )
+
+
+def test_a_resumed_run_says_what_is_left_and_names_its_models(capsys):
+  log = EpochLog(every=3600)
+  log.on_run_start(RunStart(40, 3, 4, 26, 200, 1, 104))
+  log.on_epoch_start()
+  log.on_epoch_end(_end(16, 19, 0))
+  log.on_epoch_end(_end(16, 19, 1))  # within `every`: no line
+  log.on_epoch_end(_end(16, 19, 199, done=True))  # a phase's last epoch: always a line
+  log.on_epoch_end(_end(119, 119, 199, done=True))
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == '104 of 120 models (40 folds x 3) left to train, 4 at a time'
+  assert lines[1].startswith('the first epoch compiles')
+  assert lines[2:] == [
+    'models 17-20/120, train epoch 1/200: train loss 0.3750, accuracy 0.750 (9.0 s/epoch)',
+    'models 17-20/120, train epoch 200/200: train loss 0.3750, accuracy 0.750 (9.0 s/epoch)',
+    'model 120/120, train epoch 200/200: train loss 0.3750, accuracy 0.750 (9.0 s/epoch)',
+  ]
+
+
+def test_a_finished_run_says_nothing_is_left(capsys):
+  EpochLog().on_run_start(RunStart(1, 1, 1, 0, 2, 1, 0))
+  assert capsys.readouterr().out == ''

@@ -71,12 +71,15 @@ class EpochLog:
       return
     self.last = now
     total = f'/{end.phase.epochs}' if end.phase.name == 'train' else ''
-    g = end.group  # its models among all the run's, as the progress bar names them
-    models = f'model {g.first + 1}' if g.first == g.last else f'models {g.first + 1}-{g.last + 1}'
-    what = self.what or f'{models}/{g.total}'
     print(
-      f'{what}, {end.phase.name} epoch {end.epoch + 1}{total}: '
+      f'{self.what or _models(end.group)}, {end.phase.name} epoch {end.epoch + 1}{total}: '
       f'train loss {np.mean(end.loss):.4f}, accuracy {np.mean(end.accuracy):.3f} '
       f'({end.seconds:.1f} s/epoch)',
       flush=True,
     )
+
+
+def _models(group) -> str:
+  """A group's models among all the run's, as the progress bar names them: 'models 17-20/120'."""
+  first, last = group.first + 1, group.last + 1
+  return f'model {first}/{group.total}' if first == last else f'models {first}-{last}/{group.total}'

@@ -36,3 +36,12 @@ def test_a_resumed_run_says_what_is_left_and_names_its_models(capsys):
 def test_a_finished_run_says_nothing_is_left(capsys):
   EpochLog().on_run_start(RunStart(1, 1, 1, 0, 2, 1, 0))
   assert capsys.readouterr().out == ''
+
+
+def test_a_final_model_is_named_as_told(capsys):
+  """final_model's lines: one model, no group (its epochs end with group None)."""
+  log = EpochLog(what='final model')
+  end = _end(0, 0, 7, done=True)
+  end.group = None
+  log.on_epoch_end(end)
+  assert capsys.readouterr().out.startswith('final model, train epoch 8/200: train loss 0.3750')

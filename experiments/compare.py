@@ -15,8 +15,9 @@ OUT/runs/NAME/; the same command again resumes the runs where they stopped. Othe
 .csv, .json and .png (OUT/leaderboard-NET1-NET2.* for --models other than the default, so
 that no table overwrites another's): per network UF1 and UAR mean +- std over the seeds
 (each seed scored as a LOSO of its own), pooled and per database, its paired difference from
-HFA-Net (seed r against seed r), the ensemble of its seeds, wall time, machine and command; one
-row for the ensemble of all the networks (the mean of their probabilities per sample).
+HFA-Net (seed r against seed r), the ensemble of its seeds, wall and CPU time, machine, code
+(each part's git commit) and command; one row for the ensemble of all the networks (the mean
+of their probabilities per sample).
 
 The honest protocol scores each fold's model after its last epoch. `--protocol published`
 adds, per network whose authors' public script differs, the row that script would print:
@@ -218,6 +219,16 @@ def machine(record: dict) -> str:
   return record.get('cpu') if devices.get('platform') == 'cpu' else devices.get('kind', '')
 
 
+def times(record: dict) -> dict:
+  """A run's wall and CPU time and each part's code, for its Row (runs recorded before CPU
+  time and code were kept: None, [])."""
+  return dict(
+    wall_time_s=record.get('wall_time_seconds'),
+    cpu_time_s=record.get('cpu_time_seconds'),
+    code=record.get('code_parts') or [],
+  )
+
+
 def shows_published(model: str) -> bool:
   """Whether the authors' script differs from the honest protocol (its own recipe, or each
   subject's best test epoch): then `--protocol published` adds its row."""
@@ -241,7 +252,7 @@ def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
     paired=paired(members, reference) if reference and model != 'hfanet' else None,
     paired_with=f"HFA-Net{' with the same recipe' if run['swapped'] else ''}, seed by seed",
     command=run['command'],
-    wall_time_s=record.get('wall_time_seconds'),
+    **times(record),
     machine=machine(record),
     source=f"experiments/configs/{run['recipe']}.py",
   )
@@ -265,7 +276,7 @@ def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | N
       paired=paired(members, reference) if reference else None,
       paired_with="HFA-Net's recipe, seed by seed",
       command=run['command'],
-      wall_time_s=run['record'].get('wall_time_seconds'),
+      **times(run['record']),
       machine=machine(run['record']),
       source=f'experiments/configs/{pub.recipe}.py; {pub.script}',
     )
@@ -282,6 +293,7 @@ def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | N
         paired=paired(members, base.members),
         paired_with='its honest row, seed by seed: the inflation',
         wall_time_s=None,
+        cpu_time_s=None,
         source=pub.script,
       )
     )

@@ -36,6 +36,8 @@ class Row:
   paired_with: str = ''  # what `paired` is against, in words
   command: str = ''
   wall_time_s: float | None = None
+  cpu_time_s: float | None = None  # the process's CPU time, all threads (None: not known)
+  code: list = dataclasses.field(default_factory=list)  # each part's code (None: not known)
   machine: str = ''
   source: str = ''  # where the recipe (and protocol) come from
 
@@ -69,20 +71,38 @@ def _duration(seconds: float | None) -> str:
   return f'{seconds:.0f} s' if seconds < 59.5 else f'{seconds / 60:.0f} min'
 
 
+def _times(r: Row) -> str:
+  """'79 min (CPU 150 min)': the wall time, and the CPU time where known."""
+  wall = _duration(r.wall_time_s)
+  return f'{wall} (CPU {_duration(r.cpu_time_s)})' if wall and r.cpu_time_s is not None else wall
+
+
+def code_cell(parts: list) -> str:
+  """Each part's code in words: 'git 1a2b3c4', 'git 1a2b3c4, resumed at git 5d6e7f8' (a part
+  that ran the same code as the one before is not repeated); '' where none is known."""
+  short = lambda c: c if c is None or not c.startswith('git ') else 'git ' + c[4:11] + c[44:]
+  said, out = None, []
+  for code in map(short, parts):
+    if code != said and code is not None:
+      out.append(code if not out else f'resumed at {code}')
+    said = code
+  return ', '.join(out)
+
+
 def markdown(rows: list[Row], title: str, notes: list[str]) -> str:
   """The leaderboard as Markdown: the table, then what it says and how it was made."""
   rows = ordered(rows)
   dbs = [g for g in rows[0].groups() if g != 'all']
   head = ['model', 'protocol', 'seeds', 'UF1', 'UAR'] + [f'{d} UF1' for d in dbs]
   head += ['ensemble of its seeds UF1 / UAR', 'paired UF1 difference', 'wall time', 'machine']
+  head += ['code']
   lines = [f'# {title}', '', '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
     cells = [r.name, r.protocol, str(len(r.members)), _pm(r.stat('all', 0)), _pm(r.stat('all', 1))]
     cells += [_pm(r.stat(d, 0)) if d in r.members[0] else '' for d in dbs]
     cells.append(f"{r.ensemble['all'][0]:.4f} / {r.ensemble['all'][1]:.4f}")
     cells.append(f"{_pm(r.stat('all', 0, 'paired'))} ({r.paired_with})" if r.paired else '')
-    cells.append(_duration(r.wall_time_s))
-    cells.append(r.machine)
+    cells += [_times(r), r.machine, code_cell(r.code)]
     lines.append('| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |')
   lines += ['', *notes, '', 'Each row\'s command:', '']
   lines += [f'- {r.name} ({r.protocol}): `{r.command}`' for r in rows if r.command]
@@ -105,7 +125,8 @@ def table_rows(rows: list[Row]) -> list[dict]:
       d['paired_with'] = r.paired_with
       d['paired_uf1_mean'], d['paired_uf1_std'] = r.stat('all', 0, 'paired')
       d['paired_uar_mean'], d['paired_uar_std'] = r.stat('all', 1, 'paired')
-    d |= dict(wall_time_s=r.wall_time_s, machine=r.machine, command=r.command, source=r.source)
+    d |= dict(wall_time_s=r.wall_time_s, cpu_time_s=r.cpu_time_s, machine=r.machine)
+    d |= dict(code=code_cell(r.code), command=r.command, source=r.source)
     out.append(d)
   return out
 

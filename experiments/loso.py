@@ -120,7 +120,8 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
   record = report.write(s.out, result.pooled, data, extra=_record(s, clock, argv))
   print('\n' + report.table(record))
   parts = f' over {len(clock.parts)} parts' if len(clock.parts) > 1 else ''
-  print(f"wall time {record['wall_time_seconds']:.0f} s{parts}; results in {s.out}")
+  cpu = f', CPU time {clock.cpu_total:.0f} s' if clock.cpu_total is not None else ''
+  print(f"wall time {record['wall_time_seconds']:.0f} s{parts}{cpu}; results in {s.out}")
   print(kept_models(s.out / 'state' / 'models'))
   if s.training.ensemble > 1:  # each seed alone, as experiments.seeds scores them
     print(
@@ -223,6 +224,9 @@ def _record(s: Settings, clock: WallClock, argv) -> dict:
     ),
     wall_time_seconds=clock.total,
     wall_time_parts=clock.parts,
+    cpu_time_seconds=clock.cpu_total,
+    cpu_time_parts=clock.cpu_parts,
+    code_parts=clock.code,
     finished=datetime.datetime.now().isoformat(timespec='seconds'),
     command=s.command(),
     argv=list(sys.argv if argv is None else argv),

@@ -10,32 +10,48 @@ import time
 import numpy as np
 
 from hfa_jax import files
+from hfa_jax.environment import code_version
 
 
 class WallClock:
-  """The wall time of a run over all its parts (a resumed run adds one), kept in
-  OUT/wall_time.json and updated after every epoch, so that a kill loses at most one.
-  A part that trains nothing (a finished run reported again, a refused one) adds none.
-  Without `write` (the processes of a job besides process 0) it only keeps time."""
+  """The wall time of a run over all its parts (a resumed run adds one), with each part's
+  process CPU time (all threads; unlike the wall time, not lengthened by other work on the
+  machine or by a stopped process) and the code it ran (environment.code_version: the git
+  commit), kept in OUT/wall_time.json and updated after every epoch, so that a kill loses at
+  most one. A part that trains nothing (a finished run reported again, a refused one) adds
+  none. Without `write` (the processes of a job besides process 0) it only keeps time.
+  Parts recorded before CPU time and code were kept have None there."""
 
   def __init__(self, out: pathlib.Path, write: bool = True):
     self.path = out / 'wall_time.json'
-    self.parts = json.loads(self.path.read_text())['parts'] if self.path.is_file() else []
-    self.start = time.time()
+    saved = json.loads(self.path.read_text()) if self.path.is_file() else {}
+    self.parts = saved.get('parts', [])
+    self.cpu_parts = saved.get('cpu_parts', [None] * len(self.parts))
+    self.code = saved.get('code', [None] * len(self.parts))
+    self.start, self.cpu_start = time.time(), time.process_time()
     self.trained, self.write = False, write
 
   def on_epoch_end(self, *_):
     if not self.trained:
       self.parts.append(0.0)
+      self.cpu_parts.append(0.0)
+      self.code.append(code_version())
       self.trained = True
     self.parts[-1] = round(time.time() - self.start, 1)
+    self.cpu_parts[-1] = round(time.process_time() - self.cpu_start, 1)
     if not self.write:
       return
-    files.write_json(self.path, dict(parts=self.parts), indent=None)
+    saved = dict(parts=self.parts, cpu_parts=self.cpu_parts, code=self.code)
+    files.write_json(self.path, saved, indent=None)
 
   @property
   def total(self) -> float:
     return round(sum(self.parts), 1)
+
+  @property
+  def cpu_total(self) -> float | None:
+    """The CPU time of all parts; None where a part's is not known."""
+    return None if None in self.cpu_parts else round(sum(self.cpu_parts), 1)
 
 
 class EpochLog:

@@ -12,6 +12,7 @@ import pytest
 
 from experiments import input_pipeline, options
 from experiments import loso as cli
+from hfa_jax import environment
 from tests.conftest import ROOT, TINY, run_module
 
 
@@ -189,6 +190,11 @@ def test_saved_command_reproduces_and_reloads(tiny_run, tiny_run_copy, tmp_path)
   again = json.loads((out / 'summary.json').read_text())
   assert again['uf1'] == summary['uf1'] and again['per_subject'] == summary['per_subject']
   assert again['wall_time_parts'] == summary['wall_time_parts']
+  # each part's CPU time and code beside its wall time
+  parts = len(summary['wall_time_parts'])
+  assert len(summary['cpu_time_parts']) == parts and all(t > 0 for t in summary['cpu_time_parts'])
+  assert summary['cpu_time_seconds'] == pytest.approx(sum(summary['cpu_time_parts']), abs=0.2)
+  assert summary['code_parts'] == [environment.code_version()] * parts
   proc = _run(['--resume', str(out), '--no_progress'])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'input 32 px: set by experiments/configs/tiny.py' in proc.stdout  # not 'set by set by'

@@ -10,8 +10,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from experiments import compare, seeds
+from experiments import compare, leaderboard, seeds
 from hfa_jax import metrics
+from hfa_jax.environment import code_version
 from hfa_jax.loso.store import read_folds
 
 pytestmark = pytest.mark.slow  # an end-to-end tier: three networks, four runs
@@ -45,7 +46,11 @@ def test_files_and_rows(board):
   assert any(r['model'].startswith('ensemble of the 3 networks') for r in honest)
   flags = [r['honest'] == 'True' for r in rows]
   assert flags == sorted(flags, reverse=True)  # no NOT honest row above an honest one
-  assert "as its authors' script" in next(r['protocol'] for r in honest if r['model'] == 'ststnet')
+  ststnet = next(r for r in honest if r['model'] == 'ststnet')
+  assert "as its authors' script" in ststnet['protocol']
+  # what trained it: the wall and CPU time of its one part, and the code
+  assert float(ststnet['cpu_time_s']) > 0 and float(ststnet['wall_time_s']) > 0
+  assert ststnet['code'] == leaderboard.code_cell([code_version()]) != ''
   not_honest = [r for r in rows if r['honest'] == 'False']
   # their scripts' choice; HFA-Net's script has a recipe of its own, scored both ways
   assert {r['model'] for r in not_honest} == {'hfanet (hfanet_published)', 'offapexnet'}

@@ -1,9 +1,11 @@
 """The plain progress lines of --no_progress: a resumed run says how many models are left and
 names each group's models among all the run's, as the progress bar does."""
 
+import json
 import types
 
-from experiments.run_log import EpochLog
+from experiments.run_log import EpochLog, WallClock
+from hfa_jax.environment import code_version
 from hfa_jax.loso.callbacks import RunStart
 
 
@@ -45,3 +47,23 @@ def test_a_final_model_is_named_as_told(capsys):
   end.group = None
   log.on_epoch_end(end)
   assert capsys.readouterr().out.startswith('final model, train epoch 8/200: train loss 0.3750')
+
+
+def test_a_part_resumed_from_an_older_record_keeps_its_own_cpu_time_and_code(tmp_path):
+  """A run folder whose wall_time.json has wall times only (parts recorded before CPU time and
+  code were kept): those parts read None, the new part its own CPU time and code."""
+  (tmp_path / 'wall_time.json').write_text(json.dumps(dict(parts=[120.0, 30.5])))
+  clock = WallClock(tmp_path)
+  assert clock.cpu_total is None
+  clock.on_epoch_end()
+  clock.on_epoch_end()  # the same part: updated, not added
+  saved = json.loads((tmp_path / 'wall_time.json').read_text())
+  assert saved['parts'][:2] == [120.0, 30.5] and len(saved['parts']) == 3
+  assert saved['cpu_parts'][:2] == [None, None] and saved['cpu_parts'][2] >= 0.0
+  assert saved['code'] == [None, None, code_version()]
+  again = WallClock(tmp_path)  # the next part reads all three back
+  assert (again.parts, again.cpu_parts, again.code) == (
+    saved['parts'],
+    saved['cpu_parts'],
+    saved['code'],
+  )

@@ -28,6 +28,7 @@ class WallClock:
     self.parts = saved.get('parts', [])
     self.cpu_parts = saved.get('cpu_parts', [None] * len(self.parts))
     self.code = saved.get('code', [None] * len(self.parts))
+    self.this_code = code_version()  # asked here, not between epochs
     self.start, self.cpu_start = time.time(), time.process_time()
     self.trained, self.write = False, write
 
@@ -35,7 +36,7 @@ class WallClock:
     if not self.trained:
       self.parts.append(0.0)
       self.cpu_parts.append(0.0)
-      self.code.append(code_version())
+      self.code.append(self.this_code)
       self.trained = True
     self.parts[-1] = round(time.time() - self.start, 1)
     self.cpu_parts[-1] = round(time.process_time() - self.cpu_start, 1)

@@ -27,7 +27,7 @@ from datasets.card import preprocessing_card, training_source
 from experiments import networks, options
 from experiments.options import Settings, UsageError
 from hfa_jax import input_checks
-from hfa_jax.environment import cpu_model, versions
+from hfa_jax.environment import code_version, cpu_model, versions
 from hfa_jax.loso.store import differences
 
 # The experiment's settings a LOSO run must share with the model (besides the size).
@@ -164,7 +164,10 @@ def model_card(s: Settings, data, loso: dict | None) -> dict:
     seed=config.seed,
     versions=versions(),
     trained_on=dict(
-      cpu=cpu_model(), device=jax.devices()[0].device_kind, date=datetime.date.today().isoformat()
+      cpu=cpu_model(),
+      device=jax.devices()[0].device_kind,
+      date=datetime.date.today().isoformat(),
+      code=code_version(),
     ),
     command=s.command().replace('experiments.loso', 'experiments.final_model'),
     loso=_result(loso) if expected else None,

@@ -13,6 +13,7 @@ import pytest
 import hfa_jax
 from experiments import final_model, predict
 from hfa_jax import convert, input_checks, trained
+from hfa_jax.environment import code_version
 from tests.conftest import TINY
 
 
@@ -56,6 +57,7 @@ def test_the_card_says_what_the_model_was_trained_on(final):
   assert trained['data_dir'] == str((data / 'tfds-1subjects-seed0').resolve())
   assert trained['skipped_by_build'] == 442 - trained['samples'] > len(trained['skipped'])
   assert set(card['input_statistics']) == set(input_checks.VALUES)
+  assert card['trained_on']['code'] == code_version()  # the git commit that trained it
   text = (out / 'README.md').read_text()
   title, _, synthetic = text.splitlines()[:3]
   assert title == '# tests.tiny:TinyNet trained on synthetic, every subject (SYNTHETIC data)'

@@ -151,11 +151,11 @@ def default_networks(say: bool = False) -> list[str]:
 
 def board_stem(args) -> str:
   """The leaderboard's file name without suffix: `leaderboard` for the default networks,
-  `-recipe-NAME` with --recipe, `-NET1-NET2...` for other --models (so that a table of some
-  networks never overwrites the table of all, or of others)."""
+  `-recipe-NAME` with --recipe, `-NET1-NET2...` for other --models, in the registry's order
+  (so that a table of some networks never overwrites the table of all, or of others)."""
   stem = f'leaderboard-recipe-{args.recipe}' if args.recipe else 'leaderboard'
   if set(args.models) != set(default_networks()):
-    stem += '-' + '-'.join(args.models)
+    stem += '-' + '-'.join(m for m in every_network() if m in args.models)  # in one order
   return stem
 
 

@@ -129,6 +129,8 @@ def test_a_table_of_other_networks_overwrites_none(board, capsys):
   rows = csv.DictReader(open(out / 'leaderboard-hfanet-ststnet.csv'))
   ensemble = 'ensemble of the 2 networks (mean probability)'
   assert {r['model'] for r in rows} == {'hfanet', 'ststnet', ensemble}
+  backwards = compare.parse(['--models', 'ststnet,hfanet'])[0]
+  assert compare.board_stem(backwards) == 'leaderboard-hfanet-ststnet'  # one name for one set
   every = compare.parse(['--models', ','.join(reversed(compare.default_networks()))])[0]
   assert compare.board_stem(every) == 'leaderboard'
   assert compare.board_stem(compare.parse(['--recipe', 'synthetic'])[0]) == (

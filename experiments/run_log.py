@@ -89,14 +89,8 @@ class EpochLog:
     self.last = now
     total = f'/{end.phase.epochs}' if end.phase.name == 'train' else ''
     print(
-      f'{self.what or _models(end.group)}, {end.phase.name} epoch {end.epoch + 1}{total}: '
+      f'{self.what or end.group.label}, {end.phase.name} epoch {end.epoch + 1}{total}: '
       f'train loss {np.mean(end.loss):.4f}, accuracy {np.mean(end.accuracy):.3f} '
       f'({end.seconds:.1f} s/epoch)',
       flush=True,
     )
-
-
-def _models(group) -> str:
-  """A group's models among all the run's, as the progress bar names them: 'models 17-20/120'."""
-  first, last = group.first + 1, group.last + 1
-  return f'model {first}/{group.total}' if first == last else f'models {first}-{last}/{group.total}'

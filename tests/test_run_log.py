@@ -6,11 +6,11 @@ import types
 
 from experiments.run_log import EpochLog, WallClock
 from hfa_jax.environment import code_version
-from hfa_jax.loso.callbacks import RunStart
+from hfa_jax.loso.callbacks import Group, RunStart
 
 
 def _end(first, last, epoch, done=False):
-  group = types.SimpleNamespace(first=first, last=last, total=120)
+  group = Group(first // 4, first, last, 120, [])
   phase = types.SimpleNamespace(name='train', epochs=200, done=done)
   return types.SimpleNamespace(
     group=group, phase=phase, epoch=epoch, loss=[0.5, 0.25], accuracy=[1.0, 0.5], seconds=9.04

@@ -49,6 +49,12 @@ class Group:
   history: GroupHistory | None = None  # set once restored or begun
   records: list | None = None  # its models' FoldRecords, set when it ends
 
+  @property
+  def label(self) -> str:
+    """Its models among the run's, for people: 'models 17-20/120', 'model 3/40'."""
+    first, last = self.first + 1, self.last + 1
+    return f'model {first}/{self.total}' if first == last else f'models {first}-{last}/{self.total}'
+
 
 @dataclasses.dataclass
 class EpochEnd:
@@ -126,7 +132,7 @@ class ProgressBar:
 
   def _describe(self, group: Group, phase: Phase):
     retrain = ' retrain' if phase.name == 'retrain' else ''
-    self.bar.set_description(f'models {group.first + 1}-{group.last + 1}/{group.total}{retrain}')
+    self.bar.set_description(f'{group.label}{retrain}')
 
   def on_epoch_start(self, group: Group, phase: Phase, epoch: int):
     if not self.compiled:

@@ -49,7 +49,7 @@ def resolve_dtype(s: Settings, devices: list) -> tuple[Settings, str]:
 # Training settings that are fields of the model (regularisers active in training only).
 REGULARISERS = ('drop_path', 'head_dropout')
 # ... and the architecture's: a model folder's card keeps them to build it again.
-ARCHITECTURE = {'width': 1.0}
+ARCHITECTURE = {'width': 1.0, 'rmt_depth': 2}
 
 
 def architecture(config) -> dict:

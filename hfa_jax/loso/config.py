@@ -69,6 +69,12 @@ class Training(Optimiser):
     'quarter of the parameters; 64 x width a multiple of 32)',
     above=0,
   )
+  rmt_depth: int = setting(
+    2,
+    "HFA-Net: the RMT branch's blocks in each of its stages 3 and 4 (2: the paper's "
+    'configuration; 1: shallower, 1.02 M parameters fewer)',
+    minimum=1,
+  )
   mixup: float = setting(0.0, 'mixup Beta(a, a) parameter (0: off)', minimum=0)
   ema_decay: float = setting(
     0.0,
@@ -192,13 +198,14 @@ class LosoConfig(Execution, Protocol, Training):
 
   def identity(self) -> dict:
     """The settings that determine the results (Training and Protocol), as JSON.
-    `momentum` only with sgd, where it acts, and `width` only where not 1 (runs saved before
-    they existed still resume)."""
+    `momentum` only with sgd, where it acts, and the architecture's fields only where not the
+    paper's (`width` 1, `rmt_depth` 2): runs saved before they existed still resume."""
     training = dataclasses.asdict(_part(self, Training))
     if self.optimizer != 'sgd':
       del training['momentum']
-    if self.width == 1.0:
-      del training['width']
+    for name, paper in (('width', 1.0), ('rmt_depth', 2)):
+      if training[name] == paper:
+        del training[name]
     return training | dataclasses.asdict(_part(self, Protocol))
 
   def validate(self):

@@ -196,7 +196,7 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
 
 # Model fields added after runs were first saved: at these values they are left out of a run's
 # identity, so that those runs still resume (as LosoConfig.identity leaves out momentum).
-LATER_MODEL_FIELDS = {'width': 1.0}
+LATER_MODEL_FIELDS = {'width': 1.0, 'rmt_depth': 2}
 
 
 def model_identity(model) -> str:

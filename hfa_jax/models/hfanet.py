@@ -38,6 +38,8 @@ class HFANet(nn.Module):
 
   `width` multiplies every layer's channels (1: the paper's configuration; 0.5 has about a
   quarter of the parameters); 64 x width must be a multiple of 32 (EMA's channel groups).
+  `rmt_depth` is the blocks of each of the RMT branch's stages 3 and 4 (2: the paper's
+  configuration; 1: a shallower branch, 1.02 M parameters fewer).
 
   `dtype` is the compute dtype (e.g. jnp.bfloat16); parameters, BatchNorm
   statistics and the logits stay float32.
@@ -47,6 +49,7 @@ class HFANet(nn.Module):
   drop_path: float = 0.0
   head_dropout: float = 0.0
   width: float = 1.0
+  rmt_depth: int = 2
   dtype: jnp.dtype | None = None
   side_multiple = 32  # the total stride: input sides must be multiples of it
 
@@ -60,7 +63,7 @@ class HFANet(nn.Module):
     if self.dtype is not None:
       x = x.astype(self.dtype)
     m = MSA(self.width, name='msa', dtype=self.dtype)(x, train)
-    t = RMT(self.drop_path, self.width, name='rmt', dtype=self.dtype)(x, train)
+    t = RMT(self.drop_path, self.width, self.rmt_depth, name='rmt', dtype=self.dtype)(x, train)
     mt = [jnp.concatenate([a, b.astype(a.dtype)], axis=-1) for a, b in zip(m, t)]
     inter, out_dim = scaled(1024, self.width), scaled(512, self.width)
     fused = MLFA(inter, out_dim, name='mlfa', dtype=self.dtype)(*mt, train)

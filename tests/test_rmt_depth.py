@@ -1,0 +1,69 @@
+"""A shallower HFA-Net (`--rmt_depth 1`): the RMT branch's stages 3 and 4 keep one block each;
+the paper's configuration (2) stays the default, runs saved before the option still resume,
+and a model folder of a shallower network builds it again."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import networks, options
+from experiments.usage import UsageError
+from hfa_jax import trained
+from hfa_jax.models.hfanet import HFANet
+
+
+def _variables(**fields):
+  net = HFANet(num_classes=3, **fields)
+  x = jnp.zeros((1, 32, 32, 3))
+  return jax.eval_shape(lambda: net.init(jax.random.key(0), x, False))
+
+
+def _count(variables) -> int:
+  return sum(x.size for x in jax.tree.leaves(variables['params']))
+
+
+def test_one_block_in_stages_3_and_4_drops_their_second_blocks():
+  paper, shallow = _variables(), _variables(rmt_depth=1)
+  blocks = lambda v, stage: sorted(k for k in v['params']['rmt'][stage] if k.startswith('blocks'))
+  for stage in ('layer1', 'layer2'):
+    assert blocks(paper, stage) == blocks(shallow, stage) == ['blocks_0']
+  for stage in ('layer3', 'layer4'):
+    assert blocks(paper, stage) == ['blocks_0', 'blocks_1']
+    assert blocks(shallow, stage) == ['blocks_0']
+    drop = lambda v: {k: x for k, x in v['params']['rmt'][stage].items() if k != 'blocks_1'}
+    assert jax.tree.map(np.shape, drop(paper)) == jax.tree.map(np.shape, drop(shallow))
+  assert _count(paper) == 24_194_087  # the paper's configuration
+  # The second blocks of stages 3 and 4 by hand: they run at the previous stage's channels c
+  # (128, 256) with feed-forward widths f (512, 1024), each with
+  # retention q, k, v, o (4 c^2 + 4 c), its 5x5 depthwise positional conv (25 c + c), two
+  # LayerNorms (4 c), the feed-forward's two layers (2 c f + f + c) and its 3x3 depthwise
+  # conv (9 f + f), and the block's 3x3 depthwise positional conv (9 c + c).
+  block = lambda c, f: 4 * c * c + 4 * c + 26 * c + 4 * c + 2 * c * f + f + c + 10 * f + 10 * c
+  assert _count(paper) - _count(shallow) == block(128, 512) + block(256, 1024) == 1_017_216
+
+
+def test_the_papers_depth_is_not_recorded_and_other_networks_refuse_it():
+  for depth, want in ((2, {}), (1, {'rmt_depth': 1})):
+    _, namespace = options.parse(['--dataset', 'synthetic', '--rmt_depth', str(depth)])
+    s = options.settings_from_args(namespace)
+    assert networks.architecture(s.training) == want
+    assert ('rmt_depth' in s.training.identity()) == bool(want)  # old runs' identity unchanged
+  _, namespace = options.parse(['--dataset', 'synthetic', '--model', 'ststnet', '--rmt_depth', '1'])
+  s = networks.resolve_dtype(options.settings_from_args(namespace), jax.devices())[0]
+  with pytest.raises(UsageError, match='--rmt_depth: ststnet has no rmt_depth'):
+    networks.build_model(s, 3)
+  with pytest.raises(ValueError, match='at least one block'):
+    _variables(rmt_depth=0)
+
+
+def test_a_shallow_model_folder_loads_as_saved(tmp_path):
+  net = HFANet(num_classes=3, rmt_depth=1)
+  x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
+  variables = jax.jit(net.init)(jax.random.key(1), x[:1])
+  card = dict(model='hfanet', model_options={'rmt_depth': 1}, num_classes=3)
+  card |= dict(class_names=['a', 'b', 'c'], input=dict(side=32))
+  folder = trained.save_model(tmp_path / 'm', variables, card)
+  model, loaded, saved = trained.load_model(folder)
+  assert model.rmt_depth == 1 and 'pytorch' not in saved  # the original cannot hold it
+  np.testing.assert_array_equal(model.apply(loaded, x), net.apply(variables, x))

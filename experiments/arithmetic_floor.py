@@ -25,6 +25,7 @@ import json
 
 from experiments import bench_baselines
 from experiments.bench_runners import NUM_CLASSES
+from experiments.run_log import duration
 from experiments.timing import environment, gemm_rate, train_flops_per_sample
 from hfa_jax.models import registry
 
@@ -65,12 +66,10 @@ def table(rows: list[dict], rate: dict, env: dict) -> str:
     lines.append(
       f"{r['model']:<11}{r['side']:>5}{r['batch']:>6}{r['train_flops_per_sample'] / 1e6:>14.1f}"
       f"{r['fold_samples']:>14,}{r['run_flops'] / 1e15:>8.3f}"
-      f"{bench_baselines.hours(r['floor_s']):>9}"
+      f"{duration(r['floor_s']):>9}"
     )
   total = sum(r['floor_s'] for r in rows)
-  lines.append(
-    f'the 3-seed development-part runs of these networks: at least {bench_baselines.hours(total)}'
-  )
+  lines.append(f'the 3-seed development-part runs of these networks: at least {duration(total)}')
   return '\n'.join(lines)
 
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from experiments import options, torch_baselines
 from experiments.bench_runners import NUM_CLASSES, fold_runner
+from experiments.run_log import duration
 from experiments.timing import peak_memory_bytes, train_flops_per_sample
 from hfa_jax import loso
 from hfa_jax.models import registry
@@ -192,12 +193,6 @@ def measure(name: str, checkouts: dict, rounds: int, threads: list[int], seed: i
   return row
 
 
-def hours(seconds: float | None) -> str:
-  if seconds is None:
-    return '-'
-  return f'{seconds / 60:.0f} min' if seconds < 3600 else f'{seconds / 3600:.1f} h'
-
-
 def table(rows: list[dict]) -> list[str]:
   """The baselines' lines of the benchmark's table (none without baseline rows)."""
   rows = [r for r in rows if r['kind'] == 'baseline']
@@ -217,11 +212,11 @@ def table(rows: list[dict]) -> list[str]:
       f"{r['model']:<11}{r['side']:>5}{r['batch']:>6}{r['steps_per_epoch']:>6}{r['epochs']:>7}"
       f"{r['models_per_program']:>8}{r['fold_samples_per_s']:>10.0f}"
       + (f'{theirs:>10.0f}{r["ratio"]:>6.2f}x' if theirs else f"{'-':>10}{'-':>7}")
-      + f"{hours(r['projected_s']):>18}{hours(r.get('torch_projected_s')):>10}"
+      + f"{duration(r['projected_s']):>18}{duration(r.get('torch_projected_s')):>10}"
       f"{statistics.median(r['load_average']):>6.1f}"
     )
   total = sum(r['projected_s'] for r in rows if r['model'] in BASELINES)
-  lines.append(f'the dev-part table of these baselines, ours: {hours(total)} in all')
+  lines.append(f'the dev-part table of these baselines, ours: {duration(total)} in all')
   lines.append(
     'arithmetic (forward + backward per training sample, as XLA counts it) per CPU-second; '
     'the float32 matrix multiply: `python -m experiments.arithmetic_floor`'

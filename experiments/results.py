@@ -19,6 +19,7 @@ import pathlib
 import sys
 import time
 
+from experiments.run_log import duration
 from hfa_jax import report
 
 
@@ -120,9 +121,9 @@ def how_far(folder: pathlib.Path, now: float | None = None) -> str:
   clock = folder / 'wall_time.json'
   if clock.is_file():
     parts = json.loads(clock.read_text()).get('parts', [])
-    hours = sum(parts) / 3600
-    wall = f'{hours:.1f} h' if hours >= 1 else f'{hours * 60:.0f} min'
-    said.append(f'{wall} of wall time in {len(parts)} part{"s" * (len(parts) != 1)}')
+    said.append(
+      f'{duration(sum(parts))} of wall time in {len(parts)} part{"s" * (len(parts) != 1)}'
+    )
     ago = ((time.time() if now is None else now) - clock.stat().st_mtime) / 60
     when = 'under a minute' if ago < 1 else f'{ago:.0f} min' if ago < 120 else f'{ago / 60:.0f} h'
     said.append(f'the last epoch ended {when} ago')

@@ -13,6 +13,13 @@ from hfa_jax import files
 from hfa_jax.environment import code_version
 
 
+def duration(seconds: float | None) -> str:
+  """A duration for people: '45 min' under an hour, else '9.4 h' ('-' for None)."""
+  if seconds is None:
+    return '-'
+  return f'{seconds / 60:.0f} min' if seconds < 3600 else f'{seconds / 3600:.1f} h'
+
+
 class WallClock:
   """The wall time of a run over all its parts (a resumed run adds one), with each part's
   process CPU time (all threads; unlike the wall time, not lengthened by other work on the
@@ -58,13 +65,17 @@ class WallClock:
 class EpochLog:
   """Plain progress lines for logs (--no_progress): how many models are left, that the first
   epoch compiles, then one line per epoch at most every `every` seconds, and the last epoch of
-  each phase, named by its models among all the run's ('models 17-20/120')."""
+  each phase, named by its models among all the run's ('models 17-20/120'), with the time this
+  part of the run has left at the mean epoch time so far ('about 9.4 h left'; the first epoch,
+  which compiles, not counted; the time between epochs, checkpoints, not either)."""
 
   def __init__(self, every: float = 60.0, what: str | None = None):
     self.every, self.last, self.started = every, None, False
     self.what = what  # the lines' subject (default: the models group)
+    self.run, self.epochs_seen, self.timed, self.timed_seconds = None, 0, 0, 0.0
 
   def on_run_start(self, run):
+    self.run = run
     if run.groups:
       print(
         f'{run.left} of {run.folds * run.ensemble} models ({run.folds} '
@@ -83,6 +94,9 @@ class EpochLog:
       self.started = True
 
   def on_epoch_end(self, end):
+    if self.epochs_seen:
+      self.timed, self.timed_seconds = self.timed + 1, self.timed_seconds + end.seconds
+    self.epochs_seen += 1
     now = time.monotonic()
     if self.last is not None and now - self.last < self.every and not end.phase.done:
       return
@@ -91,6 +105,20 @@ class EpochLog:
     print(
       f'{self.what or end.group.label}, {end.phase.name} epoch {end.epoch + 1}{total}: '
       f'train loss {np.mean(end.loss):.4f}, accuracy {np.mean(end.accuracy):.3f} '
-      f'({end.seconds:.1f} s/epoch)',
+      f'({end.seconds:.1f} s/epoch{self.left(end)})',
       flush=True,
     )
+
+  def left(self, end) -> str:
+    """', about 9.4 h left' for the epochs after `end` ('' before an epoch is timed, or
+    where the run's shape is not known)."""
+    run, phase = self.run, end.phase
+    if run is None or end.group is None or not self.timed:
+      return ''
+    epochs = (run.groups - end.group.index - 1) * run.epochs * run.phases
+    epochs += phase.epochs - end.epoch - 1
+    if phase.name == 'train' and run.phases == 2:
+      epochs += run.epochs  # the retrain phase: at most as long
+    if epochs <= 0:
+      return ''
+    return f', about {duration(epochs * self.timed_seconds / self.timed)} left'

@@ -1,5 +1,6 @@
-"""The plain progress lines of --no_progress: a resumed run says how many models are left and
-names each group's models among all the run's, as the progress bar does."""
+"""The plain progress lines of --no_progress: a resumed run says how many models are left,
+names each group's models among all the run's, as the progress bar does, and how long the
+rest will take."""
 
 import json
 import types
@@ -9,8 +10,8 @@ from hfa_jax.environment import code_version
 from hfa_jax.loso.callbacks import Group, RunStart
 
 
-def _end(first, last, epoch, done=False):
-  group = Group(first // 4, first, last, 120, [])
+def _end(first, last, epoch, done=False, index=0):
+  group = Group(index, first, last, 120, [])
   phase = types.SimpleNamespace(name='train', epochs=200, done=done)
   return types.SimpleNamespace(
     group=group, phase=phase, epoch=epoch, loss=[0.5, 0.25], accuracy=[1.0, 0.5], seconds=9.04
@@ -24,15 +25,40 @@ def test_a_resumed_run_says_what_is_left_and_names_its_models(capsys):
   log.on_epoch_end(_end(16, 19, 0))
   log.on_epoch_end(_end(16, 19, 1))  # within `every`: no line
   log.on_epoch_end(_end(16, 19, 199, done=True))  # a phase's last epoch: always a line
-  log.on_epoch_end(_end(119, 119, 199, done=True))
+  log.on_epoch_end(_end(119, 119, 199, done=True, index=25))  # the part's last group
   lines = capsys.readouterr().out.splitlines()
   assert lines[0] == '104 of 120 models (40 folds x 3) left to train, 4 at a time'
   assert lines[1].startswith('the first epoch compiles')
   assert lines[2:] == [
     'models 17-20/120, train epoch 1/200: train loss 0.3750, accuracy 0.750 (9.0 s/epoch)',
-    'models 17-20/120, train epoch 200/200: train loss 0.3750, accuracy 0.750 (9.0 s/epoch)',
+    # after the first group's last epoch: 25 groups x 200 epochs at the mean of the epochs
+    # after the first (9.04 s): 45,200 s
+    'models 17-20/120, train epoch 200/200: train loss 0.3750, accuracy 0.750 (9.0 s/epoch, '
+    'about 12.6 h left)',
     'model 120/120, train epoch 200/200: train loss 0.3750, accuracy 0.750 (9.0 s/epoch)',
   ]
+
+
+def test_the_time_left_counts_the_retrain_phase_and_the_later_groups_only(capsys):
+  """With validation the train phase is followed by a retrain one (at most as long); the
+  epoch that compiled is not timed."""
+  log = EpochLog(every=0)
+  log.on_run_start(RunStart(40, 1, 4, 10, 20, 2, 40))
+  end = _end(0, 3, 0)
+  end.seconds = 100.0  # compiling: not counted
+  log.on_epoch_end(end)
+  end = _end(0, 3, 1)
+  end.phase.epochs, end.seconds = 20, 6.0
+  log.on_epoch_end(end)
+  end = _end(36, 39, 4, index=9)
+  end.phase.name, end.phase.epochs, end.seconds = 'retrain', 5, 12.0
+  log.on_epoch_end(end)  # the last group's retrain phase, done: nothing left
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[1].endswith('(100.0 s/epoch)')  # nothing timed yet
+  # 9 later groups x 20 epochs x 2 phases + 18 train epochs + at most 20 retrain ones: 398
+  # epochs at 6 s, 2,388 s
+  assert lines[2].endswith('(6.0 s/epoch, about 40 min left)')
+  assert lines[3].endswith('(12.0 s/epoch)')
 
 
 def test_a_finished_run_says_nothing_is_left(capsys):

@@ -1,6 +1,6 @@
 """A shallower HFA-Net (`--rmt_depth 1`): the RMT branch's stages 3 and 4 keep one block each;
-the paper's configuration (2) stays the default, runs saved before the option still resume,
-and a model folder of a shallower network builds it again."""
+the paper's configuration (2) stays the default and runs saved before the option still resume
+(a model folder of a shallower network: tests/test_width.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +9,6 @@ import pytest
 
 from experiments import networks, options
 from experiments.usage import UsageError
-from hfa_jax import trained
 from hfa_jax.models.hfanet import HFANet
 
 
@@ -55,15 +54,3 @@ def test_the_papers_depth_is_not_recorded_and_other_networks_refuse_it():
     networks.build_model(s, 3)
   with pytest.raises(ValueError, match='at least one block'):
     _variables(rmt_depth=0)
-
-
-def test_a_shallow_model_folder_loads_as_saved(tmp_path):
-  net = HFANet(num_classes=3, rmt_depth=1)
-  x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
-  variables = jax.jit(net.init)(jax.random.key(1), x[:1])
-  card = dict(model='hfanet', model_options={'rmt_depth': 1}, num_classes=3)
-  card |= dict(class_names=['a', 'b', 'c'], input=dict(side=32))
-  folder = trained.save_model(tmp_path / 'm', variables, card)
-  model, loaded, saved = trained.load_model(folder)
-  assert model.rmt_depth == 1 and 'pytorch' not in saved  # the original cannot hold it
-  np.testing.assert_array_equal(model.apply(loaded, x), net.apply(variables, x))

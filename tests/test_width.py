@@ -56,14 +56,17 @@ def test_width_is_recorded_only_where_it_is_not_the_papers():
 
 
 def test_a_narrow_model_folder_loads_as_saved(tmp_path):
-  net = HFANet(num_classes=3, width=0.5)
+  """A narrower network, here also shallower (`--rmt_depth 1`, tests/test_rmt_depth.py): the
+  card's model options build it again."""
+  net = HFANet(num_classes=3, width=0.5, rmt_depth=1)
   x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
   variables = jax.jit(net.init)(jax.random.key(1), x[:1])
-  card = dict(model='hfanet', model_options={'width': 0.5}, num_classes=3)
+  card = dict(model='hfanet', model_options={'width': 0.5, 'rmt_depth': 1}, num_classes=3)
   card |= dict(class_names=['a', 'b', 'c'], input=dict(side=32))
   folder = trained.save_model(tmp_path / 'm', variables, card)
   model, loaded, saved = trained.load_model(folder)
-  assert model.width == 0.5 and 'pytorch' not in saved  # the original cannot hold it
+  assert (model.width, model.rmt_depth) == (0.5, 1)
+  assert 'pytorch' not in saved  # the original cannot hold it
   np.testing.assert_array_equal(model.apply(loaded, x), net.apply(variables, x))
 
 

@@ -7,6 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from experiments.usage import UsageError
+from hfa_jax.loso.config import PAPER_ARCHITECTURE
 from hfa_jax.models import registry
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def resolve_dtype(s: Settings, devices: list) -> tuple[Settings, str]:
 # Training settings that are fields of the model (regularisers active in training only).
 REGULARISERS = ('drop_path', 'head_dropout')
 # ... and the architecture's: a model folder's card keeps them to build it again.
-ARCHITECTURE = {'width': 1.0, 'rmt_depth': 2}
+ARCHITECTURE = PAPER_ARCHITECTURE
 
 
 def architecture(config) -> dict:

@@ -9,6 +9,7 @@ import pytest
 
 from experiments import networks, options
 from experiments.usage import UsageError
+from hfa_jax.loso.config import PAPER_ARCHITECTURE, LosoConfig
 from hfa_jax.models.hfanet import HFANet
 
 
@@ -54,3 +55,10 @@ def test_the_papers_depth_is_not_recorded_and_other_networks_refuse_it():
     networks.build_model(s, 3)
   with pytest.raises(ValueError, match='at least one block'):
     _variables(rmt_depth=0)
+
+
+def test_the_papers_architecture_is_every_default():
+  """One declaration of the paper's values (PAPER_ARCHITECTURE) against the model's and the
+  settings' own defaults."""
+  for name, paper in PAPER_ARCHITECTURE.items():
+    assert getattr(HFANet(), name) == getattr(LosoConfig(), name) == paper, name

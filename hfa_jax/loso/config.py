@@ -26,6 +26,10 @@ from hfa_jax.settings import setting
 SELECT_EPOCH = ('last', 'validation', 'best_test')
 BALANCE = ('none', 'loss', 'sampling')
 AUGMENTATIONS = ('flip', 'shift', 'rotate', 'scale', 'halves')
+# HFA-Net's architecture settings (fields of the model and of Training) at the paper's
+# configuration, their defaults: only other values are recorded in a run's identity, its
+# model's identity (hfa_jax.loso.run) and a model card (experiments.networks.architecture).
+PAPER_ARCHITECTURE = {'width': 1.0, 'rmt_depth': 2}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +207,7 @@ class LosoConfig(Execution, Protocol, Training):
     training = dataclasses.asdict(_part(self, Training))
     if self.optimizer != 'sgd':
       del training['momentum']
-    for name, paper in (('width', 1.0), ('rmt_depth', 2)):
+    for name, paper in PAPER_ARCHITECTURE.items():
       if training[name] == paper:
         del training[name]
     return training | dataclasses.asdict(_part(self, Protocol))

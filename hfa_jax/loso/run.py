@@ -22,7 +22,7 @@ import numpy as np
 from hfa_jax import distributed
 from hfa_jax import metrics as metrics_lib
 from hfa_jax.loso import callbacks as cb
-from hfa_jax.loso.config import LosoConfig
+from hfa_jax.loso.config import PAPER_ARCHITECTURE, LosoConfig
 from hfa_jax.loso.data import LosoData
 from hfa_jax.loso.errors import RunMismatchError
 from hfa_jax.loso.keep import ModelKeeper
@@ -196,7 +196,7 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
 
 # Model fields added after runs were first saved: at these values they are left out of a run's
 # identity, so that those runs still resume (as LosoConfig.identity leaves out momentum).
-LATER_MODEL_FIELDS = {'width': 1.0, 'rmt_depth': 2}
+LATER_MODEL_FIELDS = PAPER_ARCHITECTURE
 
 
 def model_identity(model) -> str:

@@ -49,13 +49,12 @@ def resolve_dtype(s: Settings, devices: list) -> tuple[Settings, str]:
 
 # Training settings that are fields of the model (regularisers active in training only).
 REGULARISERS = ('drop_path', 'head_dropout')
-# ... and the architecture's: a model folder's card keeps them to build it again.
-ARCHITECTURE = PAPER_ARCHITECTURE
 
 
 def architecture(config) -> dict:
-  """The model fields of these training settings that differ from the model's default."""
-  return {k: getattr(config, k) for k, v in ARCHITECTURE.items() if getattr(config, k) != v}
+  """HFA-Net's architecture settings (PAPER_ARCHITECTURE) that differ from the paper's: a model
+  folder's card keeps them to build the model again."""
+  return {k: getattr(config, k) for k, v in PAPER_ARCHITECTURE.items() if getattr(config, k) != v}
 
 
 def build_model(s: Settings, num_classes: int):

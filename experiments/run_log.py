@@ -72,7 +72,7 @@ class EpochLog:
   def __init__(self, every: float = 60.0, what: str | None = None):
     self.every, self.last, self.started = every, None, False
     self.what = what  # the lines' subject (default: the models group)
-    self.run, self.epochs_seen, self.timed, self.timed_seconds = None, 0, 0, 0.0
+    self.run, self.epochs_seen, self.timed_seconds = None, 0, 0.0  # the first epoch not timed
 
   def on_run_start(self, run):
     self.run = run
@@ -95,7 +95,7 @@ class EpochLog:
 
   def on_epoch_end(self, end):
     if self.epochs_seen:
-      self.timed, self.timed_seconds = self.timed + 1, self.timed_seconds + end.seconds
+      self.timed_seconds += end.seconds
     self.epochs_seen += 1
     now = time.monotonic()
     if self.last is not None and now - self.last < self.every and not end.phase.done:
@@ -113,7 +113,8 @@ class EpochLog:
     """', about 9.4 h left' for the epochs after `end` ('' before an epoch is timed, or
     where the run's shape is not known)."""
     run, phase = self.run, end.phase
-    if run is None or end.group is None or not self.timed:
+    timed = self.epochs_seen - 1
+    if run is None or end.group is None or not timed:
       return ''
     epochs = (run.groups - end.group.index - 1) * run.epochs * run.phases
     epochs += phase.epochs - end.epoch - 1
@@ -121,4 +122,4 @@ class EpochLog:
       epochs += run.epochs  # the retrain phase: at most as long
     if epochs <= 0:
       return ''
-    return f', about {duration(epochs * self.timed_seconds / self.timed)} left'
+    return f', about {duration(epochs * self.timed_seconds / timed)} left'

@@ -11,6 +11,7 @@ from experiments import networks, options
 from experiments.usage import UsageError
 from hfa_jax import trained
 from hfa_jax.loso import run
+from hfa_jax.loso.config import PAPER_ARCHITECTURE
 from hfa_jax.models.hfanet import HFANet
 
 
@@ -47,12 +48,14 @@ def test_widths_emas_groups_cannot_split_are_refused():
     networks.build_model(s, 3)
 
 
-def test_width_is_recorded_only_where_it_is_not_the_papers():
-  for width, want in ((1.0, {}), (0.5, {'width': 0.5})):
-    _, namespace = options.parse(['--dataset', 'synthetic', '--width', str(width)])
+@pytest.mark.parametrize('name, other', [('width', 0.5), ('rmt_depth', 1)])
+def test_the_architecture_is_recorded_only_where_it_is_not_the_papers(name, other):
+  """`--width` and `--rmt_depth` (tests/test_rmt_depth.py) alike."""
+  for value, want in ((PAPER_ARCHITECTURE[name], {}), (other, {name: other})):
+    _, namespace = options.parse(['--dataset', 'synthetic', f'--{name}', str(value)])
     s = options.settings_from_args(namespace)
     assert networks.architecture(s.training) == want
-    assert ('width' in s.training.identity()) == bool(want)  # old runs' identity unchanged
+    assert (name in s.training.identity()) == bool(want)  # old runs' identity unchanged
 
 
 def test_a_narrow_model_folder_loads_as_saved(tmp_path):

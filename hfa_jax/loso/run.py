@@ -194,15 +194,11 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   return LosoResult(plan, records, data, config)
 
 
-# Model fields added after runs were first saved: at these values they are left out of a run's
-# identity, so that those runs still resume (as LosoConfig.identity leaves out momentum).
-LATER_MODEL_FIELDS = PAPER_ARCHITECTURE
-
-
 def model_identity(model) -> str:
   """The model's part of a run's identity: its repr (class and fields), less the
-  LATER_MODEL_FIELDS lines that hold their values."""
-  later = {f'    {name} = {value!r}' for name, value in LATER_MODEL_FIELDS.items()}
+  lines of the model fields added after runs were first saved (PAPER_ARCHITECTURE) that hold
+  the paper's values, so that those runs still resume."""
+  later = {f'    {name} = {value!r}' for name, value in PAPER_ARCHITECTURE.items()}
   return '\n'.join(line for line in repr(model).split('\n') if line not in later)
 
 

@@ -122,4 +122,5 @@ class EpochLog:
       epochs += run.epochs  # the retrain phase: at most as long
     if epochs <= 0:
       return ''
-    return f', about {duration(epochs * self.timed_seconds / timed)} left'
+    seconds = epochs * self.timed_seconds / timed
+    return ', under a minute left' if seconds < 60 else f', about {duration(seconds)} left'

@@ -59,6 +59,10 @@ def test_the_time_left_counts_the_retrain_phase_and_the_later_groups_only(capsys
   # epochs at 6 s, 2,388 s
   assert lines[2].endswith('(6.0 s/epoch, about 40 min left)')
   assert lines[3].endswith('(12.0 s/epoch)')
+  end = _end(36, 39, 3, index=9)
+  end.phase.name, end.phase.epochs, end.seconds = 'retrain', 5, 12.0
+  log.on_epoch_end(end)  # one epoch left at the mean (6 + 12 + 12) / 3 s: not '0 min'
+  assert capsys.readouterr().out.strip().endswith('(12.0 s/epoch, under a minute left)')
 
 
 def test_a_finished_run_says_nothing_is_left(capsys):

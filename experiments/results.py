@@ -8,7 +8,8 @@ protocol (an ensemble's and a best_test run's say so), what tells runs apart (th
 seed, epochs, learning rate, input side, whether it was resumed), wall time, the CPU or device
 it ran on, and the run folder. A folder that is not a finished run is named with what it is
 (a final model's folder; a run not finished yet, with how far it has got: its finished fold
-models, its wall time so far and when its last epoch ended) and left out.
+models, its wall time so far and when its last epoch ended) and left out. A comparison's folder
+(`hfa_jax compare`, OUT/runs/NETWORK) stands for its networks' runs, its leaderboards named.
 """
 
 from __future__ import annotations
@@ -130,15 +131,31 @@ def how_far(folder: pathlib.Path, now: float | None = None) -> str:
   return ': ' + ', '.join(said)
 
 
+def is_comparison(folder: pathlib.Path) -> bool:
+  """Whether `folder` is an `hfa_jax compare` output folder: OUT/runs/NETWORK beside
+  OUT/leaderboard*.json, or, before its first leaderboard, the default name compare-DATASET."""
+  if not (folder / 'runs').is_dir() or (folder / 'summary.json').is_file():
+    return False
+  return folder.name.startswith('compare-') or any(folder.glob('leaderboard*.json'))
+
+
+def comparison_runs(folder: pathlib.Path) -> list[pathlib.Path]:
+  """A comparison's network runs (OUT/runs/*), in name order."""
+  return sorted(p for p in (folder / 'runs').iterdir() if p.is_dir())
+
+
 def what_it_is(folder: pathlib.Path) -> str:
   """What a folder without summary.json is, in words."""
   if (folder / 'model.json').is_file():
     return 'a model folder (experiments.final_model), not a LOSO run'
   if (folder / 'config.json').is_file() or (folder / 'state' / 'run.json').is_file():
-    return (
-      f'a LOSO run that has not finished{how_far(folder)} (continue it with hfa_jax loso '
-      f'--resume {folder})'
-    )
+    how = f'hfa_jax loso --resume {folder}'
+    if is_comparison(folder.parent.parent):
+      how = (
+        f'the hfa_jax compare command that started it, which resumes it and then writes '
+        f'{folder.parent.parent}/leaderboard*, or {how}'
+      )
+    return f'a LOSO run that has not finished{how_far(folder)} (continue it with {how})'
   if not folder.exists():
     return 'no such folder'
   return 'not a run folder (no summary.json)'
@@ -149,8 +166,16 @@ def main(argv=None) -> int:
   p.add_argument('runs', nargs='+', help='run folders (each holding summary.json)')
   p.add_argument('--out', help='also write the table to this file')
   args = p.parse_args(argv)
-  rows = []
+  rows, runs = [], []
   for run in args.runs:
+    if is_comparison(pathlib.Path(run)):
+      boards = sorted(p.name for p in pathlib.Path(run).glob('leaderboard*.md'))
+      said = f"its leaderboards: {', '.join(boards)}" if boards else 'no leaderboard written yet'
+      print(f'{run}: a comparison (hfa_jax compare), {said}; its network runs:', file=sys.stderr)
+      runs += [str(p) for p in comparison_runs(pathlib.Path(run))]
+    else:
+      runs.append(run)
+  for run in runs:
     path = pathlib.Path(run) / 'summary.json'
     if not path.is_file():
       print(f'skipping {run}: {what_it_is(pathlib.Path(run))}', file=sys.stderr)

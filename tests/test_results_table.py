@@ -2,6 +2,7 @@
 protocol it is and how many subjects it tested; a --subjects part of a LOSO is marked."""
 
 import json
+import pathlib
 
 from experiments import results
 from hfa_jax import report
@@ -129,3 +130,32 @@ def test_folders_that_are_not_finished_runs_are_named(tmp_path, capsys):
   assert f'skipping {going}: a LOSO run that has not finished: 3 fold models finished' in err
   assert f'(continue it with hfa_jax loso --resume {going})' in err
   assert f'skipping {tmp_path / "gone"}: no such folder' in err and 'finished?' not in err
+
+
+def test_a_comparison_folder_stands_for_its_network_runs(tmp_path, capsys):
+  """`hfa_jax results runs/compare-X`: its finished network runs as rows, its unfinished ones
+  named with the compare command that resumes them, its leaderboards named."""
+  everyone = ['sub01', 'sub02']
+  board = tmp_path / 'mine'
+  done = finished_run(board / 'runs' / 'ststnet', everyone, everyone, 'synthetic', model='ststnet')
+  going = board / 'runs' / 'resnet18'
+  (going / 'state' / 'folds').mkdir(parents=True)
+  (going / 'state' / 'run.json').write_text('{}')
+  (board / 'leaderboard-ststnet.json').write_text('{}')
+  (board / 'leaderboard-ststnet.md').write_text('')
+  assert results.is_comparison(board) and not results.is_comparison(pathlib.Path(done))
+  assert results.main([str(board)]) == 0
+  out, err = capsys.readouterr()
+  assert f'{board}: a comparison (hfa_jax compare), its leaderboards: leaderboard-ststnet.md' in err
+  assert f'skipping {going}: a LOSO run that has not finished: 0 fold models finished' in err
+  assert 'continue it with the hfa_jax compare command that started it' in err
+  rows = out.strip().splitlines()[2:]
+  assert len(rows) == 1 and rows[0].endswith(f'| {done} |')
+  # before its first leaderboard, only the default name tells a comparison from other folders
+  (board / 'leaderboard-ststnet.json').unlink()
+  assert not results.is_comparison(board)
+  fresh = tmp_path / 'compare-synthetic'
+  (fresh / 'runs').mkdir(parents=True)
+  assert results.is_comparison(fresh)
+  assert results.main([str(fresh)]) == 2
+  assert 'no leaderboard written yet' in capsys.readouterr().err

@@ -3,6 +3,7 @@ clock over all parts and its plain progress log."""
 
 from __future__ import annotations
 
+import collections
 import json
 import pathlib
 import time
@@ -66,13 +67,18 @@ class EpochLog:
   """Plain progress lines for logs (--no_progress): how many models are left, that the first
   epoch compiles, then one line per epoch at most every `every` seconds, and the last epoch of
   each phase, named by its models among all the run's ('models 17-20/120'), with the time this
-  part of the run has left at the mean epoch time so far ('about 9.4 h left'; the first epoch,
-  which compiles, not counted; the time between epochs, checkpoints, not either)."""
+  part of the run has left at the median of the last `RECENT` epochs' times ('about 9.4 h
+  left': the recent pace, so that a burst of other work on the machine, or its end, does not
+  skew it for long; the first epoch, which compiles, not counted; the time between epochs,
+  checkpoints, not either)."""
+
+  RECENT = 25
 
   def __init__(self, every: float = 60.0, what: str | None = None):
     self.every, self.last, self.started = every, None, False
     self.what = what  # the lines' subject (default: the models group)
-    self.run, self.epochs_seen, self.timed_seconds = None, 0, 0.0  # the first epoch not timed
+    self.run, self.epochs_seen = None, 0
+    self.recent = collections.deque(maxlen=self.RECENT)  # epoch times, the first not timed
 
   def on_run_start(self, run):
     self.run = run
@@ -95,7 +101,7 @@ class EpochLog:
 
   def on_epoch_end(self, end):
     if self.epochs_seen:
-      self.timed_seconds += end.seconds
+      self.recent.append(end.seconds)
     self.epochs_seen += 1
     now = time.monotonic()
     if self.last is not None and now - self.last < self.every and not end.phase.done:
@@ -113,8 +119,7 @@ class EpochLog:
     """', about 9.4 h left' for the epochs after `end` ('' before an epoch is timed, or
     where the run's shape is not known)."""
     run, phase = self.run, end.phase
-    timed = self.epochs_seen - 1
-    if run is None or end.group is None or not timed:
+    if run is None or end.group is None or not self.recent:
       return ''
     epochs = (run.groups - end.group.index - 1) * run.epochs * run.phases
     epochs += phase.epochs - end.epoch - 1
@@ -122,5 +127,5 @@ class EpochLog:
       epochs += run.epochs  # the retrain phase: at most as long
     if epochs <= 0:
       return ''
-    seconds = epochs * self.timed_seconds / timed
+    seconds = epochs * float(np.median(self.recent))
     return ', under a minute left' if seconds < 60 else f', about {duration(seconds)} left'

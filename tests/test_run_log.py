@@ -61,8 +61,24 @@ def test_the_time_left_counts_the_retrain_phase_and_the_later_groups_only(capsys
   assert lines[3].endswith('(12.0 s/epoch)')
   end = _end(36, 39, 3, index=9)
   end.phase.name, end.phase.epochs, end.seconds = 'retrain', 5, 12.0
-  log.on_epoch_end(end)  # one epoch left at the mean (6 + 12 + 12) / 3 s: not '0 min'
+  log.on_epoch_end(end)  # one epoch left at the median of 6, 12, 12 s: not '0 min'
   assert capsys.readouterr().out.strip().endswith('(12.0 s/epoch, under a minute left)')
+
+
+def test_the_time_left_follows_the_recent_pace(capsys):
+  """Epochs slowed by other work on the machine, then back to their pace: the time left is
+  at the median of the last RECENT epochs, not skewed by the burst once it is over."""
+  log = EpochLog(every=0)
+  log.on_run_start(RunStart(40, 1, 4, 10, 101, 1, 40))
+  for epoch, seconds in enumerate([60.0] + [30.0] * 40 + [6.0] * EpochLog.RECENT):
+    end = _end(0, 3, epoch)
+    end.phase.epochs, end.seconds = 101, seconds
+    log.on_epoch_end(end)
+  lines = capsys.readouterr().out.splitlines()
+  # mid-burst, after epoch 21: 9 later groups x 101 epochs + 80 in this one, 989 at 30 s
+  assert lines[21].endswith('(30.0 s/epoch, about 8.2 h left)')
+  # RECENT epochs after it: 944 epochs at 6 s (the mean of the timed ones, 20.8 s: 5.4 h)
+  assert lines[-1].endswith('(6.0 s/epoch, about 1.6 h left)')
 
 
 def test_a_finished_run_says_nothing_is_left(capsys):

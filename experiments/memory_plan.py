@@ -68,10 +68,11 @@ def measure(
   batch: int | None = None,
   eval_batch: int | None = None,
   dtype: str = 'float32',
+  compiler_options: dict | None = None,
 ) -> dict:
   """XLA's figure for `folds` folds of network `name`'s fold program at `side` px (its
-  recipe's batch and evaluation batch unless given), compiled on jax.devices()[0]; and the
-  plan's estimate."""
+  recipe's batch and evaluation batch unless given), compiled on jax.devices()[0] (with XLA's
+  `compiler_options`, if given); and the plan's estimate."""
   config = recipe(name, side)
   if batch is not None:
     config = dataclasses.replace(config, batch_size=batch)
@@ -83,7 +84,8 @@ def measure(
   start = time.perf_counter()
   args = abstract.epoch_args(program, shape, folds, samples)
   with kernels.xla_forms():  # what GPU and TPU programs hold, not the CPU's native kernels
-    analysis = program.epoch.trace(*args).lower().compile().memory_analysis()
+    compiled = program.epoch.trace(*args).lower().compile(compiler_options)
+    analysis = compiled.memory_analysis()
   seconds = time.perf_counter() - start
   measured = xla_bytes(analysis)
   data = memory.dataset_bytes(samples, side)

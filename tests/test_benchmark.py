@@ -1,8 +1,10 @@
 """experiments.benchmark runs end to end and writes its table and JSON (no timing asserted)."""
 
+import functools
 import json
 
 from experiments import bench_parts, benchmark
+from tests.quick_compile import QUICK_COMPILE
 
 
 def test_benchmark_smoke(tmp_path, capsys):
@@ -83,11 +85,12 @@ def test_the_last_part_is_the_model_after_its_branches():
 
   model = HFANet(bench_parts.NUM_CLASSES)
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 32, 32, 3)), jnp.float32)
-  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
-  logits, feats = jax.jit(lambda v, x: model.apply(v, x, return_features=True))(variables, x)
+  jit = functools.partial(jax.jit, compiler_options=QUICK_COMPILE)
+  variables = jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
+  logits, feats = jit(lambda v, x: model.apply(v, x, return_features=True))(variables, x)
   levels = [feats[f'{branch}_{i}'] for branch in ('msa', 'rmt') for i in range(1, 5)]
   name, top, shapes = bench_parts.network_parts(32, None)[-1]
   assert shapes == [tuple(level.shape[1:]) for level in levels]
   nested = {kind: {'model': tree} for kind, tree in variables.items()}
-  got = jax.jit(lambda v, levels: top.apply(v, *levels, train=False))(nested, levels)
+  got = jit(lambda v, levels: top.apply(v, *levels, train=False))(nested, levels)
   np.testing.assert_allclose(got, logits, rtol=1e-5, atol=1e-5)

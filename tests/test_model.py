@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from hfa_jax import HFANet, train
+from tests.quick_compile import QUICK_COMPILE
 
 
 @pytest.mark.parametrize('side', [32, 64, 160])
@@ -74,7 +75,7 @@ def test_jitted_training_step_learns():
     tx=optax.adam(1e-3),
     rng=jax.random.PRNGKey(0),
   )
-  step = jax.jit(train.train_step)
+  step = jax.jit(train.train_step, compiler_options=QUICK_COMPILE)
   losses = []
   for _ in range(8):
     state, metrics = step(state, x, y)
@@ -108,7 +109,7 @@ def test_bfloat16_compute_tracks_float32():
       assert logits.dtype == jnp.float32
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    return jax.jit(jax.value_and_grad(loss))(variables['params'])
+    return jax.jit(jax.value_and_grad(loss), compiler_options=QUICK_COMPILE)(variables['params'])
 
   (l32, g32), (l16, g16) = loss_and_grads(None), loss_and_grads(jnp.bfloat16)
   assert abs(float(l16) - float(l32)) < 0.05 * abs(float(l32)) + 0.02

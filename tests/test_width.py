@@ -13,6 +13,7 @@ from hfa_jax import trained
 from hfa_jax.loso import run
 from hfa_jax.loso.config import PAPER_ARCHITECTURE
 from hfa_jax.models.hfanet import HFANet
+from tests.quick_compile import QUICK_COMPILE
 
 
 def _shapes(width):
@@ -63,14 +64,16 @@ def test_a_narrow_model_folder_loads_as_saved(tmp_path):
   card's model options build it again."""
   net = HFANet(num_classes=3, width=0.5, rmt_depth=1)
   x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
-  variables = jax.jit(net.init)(jax.random.key(1), x[:1])
+  variables = jax.jit(net.init, compiler_options=QUICK_COMPILE)(jax.random.key(1), x[:1])
   card = dict(model='hfanet', model_options={'width': 0.5, 'rmt_depth': 1}, num_classes=3)
   card |= dict(class_names=['a', 'b', 'c'], input=dict(side=32))
   folder = trained.save_model(tmp_path / 'm', variables, card)
   model, loaded, saved = trained.load_model(folder)
   assert (model.width, model.rmt_depth) == (0.5, 1)
+  assert model == net  # every field: the same network
   assert 'pytorch' not in saved  # the original cannot hold it
-  np.testing.assert_array_equal(model.apply(loaded, x), net.apply(variables, x))
+  forward = jax.jit(net.apply, compiler_options=QUICK_COMPILE)  # one compile for both
+  np.testing.assert_array_equal(forward(loaded, x), forward(variables, x))
 
 
 def test_runs_saved_before_the_width_existed_still_resume():

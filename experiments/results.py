@@ -115,13 +115,16 @@ def table(rows: list[dict]) -> str:
 
 
 def how_far(folder: pathlib.Path, now: float | None = None) -> str:
-  """How far an unfinished run has got, from its files: ': 20 fold models finished, 5.9 h
-  of wall time in 5 parts, the last epoch ended 2 min ago' ('' where it has no record)."""
+  """How far an unfinished run has got, from its files: ': 20 of 120 fold models finished,
+  5.9 h of wall time in 5 parts, the last epoch ended 2 min ago' ('' where it has no record;
+  without 'of 120' where its wall_time.json predates the record of the total)."""
   models = len(list((folder / 'state' / 'folds').glob('fold_*.json')))
-  said = [f'{models} fold model{"s" * (models != 1)} finished']
   clock = folder / 'wall_time.json'
+  saved = json.loads(clock.read_text()) if clock.is_file() else {}
+  total = f' of {saved["models"]}' if saved.get('models') else ''
+  said = [f'{models}{total} fold model{"s" * (models != 1 or bool(total))} finished']
   if clock.is_file():
-    parts = json.loads(clock.read_text()).get('parts', [])
+    parts = saved.get('parts', [])
     said.append(
       f'{duration(sum(parts))} of wall time in {len(parts)} part{"s" * (len(parts) != 1)}'
     )

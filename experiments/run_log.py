@@ -28,7 +28,9 @@ class WallClock:
   commit), kept in OUT/wall_time.json and updated after every epoch, so that a kill loses at
   most one. A part that trains nothing (a finished run reported again, a refused one) adds
   none. Without `write` (the processes of a job besides process 0) it only keeps time.
-  Parts recorded before CPU time and code were kept have None there."""
+  Parts recorded before CPU time and code were kept have None there. It also keeps how many
+  fold models the run trains in all ('models': folds x ensemble), so that a report on an
+  unfinished run can say how far it has got."""
 
   def __init__(self, out: pathlib.Path, write: bool = True):
     self.path = out / 'wall_time.json'
@@ -36,9 +38,13 @@ class WallClock:
     self.parts = saved.get('parts', [])
     self.cpu_parts = saved.get('cpu_parts', [None] * len(self.parts))
     self.code = saved.get('code', [None] * len(self.parts))
+    self.models = saved.get('models')
     self.this_code = code_version()  # asked here, not between epochs
     self.start, self.cpu_start = time.time(), time.process_time()
     self.trained, self.write = False, write
+
+  def on_run_start(self, run):
+    self.models = run.folds * run.ensemble
 
   def on_epoch_end(self, *_):
     if not self.trained:
@@ -51,6 +57,8 @@ class WallClock:
     if not self.write:
       return
     saved = dict(parts=self.parts, cpu_parts=self.cpu_parts, code=self.code)
+    if self.models is not None:
+      saved['models'] = self.models
     files.write_json(self.path, saved, indent=None)
 
   @property

@@ -124,10 +124,12 @@ def test_folders_that_are_not_finished_runs_are_named(tmp_path, capsys):
     ': 3 fold models finished, 50 min of wall time in 2 parts, the last epoch ended 5 min ago'
   )
   assert results.how_far(going, now=ended + 3 * 3600).endswith('ended 3 h ago')
+  (going / 'wall_time.json').write_text(json.dumps(dict(parts=[2000.0], models=120)))
+  assert results.how_far(going).startswith(': 3 of 120 fold models finished, 33 min of wall')
   assert results.main([run, str(model), str(going), str(tmp_path / 'gone')]) == 0
   err = capsys.readouterr().err
   assert f'skipping {model}: a model folder (experiments.final_model), not a LOSO run' in err
-  assert f'skipping {going}: a LOSO run that has not finished: 3 fold models finished' in err
+  assert f'skipping {going}: a LOSO run that has not finished: 3 of 120 fold models finished' in err
   assert f'(continue it with hfa_jax loso --resume {going})' in err
   assert f'skipping {tmp_path / "gone"}: no such folder' in err and 'finished?' not in err
 

@@ -113,3 +113,17 @@ def test_a_part_resumed_from_an_older_record_keeps_its_own_cpu_time_and_code(tmp
     saved['cpu_parts'],
     saved['code'],
   )
+
+
+def test_the_clock_keeps_the_runs_total_of_models_across_parts(tmp_path):
+  """on_run_start's folds x ensemble goes into wall_time.json with the first epoch, and a
+  part that reads the file back keeps it (a record without it reads None, and is written
+  without it)."""
+  clock = WallClock(tmp_path)
+  assert clock.models is None
+  clock.on_epoch_end()
+  assert 'models' not in json.loads((tmp_path / 'wall_time.json').read_text())
+  clock.on_run_start(RunStart(40, 3, 4, 30, 200, 1, 120))
+  clock.on_epoch_end()
+  assert json.loads((tmp_path / 'wall_time.json').read_text())['models'] == 120
+  assert WallClock(tmp_path).models == 120

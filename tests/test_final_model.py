@@ -15,6 +15,7 @@ from experiments import final_model, predict
 from hfa_jax import convert, input_checks, trained
 from hfa_jax.environment import code_version
 from tests.conftest import TINY
+from tests.quick_compile import QUICK_COMPILE
 
 
 FINAL = [a for a in TINY if a not in ('--checkpoint_minutes', '0')]
@@ -168,7 +169,8 @@ def test_it_predicts_on_the_raw_clips(final, capsys):
 @pytest.fixture(scope='module')
 def hfanet_variables():
   net = hfa_jax.HFANet(num_classes=3)
-  return jax.jit(net.init)(jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
+  init = jax.jit(net.init, compiler_options=QUICK_COMPILE)  # any weights do: 14 -> 7 s
+  return init(jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
 
 
 def test_hfanet_folder_has_the_original_state_dict(tmp_path, hfanet_variables):

@@ -240,7 +240,7 @@ def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
   """A run scored at the epoch its settings select, or at its last where they select each
   subject's best test epoch (a recipe that does so, given to every network by --recipe)."""
   record = run['record']
-  select = 'last' if record['select_epoch'] == 'best_test' else record['select_epoch']
+  select = honest_epoch(run)
   members, ensemble = scores(run, select)
   same = '' if shows_published(model) or run['swapped'] else ", as its authors' script"
   return Row(
@@ -300,17 +300,34 @@ def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | N
   return rows
 
 
-def models_ensemble(runs: dict) -> Row:
-  """The networks' ensemble: per sample the mean of each network's seed-mean probability."""
-  data = next(iter(runs.values()))['data']
-  pooled = [run['result'].pooled['predictions'] for run in runs.values()]
+def honest_epoch(run: dict) -> str:
+  """The epoch a run's honest rows score: the one its settings select ('last' or
+  'validation'), or its last where they select each subject's best test epoch."""
+  select = run['result'].config.select_epoch
+  return 'last' if select == 'best_test' else select
+
+
+def ensemble_predictions(runs: dict) -> dict:
+  """The networks' ensemble's pooled predictions: per sample ('index' order) the mean of each
+  network's seed-mean probability ('probs'), each network at the epoch of its honest row
+  (never a recipe's best test epoch), and their argmax ('pred')."""
+  pooled = [
+    run['result'].pool(select_epoch=honest_epoch(run))['predictions'] for run in runs.values()
+  ]
   if any(not np.array_equal(p['index'], pooled[0]['index']) for p in pooled):
     raise ValueError('the networks were tested on different samples: no ensemble')
   probs = np.mean([p['probs'] for p in pooled], axis=0)
-  score = seeds.scores(dict(predictions=dict(pooled[0], pred=probs.argmax(-1))), data)
+  return dict(pooled[0], probs=probs, pred=probs.argmax(-1))
+
+
+def models_ensemble(runs: dict) -> Row:
+  """The networks' ensemble (ensemble_predictions) as a row, scored as a LOSO."""
+  data = next(iter(runs.values()))['data']
+  score = seeds.scores(dict(predictions=ensemble_predictions(runs)), data)
+  epochs = sorted({honest_epoch(run) for run in runs.values()})
   return Row(
     name=f'ensemble of the {len(runs)} networks (mean probability)',
-    protocol='honest: last epoch of each',
+    protocol=f"honest: {' or '.join(epochs)} epoch of each",
     honest=True,
     members=[score],
     ensemble=score,

@@ -12,6 +12,7 @@ import pytest
 
 from experiments import compare, leaderboard, seeds
 from hfa_jax import metrics
+from hfa_jax.evaluation import softmax
 from hfa_jax.environment import code_version
 from hfa_jax.loso.store import read_folds
 
@@ -188,3 +189,36 @@ def test_unknown_models_and_bad_counts_are_refused(capsys):
   with pytest.raises(SystemExit):
     compare.main(['--recipe', 'flow_images', '--protocol', 'published'])
   assert 'not with --recipe' in capsys.readouterr().err
+
+
+def test_the_networks_ensemble_takes_each_at_its_honest_epoch(board):
+  """A run whose recipe keeps each subject's best test epoch (HFA-Net's authors' recipe, as
+  `--recipe hfanet_published` gives every network) enters the networks' ensemble at its last
+  epoch: the ensemble's probabilities by hand from the fold records' last-epoch logits (not
+  their best test epoch's), its row's UF1 from them."""
+  out, _ = board
+  names = ('hfanet-published', 'ststnet')
+  runs = {n: dict(zip(('result', 'data'), seeds.run_result(out / 'runs' / n))) for n in names}
+  data = runs['ststnet']['data']
+  assert runs['hfanet-published']['result'].config.select_epoch == 'best_test'
+
+  def by_hand(best_test: bool) -> np.ndarray:
+    """(samples, classes): per sample the mean softmax of every network's 2 seeds."""
+    probs = {}
+    for name in names:
+      for rec in read_folds(out / 'runs' / name / 'state').values():
+        truth = data.labels[rec.test_index]
+        hits = [(np.asarray(l).argmax(-1) == truth).mean() for l in rec.test_logits]
+        e = int(np.argmax(hits)) if best_test and name != 'ststnet' else -1
+        for i, l in zip(rec.test_index, np.asarray(rec.test_logits[e])):
+          probs.setdefault(i, []).append(softmax(l))
+    return np.array([np.mean(probs[i], axis=0) for i in sorted(probs)])
+
+  got = compare.ensemble_predictions(runs)
+  last = by_hand(best_test=False)
+  np.testing.assert_allclose(got['probs'], last, atol=1e-6)
+  assert not np.allclose(by_hand(best_test=True), last, atol=1e-3)  # the test tells them apart
+  row = compare.models_ensemble(runs)
+  assert row.honest and row.protocol == 'honest: last epoch of each'
+  uf1 = metrics.uf1(data.labels[got['index']], last.argmax(-1), data.num_classes)
+  assert row.ensemble['all'][0] == pytest.approx(uf1, abs=1e-12)

@@ -24,7 +24,7 @@ from hfa_jax import optimiser
 from hfa_jax import train as train_lib
 from hfa_jax.loso import LosoConfig, run_loso
 from hfa_jax.models import registry
-from hfa_jax.loso.records import GroupHistory
+from hfa_jax.loso.records import FoldRecord, GroupHistory, with_scored_logits
 from tests import test_real_data
 from tests.tiny import TinyNet, toy_data
 
@@ -257,7 +257,7 @@ import os, sys, json
 import numpy as np
 import jax
 sys.path.insert(0, {root!r})
-from hfa_jax.loso.records import GroupHistory
+from hfa_jax.loso.records import FoldRecord, GroupHistory, with_scored_logits
 from tests.tiny import TinyNet, toy_data
 from hfa_jax.loso import LosoConfig, run_loso
 assert jax.device_count() == 4, jax.devices()
@@ -406,6 +406,35 @@ def test_validation_subjects_are_stratified_fixed_and_never_all():
   assert len(others) > 1  # folds differ
   two = {'x1': 'd', 'x2': 'd'}
   assert len(loso.validation_subjects(['x1', 'x2'], two, 0.9, 0, 0)) == 1  # one stays
+
+
+def test_validation_with_no_subject_to_hold_out_is_refused_before_training():
+  """Two databases of 2 subjects: each fold's training subjects hold one of each, and a
+  database never gives all its subjects to validation, so no fold could choose an epoch."""
+  labels, subjects, strata = np.zeros(4, int), ['a', 'a', 'b', 'b'], ['x', 'x', 'y', 'y']
+  with pytest.raises(loso.PlanError, match=r"none to validate on.*select_epoch 'last'"):
+    loso.make_plan(labels, subjects, LosoConfig(select_epoch='validation'), strata=strata)
+  three = ['a', 'a', 'b', 'b', 'c', 'c']  # one database of 3: each fold validates on one
+  plan = loso.make_plan(np.zeros(6, int), three, LosoConfig(select_epoch='validation'))
+  assert [len(v) for v in plan.val_subjects] == [1, 1, 1]
+
+
+def test_rescoring_keeps_the_scored_best_test_epoch_and_validation_needs_its_choice():
+  """Re-scored logits that lower the best test epoch's accuracy (kept weights evaluated again)
+  leave that epoch scored: the weights are that epoch's. A run without a validation choice
+  cannot be pooled by validation, and says so."""
+  labels = np.array([0, 1])
+  right, wrong = [[5.0, 0.0], [0.0, 5.0]], [[5.0, 0.0], [5.0, 0.0]]
+  rec = FoldRecord(
+    's1', ['s1'], 0, 0, [0, 1], [], [], [1.0] * 3, [0.5] * 3, [wrong, right, wrong], []
+  )
+  assert rec.scored(labels, 'best_test') == (2, right)
+  again = with_scored_logits(rec, wrong, labels, 'best_test')
+  assert again.scored(labels, 'best_test') == (2, wrong)  # not epoch 1 (the earlier of a tie)
+  assert again.test_logits == [wrong, wrong, wrong] and rec.test_logits[1] == right
+  assert with_scored_logits(rec, right, labels, 'last').scored(labels, 'last') == (3, right)
+  with pytest.raises(ValueError, match="fold s1 chose no epoch by validation.*'last'"):
+    rec.scored(labels, 'validation')
 
 
 def test_grouped_folds_partition_subjects_per_database():

@@ -162,6 +162,15 @@ def make_plan(labels, subjects, config: LosoConfig, only_subjects=None, strata=N
     trains.append(np.flatnonzero(~test & ~val))
     vals.append(np.flatnonzero(val))
     val_subjects.append(held)
+  if config.select_epoch == 'validation':
+    blind = [names[i] for i in range(len(groups)) if not val_subjects[i]]
+    if blind:
+      raise PlanError(
+        f"select_epoch 'validation' holds out round({config.val_fraction} x its training "
+        'subjects) of each database, at least one and never all, so a database needs at '
+        f'least 2 training subjects; folds {blind[:5]} have none to validate on. Use more '
+        "subjects or select_epoch 'last'"
+      )
   max_rest = max(len(r) for r in rests)
   max_test = max(len(t) for t in tests)
   max_val = max(len(v) for v in vals)

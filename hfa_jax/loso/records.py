@@ -98,6 +98,7 @@ class FoldRecord:
   val_uf1: list  # per epoch: float or None; [] without validation subjects
   selected_epoch: int | None = None  # chosen by validation
   retrain: Retrained | None = None
+  rescored_epoch: int | None = None  # the epoch whose logits re-scoring replaced (kept)
 
   @classmethod
   def from_json(cls, d: dict) -> FoldRecord:
@@ -119,7 +120,14 @@ class FoldRecord:
     """(epoch, test logits (n, C)) of the epoch that `select_epoch` scores (scored_epoch)."""
     if select_epoch == 'validation':
       e = self.selected_epoch
+      if e is None:
+        raise ValueError(
+          f"fold {self.fold} chose no epoch by validation (its run did not select_epoch "
+          "'validation'): score it at 'last' or 'best_test'"
+        )
       return e, (self.retrain.test_logits if self.retrain else self.test_logits[e - 1])
+    if select_epoch == 'best_test' and self.rescored_epoch is not None:
+      return self.rescored_epoch, self.test_logits[self.rescored_epoch - 1]
     test = self.test_accuracy(labels) if select_epoch == 'best_test' else ()
     e = scored_epoch(select_epoch, len(self.test_logits), test_accuracy=test)
     return e, self.test_logits[e - 1]
@@ -127,13 +135,14 @@ class FoldRecord:
 
 def with_scored_logits(rec: FoldRecord, logits: list, labels, select_epoch: str) -> FoldRecord:
   """A copy of `rec` whose scored test logits are `logits` (n, C) (e.g. recomputed from the
-  kept weights)."""
+  kept weights), scored at the same epoch: 'best_test' keeps it (rescored_epoch) even where
+  the new logits change that epoch's test accuracy, since the kept weights are that epoch's."""
   epoch, _ = rec.scored(labels, select_epoch)
   if rec.retrain is not None:
     return dataclasses.replace(rec, retrain=dataclasses.replace(rec.retrain, test_logits=logits))
   test_logits = list(rec.test_logits)
   test_logits[epoch - 1] = logits
-  return dataclasses.replace(rec, test_logits=test_logits)
+  return dataclasses.replace(rec, test_logits=test_logits, rescored_epoch=epoch)
 
 
 def validation_uf1(plan: FoldPlan, i: int, phase: Phase, j: int, labels, num_classes) -> list:

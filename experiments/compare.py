@@ -209,8 +209,23 @@ def scores(run: dict, select_epoch: str | None = None) -> tuple[list[dict], dict
   return members, seeds.scores(result.pool(select_epoch=select_epoch), data)
 
 
+def honest_epoch(run: dict) -> str:
+  """The epoch a run's honest rows score: the one its settings select ('last' or
+  'validation'), or its last where they select each subject's best test epoch."""
+  select = run['result'].config.select_epoch
+  return 'last' if select == 'best_test' else select
+
+
+def reference_scores(runs: dict) -> list[dict] | None:
+  """HFA-Net's per-seed scores at its honest row's epoch (honest_epoch: never each subject's
+  best test epoch), with which the other rows are paired; None without HFA-Net."""
+  return scores(runs['hfanet'], honest_epoch(runs['hfanet']))[0] if 'hfanet' in runs else None
+
+
 def paired(members: list[dict], reference: list[dict]) -> list[dict]:
-  """Member r minus reference member r, per group."""
+  """Member r minus reference member r, per group (ValueError for other counts)."""
+  if len(members) != len(reference):
+    raise ValueError(f'{len(members)} seeds against {len(reference)}: pair equal counts')
   return [{g: tuple(np.subtract(m[g], r[g])) for g in m} for m, r in zip(members, reference)]
 
 
@@ -242,7 +257,10 @@ def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
   record = run['record']
   select = honest_epoch(run)
   members, ensemble = scores(run, select)
-  same = '' if shows_published(model) or run['swapped'] else ", as its authors' script"
+  script = (
+    not (shows_published(model) or run['swapped']) and select == PUBLISHED[model].select_epoch
+  )
+  same = ", as its authors' script" if script else ''
   return Row(
     name=f"{model} ({run['recipe']})" if run['swapped'] else model,
     protocol=f'honest: {select} epoch{same}',
@@ -300,13 +318,6 @@ def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | N
   return rows
 
 
-def honest_epoch(run: dict) -> str:
-  """The epoch a run's honest rows score: the one its settings select ('last' or
-  'validation'), or its last where they select each subject's best test epoch."""
-  select = run['result'].config.select_epoch
-  return 'last' if select == 'best_test' else select
-
-
 def ensemble_predictions(runs: dict) -> dict:
   """The networks' ensemble's pooled predictions: per sample ('index' order) the mean of each
   network's seed-mean probability ('probs'), each network at the epoch of its honest row
@@ -331,12 +342,30 @@ def models_ensemble(runs: dict) -> Row:
     honest=True,
     members=[score],
     ensemble=score,
+    seeds=False,
   )
 
 
 def notes(args, runs: dict) -> list[str]:
   data = next(iter(runs.values()))['data']
   subjects = len(set(data.subjects.tolist()))
+  tested = next(iter(runs.values()))['result'].pooled['predictions']
+  covered = len(set(tested['subject'].tolist()))
+  dataset = (
+    f'Dataset {args.dataset}: {len(data.labels)} samples of {subjects} subjects, leave one '
+    'subject out'
+    if covered == subjects
+    else f'Dataset {args.dataset}: a part of the LOSO (--subjects), {len(tested["index"])} '
+    f'samples of {covered} of its {subjects} subjects tested; the figures pool those only and '
+    "do not compare with a whole LOSO's"
+  )
+  epochs = {honest_epoch(run) for run in runs.values()}
+  honest = (
+    'Honest rows score the model after its last epoch'
+    if epochs == {'last'}
+    else 'Honest rows score the model after its last epoch or, where its row says validation, '
+    "the epoch of its best UF1 on validation subjects held out of the fold's training subjects"
+  )
   trained = (
     "Every network was trained with its own published recipe (not tuned here) on the same "
     'folds and samples.'
@@ -346,10 +375,9 @@ def notes(args, runs: dict) -> list[str]:
     "are not their authors' recipes."
   )
   return [
-    f'Dataset {args.dataset}: {len(data.labels)} samples of {subjects} subjects, leave one '
-    f'subject out; {args.ensemble} seeds per network trained together, each seed scored as a '
+    f'{dataset}; {args.ensemble} seeds per network trained together, each seed scored as a '
     'LOSO of its own (UF1 and UAR pooled over all folds), mean +- std (ddof 1).',
-    f'{trained} Honest rows score the model after its last epoch; rows marked NOT '
+    f'{trained} {honest}; rows marked NOT '
     "honest score each subject's best test epoch, as their authors' scripts do, and are "
     'listed after every honest row.',
     f'Made by `python -m experiments.compare {shlex.join(sys.argv[1:])}` on '
@@ -376,7 +404,7 @@ def main(argv=None) -> int:
   except (UsageError, *(kind for kind, _ in loso.USER_ERRORS)) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  reference = scores(runs['hfanet'])[0] if 'hfanet' in runs else None
+  reference = reference_scores(runs)
   rows = [honest_row(m, run, reference) for m, run in runs.items()]
   if len(runs) > 1:
     rows.append(models_ensemble(runs))

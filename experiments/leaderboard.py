@@ -40,6 +40,7 @@ class Row:
   code: list = dataclasses.field(default_factory=list)  # each part's code (None: not known)
   machine: str = ''
   source: str = ''  # where the recipe (and protocol) come from
+  seeds: bool = True  # False: one figure of several networks' models (no seeds to average)
 
   def groups(self) -> list[str]:
     return list(self.members[0])
@@ -98,7 +99,8 @@ def markdown(rows: list[Row], title: str, notes: list[str]) -> str:
   head += ['code']
   lines = [f'# {title}', '', '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
-    cells = [r.name, r.protocol, str(len(r.members)), _pm(r.stat('all', 0)), _pm(r.stat('all', 1))]
+    seeds = str(len(r.members)) if r.seeds else '-'
+    cells = [r.name, r.protocol, seeds, _pm(r.stat('all', 0)), _pm(r.stat('all', 1))]
     cells += [_pm(r.stat(d, 0)) if d in r.members[0] else '' for d in dbs]
     cells.append(f"{r.ensemble['all'][0]:.4f} / {r.ensemble['all'][1]:.4f}")
     cells.append(f"{_pm(r.stat('all', 0, 'paired'))} ({r.paired_with})" if r.paired else '')
@@ -112,19 +114,27 @@ def markdown(rows: list[Row], title: str, notes: list[str]) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def _known(mean_std: tuple[float, float]) -> tuple[float, float | None]:
+  """(mean, std) with None for the std of one member (NaN is not JSON; the CSV leaves it
+  empty)."""
+  mean, std = mean_std
+  return mean, None if np.isnan(std) else std
+
+
 def table_rows(rows: list[Row]) -> list[dict]:
   """Flat dicts, one per row (the CSV's and the JSON's 'rows')."""
   out = []
   for r in ordered(rows):
-    d = dict(model=r.name, protocol=r.protocol, honest=r.honest, seeds=len(r.members))
+    seeds = len(r.members) if r.seeds else None
+    d = dict(model=r.name, protocol=r.protocol, honest=r.honest, seeds=seeds)
     for g in r.groups():
       for which, metric in ((0, 'uf1'), (1, 'uar')):
-        d[f'{g}_{metric}_mean'], d[f'{g}_{metric}_std'] = r.stat(g, which)
+        d[f'{g}_{metric}_mean'], d[f'{g}_{metric}_std'] = _known(r.stat(g, which))
     d['ensemble_uf1'], d['ensemble_uar'] = r.ensemble['all']
     if r.paired:
       d['paired_with'] = r.paired_with
-      d['paired_uf1_mean'], d['paired_uf1_std'] = r.stat('all', 0, 'paired')
-      d['paired_uar_mean'], d['paired_uar_std'] = r.stat('all', 1, 'paired')
+      d['paired_uf1_mean'], d['paired_uf1_std'] = _known(r.stat('all', 0, 'paired'))
+      d['paired_uar_mean'], d['paired_uar_std'] = _known(r.stat('all', 1, 'paired'))
     d |= dict(wall_time_s=r.wall_time_s, cpu_time_s=r.cpu_time_s, machine=r.machine)
     d |= dict(code=code_cell(r.code), command=r.command, source=r.source)
     out.append(d)
@@ -160,7 +170,7 @@ def plot(path, rows: list[Row], title: str):
       color=colour,
     )
     ends += [mean - std, mean + std]
-  labels = [r.name if r.honest else f'{r.name} (NOT honest)' for r in rows]
+  labels = [r.name if r.honest else f'{r.name} (NOT honest: epoch chosen on test)' for r in rows]
   ax.set_yticks(range(len(rows)), labels)
   low, high = (
     (max(0.0, np.floor(min(ends) * 20 - 1) / 20), min(1.0, np.ceil(max(ends) * 20 + 1) / 20))

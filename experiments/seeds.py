@@ -62,8 +62,7 @@ def scores(result: dict, data) -> dict:
 
 def mean_std(values) -> str:
   v = np.asarray(values, np.float64)
-  std = v.std(ddof=1) if len(v) > 1 else float('nan')
-  return f'{v.mean():.4f} +- {std:.4f}'
+  return f'{v.mean():.4f}' + (f' +- {v.std(ddof=1):.4f}' if len(v) > 1 else '')
 
 
 def table(members: list[dict], ensemble: dict, baseline: list[dict] | None) -> str:
@@ -119,9 +118,16 @@ def main(argv=None) -> int:
     members, ensemble, k = member_scores(result, data)
     baseline = None
     if args.baseline:
-      baseline, _, k_base = member_scores(*run_result(args.baseline))
+      base_result, base_data = run_result(args.baseline)
+      baseline, _, k_base = member_scores(base_result, base_data)
       if k_base != k:
         raise UsageError(f'--baseline has {k_base} seeds, {args.run} has {k}: pair equal counts')
+      tested = lambda r, d: (d.arrays.fingerprint(), r.pooled['predictions']['index'].tolist())
+      if tested(base_result, base_data) != tested(result, data):
+        raise UsageError(
+          f'--baseline {args.baseline} tested other samples than {args.run} (another dataset, '
+          'build or --subjects): a paired difference needs the same folds and samples'
+        )
   except (UsageError, PlanError, RunMismatchError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -6,6 +6,7 @@ that trains nothing."""
 import csv
 import json
 import pathlib
+import types
 
 import numpy as np
 import pytest
@@ -222,3 +223,47 @@ def test_the_networks_ensemble_takes_each_at_its_honest_epoch(board):
   assert row.honest and row.protocol == 'honest: last epoch of each'
   uf1 = metrics.uf1(data.labels[got['index']], last.argmax(-1), data.num_classes)
   assert row.ensemble['all'][0] == pytest.approx(uf1, abs=1e-12)
+
+
+def test_rows_pair_with_hfanets_honest_epoch_and_say_what_they_are(board, monkeypatch):
+  """HFA-Net's run of a best-test recipe is the reference at its last epoch; the leaderboard's
+  JSON is strict JSON (one member's spread is null, not NaN) and the networks' ensemble has
+  no seeds; a row scored at another epoch than its authors' script does not claim to be it;
+  the notes of a part of a LOSO say so."""
+  out, _ = board
+  run = dict(zip(('result', 'data'), seeds.run_result(out / 'runs' / 'hfanet-published')))
+  data = run['data']
+  last = [_member_uf1(out / 'runs' / 'hfanet-published', r, data, 'last') for r in range(2)]
+  got = [m['all'][0] for m in compare.reference_scores({'hfanet': run})]
+  assert got == pytest.approx(last, abs=1e-12)
+  assert compare.reference_scores({'ststnet': run}) is None
+
+  text = (out / f'{BOARD}.json').read_text()
+  strict = json.loads(text, parse_constant=lambda c: pytest.fail(f'{c} in {BOARD}.json'))
+  ensemble = next(r for r in strict['rows'] if r['model'].startswith('ensemble of the'))
+  assert ensemble['seeds'] is None and ensemble['all_uf1_std'] is None
+  assert '| ensemble of the 3 networks (mean probability) | honest: last epoch of each | - |' in (
+    (out / f'{BOARD}.md').read_text()
+  )
+
+  ststnet = dict(zip(('result', 'data'), seeds.run_result(out / 'runs' / 'ststnet')))
+  ststnet |= dict(record={}, command='', swapped=False, recipe='ststnet')
+  assert compare.honest_row('ststnet', ststnet, None).protocol == (
+    "honest: last epoch, as its authors' script"
+  )
+  monkeypatch.setattr(compare, 'honest_epoch', lambda run: 'validation')
+  monkeypatch.setattr(compare, 'scores', lambda run, select: ([{'all': (0.5, 0.5)}], {}))
+  assert compare.honest_row('ststnet', ststnet, None).protocol == 'honest: validation epoch'
+  monkeypatch.undo()
+
+  part = dict(ststnet)
+  pooled = ststnet['result'].pooled
+  first = pooled['predictions']['subject'] == pooled['predictions']['subject'][0]
+  predictions = {k: v[first] for k, v in pooled['predictions'].items() if len(v) == len(first)}
+  part['result'] = types.SimpleNamespace(
+    config=ststnet['result'].config, pooled=dict(predictions=predictions)
+  )
+  args = compare.parse(['--dataset', 'synthetic'])[0]
+  said = compare.notes(args, {'ststnet': part})[0]
+  assert f'{first.sum()} samples of 1 of its {len(set(data.subjects.tolist()))} subjects' in said
+  assert 'leave one subject out' in compare.notes(args, {'ststnet': ststnet})[0]

@@ -2,6 +2,7 @@
 (member 0 is the single model of the seed), mean +- std, paired differences."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -66,8 +67,24 @@ def test_members_are_independent_loso_runs(runs, tmp_path, capsys):
   assert 'pair equal counts' in capsys.readouterr().err
 
 
+def test_a_baseline_that_tested_other_samples_is_refused(runs, tmp_path, capsys):
+  """The same run read as a part of its LOSO (two of its subjects, as --subjects saves it):
+  the same K, other samples, so no paired difference."""
+  part = tmp_path / 'part'
+  shutil.copytree(runs['three'], part)
+  two = seeds.run_result(runs['three'])[0].plan.folds[:2]
+  run_json = part / 'state' / 'run.json'
+  record = json.loads(run_json.read_text())
+  record['started_by']['settings']['subjects'] = two
+  run_json.write_text(json.dumps(record))
+  assert seeds.main([str(part), '--baseline', str(runs['three'])]) == 2
+  assert 'tested other samples' in capsys.readouterr().err
+  assert seeds.main([str(part), '--baseline', str(part)]) == 0
+
+
 def test_mean_std_by_hand():
   assert seeds.mean_std([0.5, 0.7]) == '0.6000 +- 0.1414'  # sqrt(0.02)
+  assert seeds.mean_std([0.5]) == '0.5000'  # one seed: no spread to print
 
 
 def test_a_best_test_runs_figures_say_so_wherever_they_appear(runs, capsys):

@@ -272,7 +272,8 @@ def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
     command=run['command'],
     **times(record),
     machine=machine(record),
-    source=f"experiments/configs/{run['recipe']}.py",
+    source=f"experiments/configs/{run['recipe']}.py"
+    + (f'; its scoring as {PUBLISHED[model].script}' if script else ''),
   )
 
 

@@ -248,8 +248,11 @@ def test_rows_pair_with_hfanets_honest_epoch_and_say_what_they_are(board, monkey
 
   ststnet = dict(zip(('result', 'data'), seeds.run_result(out / 'runs' / 'ststnet')))
   ststnet |= dict(record={}, command='', swapped=False, recipe='ststnet')
-  assert compare.honest_row('ststnet', ststnet, None).protocol == (
-    "honest: last epoch, as its authors' script"
+  row = compare.honest_row('ststnet', ststnet, None)
+  assert row.protocol == "honest: last epoch, as its authors' script"
+  assert row.source == (  # the script it is scored as, named
+    'experiments/configs/ststnet.py; its scoring as christy1206/STSTNet main.py: the model '
+    'after epoch 800 scored'
   )
   monkeypatch.setattr(compare, 'honest_epoch', lambda run: 'validation')
   monkeypatch.setattr(compare, 'scores', lambda run, select: ([{'all': (0.5, 0.5)}], {}))

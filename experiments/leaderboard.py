@@ -94,14 +94,16 @@ def markdown(rows: list[Row], title: str, notes: list[str]) -> str:
   """The leaderboard as Markdown: the table, then what it says and how it was made."""
   rows = ordered(rows)
   dbs = [g for g in rows[0].groups() if g != 'all']
-  head = ['model', 'protocol', 'seeds', 'UF1', 'UAR'] + [f'{d} UF1' for d in dbs]
+  head = ['model', 'protocol', 'seeds', 'UF1', 'UAR'] + [f'{d} UF1 / UAR' for d in dbs]
   head += ['ensemble of its seeds UF1 / UAR', 'paired UF1 difference', 'wall time', 'machine']
   head += ['code']
   lines = [f'# {title}', '', '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
     seeds = str(len(r.members)) if r.seeds else '-'
     cells = [r.name, r.protocol, seeds, _pm(r.stat('all', 0)), _pm(r.stat('all', 1))]
-    cells += [_pm(r.stat(d, 0)) if d in r.members[0] else '' for d in dbs]
+    cells += [
+      f'{_pm(r.stat(d, 0))} / {_pm(r.stat(d, 1))}' if d in r.members[0] else '' for d in dbs
+    ]
     cells.append(f"{r.ensemble['all'][0]:.4f} / {r.ensemble['all'][1]:.4f}")
     cells.append(f"{_pm(r.stat('all', 0, 'paired'))} ({r.paired_with})" if r.paired else '')
     cells += [_times(r), r.machine, code_cell(r.code)]

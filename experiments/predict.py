@@ -37,6 +37,7 @@ import tempfile
 import time
 
 import cv2
+import flax
 import numpy as np
 
 from datasets.common.flows import default_workers
@@ -131,7 +132,8 @@ def run(args) -> int:
     return 2
   if args.benchmark:
     return run_benchmark(model, variables, card, args.benchmark, args.workers)
-  print(header(card), flush=True)
+  about = header(card)
+  print(about, flush=True)
   workers = args.workers or (default_workers() if len(args.inputs) >= 8 else 1)
   batch = predict.model_inputs(
     args.inputs,
@@ -146,9 +148,12 @@ def run(args) -> int:
   )
   test_flip = bool(card['input'].get('test_flip'))
   flow_norm = card['input'].get('flow_norm', 'none')
-  probs = predict.probabilities(
-    predict.logits(model, variables, batch.images, args.batch_size, test_flip, flow_norm)
-  )
+  try:
+    logits = predict.logits(model, variables, batch.images, args.batch_size, test_flip, flow_norm)
+  except flax.errors.ScopeParamShapeError as e:
+    print(f'error: the weights in {args.model} do not fit its card ({e})', file=sys.stderr)
+    return 2
+  probs = predict.probabilities(logits)
   for note in batch.notes:
     print(f'note: {note}')
   rows = table_rows(batch, probs, card['class_names'])
@@ -156,7 +161,7 @@ def run(args) -> int:
   for text, reason in batch.failed:
     print(f'cannot predict {text}: {reason}', file=sys.stderr)
   if args.out:
-    write(args.out, rows, batch.failed, card['class_names'])
+    write(args.out, rows, batch.failed, card['class_names'], [about, *batch.notes])
     print(f'written to {args.out}')
   return 1 if batch.failed else 0
 
@@ -211,21 +216,33 @@ def format_table(rows: list[dict], class_names: list[str]) -> str:
   return '\n'.join([line(columns), *(line(c) for c in cells)])
 
 
-def write(path: str, rows: list[dict], failed: list[tuple[str, str]], class_names: list[str]):
-  """The predictions (and the inputs that failed, with their reasons) as CSV or JSON."""
+def write(
+  path: str,
+  rows: list[dict],
+  failed: list[tuple[str, str]],
+  class_names: list[str],
+  notes: list[str] = (),
+):
+  """The predictions (and the inputs that failed, with their reasons) as CSV or JSON, with
+  what was printed above and below them (`notes`: the model line, a SYNTHETIC warning, the
+  batch's notes): the JSON's 'notes', the CSV's 'notes' column of every prediction."""
   out = pathlib.Path(path)
   out.parent.mkdir(parents=True, exist_ok=True)
+  notes = [n for note in notes for n in note.splitlines() if n]
   if out.suffix.lower() == '.json':
     failures = [dict(input=t, error=r) for t, r in failed]
-    out.write_text(
-      json.dumps(dict(class_names=class_names, predictions=rows, failed=failures), indent=1)
-    )
+    record = dict(notes=notes, class_names=class_names, predictions=rows, failed=failures)
+    out.write_text(json.dumps(record, indent=1))
     return
   with open(out, 'w', newline='') as f:
-    writer = csv.DictWriter(f, ['input', 'predicted', *class_names, 'apex', 'flags', 'error'])
+    columns = ['input', 'predicted', *class_names, 'apex', 'flags', 'notes', 'error']
+    writer = csv.DictWriter(f, columns)
     writer.writeheader()
     writer.writerows(
-      {k: v for k, v in r.items() if k != 'probabilities'} | r['probabilities'] for r in rows
+      {k: v for k, v in r.items() if k != 'probabilities'}
+      | r['probabilities']
+      | dict(notes='; '.join(notes))
+      for r in rows
     )
     writer.writerows(dict(input=t, error=r) for t, r in failed)
 

@@ -169,7 +169,10 @@ def stored_flow(clip: Clip, opts: Options) -> Stored:
         f'{opts.png_side}x{opts.png_side} STSTNet-format flow images; give one of that side, '
         'or --any_side to resize it'
       )
-    return Stored(preprocess.png_flow(rgb, opts.stored_side), None)
+    resized = ()
+    if rgb.shape[0] != opts.png_side:
+      resized = (f'resized from {rgb.shape[0]} px (--any_side; trained on {opts.png_side} px)',)
+    return Stored(preprocess.png_flow(rgb, opts.stored_side), None, resized)
   if clip.kind != 'video':
     return _from_frames(clip, opts)
   with tempfile.TemporaryDirectory(prefix='hfa_jax_video_') as folder:
@@ -214,6 +217,9 @@ def _from_frames(clip: Clip, opts: Options) -> Stored:
       '--no_face full_frame'
     )
   flags = ('whole frame: no face found',) if out['face_found'] is False else ()
+  numbers = [preprocess.frame_number(p) for p in (onset, apex)] if apex else []
+  if numbers and None not in numbers and numbers[1] < numbers[0]:
+    flags += (f'apex frame {numbers[1]} before onset frame {numbers[0]}: ONSET,APEX reversed?',)
   flow = np.asarray(out['flow'], dtype=np.float32)
   if opts.kind == 'flow_images':
     flow = preprocess.png_flow(preprocess.encode_png(flow), opts.stored_side)

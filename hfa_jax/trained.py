@@ -96,11 +96,20 @@ def read_card(folder) -> dict:
 
 
 def load_model(folder) -> tuple[nn.Module, dict, dict]:
-  """(model, variables {'params', 'batch_stats'}, card) of a model folder."""
+  """(model, variables {'params', 'batch_stats'}, card) of a model folder; ModelFolderError
+  where its card contradicts itself (class names, input side)."""
   card = read_card(folder)
   weights = pathlib.Path(folder) / 'weights'
   if not weights.is_dir():
     raise ModelFolderError(f'{folder} has a card but no weights/ folder')
+  names, n = card['class_names'], card['num_classes']
+  if len(names) != n:
+    raise ModelFolderError(f'{folder}: its card names {len(names)} classes {names} for {n} outputs')
+  side, made = card['input'].get('side'), (card.get('preprocessing') or {}).get('side')
+  if made is not None and side is not None and int(made) != int(side):
+    raise ModelFolderError(
+      f'{folder}: its card says the model takes {side} px inputs but preprocesses them to {made} px'
+    )
   model = registry.build(card['model'], card['num_classes'], **card.get('model_options', {}))
   return model, load_weights(weights), card
 

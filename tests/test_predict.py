@@ -4,6 +4,7 @@ random TinyNet saved as a model folder), and bad inputs are named without stoppi
 
 import json
 import pathlib
+import shutil
 
 import cv2
 import jax
@@ -213,6 +214,7 @@ def test_bad_inputs_are_named_and_the_rest_predicted(flow_images, frames, tmp_pa
   assert 'no such file or folder' in err[4]
   written = json.loads(out.read_text())
   assert [p['input'] for p in written['predictions']] == [good]
+  assert 'its card does not say what it was trained on' in written['notes'][0]  # as printed
   probs = written['predictions'][0]['probabilities']
   assert list(probs) == written['class_names'] and abs(sum(probs.values()) - 1) < 1e-5
   assert len(written['failed']) == 5
@@ -241,6 +243,10 @@ def test_frames_model_refuses_a_flow_image_and_a_faceless_clip(frames, flow_imag
   whole = predict.model_inputs([f'{onset},{apex}'], pre, no_face='full_frame')
   assert whole.inputs == [f'{onset},{apex}'] and whole.failed == []
   assert whole.flags == [('whole frame: no face found',)]  # predicted, and flagged
+  back = predict.model_inputs([f'{apex},{onset}'], pre, no_face='full_frame')  # apex first
+  assert back.flags == [
+    ('whole frame: no face found', 'apex frame 1 before onset frame 2: ONSET,APEX reversed?')
+  ]
 
 
 def test_csv_output_and_table(frames, tmp_path, capsys):
@@ -253,8 +259,11 @@ def test_csv_output_and_table(frames, tmp_path, capsys):
   printed = capsys.readouterr().out
   assert 'input' in printed and 'negative' in printed and str(folder) in printed
   header, row = csv_path.read_text().strip().splitlines()
-  assert header == 'input,predicted,negative,positive,surprise,apex,flags,error'
+  assert header == 'input,predicted,negative,positive,surprise,apex,flags,notes,error'
   assert row.startswith(f'{folder},')
+  # what was printed above the table goes with every row (here: what the card does not say)
+  first = printed.splitlines()[0]
+  assert 'its card does not say what it was trained on' in first and first in row
 
 
 def test_not_a_model_folder_is_a_usage_error(tmp_path, capsys, frames):
@@ -271,6 +280,32 @@ def test_not_a_model_folder_is_a_usage_error(tmp_path, capsys, frames):
   with pytest.raises(SystemExit) as usage:
     command.main(['--model', str(folder)])
   assert usage.value.code == 2
+
+
+def test_a_card_that_contradicts_itself_or_its_weights_is_refused(frames, tmp_path, capsys):
+  """Class names that are not the outputs, a preprocessing side that is not the input's, and
+  weights of another number of classes: one line each, exit 2, nothing predicted."""
+  model = frames[1]['smic']['model']
+  good = sorted(_clip_folders(frames[1]['smic']['manual']).values())[0]
+  card = json.loads((model / 'model.json').read_text())
+  cases = {
+    'names': (card | dict(class_names=['negative', 'positive']), 'names 2 classes'),
+    'side': (
+      card | dict(preprocessing=card['preprocessing'] | dict(side=64)),
+      'takes 32 px inputs but preprocesses them to 64 px',
+    ),
+    'outputs': (
+      card | dict(num_classes=4, class_names=[*card['class_names'], 'other']),
+      'do not fit its card',
+    ),
+  }
+  for name, (changed, said) in cases.items():
+    folder = tmp_path / name
+    shutil.copytree(model, folder)
+    (folder / 'model.json').write_text(json.dumps(changed))
+    assert command.main(['--model', str(folder), str(good)]) == 2, name
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and said in err, (name, err)
 
 
 def test_face_crops_read_from_the_build_source():
@@ -379,6 +414,8 @@ def test_flow_images_unlike_the_training_data_are_refused(synthetic_flow_model, 
   assert set(rows) == {good, noise28, noise64, photo, photo28, blank}
   assert 'unlike every training image' in rows[photo] and 'unlike' not in rows[good]
   assert 'no motion' in rows[blank] and 'flags' in out
+  assert 'resized from 64 px (--any_side; trained on 28 px)' in rows[noise64]
+  assert 'resized from 512 px' in rows[photo] and 'resized' not in rows[good] + rows[noise28]
 
 
 def test_clips_without_motion_are_refused(frames, tmp_path, capsys):

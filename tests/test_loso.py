@@ -352,6 +352,57 @@ def test_resume_after_a_kill_gives_the_same_results(tmp_path):
     )
 
 
+def test_a_resume_refuses_another_grouping_or_evaluation_layout_and_keeps_every_model(
+  tmp_path, monkeypatch
+):
+  """Stopped after a checkpointed epoch of its first group (2 models at a time): a resume
+  that would group the models otherwise (its checkpoint ignored, its training lost) or lay out
+  the evaluated logits otherwise (eval_batch_size: its curves misread) is refused, saying
+  how to resume; the same settings resume. A stop while the group's checkpoint is deleted
+  (after its kept models and records) loses no kept model."""
+  from hfa_jax.loso import rescore
+
+  x, y, s = toy_data()
+  cfg = dataclasses_replace(CFG, folds_in_parallel=2, checkpoint_minutes=0)
+  out = tmp_path / 'run'
+
+  def stop_at(group, epoch):
+    def hook(g, e, info):
+      if (g, e) == (group, epoch):
+        raise Stop
+
+    return hook
+
+  with pytest.raises(Stop):
+    run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, on_epoch=stop_at(0, 1))
+  one = dataclasses_replace(cfg, folds_in_parallel=1)
+  with pytest.raises(loso.RunMismatchError, match='Resume with folds_in_parallel 2'):
+    run_loso(x, y, s, one, TinyNet(), out_dir=out, progress=False)
+  rows = dataclasses_replace(cfg, eval_batch_size=1)  # 1 test sample a row, not a subject's 6
+  with pytest.raises(loso.RunMismatchError, match='evaluated 6 samples a row, this run 1'):
+    run_loso(x, y, s, rows, TinyNet(), out_dir=out, progress=False)
+  drop = store_lib.RunStore.drop_checkpoints
+  stops = []
+
+  def stopped_while_deleting(store):
+    drop(store)
+    if not stops:
+      stops.append(1)
+      raise Stop  # as a Ctrl-C held back during the deletion lands after it
+
+  monkeypatch.setattr(store_lib.RunStore, 'drop_checkpoints', stopped_while_deleting)
+  with pytest.raises(Stop):
+    run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False)
+  monkeypatch.undo()
+  assert len(list((out / 'folds').glob('*.json'))) == 2  # the first group's
+  result = run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False)
+  assert sorted(p.name for p in (out / 'models').iterdir()) == ['s1', 's2', 's3', 's4']
+  again = rescore.rescore(out, loso.LosoData.of(x, y, s), cfg, TinyNet())
+  np.testing.assert_allclose(
+    again['predictions']['probs'], result['predictions']['probs'], atol=1e-5
+  )
+
+
 def test_best_epoch_selection_is_reported():
   x, y, s = toy_data()
   honest = run_loso(x, y, s, CFG, TinyNet(), progress=False)

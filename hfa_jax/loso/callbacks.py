@@ -4,7 +4,8 @@ checkpoints, the metric logs (TensorBoard events and JSON lines) and a user's ho
 A callback has any of these methods, called in this order by `hfa_jax.loso.run`:
   on_run_start(run: RunStart), on_group_start(group: Group), on_epoch_start(group, phase,
   epoch), on_epoch_end(end: EpochEnd), on_phase_end(end: PhaseEnd), on_group_end(group),
-  on_run_end().
+  on_run_end(). At on_group_end the group's fold records are in group.records; the run saves
+  them after it (they mark the models finished, so what a callback saves of them comes first).
 """
 
 from __future__ import annotations
@@ -158,9 +159,9 @@ class ProgressBar:
 class Checkpointer:
   """Saves the group in training after the first epoch that ends `minutes` of `clock`
   after the group's start or its last checkpoint (0: after every epoch), and when
-  validation has chosen the epochs to retrain for; drops the checkpoints once the
-  group's folds are saved. A phase's last epoch needs none: the fold records, or the
-  phase-end checkpoint, follow it.
+  validation has chosen the epochs to retrain for (the run deletes them once the group's
+  kept models and then its fold records are saved). A phase's last epoch needs none: the
+  fold records, or the phase-end checkpoint, follow it.
 
   Checkpoint steps grow along the run's models, whatever the grouping of a resumed run.
   With many processes, process 0's clock decides for all (each must take part in a save).
@@ -186,9 +187,6 @@ class Checkpointer:
   def on_phase_end(self, end: PhaseEnd):
     self.store.save(self._step(end.group, 1, 0), end.state, end.history)
     self.last = self.clock()
-
-  def on_group_end(self, group: Group):
-    self.store.drop_checkpoints()
 
 
 class MetricLog:

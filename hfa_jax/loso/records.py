@@ -49,19 +49,21 @@ class Phase:
 @dataclasses.dataclass
 class GroupHistory:
   """The training of a group of models so far: its models' names (which identify the
-  group's checkpoint), its phases, and the epochs validation chose (with retraining)."""
+  group's checkpoint), its phases, the epochs validation chose (with retraining), and the
+  samples per evaluation row its evaluated logits were laid out in (None: not recorded)."""
 
   models: list
   phases: list
   chosen: list | None = None
+  eval_batch: int | None = None
 
   @classmethod
-  def new(cls, models: list, epochs: int) -> GroupHistory:
-    return cls(models=list(models), phases=[Phase('train', epochs)])
+  def new(cls, models: list, epochs: int, eval_batch: int | None = None) -> GroupHistory:
+    return cls(models=list(models), phases=[Phase('train', epochs)], eval_batch=eval_batch)
 
   @classmethod
   def from_json(cls, d: dict) -> GroupHistory:
-    return cls(d['models'], [Phase(**p) for p in d['phases']], d['chosen'])
+    return cls(d['models'], [Phase(**p) for p in d['phases']], d['chosen'], d.get('eval_batch'))
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)

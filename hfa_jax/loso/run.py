@@ -179,6 +179,7 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
     records = finished_records(store, plan, models)
     todo = [i for i, m in enumerate(models) if (plan.fold_ids[m.fold], m.replica) not in records]
     groups = [todo[i : i + width] for i in range(0, len(todo), width)]
+    check_checkpoint(run, groups, width)
     phases = 2 if config.retrain else 1
     hooks.on_run_start(
       cb.RunStart(
@@ -257,10 +258,16 @@ def train_group(run: Run, g: int, indices: list) -> list:
   )
   group = cb.Group(g, indices[0], indices[-1], len(run.models), [run.name(m) for m in members])
   state = run.program.init(keys)
-  history = GroupHistory.new(group.names, config.epochs)
+  history = GroupHistory.new(group.names, config.epochs, plan.eval_batch)
   restored = run.store.restore(group.names, state) if run.store else None
   if restored is not None:
     state, history = restored
+    if history.eval_batch not in (None, plan.eval_batch):
+      raise RunMismatchError(
+        f'the checkpoint in {run.store.dir} evaluated {history.eval_batch} samples a row, this '
+        f'run {plan.eval_batch} (another eval_batch_size): its curves would be read wrongly. '
+        'Resume with the eval_batch_size the run started with (state/run.json, started_by)'
+      )
     if history.phase.epochs_done == 0:  # a phase that has not begun
       state = run.program.init(keys)
   group.history = history
@@ -280,11 +287,35 @@ def train_group(run: Run, g: int, indices: list) -> list:
     fold_record(plan, m.fold, m.replica, history, j, run.data, config)
     for j, m in enumerate(members)
   ]
-  for rec in records if run.store else ():
-    run.store.save_fold(rec)
   group.records = records
-  run.callbacks.on_group_end(group)
+  run.callbacks.on_group_end(group)  # the kept models are saved here (ModelKeeper) ...
+  if run.store:
+    for rec in records:  # ... before the records that mark the models finished
+      run.store.save_fold(rec)
+    run.store.drop_checkpoints()  # then nothing reads the group's checkpoints
   return records
+
+
+def check_checkpoint(run: Run, groups: list, width: int):
+  """A checkpoint of a group that this run does not train (another grouping: another
+  folds_in_parallel, or the device's memory chose another width) would be ignored, its
+  training lost: RunMismatchError saying how to resume it. One whose models have all finished
+  (a stop between their records and its deletion) is deleted."""
+  saved = run.store.checkpoint_models() if run.store else None
+  names = [[run.name(run.models[i]) for i in g] for g in groups]
+  if saved is None or saved in names:
+    return
+  left = {n for group in names for n in group}
+  if not left & set(saved):
+    run.store.drop_checkpoints()
+    return
+  raise RunMismatchError(
+    f'the checkpoint in {run.store.dir} holds {len(saved)} models trained together '
+    f'({saved[0]} ... {saved[-1]}); this run trains {width} at a time, starting with '
+    f'{names[0][0]} ... {names[0][-1]}. Resume with folds_in_parallel {len(saved)} (the '
+    'grouping it was checkpointed in) to continue them, or delete its checkpoints folder to '
+    'train them again from their start'
+  )
 
 
 def run_phase(run: Run, group: cb.Group, state, tables: dict, members: list):

@@ -201,6 +201,14 @@ class RunStore:
 
   # ------------------------------------------------------------------ checkpoints
 
+  def checkpoint_models(self) -> list | None:
+    """The names of the models in the latest checkpoint (None: no checkpoint)."""
+    step = self.manager.latest_step()
+    if step is None:
+      return None
+    meta = self.manager.restore(step, args=ocp.args.Composite(history=ocp.args.JsonRestore()))
+    return meta['history'].get('models')
+
   def restore(self, models: list, state) -> tuple | None:
     """(state, GroupHistory) of the latest checkpoint if it is of the group `models`
     (names), else None. `state` gives the structure, shapes and shardings."""

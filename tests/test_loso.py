@@ -565,14 +565,15 @@ def test_retrain_resumes_and_scores_the_chosen_epoch(tmp_path):
     assert 'retrain_loss' in full['history'][fold]
   assert 'retrained' in full['protocol']
   seen = []
+  first, last = min(full['selected_epoch'].values()), max(full['selected_epoch'].values())
+  assert first < last  # a stop after the first chosen epoch, before the retrain phase's end
 
   def kill_in_retrain(g, e, info):
     seen.append(info['phase'])
-    if info['phase'] == 'retrain':
+    if info['phase'] == 'retrain' and e + 1 == first:  # checkpointed, then stopped
       raise Stop
 
   out = tmp_path / 'run'
-  assert max(full['selected_epoch'].values()) > 1  # a checkpoint inside the retrain phase
   with pytest.raises(Stop):
     run_loso(
       x,
@@ -594,6 +595,13 @@ def test_retrain_resumes_and_scores_the_chosen_epoch(tmp_path):
     resumed['predictions']['probs'], full['predictions']['probs'], atol=1e-6
   )
   assert resumed['selected_epoch'] == full['selected_epoch']
+  # every retrained model is kept, also the one whose chosen epoch was trained before the stop
+  assert sorted(p.name for p in (out / 'models').iterdir()) == ['s1', 's5']
+  from hfa_jax.loso import rescore
+
+  data = loso.LosoData.of(x, y, s, strata)
+  again = rescore.rescore(out, data, cfg, TinyNet(), ['s1', 's5'])
+  np.testing.assert_allclose(again['predictions']['probs'], full['predictions']['probs'], atol=1e-5)
 
 
 class NaNNet(TinyNet):

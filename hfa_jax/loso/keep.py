@@ -5,10 +5,12 @@ an ensemble's other members) once its group's fold records are saved. HFA-Net ta
 fold (`du`, float32).
 
 The scored epoch is known as training goes: the last one; with retraining, the epoch that
-validation chose; otherwise the epoch that records.scored_epoch picks from the curves so far
-(the one rule the fold records use). A model is saved only if the epoch kept is the one its
-record scores (after a resume from a checkpoint, an earlier best may have been trained before
-the stop: that model's weights are then not kept, and `experiments.evaluate` says so).
+validation chose, whose model is saved as soon as it is trained (final: a stop after it loses
+none); otherwise the epoch that records.scored_epoch picks from the curves so far (the one
+rule the fold records use). A model is saved only if the epoch kept is the one its record
+scores (after a resume from a checkpoint, an earlier best of 'validation' or 'best_test'
+without retraining may have been trained before the stop: that model's weights are then not
+kept, and `experiments.evaluate` says so).
 
 With many processes (hfa_jax.distributed) every process gathers the variables of the folds
 that the others train and calls the orbax save alike; process 0 writes the files.
@@ -73,6 +75,10 @@ class ModelKeeper:
     stacked = distributed.host_copy(scored_variables(end.state, end.stats))
     for j in keep:
       variables = jax.tree.map(lambda x, j=j: np.array(x[j]), stacked)
+      if self.retrain:  # the chosen epoch: final, so saved now
+        fold, _, replica = end.models[j]['name'].partition('#')
+        trained.save_weights(model_folder(self.dir, fold, int(replica or 0)), variables)
+        variables = None  # saved
       self.kept[j] = (end.phase.name, end.epoch + 1, variables)
 
   def on_group_end(self, group: Group):
@@ -80,5 +86,5 @@ class ModelKeeper:
       kept = self.kept.get(j)
       epoch, _ = record.scored(self.labels, self.select_epoch)
       want = ('retrain' if record.retrain else 'train', epoch)
-      if kept is not None and kept[:2] == want:
+      if kept is not None and kept[:2] == want and kept[2] is not None:
         trained.save_weights(model_folder(self.dir, record.fold, record.replica), kept[2])

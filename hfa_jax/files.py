@@ -1,4 +1,5 @@
-"""Files written so that a killed process leaves the old file or the new one, never half."""
+"""Files written so that a killed process, or a machine that loses power, leaves the old file
+or the new one, never half."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import pathlib
 
 
 def write_text(path, text: str):
-  """Writes `text` to `path` atomically (a temporary file beside it, then a rename)."""
+  """Writes `text` to `path` atomically (a temporary file beside it, flushed to the disk,
+  then a rename)."""
   path = pathlib.Path(path)
   tmp = path.with_name(f'{path.name}.tmp{os.getpid()}')
-  tmp.write_text(text)
+  with open(tmp, 'w') as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
   tmp.replace(path)
 
 

@@ -668,6 +668,26 @@ def test_a_run_on_changed_data_or_in_use_is_refused_clearly(tmp_path):
   run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
 
 
+def test_a_run_that_fails_before_training_releases_its_folder(tmp_path, monkeypatch):
+  """An error after the run folder is locked (here building the fold program, as a device out
+  of memory would) releases it: the same process can run there again at once."""
+  from hfa_jax.loso import run as run_lib
+
+  x, y, s = toy_data()
+  cfg = dataclasses_replace(CFG, epochs=1)
+  out = tmp_path / 'run'
+
+  def no_program(*args):
+    raise MemoryError('no room for the program')
+
+  monkeypatch.setattr(run_lib, 'fold_program', no_program)
+  with pytest.raises(MemoryError) as failed:  # its traceback (and frames) kept alive
+    run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
+  monkeypatch.undo()
+  run_loso(x, y, s, cfg, TinyNet(), out_dir=out, progress=False, only_subjects=['s1'])
+  assert failed.value is not None
+
+
 class MeanFlowNet(nn.Module):
   """Logits (mean u, mean v, 0) whatever its (unused but trained) parameter."""
 

@@ -161,21 +161,22 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
   )
   width = int(distributed.first(width))  # many processes: all train the same groups
   store = open_store(out_dir, config, model, data, run_record, run_note)
-  shape = ProgramShape(
-    config.training,
-    plan.steps_per_epoch,
-    plan.eval_batch,
-    (1, *data.images.shape[1:]),
-    data.num_classes,
-  )
-  program = fold_program(model, shape, mesh)
-  hooks = cb.Callbacks(
-    [*standard_callbacks(config, data, store, clock, progress), *callbacks]
-    + [on_epoch and cb.EpochHook(on_epoch)]
-  )
-  images_d, labels_d = put(data.images, program.replicated), put(data.labels, program.replicated)
-  run = Run(config, data, plan, program, models, width, store, hooks, images_d, labels_d)
-  try:
+  hooks = None
+  try:  # the run folder's lock is released whatever fails from here
+    shape = ProgramShape(
+      config.training,
+      plan.steps_per_epoch,
+      plan.eval_batch,
+      (1, *data.images.shape[1:]),
+      data.num_classes,
+    )
+    program = fold_program(model, shape, mesh)
+    hooks = cb.Callbacks(
+      [*standard_callbacks(config, data, store, clock, progress), *callbacks]
+      + [on_epoch and cb.EpochHook(on_epoch)]
+    )
+    images_d, labels_d = put(data.images, program.replicated), put(data.labels, program.replicated)
+    run = Run(config, data, plan, program, models, width, store, hooks, images_d, labels_d)
     records = finished_records(store, plan, models)
     todo = [i for i, m in enumerate(models) if (plan.fold_ids[m.fold], m.replica) not in records]
     groups = [todo[i : i + width] for i in range(0, len(todo), width)]
@@ -189,7 +190,8 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
     for g, indices in enumerate(groups):
       records |= {(r.fold_id, r.replica): r for r in train_group(run, g, indices)}
   finally:
-    hooks.on_run_end()
+    if hooks is not None:
+      hooks.on_run_end()
     if store:
       store.close()
   return LosoResult(plan, records, data, config)

@@ -138,15 +138,15 @@ class RunStore:
     self._lock = lock(os.path.join(self.dir, lock_name(jax.process_index())))
     try:
       self._check_or_write(identity, note)
+      self.manager = ocp.CheckpointManager(
+        os.path.join(self.dir, 'checkpoints'),
+        options=ocp.CheckpointManagerOptions(
+          max_to_keep=1, cleanup_tmp_directories=True, enable_async_checkpointing=False
+        ),
+      )
     except BaseException:
       self._lock.close()
       raise
-    self.manager = ocp.CheckpointManager(
-      os.path.join(self.dir, 'checkpoints'),
-      options=ocp.CheckpointManagerOptions(
-        max_to_keep=1, cleanup_tmp_directories=True, enable_async_checkpointing=False
-      ),
-    )
 
   def __enter__(self):
     return self

@@ -146,10 +146,10 @@ def run(args) -> int:
     unlike='flag' if args.unlike_training else 'refuse',
     progress=len(args.inputs) >= 8,
   )
-  test_flip = bool(card['input'].get('test_flip'))
-  flow_norm = card['input'].get('flow_norm', 'none')
   try:
-    logits = predict.logits(model, variables, batch.images, args.batch_size, test_flip, flow_norm)
+    logits = predict.logits(
+      model, variables, batch.images, args.batch_size, **predict.as_trained(card)
+    )
   except flax.errors.ScopeParamShapeError as e:
     print(f'error: the weights in {args.model} do not fit its card ({e})', file=sys.stderr)
     return 2

@@ -4,7 +4,8 @@
     model, variables, card = load_model(DIR)
     batch = predict.model_inputs(['on.jpg,apex.jpg', 'clip/', 'clip.avi'], card['preprocessing'],
                                  statistics=card.get('input_statistics'))
-    probs = predict.probabilities(predict.logits(model, variables, batch.images))   # (N, C)
+    logits = predict.logits(model, variables, batch.images, **predict.as_trained(card))
+    probs = predict.probabilities(logits)                  # (N, C)
     batch.failed                                  # [(input, why it is not predicted)]
 
 An input (a string) is one of:
@@ -331,6 +332,13 @@ def _pooled(texts: Sequence[str]) -> list[int]:
   """The inputs whose flows are worth a worker process (reading a flow-image PNG is cheaper
   than starting one)."""
   return [i for i, t in enumerate(texts) if _input_kind(t) in FRAME_INPUTS]
+
+
+def as_trained(card: dict) -> dict:
+  """The evaluation settings of a model's card (test_flip, flow_norm) for `logits`: its LOSO
+  evaluated its test subjects so, and its expected accuracy is of that."""
+  inp = card.get('input') or {}
+  return dict(test_flip=bool(inp.get('test_flip')), flow_norm=inp.get('flow_norm', 'none'))
 
 
 def logits(

@@ -11,7 +11,9 @@ DIR/
                   the same arrays for torch.from_numpy)
 
 model, variables, card = hfa_jax.load_model(DIR)
-logits = model.apply(variables, images, train=False)   # images (B, S, S, 3)
+logits = model.apply(variables, images, train=False)   # images (B, S, S, 3), one pass
+logits = predict.logits(model, variables, images, **predict.as_trained(card))
+    # (from hfa_jax import predict) as its LOSO evaluated: the recipe's test flip, flow_norm
 """
 
 from __future__ import annotations
@@ -150,7 +152,8 @@ def trained_on(card: dict) -> str:
   """'hfanet trained on megc2019_flow_images (real data, built from ...): 309 samples of 40
   subjects', from a card (SYNTHETIC first for synthetic data)."""
   data = card.get('training_data') or {}
-  kind = {True: 'SYNTHETIC data', False: 'real data'}.get(data.get('synthetic'), 'data')
+  unknown = 'real or SYNTHETIC data: not known, its source copy was not there to check'
+  kind = {True: 'SYNTHETIC data', False: 'real data'}.get(data.get('synthetic'), unknown)
   folder = source_folder(data.get('source') or '')
   where = f', built from {folder}' if folder else ''
   skipped = data.get('skipped_by_build')
@@ -182,7 +185,7 @@ def _accuracy_lines(card: dict) -> list[str]:
   if loso:
     out += [
       f"Expected accuracy: UF1 {loso['uf1']:.4f}, UAR {loso['uar']:.4f}, accuracy "
-      f"{loso.get('accuracy') or float('nan'):.4f}: the LOSO of this model's recipe, dataset, "
+      f"{_or_nan(loso.get('accuracy')):.4f}: the LOSO of this model's recipe, dataset, "
       f"classes and size ({loso.get('protocol')}; run {loso.get('run')})."
       + (' On synthetic data it measures the synthetic task only.' if _synthetic(card) else ''),
       '',
@@ -197,6 +200,10 @@ def _accuracy_lines(card: dict) -> list[str]:
       '',
     ]
   return out
+
+
+def _or_nan(value) -> float:
+  return float('nan') if value is None else value
 
 
 def _synthetic(card: dict) -> bool:

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import hfa_jax
-from experiments import final_model, predict
-from hfa_jax import convert, input_checks, trained
+from experiments import final_model
+from experiments import predict as predict_command
+from hfa_jax import convert, input_checks, predict, trained
 from hfa_jax.environment import code_version
 from tests.conftest import TINY
 from tests.quick_compile import QUICK_COMPILE
@@ -160,7 +161,7 @@ def test_it_predicts_on_the_raw_clips(final, capsys):
   out, data, _ = final
   clips = sorted(p for p in (data / 'manual-1subjects-seed0' / 'smic').rglob('s*_*') if p.is_dir())
   assert clips
-  assert predict.main(['--model', str(out), str(clips[0])]) == 0
+  assert predict_command.main(['--model', str(out), str(clips[0])]) == 0
   printed = capsys.readouterr().out
   assert clips[0].name in printed
   assert printed.startswith('SYNTHETIC: drawn faces, not a recogniser. model: ')
@@ -240,3 +241,22 @@ def test_the_cards_pytorch_snippet_runs_as_printed(
   exec(snippet, namespace)  # as printed, with `net` the original network
   for key, value in saved.items():
     np.testing.assert_array_equal(original.state_dict()[key].numpy(), value)
+
+
+def test_the_card_says_what_it_cannot_know_and_its_figures_as_they_are():
+  """Training data whose source copy was not there to check: neither 'real' nor silent; an
+  accuracy of 0 is 0.0000, not 'nan'; a card's evaluation settings (as_trained) are its
+  LOSO's: the recipe's test flip and flow normalisation."""
+  card = dict(
+    model='tests.tiny:TinyNet',
+    num_classes=3,
+    class_names=['a', 'b', 'c'],
+    input=dict(side=32, test_flip=True, flow_norm='median'),
+    training_data=dict(dataset='casme2', synthetic=None, samples=10, subjects=2),
+    loso=dict(uf1=0.25, uar=0.3, accuracy=0.0, protocol='honest', run='r'),
+  )
+  text = trained.card_text(card)
+  assert 'real or SYNTHETIC data: not known, its source copy was not there to check' in text
+  assert 'UAR 0.3000, accuracy 0.0000:' in text
+  assert predict.as_trained(card) == dict(test_flip=True, flow_norm='median')
+  assert predict.as_trained(dict(input=dict(side=32))) == dict(test_flip=False, flow_norm='none')

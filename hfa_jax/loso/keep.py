@@ -1,8 +1,8 @@
 """Keeping each fold's scored model: the variables that its scored evaluation used (the
 moving average where kept, the precise BatchNorm statistics where recomputed), saved with
 orbax in the run's state folder (OUT/state/) as models/FOLD/ (models/FOLD_model1/, ... for
-an ensemble's other members) once its group's fold records are saved. HFA-Net takes 86 MB a
-fold (`du`, float32).
+an ensemble's other members) when its group ends, before the group's fold records, which mark
+the models finished. HFA-Net takes 86 MB a fold (`du`, float32).
 
 The scored epoch is known as training goes: the last one; with retraining, the epoch that
 validation chose, whose model is saved as soon as it is trained (final: a stop after it loses

@@ -29,17 +29,26 @@ from tqdm.auto import tqdm
 
 
 def compare(run_csv: pathlib.Path, new_csv: pathlib.Path) -> str:
-  """How the new predictions compare with the run's: same classes, largest difference."""
+  """How the new predictions compare with the run's, sample by sample (by subject and
+  sample name): same classes, the largest probability difference (to the files' 6 decimals),
+  and the samples only one of them has."""
   if not run_csv.is_file():
     return f'{run_csv} is missing: nothing to compare with'
-  old, new = (list(csv.DictReader(open(p))) for p in (run_csv, new_csv))
-  same = sum(a['predicted'] == b['predicted'] for a, b in zip(old, new))
-  probs = [k for k in old[0] if k.startswith('p_')]
-  diff = max(abs(float(a[k]) - float(b[k])) for a, b in zip(old, new) for k in probs)
+  key = lambda r: (r.get('subject'), r.get('sample'))
+  old, new = ({key(r): r for r in csv.DictReader(open(p))} for p in (run_csv, new_csv))
+  both = [k for k in old if k in new]
+  if not both:
+    return f'{run_csv} and the new predictions share no sample: nothing to compare'
+  same = sum(old[k]['predicted'] == new[k]['predicted'] for k in both)
+  probs = [c for c in old[both[0]] if c.startswith('p_')]
+  diff = max(abs(float(old[k][c]) - float(new[k][c])) for k in both for c in probs)
   differ = 'are the same' if diff == 0 else f'differ by at most {diff:.2g}'
-  return (
-    f'the same predicted class as the run for {same} of {len(old)} samples; probabilities {differ}'
+  said = (
+    f'the same predicted class as the run for {same} of {len(both)} samples; probabilities {differ}'
   )
+  alone = [f'{len(old) - len(both)} only in the run', f'{len(new) - len(both)} only in the new']
+  alone = [a for a in alone if not a.startswith('0 ')]
+  return said + (f' (samples: {", ".join(alone)})' if alone else '')
 
 
 def evaluate(run: pathlib.Path, out: pathlib.Path | None, progress: bool = True) -> dict:

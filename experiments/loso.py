@@ -116,8 +116,8 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
     run_note=s.record(),
   )
   if not main:
-    return report.summary(result.pooled, data, extra=_record(s, clock, argv)), result, data
-  record = report.write(s.out, result.pooled, data, extra=_record(s, clock, argv))
+    return report.summary(result.pooled, data, extra=_record(s, clock, argv, data)), result, data
+  record = report.write(s.out, result.pooled, data, extra=_record(s, clock, argv, data))
   print('\n' + report.table(record))
   parts = f' over {len(clock.parts)} parts' if len(clock.parts) > 1 else ''
   cpu = f', CPU time {clock.cpu_total:.0f} s' if clock.cpu_total is not None else ''
@@ -205,11 +205,14 @@ def _make_folder(out):
     ) from None
 
 
-def _record(s: Settings, clock: WallClock, argv) -> dict:
-  """What summary.json says of the run besides its results."""
+def _record(s: Settings, clock: WallClock, argv, data) -> dict:
+  """What summary.json says of the run besides its results (`composite_part_of`: 442 where
+  the data are a part of the MEGC2019 composite, else None)."""
   device = jax.devices()[0]
+  part = messages.composite_part(s, data)
   return dict(
     dataset=s.experiment.dataset,
+    composite_part_of=messages.COMPOSITE_SAMPLES if part else None,
     settings=s.values(),
     recipe=_recipe(s),
     size_reason=s.size_reason,

@@ -10,6 +10,14 @@ from experiments.options import FLOW_IMAGES, Settings
 COMPOSITE_SAMPLES = 442
 
 
+def composite_part(s: Settings, data) -> bool:
+  """Whether the data are the MEGC2019 composite's classes on fewer than its 442 samples (a
+  part of it, e.g. without SAMM): their figures do not compare with published composite ones."""
+  e = s.experiment
+  composite = e.dataset_name in ('megc2019',) + FLOW_IMAGES and e.classes == 'composite'
+  return composite and len(data.labels) < COMPOSITE_SAMPLES
+
+
 def describe(s: Settings, data, devices: list, protocol: bool = True):
   """Prints the run's data, input side, model, protocol (if `protocol`) and devices."""
   """`data`: a datasets.load.TrainingData."""
@@ -19,8 +27,7 @@ def describe(s: Settings, data, devices: list, protocol: bool = True):
   counts = np.bincount(labels, minlength=len(names)).tolist()
   say(f'{data.source}: {n} samples, {len(subjects)} subjects, classes {names} ({counts}){dropped}')
   e = s.experiment
-  composite = e.dataset_name in ('megc2019',) + FLOW_IMAGES and e.classes == 'composite'
-  if composite and n < COMPOSITE_SAMPLES:
+  if composite_part(s, data):
     skipped = data.skipped
     by_build = f' ({len(skipped)} skipped by the build, listed in summary.json)' if skipped else ''
     say(

@@ -39,13 +39,23 @@ def _protocol(summary: dict) -> str:
   folds = f"{s['group_folds']}-fold by subject" if s.get('group_folds') else 'LOSO'
   ensemble = s.get('ensemble') or 1
   many = f', an ensemble of {ensemble} (mean probabilities)' if ensemble > 1 else ''
-  return f'{folds}, {short}{many}'
+  flip = ', test flip' if s.get('test_flip') else ''
+  return f'{folds}, {short}{many}{flip}'
 
 
 def _dataset(summary: dict) -> str:
+  """The dataset and its classes: 'casme2, native classes (5)', 'casme2, classes happiness,
+  disgust, surprise' (--keep_emotions), 'megc2019_flow_images' (the composite's 3; '(309 of
+  the composite's 442 samples)' for a part of it)."""
   s = summary['settings']
   name = summary.get('dataset') or s.get('dataset') or '?'
-  return name + (', native classes' if s.get('classes') == 'native' else '')
+  classes = summary.get('classes') or []
+  if s.get('keep_emotions'):
+    return f"{name}, classes {', '.join(classes)}"
+  if s.get('classes') == 'native':
+    return f'{name}, native classes ({len(classes)})' if classes else f'{name}, native classes'
+  of = summary.get('composite_part_of')
+  return f"{name} ({summary['n_samples']} of the composite's {of} samples)" if of else name
 
 
 def row(summary: dict, run: str = '') -> dict:

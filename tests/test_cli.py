@@ -119,6 +119,18 @@ def test_evaluate_compare_says_identical_probabilities_are_the_same(tmp_path):
   (tmp_path / 'new.csv').write_text(rows.replace('0.600000,0.400000', '0.600100,0.399900'))
   said = evaluate.compare(tmp_path / 'run.csv', tmp_path / 'new.csv')
   assert said.endswith('probabilities differ by at most 0.0001')
+  # sample by sample, whatever the order; a sample only one file has is named
+  two = rows + 's2,y,b,0.100000,0.900000\n'
+  (tmp_path / 'run.csv').write_text(two)
+  (tmp_path / 'new.csv').write_text(rows.split('\n')[0] + '\ns2,y,b,0.100000,0.900000\n')
+  said = evaluate.compare(tmp_path / 'run.csv', tmp_path / 'new.csv')
+  assert said == (
+    'the same predicted class as the run for 1 of 1 samples; probabilities are the same '
+    '(samples: 1 only in the run)'
+  )
+  (tmp_path / 'new.csv').write_text(rows.split('\n')[0] + '\n')  # a header alone
+  said = evaluate.compare(tmp_path / 'run.csv', tmp_path / 'new.csv')
+  assert said.endswith('share no sample: nothing to compare')
 
 
 def _run_copy(out, folder):

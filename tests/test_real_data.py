@@ -107,6 +107,7 @@ def test_hfanet_trains_two_folds_with_validation_selection(built, tmp_path):
   )
   assert "input 32 px: the flow images' native 28 px, rounded up" in proc.stdout
   assert 'WARNING: the MEGC2019 composite has 442 samples, this dataset 309' in proc.stdout
+  assert summary['composite_part_of'] == 442  # ... and its summary says so
   assert summary['n_folds'] == 2 and summary['n_samples'] == 3 + 6
   assert 'validation subjects' in summary['protocol']
   assert set(summary['selected_epoch'].values()) <= {1, 2}

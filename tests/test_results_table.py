@@ -65,7 +65,43 @@ def test_a_full_run_alone_has_no_partial_note(tmp_path, capsys):
   run = finished_run(tmp_path / 'full', everyone, everyone, 'samm', classes='native')
   assert results.main([run]) == 0
   lines = capsys.readouterr().out.strip().splitlines()
-  assert len(lines) == 3 and '| samm, native classes | 3/3 |' in lines[2]
+  assert len(lines) == 3 and '| samm, native classes (3) | 3/3 |' in lines[2]
+
+
+def test_class_sets_and_test_flip_tell_runs_apart(tmp_path, capsys):
+  """Two runs of one database, one with three of its emotions and the test flip: their
+  dataset and protocol cells differ (they were alike but for the run folder)."""
+  everyone = ['sub01', 'sub02', 'sub03']
+  native = finished_run(tmp_path / 'a', everyone, everyone, 'casme2', classes='native')
+  kept = finished_run(
+    tmp_path / 'b',
+    everyone,
+    everyone,
+    'casme2',
+    classes='native',
+    keep_emotions=['happiness', 'disgust', 'surprise'],
+    test_flip=True,
+  )
+  rows = [
+    results.row(json.loads((pathlib.Path(r) / 'summary.json').read_text())) for r in (native, kept)
+  ]
+  classes = ', '.join(json.loads((pathlib.Path(kept) / 'summary.json').read_text())['classes'])
+  assert [r['dataset'] for r in rows] == [
+    'casme2, native classes (3)',
+    f'casme2, classes {classes}',
+  ]
+  assert [r['protocol'] for r in rows] == ['LOSO, last epoch', 'LOSO, last epoch, test flip']
+
+
+def test_a_part_of_the_composite_says_so(tmp_path):
+  everyone = ['sub01', 'sub02', 'sub03']
+  run = pathlib.Path(finished_run(tmp_path / 'a', everyone, everyone, 'megc2019_flow_images'))
+  summary = json.loads((run / 'summary.json').read_text())
+  assert results.row(summary)['dataset'] == 'megc2019_flow_images'
+  summary['composite_part_of'] = 442  # as experiments.loso records a composite without SAMM
+  n = summary['n_samples']
+  got = results.row(summary)['dataset']
+  assert got == f"megc2019_flow_images ({n} of the composite's 442 samples)"
 
 
 def test_a_summary_from_before_coverage_was_recorded(tmp_path, capsys):

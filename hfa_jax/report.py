@@ -77,12 +77,33 @@ def write(out: str | pathlib.Path, result: dict, data: dict, extra: dict | None 
   write_json(out / 'summary.json', record)
   write_predictions(out / 'predictions.csv', result, data)
   honest = result['select_epoch'] != 'best_test'
+  part = (
+    f"  (partial: {record['subjects_covered']} of {record['subjects_total']} subjects)"
+    if record.get('partial')
+    else ''
+  )
   title = f"UF1 {record['uf1']:.3f}  UAR {record['uar']:.3f}" + (
     '' if honest else '  (best epoch by test!)'
   )
-  plot_confusion(out / 'confusion.png', record['pooled']['confusion'], record['classes'], title)
-  plot_curves(out / 'curves.png', result['history'], result['protocol'], honest)
+  plot_confusion(
+    out / 'confusion.png', record['pooled']['confusion'], record['classes'], title + part
+  )
+  plot_curves(
+    out / 'curves.png', result['history'], result['protocol'] + curves_note(record) + part, honest
+  )
   return record
+
+
+def curves_note(record: dict) -> str:
+  """What curves.png's curves are where they are not the scored models': an ensemble's first
+  member per fold, the first phase of a retrained run."""
+  settings = record.get('settings') or {}
+  said = []
+  if (settings.get('ensemble') or 1) > 1:
+    said.append("curves of each fold's first model")
+  if settings.get('retrain'):
+    said.append('curves of the first phase; the scored models were retrained')
+  return f" ({'; '.join(said)})" if said else ''
 
 
 def write_predictions(path, result: dict, data: dict):

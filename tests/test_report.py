@@ -150,3 +150,14 @@ def test_absent_listed_samples_of_the_synthetic_copy_are_said_to_be_expected(sou
   assert (
     'expected for the synthetic copy: it holds only the first few subjects' in text
   ) is expected
+
+
+def test_the_curves_say_when_they_are_not_the_scored_models():
+  assert report.curves_note(dict(settings=dict(ensemble=1))) == ''
+  assert report.curves_note(dict(settings=dict(ensemble=3))) == (
+    " (curves of each fold's first model)"
+  )
+  assert report.curves_note(dict(settings=dict(ensemble=1, retrain=True))) == (
+    ' (curves of the first phase; the scored models were retrained)'
+  )
+  assert report.curves_note({}) == ''  # a record without settings (run_loso's own)

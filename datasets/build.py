@@ -20,6 +20,7 @@ import shutil
 import sys
 
 from datasets.common import flows, registry
+from datasets.common.report import skipped_count
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -118,7 +119,7 @@ def build(args: argparse.Namespace) -> int:
     meta = builder.info.metadata or {}
     print(
       f'{name} is already built at {target} ({meta.get("num_examples", "?")} examples, '
-      f'{len(meta.get("skipped", []))} skipped). Pass --overwrite to rebuild it.'
+      f'{skipped_count(meta.get("skipped", []))} samples skipped). Pass --overwrite to rebuild it.'
     )
     return 0
   _remove_stale(builder)

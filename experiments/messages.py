@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datasets.common.report import skipped_count
 from experiments.options import FLOW_IMAGES, Settings
 
 COMPOSITE_SAMPLES = 442
@@ -29,7 +30,8 @@ def describe(s: Settings, data, devices: list, protocol: bool = True):
   e = s.experiment
   if composite_part(s, data):
     skipped = data.skipped
-    by_build = f' ({len(skipped)} skipped by the build, listed in summary.json)' if skipped else ''
+    count = skipped_count(skipped)
+    by_build = f' ({count} skipped by the build, listed in summary.json)' if skipped else ''
     say(
       f'WARNING: the MEGC2019 composite has {COMPOSITE_SAMPLES} samples, this dataset {n}'
       f'{by_build}: the results are not comparable with published composite numbers.'

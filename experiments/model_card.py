@@ -18,12 +18,12 @@ import dataclasses
 import datetime
 import json
 import pathlib
-import re
 
 import jax
 import numpy as np
 
 from datasets.card import preprocessing_card, training_source
+from datasets.common.report import skipped_count
 from experiments import networks, options
 from experiments.options import Settings, UsageError
 from hfa_jax import input_checks
@@ -101,15 +101,6 @@ def _checked(loso: dict, any_run: bool) -> dict:
       f'{NOT_EXPECTED}, or add --any_loso to cite it as another run\'s result'
     )
   return loso
-
-
-def skipped_count(skipped: list) -> int:
-  """Samples a build left out: an entry 'casme2: 126 listed sample(s)' counts 126."""
-  count = 0
-  for entry in skipped:
-    found = re.search(r'(\d+) listed sample', str(entry.get('sample', '')))
-    count += int(found[1]) if found else 1
-  return count
 
 
 def training_data(s: Settings, data) -> dict:

@@ -96,17 +96,19 @@ def cross_entropy(
 ) -> jax.Array:
   """Softmax cross-entropy of logits (B, C) against integer labels (B,) or targets (B, C).
 
-  With `class_weights` (C,), each sample weighs as its target's class and the result
-  is the weighted mean (torch.nn.CrossEntropyLoss(weight=...)); else the plain mean.
+  With `class_weights` w (C,), torch.nn.CrossEntropyLoss(weight=w, label_smoothing=e) for
+  integer labels: each class's log-probability term weighs w[c] under the (smoothed) target,
+  and the sum is divided by the weight of each sample's (unsmoothed) target, sum_i w[y_i]; a
+  mixed (mixup) target weighs the mix of its classes' weights. Else the plain mean.
   """
   targets = labels if labels.ndim == 2 else jax.nn.one_hot(labels, num_classes)
+  norm = None if class_weights is None else (targets @ class_weights).sum()
   if label_smoothing > 0:
     targets = optax.smooth_labels(targets, label_smoothing)
-  losses = optax.softmax_cross_entropy(logits, targets)
   if class_weights is None:
-    return losses.mean()
-  w = targets @ class_weights
-  return (w * losses).sum() / w.sum()
+    return optax.softmax_cross_entropy(logits, targets).mean()
+  log_p = jax.nn.log_softmax(logits)
+  return -(targets * class_weights * log_p).sum() / norm
 
 
 def train_step(

@@ -13,6 +13,7 @@ from datasets import synthetic
 from datasets.casme2 import rules as casme2
 from datasets.common import layout
 from datasets.megc2019 import rules as megc2019
+from datasets.megc2019_flow_images import rules as flow_images
 from datasets.samm import rules as samm
 from datasets.smic import rules as smic
 from datasets.load import load_arrays, metadata
@@ -126,6 +127,37 @@ def test_smic_zero_padding_vis_ignored_and_composite(tmp_path):
   assert {s.composite_label for s in samples} == {-1}
   megc2019.label(samples)
   assert {s.composite_label for s in samples} == {0, 2}
+
+
+def test_smic_subject_without_micro_clips_is_passed_over(tmp_path):
+  """A subject folder holding only non-micro clips: no sample of it, and the others built (it
+  ended the walk with an AttributeError)."""
+  L.smic(tmp_path, [(1, 'negative', 's1_ne_01', 5)], folder='SMIC_all_raw')
+  hs = next(tmp_path.rglob('HS'))
+  (hs / 's2' / 'non_micro' / 's2_no_01').mkdir(parents=True)
+  samples, problems, _ = smic.find_samples(tmp_path)
+  assert not problems and _keys(samples) == {('s1', 's1_ne_01')}
+
+
+def test_flow_images_refuse_an_unknown_database_spelling(tmp_path):
+  """'casme' is CASME (I), another database: its rows are refused, not read as CASME II
+  (whose sub01 it would join as one LOSO subject)."""
+  L.flow_images(
+    tmp_path, [('casme2', 'sub01', 'EP02_01f', 1, 50), ('casme', 'sub01', 'EP01_01', 0, 20)]
+  )
+  samples, problems, _ = flow_images.find_samples(tmp_path)
+  assert [s.sample for s in samples] == ['EP02_01f']
+  assert len(problems) == 1 and "unknown dataset 'casme'" in problems[0].reason
+
+
+def test_a_builds_skipped_samples_are_counted_as_samples():
+  """The composite's entry for a copy's missing listed samples counts them all."""
+  from datasets.common.report import BuildReport, skipped_count
+
+  skipped = [{'sample': 'casme2: 126 listed sample(s)'}, {'sample': 'smic/s1/s1_ne_01'}]
+  assert skipped_count(skipped) == 127
+  report = BuildReport('megc2019', skipped=[(e['sample'], 'why') for e in skipped])
+  assert '  SKIPPED (127 samples):' in report.format()
 
 
 def test_generator_quirks_reported(tmp_path):

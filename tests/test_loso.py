@@ -102,6 +102,25 @@ def test_class_weighted_loss_is_a_weighted_mean():
   np.testing.assert_allclose(train_lib.cross_entropy(logits, labels, 3), each.mean(), rtol=1e-6)
 
 
+def test_class_weighted_smoothed_loss_is_torchs():
+  """balance 'loss' with label smoothing: torch's CrossEntropyLoss(weight, label_smoothing)
+  (each class's term weighed by its weight, divided by the samples' own weights), not each
+  sample weighed by its smoothed target's mix of weights."""
+  torch = pytest.importorskip('torch', reason='PyTorch is not installed: the reference needs it')
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(6, 3)).astype(np.float32)
+  labels = np.array([0, 0, 0, 0, 1, 2])
+  w = np.array([0.25, 1.0, 1.0], np.float32)
+  for smoothing in (0.0, 0.3):
+    want = torch.nn.CrossEntropyLoss(weight=torch.tensor(w), label_smoothing=smoothing)(
+      torch.tensor(logits), torch.tensor(labels)
+    )
+    got = train_lib.cross_entropy(
+      jnp.asarray(logits), jnp.asarray(labels), 3, smoothing, jnp.asarray(w)
+    )
+    np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
+
+
 def test_precise_batch_stats_recovers_batch_statistics():
   model = TinyNet()
   x = np.random.default_rng(1).normal(1, 2, (32, 8, 8, 3)).astype(np.float32)

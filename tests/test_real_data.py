@@ -63,10 +63,10 @@ def test_dev_part_reads_pixel_exactly(built):
   smic = data['sample'][data['database'] == 'smic']
   assert 's1_ne_01' in smic and not any(n.startswith('s0') for n in smic)  # frame builder's
   listing = megc2019.composite_list()
-  assert all(
-    sample_key(d, s, n) in listing
-    for d, s, n in zip(data['database'], data['subject'], data['sample'])
-  )
+  keys = [sample_key(*k) for k in zip(data['database'], data['subject'], data['sample'])]
+  assert all(k in listing for k in keys)
+  # the CSV's labels (composite_label) are the list's, sample by sample
+  assert [listing[k] for k in keys] == data['composite_label'].tolist()
 
 
 def _loso(args, out):

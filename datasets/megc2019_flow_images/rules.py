@@ -28,7 +28,6 @@ REQUIRED = ('dataset', 'sub', 'filename_o', 'label')
 # Spellings of the CSV's `dataset` column (letters and digits only, lower case).
 _DATABASES = {
   'casme2': 'casme2',
-  'casme': 'casme2',
   'casmeii': 'casme2',
   'samm': 'samm',
   'smic': 'smic',

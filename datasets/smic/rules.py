@@ -92,6 +92,8 @@ def from_copy(
   for subject_dir in copy.subjects:
     subject_ = subject(subject_dir.name)
     micro = samples.child(subject_dir, 'micro')
+    if micro is None:  # a subject with non-micro clips only: none of its clips is a sample
+      continue
     for label_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
       emotion = labels.normalize_emotion(NAME, label_dir.name)
       for clip in sorted(p for p in label_dir.iterdir() if p.is_dir()):

@@ -137,7 +137,11 @@ class Protocol:
 
   seed: int = setting(0, 'seed of initialisation, order, augmentation and splits')
   steps_per_epoch: int = setting(
-    0, 'steps per epoch (0: one pass over the largest training set)', minimum=0
+    0,
+    "steps per epoch (0: one pass over the largest fold's training subjects, validation "
+    'subjects included; each fold draws that many batches from a new order of its own samples, '
+    'so smaller folds see some samples twice an epoch)',
+    minimum=0,
   )
   ensemble: int = setting(
     1, 'models per fold, each from its own seed; their class probabilities are averaged', minimum=1

@@ -123,6 +123,16 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
   if args.recipe and args.recipe not in options.recipe_names():
     p.error(f"--recipe {args.recipe}: no such recipe ({', '.join(options.recipe_names())})")
+  for option in rest:
+    name = option.split('=', 1)[0]
+    if name == '--config':
+      p.error(
+        "--config would replace every network's recipe under its own recipe's name: use "
+        '--recipe NAME to train every network with another recipe'
+      )
+    if name in ('--config.model', '--config.dataset', '--config.out', '--model', '--resume'):
+      what = {'--config.model': '--models', '--config.dataset': '--dataset'}.get(name, '--out')
+      p.error(f'{name} is not an option of every network run: give {what}')
   if args.out is None:
     args.out = pathlib.Path('runs') / f"compare-{args.dataset.replace(':', '-')}"
   return args, rest

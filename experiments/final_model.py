@@ -59,7 +59,18 @@ def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
   parser, args = options.parse(argv, __doc__, 'python -m experiments.final_model', add_options)
   try:
+    if getattr(args, 'resume', None):
+      raise UsageError(
+        '--resume continues a LOSO run; a final model trains from the start: give the '
+        "recipe's settings (the LOSO run's command, with final_model for loso) and --loso RUN"
+      )
     s = model_card.final_settings(options.settings_from_args(args, OWN))
+    ignored = model_card.not_for_a_final_model(s)
+    if ignored:
+      raise UsageError(
+        f"{', '.join(ignored)}: a final model trains on every subject with no test or "
+        'validation subjects, so these settings would do nothing; leave them out'
+      )
     s, _ = networks.resolve_dtype(s, jax.devices())  # the card's recipe names it
     loso = model_card.loso_of(args.loso, s, args.any_loso) if args.loso else None
   except UsageError as e:

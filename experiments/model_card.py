@@ -170,6 +170,19 @@ def _result(loso: dict) -> dict:
   return {k: v for k, v in loso.items() if k != 'differences' or v}
 
 
+def not_for_a_final_model(s: Settings) -> list[str]:
+  """The given settings of test folds, which a final model has none of: ['--subjects',
+  '--group_folds', '--retrain'] where set."""
+  t, out = s.training, []
+  if s.experiment.subjects:
+    out.append('--subjects')
+  if t.group_folds:
+    out.append('--group_folds')
+  if t.retrain:
+    out.append('--retrain')
+  return out
+
+
 def final_settings(s: Settings) -> Settings:
   """`s` with the final model's default folder: runs/final-... for runs/loso-..."""
   if s.experiment.out is not None:

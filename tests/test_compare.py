@@ -178,6 +178,26 @@ def test_one_recipe_for_every_network(board, capsys):
   assert 'the recipe experiments/configs/synthetic.py' in pathlib.Path(f'{table}.md').read_text()
 
 
+def test_options_that_would_change_every_networks_run_silently_are_refused(capsys):
+  """--config (every network's recipe replaced under its own recipe's name) and the
+  --config.* spellings of compare's own options (every row the same network, in one folder)."""
+  for argv, said in (
+    (['--config', 'tiny'], 'use --recipe NAME'),
+    (['--config=tiny'], 'use --recipe NAME'),
+    (
+      ['--config.model', 'ststnet'],
+      '--config.model is not an option of every network run: give --models',
+    ),
+    (['--config.dataset', 'synthetic'], 'give --dataset'),
+    (['--config.out=/tmp/x'], 'give --out'),
+  ):
+    with pytest.raises(SystemExit):
+      compare.parse(['--models', 'hfanet,ststnet', *argv])
+    assert said in capsys.readouterr().err, argv
+  args, rest = compare.parse(['--models', 'hfanet,ststnet', '--epochs', '2', '--config.seed', '1'])
+  assert rest == ['--epochs', '2', '--config.seed', '1']  # settings for every run pass
+
+
 def test_unknown_models_and_bad_counts_are_refused(capsys):
   with pytest.raises(SystemExit):
     compare.main(['--models', 'hfanet,nonet'])

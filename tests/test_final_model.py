@@ -260,3 +260,17 @@ def test_the_card_says_what_it_cannot_know_and_its_figures_as_they_are():
   assert 'UAR 0.3000, accuracy 0.0000:' in text
   assert predict.as_trained(card) == dict(test_flip=True, flow_norm='median')
   assert predict.as_trained(dict(input=dict(side=32))) == dict(test_flip=False, flow_norm='none')
+
+
+def test_settings_a_final_model_cannot_follow_are_refused(tmp_path, capsys):
+  """--resume (it would write the model into the LOSO run's own folder) and the settings of
+  test folds (a final model has none: --subjects was recorded in its folder name, and ignored)
+  stop before any data is read, saying why."""
+  for argv, said in (
+    (['--resume', str(tmp_path)], '--resume continues a LOSO run'),
+    (['--dataset', 'synthetic', '--subjects', 'sub01'], '--subjects: a final model trains on'),
+    (['--dataset', 'synthetic', '--group_folds', '3'], '--group_folds: a final model'),
+  ):
+    with pytest.raises(SystemExit):
+      final_model.main(argv)
+    assert said in capsys.readouterr().err, argv

@@ -333,6 +333,10 @@ def _check_experiment(e: Experiment):
     raise UsageError('--keep_emotions needs --classes native')
   if e.subjects is not None and not e.subjects:
     raise UsageError('--subjects is empty: name the subjects to test, or leave it out to test all')
+  if e.keep_emotions is not None and not e.keep_emotions:
+    raise UsageError(
+      '--keep_emotions is empty: name the emotions to keep, or leave it out to keep all'
+    )
 
 
 def choose_size(e: Experiment, reason: str | None) -> tuple[int, str]:

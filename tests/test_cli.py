@@ -241,6 +241,10 @@ def test_not_built_dataset_prints_the_build_command(tmp_path, capsys):
     (['--model', 'nowhere:Net'], 'cannot import'),
     (['--resume', '/nonexistent/run'], 'no run there'),
     (['--subjects='], '--subjects is empty'),
+    (
+      ['--dataset', 'casme2', '--classes', 'native', '--keep_emotions='],
+      '--keep_emotions is empty',
+    ),
     (['--config.epochs=0'], 'must be >= 1'),
     (['--config.nosuch=1'], 'unrecognized arguments: --config.nosuch=1'),
   ],

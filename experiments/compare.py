@@ -130,7 +130,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         "--config would replace every network's recipe under its own recipe's name: use "
         '--recipe NAME to train every network with another recipe'
       )
-    if name in ('--config.model', '--config.dataset', '--config.out', '--model', '--resume'):
+    if name in ('--config.model', '--config.dataset', '--config.out', '--resume'):
       what = {'--config.model': '--models', '--config.dataset': '--dataset'}.get(name, '--out')
       p.error(f'{name} is not an option of every network run: give {what}')
   if args.out is None:

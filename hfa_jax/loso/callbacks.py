@@ -60,8 +60,8 @@ class Group:
 @dataclasses.dataclass
 class EpochEnd:
   """An epoch of a group has ended. `models` has, per real model of the group, its
-  'name', 'train_loss', 'train_accuracy', and where evaluated 'test_accuracy' and
-  'val_uf1' (with validation subjects)."""
+  'name', 'fold' (its fold's name), 'replica', 'train_loss', 'train_accuracy', and where
+  evaluated 'test_accuracy' and 'val_uf1' (with validation subjects)."""
 
   group: Group
   phase: Phase

@@ -76,8 +76,8 @@ class ModelKeeper:
     for j in keep:
       variables = jax.tree.map(lambda x, j=j: np.array(x[j]), stacked)
       if self.retrain:  # the chosen epoch: final, so saved now
-        fold, _, replica = end.models[j]['name'].partition('#')
-        trained.save_weights(model_folder(self.dir, fold, int(replica or 0)), variables)
+        m = end.models[j]
+        trained.save_weights(model_folder(self.dir, m['fold'], m['replica']), variables)
         variables = None  # saved
       self.kept[j] = (end.phase.name, end.epoch + 1, variables)
 

@@ -361,7 +361,11 @@ def _epoch_metrics(run: Run, group: cb.Group, phase: Phase, members: list) -> li
   labels, plan, e = run.data.labels, run.plan, phase.epochs_done - 1
   for j, (name, m) in enumerate(zip(group.names, members)):
     row = dict(
-      name=name, train_loss=phase.train_loss[e][j], train_accuracy=phase.train_accuracy[e][j]
+      name=name,
+      fold=plan.folds[m.fold],
+      replica=m.replica,
+      train_loss=phase.train_loss[e][j],
+      train_accuracy=phase.train_accuracy[e][j],
     )
     test, val = plan.split_eval(m.fold, phase.logits_of(e, j))
     if test is not None:

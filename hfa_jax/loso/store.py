@@ -212,12 +212,9 @@ class RunStore:
   def restore(self, models: list, state) -> tuple | None:
     """(state, GroupHistory) of the latest checkpoint if it is of the group `models`
     (names), else None. `state` gives the structure, shapes and shardings."""
+    if self.checkpoint_models() != list(models):  # none, or another group's
+      return None
     step = self.manager.latest_step()
-    if step is None:
-      return None
-    meta = self.manager.restore(step, args=ocp.args.Composite(history=ocp.args.JsonRestore()))
-    if meta['history'].get('models') != list(models):
-      return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     restored = self.manager.restore(
       step,

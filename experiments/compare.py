@@ -37,54 +37,24 @@ network or with the recipe (`--recipe flow_images`: HFA-Net's recipe for every n
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import pathlib
 import shlex
 import sys
 
-import numpy as np
-
-from experiments import usage, leaderboard, loso, options, seeds
-from experiments.leaderboard import NOT_HONEST, Row
+from experiments import usage, leaderboard, loso, options
+from experiments.compare_rows import (
+  PUBLISHED,
+  honest_epoch,
+  honest_row,
+  models_ensemble,
+  published_rows,
+  reference_scores,
+  shows_published,
+)
 from experiments.options import UsageError
 from hfa_jax.environment import cpu_model
 from hfa_jax.models import registry
-
-
-@dataclasses.dataclass(frozen=True)
-class Published:
-  """What a network's authors' public script does: its recipe (None: the network's own
-  recipe) and the epoch it scores ('last', or 'best_test': each subject's best)."""
-
-  select_epoch: str
-  script: str  # the public script, in words
-  recipe: str | None = None
-
-
-PUBLISHED = {
-  'hfanet': Published(
-    'best_test',
-    "jiujiugang/HFA-Net train1.py (HTNet's template): each subject's best test accuracy kept",
-    'hfanet_published',
-  ),
-  'ststnet': Published('last', 'christy1206/STSTNet main.py: the model after epoch 800 scored'),
-  'sssnet': Published('last', 'tvaranka/meb Validator: the model after its last epoch scored'),
-  'offapexnet': Published(
-    'best_test',
-    "tvaranka/meb 'Table 3. Early stopping' notebook: each subject's best test epoch (its "
-    'published 0.839; the last epoch gave 0.703)',
-  ),
-  'rcn_a': Published(
-    'last', 'xiazhaoqiang/ParameterFreeRCNs ModelTrain_Final.py: tested once, after training'
-  ),
-  'resnet18': Published(
-    'last', 'tvaranka/meb Validator (ImageNet weights there; from scratch here)'
-  ),
-  'htnet': Published(
-    'best_test', "wangzhifengharrison/HTNet main_HTNet.py: each subject's best test epoch kept"
-  ),
-}
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -208,152 +178,6 @@ def run_model(
   command = shlex.join(['python', '-m', 'experiments.loso', *argv])
   return dict(
     result=result, data=data, record=record, command=command, recipe=s.recipe, swapped=swapped
-  )
-
-
-def scores(run: dict, select_epoch: str | None = None) -> tuple[list[dict], dict]:
-  """(per member scores, the scores of the members' mean probability) of a run."""
-  result, data = run['result'], run['data']
-  k = result.config.ensemble
-  members = [seeds.scores(result.pool(member=r, select_epoch=select_epoch), data) for r in range(k)]
-  return members, seeds.scores(result.pool(select_epoch=select_epoch), data)
-
-
-def honest_epoch(run: dict) -> str:
-  """The epoch a run's honest rows score: the one its settings select ('last' or
-  'validation'), or its last where they select each subject's best test epoch."""
-  select = run['result'].config.select_epoch
-  return 'last' if select == 'best_test' else select
-
-
-def reference_scores(runs: dict) -> list[dict] | None:
-  """HFA-Net's per-seed scores at its honest row's epoch (honest_epoch: never each subject's
-  best test epoch), with which the other rows are paired; None without HFA-Net."""
-  return scores(runs['hfanet'], honest_epoch(runs['hfanet']))[0] if 'hfanet' in runs else None
-
-
-def paired(members: list[dict], reference: list[dict]) -> list[dict]:
-  """Member r minus reference member r, per group (ValueError for other counts)."""
-  if len(members) != len(reference):
-    raise ValueError(f'{len(members)} seeds against {len(reference)}: pair equal counts')
-  return [{g: tuple(np.subtract(m[g], r[g])) for g in m} for m, r in zip(members, reference)]
-
-
-def machine(record: dict) -> str:
-  devices = record.get('devices') or {}
-  return record.get('cpu') if devices.get('platform') == 'cpu' else devices.get('kind', '')
-
-
-def times(record: dict) -> dict:
-  """A run's wall and CPU time and each part's code, for its Row (runs recorded before CPU
-  time and code were kept: None, [])."""
-  return dict(
-    wall_time_s=record.get('wall_time_seconds'),
-    cpu_time_s=record.get('cpu_time_seconds'),
-    code=record.get('code_parts') or [],
-  )
-
-
-def shows_published(model: str) -> bool:
-  """Whether the authors' script differs from the honest protocol (its own recipe, or each
-  subject's best test epoch): then `--protocol published` adds its row."""
-  pub = PUBLISHED[model]
-  return bool(pub.recipe) or pub.select_epoch != 'last'
-
-
-def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
-  """A run scored at the epoch its settings select, or at its last where they select each
-  subject's best test epoch (a recipe that does so, given to every network by --recipe)."""
-  record = run['record']
-  select = honest_epoch(run)
-  members, ensemble = scores(run, select)
-  script = (
-    not (shows_published(model) or run['swapped']) and select == PUBLISHED[model].select_epoch
-  )
-  same = ", as its authors' script" if script else ''
-  return Row(
-    name=f"{model} ({run['recipe']})" if run['swapped'] else model,
-    protocol=f'honest: {select} epoch{same}',
-    honest=True,
-    members=members,
-    ensemble=ensemble,
-    paired=paired(members, reference) if reference and model != 'hfanet' else None,
-    paired_with=f"HFA-Net{' with the same recipe' if run['swapped'] else ''}, seed by seed",
-    command=run['command'],
-    **times(record),
-    machine=machine(record),
-    source=f"experiments/configs/{run['recipe']}.py"
-    + (f'; its scoring as {PUBLISHED[model].script}' if script else ''),
-  )
-
-
-def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | None) -> list[Row]:
-  """The rows of the authors' script. With a recipe of its own (`run` is its run): that
-  recipe's honest row (last epoch), paired with HFA-Net's recipe seed by seed; then, where the
-  script keeps each subject's best test epoch, the row it would print, paired with the same
-  recipe's honest row: the inflation."""
-  pub = PUBLISHED[model]
-  base, rows = honest, []
-  if pub.recipe:
-    members, ensemble = scores(run, 'last')
-    base = Row(
-      name=f'{model} ({pub.recipe})',
-      protocol="honest: last epoch, its authors' recipe",
-      honest=True,
-      members=members,
-      ensemble=ensemble,
-      paired=paired(members, reference) if reference else None,
-      paired_with="HFA-Net's recipe, seed by seed",
-      command=run['command'],
-      **times(run['record']),
-      machine=machine(run['record']),
-      source=f'experiments/configs/{pub.recipe}.py; {pub.script}',
-    )
-    rows.append(base)
-  if pub.select_epoch == 'best_test':
-    members, ensemble = scores(run, 'best_test')
-    rows.append(
-      dataclasses.replace(
-        base,
-        protocol=NOT_HONEST,
-        honest=False,
-        members=members,
-        ensemble=ensemble,
-        paired=paired(members, base.members),
-        paired_with='its honest row, seed by seed: the inflation',
-        wall_time_s=None,
-        cpu_time_s=None,
-        source=pub.script,
-      )
-    )
-  return rows
-
-
-def ensemble_predictions(runs: dict) -> dict:
-  """The networks' ensemble's pooled predictions: per sample ('index' order) the mean of each
-  network's seed-mean probability ('probs'), each network at the epoch of its honest row
-  (never a recipe's best test epoch), and their argmax ('pred')."""
-  pooled = [
-    run['result'].pool(select_epoch=honest_epoch(run))['predictions'] for run in runs.values()
-  ]
-  if any(not np.array_equal(p['index'], pooled[0]['index']) for p in pooled):
-    raise ValueError('the networks were tested on different samples: no ensemble')
-  probs = np.mean([p['probs'] for p in pooled], axis=0)
-  return dict(pooled[0], probs=probs, pred=probs.argmax(-1))
-
-
-def models_ensemble(runs: dict) -> Row:
-  """The networks' ensemble (ensemble_predictions) as a row, scored as a LOSO."""
-  data = next(iter(runs.values()))['data']
-  score = seeds.scores(dict(predictions=ensemble_predictions(runs)), data)
-  epochs = sorted({honest_epoch(run) for run in runs.values()})
-  return Row(
-    name=f'ensemble of the {len(runs)} networks (mean probability)',
-    protocol=f"honest: {' or '.join(epochs)} epoch of each",
-    honest=True,
-    members=[score],
-    ensemble=score,
-    seeds=False,
   )
 
 

@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 
-from experiments import compare, leaderboard, seeds
+from experiments import compare, compare_rows, leaderboard, seeds
 from hfa_jax import metrics
 from hfa_jax.evaluation import softmax
 from hfa_jax.environment import code_version
@@ -235,11 +235,11 @@ def test_the_networks_ensemble_takes_each_at_its_honest_epoch(board):
           probs.setdefault(i, []).append(softmax(l))
     return np.array([np.mean(probs[i], axis=0) for i in sorted(probs)])
 
-  got = compare.ensemble_predictions(runs)
+  got = compare_rows.ensemble_predictions(runs)
   last = by_hand(best_test=False)
   np.testing.assert_allclose(got['probs'], last, atol=1e-6)
   assert not np.allclose(by_hand(best_test=True), last, atol=1e-3)  # the test tells them apart
-  row = compare.models_ensemble(runs)
+  row = compare_rows.models_ensemble(runs)
   assert row.honest and row.protocol == 'honest: last epoch of each'
   uf1 = metrics.uf1(data.labels[got['index']], last.argmax(-1), data.num_classes)
   assert row.ensemble['all'][0] == pytest.approx(uf1, abs=1e-12)
@@ -254,9 +254,9 @@ def test_rows_pair_with_hfanets_honest_epoch_and_say_what_they_are(board, monkey
   run = dict(zip(('result', 'data'), seeds.run_result(out / 'runs' / 'hfanet-published')))
   data = run['data']
   last = [_member_uf1(out / 'runs' / 'hfanet-published', r, data, 'last') for r in range(2)]
-  got = [m['all'][0] for m in compare.reference_scores({'hfanet': run})]
+  got = [m['all'][0] for m in compare_rows.reference_scores({'hfanet': run})]
   assert got == pytest.approx(last, abs=1e-12)
-  assert compare.reference_scores({'ststnet': run}) is None
+  assert compare_rows.reference_scores({'ststnet': run}) is None
 
   text = (out / f'{BOARD}.json').read_text()
   strict = json.loads(text, parse_constant=lambda c: pytest.fail(f'{c} in {BOARD}.json'))
@@ -268,15 +268,15 @@ def test_rows_pair_with_hfanets_honest_epoch_and_say_what_they_are(board, monkey
 
   ststnet = dict(zip(('result', 'data'), seeds.run_result(out / 'runs' / 'ststnet')))
   ststnet |= dict(record={}, command='', swapped=False, recipe='ststnet')
-  row = compare.honest_row('ststnet', ststnet, None)
+  row = compare_rows.honest_row('ststnet', ststnet, None)
   assert row.protocol == "honest: last epoch, as its authors' script"
   assert row.source == (  # the script it is scored as, named
     'experiments/configs/ststnet.py; its scoring as christy1206/STSTNet main.py: the model '
     'after epoch 800 scored'
   )
-  monkeypatch.setattr(compare, 'honest_epoch', lambda run: 'validation')
-  monkeypatch.setattr(compare, 'scores', lambda run, select: ([{'all': (0.5, 0.5)}], {}))
-  assert compare.honest_row('ststnet', ststnet, None).protocol == 'honest: validation epoch'
+  monkeypatch.setattr(compare_rows, 'honest_epoch', lambda run: 'validation')
+  monkeypatch.setattr(compare_rows, 'scores', lambda run, select: ([{'all': (0.5, 0.5)}], {}))
+  assert compare_rows.honest_row('ststnet', ststnet, None).protocol == 'honest: validation epoch'
   monkeypatch.undo()
 
   part = dict(ststnet)

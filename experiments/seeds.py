@@ -5,13 +5,13 @@
                                                       # (the loso command prints it too)
     python -m experiments.seeds runs/candidate --baseline runs/r3   # paired differences
 
-A run with `--ensemble K` trains K models per fold, each from its own seed (member r's key is
-fold_key(seed, fold, r); member 0 is the single model of that seed), together in the fold
-program. Scored one member at a time, they are K independent LOSO runs: this command pools
-each member's predictions as a LOSO of its own, prints UF1 / UAR pooled and per database
-for each, their mean and standard deviation (ddof 1), the ensemble's (mean probability)
-for comparison, and with --baseline RUN (same K, same data), the paired difference
-member by member: a candidate wins only by more than that spread.
+A run with `--ensemble K` trains K models per fold, each from its own seed (member r's key
+is fold_key(seed, fold, r), hfa_jax.loso.keys; member 0 is the single model of that seed),
+together in the fold program. Scored one member at a time, they are K independent LOSO runs:
+this command pools each member's predictions as a LOSO of its own, prints UF1 / UAR pooled
+and per database for each, their mean and standard deviation (ddof 1), the ensemble's (mean
+probability) for comparison, and with --baseline RUN (same K, same data), the paired
+difference member by member: a candidate wins only by more than that spread.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from experiments import usage, input_pipeline, options
 from experiments.options import UsageError
 from hfa_jax import files, metrics
 from hfa_jax.loso.errors import PlanError, RunMismatchError
+from hfa_jax.loso import store
 from hfa_jax.loso.rescore import finished_result
 
 
@@ -37,6 +38,11 @@ def run_result(run: pathlib.Path):
   data = input_pipeline.load_dataset(saved, progress=False)
   config, subjects = saved.training, saved.experiment.subjects
   return finished_result(run / 'state', data.arrays, config, subjects), data
+
+
+def key_scheme(run: pathlib.Path) -> int:
+  """How the run derived its members' random keys (hfa_jax.loso.keys; 1 if unrecorded)."""
+  return (store.read_run(run / 'state') or {}).get(store.KEYS, 1)
 
 
 def member_scores(result, data) -> tuple[list[dict], dict, int]:
@@ -132,6 +138,12 @@ def main(argv=None) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 2
   print(heading(result.config) + '\n\n' + table(members, ensemble, baseline))
+  if baseline is not None and k > 1 and key_scheme(args.run) != key_scheme(args.baseline):
+    print(
+      f'note: the two runs derive the keys of members >= 1 differently (random_keys '
+      f'{key_scheme(args.run)} and {key_scheme(args.baseline)}, hfa_jax.loso.keys): only '
+      'member 0 is paired with the same initial weights'
+    )
   if args.json:
     record = dict(members=members, ensemble=ensemble, baseline=baseline)
     args.json.write_text(json.dumps(record | dict(protocol=protocols(result.config))))

@@ -97,3 +97,18 @@ def test_a_best_test_runs_figures_say_so_wherever_they_appear(runs, capsys):
   assert capsys.readouterr().out.count(shout) == 2
   summaries = {k: json.loads((runs[k] / 'summary.json').read_text()) for k in ('three', 'longer')}
   assert summaries['three']['honest'] is True and summaries['longer']['honest'] is False
+
+
+def test_a_baseline_under_another_key_scheme_is_said(runs, tmp_path, capsys):
+  """A baseline saved before key schemes were recorded (scheme 1, hfa_jax.loso.keys): its
+  members >= 1 started from other keys than this run's, which the comparison says."""
+  old = tmp_path / 'old'
+  shutil.copytree(runs['three'], old)
+  run_json = old / 'state' / 'run.json'
+  record = json.loads(run_json.read_text())
+  assert record.pop('random_keys') == 2
+  run_json.write_text(json.dumps(record))
+  assert seeds.main([str(runs['three']), '--baseline', str(runs['three'])]) == 0
+  assert 'random_keys' not in capsys.readouterr().out
+  assert seeds.main([str(runs['three']), '--baseline', str(old)]) == 0
+  assert 'random_keys 2 and 1' in capsys.readouterr().out

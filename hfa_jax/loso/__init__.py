@@ -10,6 +10,7 @@ The trainer's parts, one file each (docs/architecture.md draws how a run flows):
   data.py       LosoData: the arrays, checked
   plan.py       FoldPlan: folds, validation subjects, index tables (NumPy)
   program.py    the compiled init and epoch programs over a stack of folds
+  keys.py       the random key of each model: fold_key(seed, fold, member)
   run.py        run_loso: groups of models through their phases and epochs
   errors.py     the errors a user can cause (no JAX)
   records.py    what is kept of a group in training and of a finished fold; scored_epoch
@@ -39,7 +40,7 @@ _LAZY = {
   'subject_groups': 'plan',
   'validation_subjects': 'plan',
   'fold_mesh': 'program',
-  'fold_key': 'program',
+  'fold_key': 'keys',
   'fold_program': 'program',
   'folds_at_once': 'program',
   'ProgramShape': 'program',

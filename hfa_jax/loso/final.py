@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 from hfa_jax.loso.config import LosoConfig
 from hfa_jax.loso.data import LosoData
 from hfa_jax.loso.keep import scored_variables
-from hfa_jax.loso.program import ProgramShape, fold_key, fold_mesh, fold_program, put
+from hfa_jax.loso.keys import fold_key
+from hfa_jax.loso.program import ProgramShape, fold_mesh, fold_program, put
 
 
 def final_shape(config: LosoConfig, n: int, sample_shape: tuple, num_classes: int) -> ProgramShape:

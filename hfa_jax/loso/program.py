@@ -77,13 +77,6 @@ def folds_at_once(
   return -(-width // n_dev) * n_dev
 
 
-def fold_key(seed: int, fold_id: int, replica: int = 0) -> np.ndarray:
-  """The raw uint32[2] key of a fold's model: a pure function of (seed, fold, replica), so
-  a fold gives the same result whether it trains alone, with others, or after a resume."""
-  key = jax.random.fold_in(jax.random.PRNGKey(seed), fold_id)
-  return np.asarray(jax.random.fold_in(key, replica) if replica else key)
-
-
 def put(x, sharding):
   """Host array -> global jax.Array with `sharding` (works across hosts)."""
   x = np.asarray(x)

@@ -25,12 +25,12 @@ from hfa_jax.loso import callbacks as cb
 from hfa_jax.loso.config import PAPER_ARCHITECTURE, LosoConfig
 from hfa_jax.loso.data import LosoData
 from hfa_jax.loso.errors import RunMismatchError
+from hfa_jax.loso import keys as random_keys
 from hfa_jax.loso.keep import ModelKeeper
 from hfa_jax.loso.plan import FoldPlan, make_plan
 from hfa_jax.loso.program import (
   FoldProgram,
   ProgramShape,
-  fold_key,
   fold_mesh,
   fold_program,
   folds_at_once,
@@ -251,7 +251,10 @@ def train_group(run: Run, g: int, indices: list) -> list:
   padded = members + [members[-1]] * (run.width - len(members))
   rows = [m.fold for m in padded]
   plan, config = run.plan, run.config
-  keys = np.stack([fold_key(config.seed, plan.fold_ids[m.fold], m.replica) for m in padded])
+  scheme = run.store.random_keys if run.store else random_keys.SCHEME
+  keys = np.stack(
+    [random_keys.fold_key(config.seed, plan.fold_ids[m.fold], m.replica, scheme) for m in padded]
+  )
   by_fold = run.program.by_fold
   tables = dict(
     train=[put(t[rows], by_fold) for t in (plan.train_idx, plan.train_count)],

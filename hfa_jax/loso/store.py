@@ -21,11 +21,15 @@ import jax
 import orbax.checkpoint as ocp
 
 from hfa_jax import files
+from hfa_jax.loso import keys
 from hfa_jax.loso.errors import RunInUseError, RunMismatchError
 from hfa_jax.loso.records import FoldRecord, GroupHistory
 
 
 NOTE = 'started_by'  # run.json's record of the command that started the run (not compared)
+# run.json's record of how the models' random keys were derived (hfa_jax.loso.keys): what a
+# new run uses, read back on a resume (not compared: a run saved without it used scheme 1)
+KEYS = 'random_keys'
 
 
 def read_run(run_dir) -> dict | None:
@@ -132,8 +136,10 @@ class RunStore:
     """Opens (or starts) the run in `out_dir` whose run.json is `identity`, with `note` (what
     the command that starts it records: its settings, compared by the command itself, since a
     resume may change how the run executes) beside it under 'started_by';
-    RunMismatchError if it holds another run, RunInUseError if a process is using it."""
+    RunMismatchError if it holds another run, RunInUseError if a process is using it.
+    `random_keys` is the run's key scheme (hfa_jax.loso.keys): a new run's, or the saved one."""
     self.dir = os.path.abspath(out_dir)
+    self.random_keys = keys.SCHEME
     os.makedirs(os.path.join(self.dir, 'folds'), exist_ok=True)
     self._lock = lock(os.path.join(self.dir, lock_name(jax.process_index())))
     try:
@@ -159,11 +165,12 @@ class RunStore:
     run_json = os.path.join(self.dir, 'run.json')
     if not os.path.exists(run_json):
       if jax.process_index() == 0:
-        write_json(run_json, identity | ({NOTE: note} if note else {}))
+        write_json(run_json, identity | {KEYS: keys.SCHEME} | ({NOTE: note} if note else {}))
       return
     with open(run_json) as f:
       saved = json.load(f)
     saved.pop(NOTE, None)
+    self.random_keys = saved.pop(KEYS, 1)
     saved, identity = json.loads(json.dumps(saved)), json.loads(json.dumps(identity))
     if saved.get('data') != identity.get('data'):
       was, now = saved.get('data', {}), identity.get('data', {})

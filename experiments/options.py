@@ -136,12 +136,13 @@ class Settings:
     return values | dict(size=self.size, out=str(self.out))
 
   def command(self) -> str:
-    """The command line that reruns these settings (every setting explicit)."""
+    """The command line that reruns these settings (every setting explicit; an unset one as
+    `none`, which a recipe's value would otherwise replace: --folds_in_parallel none)."""
     parts = ['python', '-m', 'experiments.loso']
     for key, value in self.values().items():
       if value is None:
-        continue
-      if isinstance(value, bool):
+        value = 'none'
+      elif isinstance(value, bool):
         value = str(value).lower()
       elif isinstance(value, (list, tuple)):
         value = ','.join(map(str, value))

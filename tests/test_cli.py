@@ -456,6 +456,20 @@ def test_a_default_out_differs_when_the_settings_differ():
   assert long.out.name.startswith('loso-synthetic-composite-32px-seed0-4settings-')
 
 
+def test_the_saved_command_keeps_an_unset_setting_unset():
+  """A setting left unset (none: chosen at run time) where the recipe sets it is written
+  as none, so that the command does not rerun it with the recipe's value."""
+  for argv in (
+    ['--folds_in_parallel', 'none'],  # the synthetic recipe trains 1 fold at a time
+    ['--config', 'tiny', '--folds_in_parallel', 'none', '--dtype', 'none'],
+  ):
+    s = _settings(*argv)
+    assert s.training.folds_in_parallel is None
+    again = _settings(*shlex.split(s.command())[3:])
+    assert again.values() == s.values(), argv
+  assert '--folds_in_parallel none' in s.command()
+
+
 def test_the_first_run_keeps_no_fold_models(tmp_path):
   """The README's first run (the synthetic preset) keeps no fold models (HFA-Net's 12 take
   1 GB): its folder stays small; a run ends saying what its kept models take."""

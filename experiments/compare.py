@@ -63,6 +63,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     description=__doc__.split('\n\n')[0],
     epilog=__doc__.split('\n\n', 1)[1],
     formatter_class=argparse.RawDescriptionHelpFormatter,
+    allow_abbrev=False,  # '--e 5' is not --ensemble, nor '--resu' past the refusals below
   )
   p.add_argument('--dataset', default='megc2019_flow_images', help='(default %(default)s)')
   p.add_argument(
@@ -93,6 +94,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
   if args.recipe and args.recipe not in options.recipe_names():
     p.error(f"--recipe {args.recipe}: no such recipe ({', '.join(options.recipe_names())})")
+  passed = loso_options()
   for option in rest:
     name = option.split('=', 1)[0]
     if name == '--config':
@@ -100,12 +102,32 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         "--config would replace every network's recipe under its own recipe's name: use "
         '--recipe NAME to train every network with another recipe'
       )
-    if name in ('--config.model', '--config.dataset', '--config.out', '--resume'):
-      what = {'--config.model': '--models', '--config.dataset': '--dataset'}.get(name, '--out')
-      p.error(f'{name} is not an option of every network run: give {what}')
+    if name in OWN:
+      p.error(f'{name} is not an option of every network run: give {OWN[name]}')
+    if name.startswith('--') and name not in passed:
+      p.error(
+        f"{name}: no such option (abbreviations are not taken: give an option's full name; "
+        'python -m experiments.loso --help lists those passed to every network run)'
+      )
   if args.out is None:
     args.out = pathlib.Path('runs') / f"compare-{args.dataset.replace(':', '-')}"
   return args, rest
+
+
+# experiments.loso's options that would override compare's own in every run: the one to give.
+OWN = {
+  '--model': '--models',
+  '--config.model': '--models',
+  '--config.dataset': '--dataset',
+  '--config.ensemble': '--ensemble',
+  '--config.out': '--out',
+  '--resume': '--out',
+}
+
+
+def loso_options() -> set[str]:
+  """Every option string of experiments.loso, spelled out (what compare passes to its runs)."""
+  return {o for action in options.make_parser()._actions for o in action.option_strings}
 
 
 # Networks the default leaves out on a CPU, and why (--models NAME still runs them there).

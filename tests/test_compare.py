@@ -198,6 +198,34 @@ def test_options_that_would_change_every_networks_run_silently_are_refused(capsy
   assert rest == ['--epochs', '2', '--config.seed', '1']  # settings for every run pass
 
 
+def test_abbreviations_are_refused_not_read_as_another_option(capsys):
+  """No abbreviation is taken: not one of compare's own options ('--e 5' is not --ensemble),
+  nor a prefix of a refused option, which experiments.loso would spell out in every run."""
+  for argv in (
+    ['--e', '5'],
+    ['--data', 'synthetic'],
+    ['--mod', 'ststnet'],
+    ['--resu', 'runs/x'],
+    ['--conf', 'tiny'],
+    ['--config.mod', 'ststnet'],
+    ['--config.ens=5'],
+    ['--epoch', '2'],
+  ):
+    with pytest.raises(SystemExit):
+      compare.parse(['--models', 'hfanet,ststnet', *argv])
+    err = capsys.readouterr().err
+    assert f"{argv[0].split('=')[0]}: no such option" in err and 'full name' in err, argv
+  for argv, said in (
+    (['--model', 'ststnet'], 'give --models'),
+    (['--config.ensemble', '5'], 'give --ensemble'),
+  ):
+    with pytest.raises(SystemExit):
+      compare.parse(['--models', 'hfanet,ststnet', *argv])
+    assert said in capsys.readouterr().err, argv
+  args, _ = compare.parse(['--models', 'hfanet', '--ensemble', '2', '--out=o', '--no_progress'])
+  assert (args.ensemble, str(args.out), args.no_progress) == (2, 'o', True)
+
+
 def test_unknown_models_and_bad_counts_are_refused(capsys):
   with pytest.raises(SystemExit):
     compare.main(['--models', 'hfanet,nonet'])

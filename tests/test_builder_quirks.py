@@ -160,6 +160,30 @@ def test_a_builds_skipped_samples_are_counted_as_samples():
   assert '  SKIPPED (127 samples):' in report.format()
 
 
+def test_a_duplicate_row_is_a_duplicate_not_a_skipped_sample(tmp_path, capsys):
+  """A listed composite sample's row given twice: the sample is built once, and the summary,
+  the metadata and the 'already built' line count no sample skipped."""
+  copy = synthetic.generate('flow_images', tmp_path / 'copy', subjects=1)
+  table = copy / synthetic.FLOW_CSV
+  rows = table.read_text().splitlines()
+  table.write_text('\n'.join([*rows, rows[1]]) + '\n')
+  data_dir = tmp_path / 'tfds'
+  assert run_build('megc2019_flow_images', copy, data_dir) == 0
+  out = capsys.readouterr().out
+  assert 'skipped: none' in out and 'SKIPPED' not in out
+  assert 'duplicate rows (1; their samples built once):' in out
+  meta = metadata('megc2019_flow_images', data_dir)
+  assert meta['num_examples'] == len(rows) - 1 and meta['skipped'] == []
+  assert [d['reason'] for d in meta['duplicates']] == [
+    f'duplicate row ({table.name} line {len(rows) + 1}); the first row for this sample is used'
+  ]
+  assert run_build('megc2019_flow_images', copy, data_dir) == 0
+  assert f'({len(rows) - 1} examples, 0 samples skipped)' in capsys.readouterr().out
+  L.casme2(tmp_path / 'casme2', ROWS * 2)  # the spreadsheets' duplicates are marked too
+  _, problems, _ = casme2.find_samples(tmp_path / 'casme2')
+  assert [p.duplicate for p in problems] == [True]
+
+
 def test_generator_quirks_reported(tmp_path):
   """The real generator's bad rows ('/' apex, apex after offset) with 3 subjects."""
   out = synthetic.generate('all', tmp_path, subjects=3, seed=1)

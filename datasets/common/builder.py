@@ -206,7 +206,8 @@ class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         f'was written.\n  {problem}\nFix it, or rerun with --on_error skip '
         'to leave such samples out (they are listed in the summary).'
       )
-    self.report.skipped.append((problem.where, problem.reason))
+    entries = self.report.duplicates if problem.duplicate else self.report.skipped
+    entries.append((problem.where, problem.reason))
 
   def _job(self, sample: Sample):
     size = self.builder_config.size

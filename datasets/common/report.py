@@ -1,4 +1,5 @@
-"""What a build produced: counts per subject and label, skipped samples and why, notes."""
+"""What a build produced: counts per subject and label, skipped samples and why, duplicate
+rows, notes."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class BuildReport:
   composite: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   databases: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+  # rows repeating a sample built from its first row: no sample left out
+  duplicates: list[tuple[str, str]] = dataclasses.field(default_factory=list)
   notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
   def add(self, subject: str, emotion: str, composite_label: int, database: str) -> None:
@@ -34,6 +37,7 @@ class BuildReport:
       'source': self.source,
       'num_examples': self.built,
       'skipped': [{'sample': s, 'reason': r} for s, r in self.skipped],
+      'duplicates': [{'sample': s, 'reason': r} for s, r in self.duplicates],
       'notes': [{'sample': s, 'note': n} for s, n in self.notes],
     }
 
@@ -49,6 +53,9 @@ class BuildReport:
     if self.notes:
       lines.append(f'  notes ({len(self.notes)}; built anyway):')
       lines += [f'    {s}: {n}' for s, n in self.notes]
+    if self.duplicates:
+      lines.append(f'  duplicate rows ({len(self.duplicates)}; their samples built once):')
+      lines += [f'    {s}: {r}' for s, r in self.duplicates]
     if self.skipped:
       entries = [dict(sample=s) for s, _ in self.skipped]
       lines.append(f'  SKIPPED ({skipped_count(entries)} samples):')

@@ -9,7 +9,8 @@ Rules (documented in each builder's README):
 - A `/` (or blank) apex is a problem ("missing apex") unless the config asks for
   `missing_apex='middle'`, which uses the middle frame of onset..offset (noted in the summary).
 - An apex outside onset..offset, onset after offset, an unknown emotion, a clip folder or an
-  onset/apex frame that is not on disk, a duplicate row: problems (skipped or stop the build).
+  onset/apex frame that is not on disk: problems (skipped or stop the build). A duplicate row
+  too, though its sample is built from its first row: reported as a duplicate, not skipped.
 - An offset frame missing on disk is only noted: the flow uses onset and apex.
 """
 
@@ -67,6 +68,7 @@ class Problem:
   where: str  # sample key or spreadsheet row
   reason: str
   match_key: tuple[str, str, str] | None = None
+  duplicate: bool = False  # another row of a sample built from its first: none left out
 
   def __str__(self) -> str:
     return f'{self.where}: {self.reason}'
@@ -179,6 +181,7 @@ def from_sheet(
           result.key,
           f'duplicate row ({row.where()}); the first row for this sample is used',
           result.match_key,
+          duplicate=True,
         )
       )
     else:

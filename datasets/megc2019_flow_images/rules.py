@@ -83,9 +83,8 @@ def find_samples(manual_dir) -> tuple[list[Sample], list[Problem], str]:
       if isinstance(result, Problem):
         problems.append(result)
       elif result.key in seen:
-        problems.append(
-          Problem(result.key, f'duplicate row ({table.name} line {line})', result.match_key)
-        )
+        reason = f'duplicate row ({table.name} line {line}); the first row for this sample is used'
+        problems.append(Problem(result.key, reason, result.match_key, duplicate=True))
       else:
         seen.add(result.key)
         samples.append(result)

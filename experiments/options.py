@@ -372,6 +372,17 @@ def changed_settings(values: dict, recipe: str) -> dict:
   return run_folder.changed_from(values, defaults, field_names())
 
 
+def folder_recipe(recipe: str, chosen: str) -> str | None:
+  """How a default folder names `recipe`: not at all where it is `chosen` (the one the model
+  and data choose), else by its name; a file of your own named like a recipe of
+  experiments/configs as NAME.py, so that its runs never share that recipe's folders."""
+  path = pathlib.Path(recipe)
+  stock = CONFIG_DIR / f'{path.stem}.py'
+  if path.suffix == '.py' and stock.is_file() and path.resolve() != stock:
+    return path.name
+  return None if path.stem == chosen else path.stem
+
+
 def default_folder(s: Settings) -> pathlib.Path:
   """The output folder `s` would get without --out (from the settings as given)."""
   values = s.values() | dict(out=None)
@@ -396,8 +407,7 @@ def checked(values: dict, recipe: str, size_reason: str | None) -> Settings:
     size, why = choose_size(experiment, size_reason)
   out = experiment.out
   if out is None:
-    chosen = default_recipe(experiment.dataset, experiment.model)
-    other = None if pathlib.Path(recipe).stem == chosen else recipe
+    other = folder_recipe(recipe, default_recipe(experiment.dataset, experiment.model))
     changed = changed_settings(values, recipe)
     out = run_folder.default_out(experiment, size, training.seed, changed, other)
   return Settings(experiment, training, recipe, size, why, pathlib.Path(out))

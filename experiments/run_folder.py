@@ -3,6 +3,8 @@
 runs/loso-synthetic-composite-32px-seed0                  # the default run
 runs/loso-synthetic-composite-32px-seed0-epochs1          # --epochs 1
 runs/loso-samm-composite-224px-seed0-5settings-bdc77fd1   # five settings changed
+runs/loso-synthetic-composite-32px-seed0-tiny             # --config tiny
+runs/loso-synthetic-composite-32px-seed0-tiny.py          # --config my/tiny.py (your own file)
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ def default_out(
   e, size: int, seed: int, changed: dict | None = None, recipe: str | None = None
 ) -> pathlib.Path:
   """runs/loso-DATASET-CLASSES-SIZEpx[-MODEL]-seedSEED[-RECIPE][-SETTINGS][-only-SUBJECTS]: a
-  part of a LOSO (--subjects) gets a folder of its own, named by its subjects; `recipe`, a
-  recipe other than the one the model and data choose, and `changed`, the settings that differ
-  from the recipe's (those that change the results: not the execution's), name it too, so
-  that runs with other settings never share a folder."""
+  part of a LOSO (--subjects) gets a folder of its own, named by its subjects; `recipe`, the
+  name of a recipe other than the one the model and data choose (options.folder_recipe), and
+  `changed`, the settings that differ from the recipe's (those that change the results: not the
+  execution's), name it too, so that runs with other settings never share a folder."""
   model = '' if e.model == 'hfanet' else f"-{e.model.replace(':', '.')}"
   name = f"loso-{e.dataset.replace(':', '-')}-{e.classes}-{size}px{model}-seed{seed}"
   if recipe:
-    name += f'-{pathlib.Path(recipe).stem}'
+    name += f'-{recipe}'
   if changed:
     name += '-' + _short('-'.join(f'{k}{_value(v)}' for k, v in changed.items()), changed)
   if e.subjects:

@@ -456,6 +456,25 @@ def test_a_default_out_differs_when_the_settings_differ():
   assert long.out.name.startswith('loso-synthetic-composite-32px-seed0-4settings-')
 
 
+def test_a_recipe_file_named_like_a_stock_recipe_gets_a_folder_of_its_own(tmp_path):
+  """A recipe of your own in a file named like one of experiments/configs (the chosen one, or
+  another) never gets that recipe's default folder, where its run would be refused; the stock
+  file given as a path is the stock recipe."""
+  stock = (options.CONFIG_DIR / 'synthetic.py').read_text()
+  for name in ('synthetic', 'tiny', 'mine'):
+    (tmp_path / f'{name}.py').write_text(stock.replace('epochs=2,', 'epochs=5,'))
+  default = _settings().out
+  assert _settings('--config', str(tmp_path / 'synthetic.py')).out == default.with_name(
+    default.name + '-synthetic.py'
+  )
+  assert _settings('--config', str(tmp_path / 'tiny.py')).out == default.with_name(
+    default.name + '-tiny.py'
+  )
+  assert _settings('--config', 'tiny').out == default.with_name(default.name + '-tiny')
+  assert _settings('--config', str(tmp_path / 'mine.py')).out.name == default.name + '-mine'
+  assert _settings('--config', str(options.CONFIG_DIR / 'synthetic.py')).out == default
+
+
 def test_the_saved_command_keeps_an_unset_setting_unset():
   """A setting left unset (none: chosen at run time) where the recipe sets it is written
   as none, so that the command does not rerun it with the recipe's value."""

@@ -242,22 +242,31 @@ def notes(args, runs: dict) -> list[str]:
   ]
 
 
+def run_networks(args, rest: list[str]) -> tuple[dict, dict]:
+  """Each network's run (run_model), and with --protocol published its authors' recipe's."""
+  runs, published = {}, {}
+  for model in args.models:
+    if own_recipe(args, model):
+      runs[model] = run_model(args, rest, model, None, model)
+    elif args.recipe == PUBLISHED[model].recipe:  # its authors' recipe: that run
+      runs[model] = run_model(args, rest, model, args.recipe, f'{model}-published', True)
+    else:
+      more = recipe_argv(args, rest, model) + rest
+      folder = f'{model}-{args.recipe}'
+      runs[model] = run_model(args, more, model, args.recipe, folder, True)
+    recipe = PUBLISHED[model].recipe
+    if args.protocol == 'published' and recipe:
+      published[model] = run_model(args, rest, model, recipe, f'{model}-published')
+  return runs, published
+
+
 def main(argv=None) -> int:
   args, rest = parse(sys.argv[1:] if argv is None else list(argv))
-  runs, published = {}, {}
   try:
-    for model in args.models:
-      if own_recipe(args, model):
-        runs[model] = run_model(args, rest, model, None, model)
-      elif args.recipe == PUBLISHED[model].recipe:  # its authors' recipe: that run
-        runs[model] = run_model(args, rest, model, args.recipe, f'{model}-published', True)
-      else:
-        more = recipe_argv(args, rest, model) + rest
-        folder = f'{model}-{args.recipe}'
-        runs[model] = run_model(args, more, model, args.recipe, folder, True)
-      recipe = PUBLISHED[model].recipe
-      if args.protocol == 'published' and recipe:
-        published[model] = run_model(args, rest, model, recipe, f'{model}-published')
+    with loso.sigterm_stops():  # as experiments.loso: the epoch in progress is saved first
+      runs, published = run_networks(args, rest)
+  except KeyboardInterrupt as e:
+    return loso.stopped(isinstance(e, loso.Terminated))
   except (UsageError, *(kind for kind, _ in loso.USER_ERRORS)) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

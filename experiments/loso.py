@@ -25,6 +25,7 @@ shared storage; process 0 writes the results: docs/multihost.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -41,7 +42,7 @@ from hfa_jax import distributed, report
 from hfa_jax.environment import cpu_model, versions
 from hfa_jax.kernels import cache_root
 from hfa_jax.loso import errors
-from hfa_jax.loso.callbacks import MetricLog, StopTogether
+from hfa_jax.loso.callbacks import MetricLog, StopAtEpochEnd
 from hfa_jax.loso.plan import make_plan
 from hfa_jax.loso.store import differences
 from hfa_jax.loso.run import run_loso
@@ -58,7 +59,8 @@ USER_ERRORS = (
 
 
 class Terminated(KeyboardInterrupt):
-  """SIGTERM (a scheduler's preemption, `kill`): stops the run as Ctrl-C does."""
+  """SIGTERM (a scheduler's preemption, `kill`): stops the run as Ctrl-C does, once the
+  training has saved the epoch in progress (StopAtEpochEnd)."""
 
 
 def run(s: Settings, progress: bool = True, argv=None) -> dict:
@@ -104,7 +106,7 @@ def run_with_result(s: Settings, progress: bool = True, argv=None) -> tuple:
       clock,
       MetricLog(s.out / 'logs'),
       None if progress or not main else EpochLog(),
-      StopTogether(_stop_exception) if distributed.processes() > 1 else None,
+      StopAtEpochEnd(_stop_signals()),
     ),
     run_record=dict(
       dataset=e.dataset,
@@ -275,31 +277,46 @@ def main(argv=None) -> int:
   except UsageError as e:
     parser.error(str(e))
   _enable_compilation_cache()
-  previous = signal.signal(signal.SIGTERM, _terminate)
-  _terminate.received = False
   try:
-    run(s, not getattr(args, 'no_progress', False), ['python', '-m', 'experiments.loso', *argv])
+    with sigterm_stops():
+      run(s, not getattr(args, 'no_progress', False), ['python', '-m', 'experiments.loso', *argv])
   except KeyboardInterrupt as e:
-    return _stopped(s, isinstance(e, Terminated))
+    return stopped(isinstance(e, Terminated), f' (or --resume {s.out})')
   except tuple(kind for kind, _ in USER_ERRORS) as e:
     print(f'error: {e}', file=sys.stderr)
     return next(code for kind, code in USER_ERRORS if isinstance(e, kind))
-  except Exception:
-    # SIGTERM raised inside a host callback of a model (jax.debug.callback/print) reaches
-    # here wrapped in JAX's runtime error: still a stop, not a failure
-    if _terminate.received:
-      return _stopped(s, True)
-    raise
-  finally:
-    signal.signal(signal.SIGTERM, previous)
   return 0
 
 
-def _stopped(s: Settings, by_sigterm: bool) -> int:
-  """Says how to continue a stopped run; returns its exit status (143 SIGTERM, 130 Ctrl-C)."""
-  stopped = 'stopped by SIGTERM' if by_sigterm else 'stopped'
+def _stop_signals() -> tuple:
+  """What stops the run at the end of the epoch in progress, once the group is saved there:
+  SIGTERM, and with many processes Ctrl-C too (it must stop them all together)."""
+  return (signal.SIGTERM, signal.SIGINT) if distributed.processes() > 1 else (signal.SIGTERM,)
+
+
+@contextlib.contextmanager
+def sigterm_stops():
+  """SIGTERM raises Terminated meanwhile (in the training, at the end of the epoch in
+  progress: StopAtEpochEnd), also where it lands inside a model's host callback
+  (jax.debug.callback/print), whose error JAX wraps it in: a stop, not a failure."""
+  previous = signal.signal(signal.SIGTERM, _terminate)
+  _terminate.received = False
+  try:
+    yield
+  except Exception as e:
+    if _terminate.received and not isinstance(e, tuple(kind for kind, _ in USER_ERRORS)):
+      raise Terminated() from e
+    raise
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def stopped(by_sigterm: bool, resume: str = '') -> int:
+  """Says how to continue a stopped run (`resume`: another way to, in brackets); returns its
+  exit status (143 SIGTERM, 130 Ctrl-C)."""
+  stop = 'stopped by SIGTERM' if by_sigterm else 'stopped'
   print(
-    f'\n{stopped}. Run the same command again (or --resume {s.out}) to continue; '
+    f'\n{stop}. Run the same command again{resume} to continue; '
     'finished folds and the last checkpoint are kept.',
     file=sys.stderr,
   )
@@ -309,11 +326,6 @@ def _stopped(s: Settings, by_sigterm: bool) -> int:
 def _terminate(signum, frame):
   _terminate.received = True
   raise Terminated()
-
-
-def _stop_exception(signum: int) -> KeyboardInterrupt:
-  """What a job of many processes raises in each once a signal has reached one of them."""
-  return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _enable_compilation_cache():

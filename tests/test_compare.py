@@ -240,6 +240,23 @@ def test_unknown_models_and_bad_counts_are_refused(capsys):
   assert 'not with --recipe' in capsys.readouterr().err
 
 
+def test_a_stop_says_how_to_resume_as_experiments_loso_does(monkeypatch, tmp_path, capsys):
+  """A SIGTERM (experiments.loso saves the epoch in progress, then raises Terminated) or a
+  Ctrl-C stops the comparison saying how to continue it: exit 143 or 130."""
+  from experiments import loso
+
+  for stop, code in ((loso.Terminated, 143), (KeyboardInterrupt, 130)):
+
+    def stopped(*args, stop=stop):
+      raise stop()
+
+    monkeypatch.setattr(compare, 'run_model', stopped)
+    assert compare.main(['--models', 'ststnet', '--out', str(tmp_path)]) == code
+    err = capsys.readouterr().err
+    assert 'Run the same command again to continue' in err and 'Traceback' not in err
+    assert ('stopped by SIGTERM' in err) == (code == 143)
+
+
 def test_the_networks_ensemble_takes_each_at_its_honest_epoch(board):
   """A run whose recipe keeps each subject's best test epoch (HFA-Net's authors' recipe, as
   `--recipe hfanet_published` gives every network) enters the networks' ensemble at its last

@@ -1,9 +1,11 @@
 """Fold-parallel LOSO trainer: augmentation, precise BN, vmap == one at a time,
 1 == 4 devices, no recompilation, resume == uninterrupted (tiny model, tiny data)."""
 
+import functools
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import types
@@ -23,6 +25,7 @@ from hfa_jax import augment as augment_lib
 from hfa_jax import optimiser
 from hfa_jax import train as train_lib
 from hfa_jax.loso import LosoConfig, run_loso
+from hfa_jax.loso.callbacks import StopAtEpochEnd
 from hfa_jax.models import registry
 from hfa_jax.loso.records import FoldRecord, GroupHistory, with_scored_logits
 from tests import test_real_data
@@ -371,6 +374,76 @@ def test_resume_after_a_kill_gives_the_same_results(tmp_path):
     )
 
 
+class Preempt:
+  """Sends SIGTERM `times` times as the epoch `at` starts; keeps the epochs trained. An epoch
+  is (the first model of its group, its phase, its index)."""
+
+  def __init__(self, at=None, times=1):
+    self.at, self.times, self.seen = at, times, []
+
+  def on_epoch_start(self, group, phase, epoch):
+    if (group.first, phase.name, epoch) == self.at:
+      for _ in range(self.times):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+  def on_epoch_end(self, end):
+    self.seen.append((end.group.first, end.phase.name, end.epoch))
+
+
+def preempted(run, at=None, times=1) -> tuple:
+  """run(callbacks=...) with StopAtEpochEnd and SIGTERM as the epoch `at` starts (Preempt),
+  whose handler stops the run as experiments.loso's does: (the epochs trained, the result or
+  None where stopped)."""
+
+  def stop(signum, frame):
+    raise Stop
+
+  preempt = Preempt(at, times)
+  previous = signal.signal(signal.SIGTERM, stop)
+  try:
+    return preempt.seen, run(callbacks=(preempt, StopAtEpochEnd()))
+  except Stop:
+    return preempt.seen, None
+  finally:
+    assert signal.signal(signal.SIGTERM, previous) is stop  # given back
+
+
+def saved_steps(monkeypatch) -> list:
+  """The steps of the checkpoints that RunStore.save writes from now on."""
+  steps, save = [], store_lib.RunStore.save
+  monkeypatch.setattr(
+    store_lib.RunStore, 'save', lambda self, step, *a: (steps.append(step), save(self, step, *a))
+  )
+  return steps
+
+
+def test_a_sigterm_stops_at_the_epochs_end_saved_there_and_the_resume_trains_on(
+  tmp_path, monkeypatch
+):
+  """A SIGTERM (a scheduler's preemption) stops the run at the end of the epoch it lands in,
+  saved there however long checkpoint_minutes is: the resume trains from the next epoch. One
+  that lands in a group's last epoch lets the group's fold records be saved and stops before
+  the next group trains. A second SIGTERM stops at once. The results are an uninterrupted
+  run's."""
+  x, y, s = toy_data()
+  cfg = dataclasses_replace(CFG, folds_in_parallel=2, checkpoint_minutes=60)  # 2 groups of 2
+  full = run_loso(x, y, s, cfg, TinyNet(), progress=False)
+  out, steps = tmp_path / 'run', saved_steps(monkeypatch)
+  run = functools.partial(run_loso, x, y, s, cfg, TinyNet(), out_dir=out, progress=False)
+  assert preempted(run, (0, 'train', 1), times=2) == ([(0, 'train', 0)], None)  # at once
+  assert steps == []
+  # landing in epoch 1 of the first group: it ends, saved with 2 of 3 epochs done (step 2)
+  assert preempted(run, (0, 'train', 1)) == ([(0, 'train', 0), (0, 'train', 1)], None)
+  assert steps == [2]
+  # the resume trains epoch 2, the group's last: its records are saved, the next group waits
+  assert preempted(run, (0, 'train', 2)) == ([(0, 'train', 2)], None)
+  assert len(list((out / 'folds').glob('*.json'))) == 2 and steps == [2]
+  seen, resumed = preempted(run)
+  assert seen == [(2, 'train', e) for e in range(3)]  # the second group, from its start
+  np.testing.assert_array_equal(resumed['predictions']['probs'], full['predictions']['probs'])
+  assert resumed['history'] == full['history']
+
+
 def test_a_resume_refuses_another_grouping_or_evaluation_layout_and_keeps_every_model(
   tmp_path, monkeypatch
 ):
@@ -621,6 +694,34 @@ def test_retrain_resumes_and_scores_the_chosen_epoch(tmp_path):
   data = loso.LosoData.of(x, y, s, strata)
   again = rescore.rescore(out, data, cfg, TinyNet(), ['s1', 's5'])
   np.testing.assert_allclose(again['predictions']['probs'], full['predictions']['probs'], atol=1e-5)
+
+
+def test_a_sigterm_with_retraining_stops_after_the_phase_end_checkpoint(tmp_path, monkeypatch):
+  """A SIGTERM in the train phase's last epoch stops the run once validation has chosen and
+  the retrain phase is saved; one in the retrain phase, at the end of its epoch, saved there.
+  The resumes train on from there, keep every model and end as an uninterrupted run."""
+  x, y, s, strata = _six_subjects()
+  cfg = dataclasses_replace(VAL, retrain=True, checkpoint_minutes=60)  # one group of 2
+  run = functools.partial(
+    run_loso, x, y, s, cfg, TinyNet(), strata=strata, only_subjects=['s1', 's5'], progress=False
+  )
+  full = run()
+  last = max(full['selected_epoch'].values())
+  assert last > 1  # the retrain phase has an epoch after its first
+  steps = saved_steps(monkeypatch)
+  out = tmp_path / 'run'
+  run = functools.partial(run, out_dir=out)
+  assert preempted(run, (0, 'train', 3)) == ([(0, 'train', e) for e in range(4)], None)
+  assert steps == [4]  # (phase 1, epoch 0) of 4 epochs a phase: validation has chosen
+  assert preempted(run, (0, 'retrain', 0)) == ([(0, 'retrain', 0)], None)
+  assert steps == [4, 5]
+  seen, resumed = preempted(run)
+  assert seen == [(0, 'retrain', e) for e in range(1, last)]
+  np.testing.assert_allclose(
+    resumed['predictions']['probs'], full['predictions']['probs'], atol=1e-6
+  )
+  assert resumed['selected_epoch'] == full['selected_epoch']
+  assert sorted(p.name for p in (out / 'models').iterdir()) == ['s1', 's5']
 
 
 class NaNNet(TinyNet):

@@ -78,10 +78,10 @@ def _single(out, data, tmp, model='TinyNet', devices=1):
   assert code == 0, log.read_text()[-3000:]
 
 
-def _two(out, data, tmp, model='TinyNet', tag='run') -> tuple:
-  """Starts processes 0 and 1 of a two-process run; (processes, their logs)."""
+def _two(out, data, tmp, model='TinyNet', tag='run', more=()) -> tuple:
+  """Starts processes 0 and 1 of a two-process run (`more`: options); (processes, their logs)."""
   port = _free_port()
-  args = [*RUN, '--model', f'tests.tiny:{model}', '--data_dir', str(data), '--out', str(out)]
+  args = [*RUN, *more, '--model', f'tests.tiny:{model}', '--data_dir', str(data), '--out', str(out)]
   args += ['--coordinator_address', f'127.0.0.1:{port}', '--num_processes', '2']
   logs = [tmp / f'{tag}.{i}.log' for i in range(2)]
   return [_start([*args, '--process_id', str(i)], logs[i]) for i in range(2)], logs
@@ -145,9 +145,10 @@ def _leaves(tree, prefix='') -> dict:
 def test_sigterm_on_one_process_stops_both_and_the_rerun_resumes(one_device, tmp_path):
   one, data = one_device
   out = tmp_path / 'run'
-  procs, logs = _two(out, data, tmp_path, model='SlowTinyNet', tag='stopped')
+  more = ('--checkpoint_minutes', '60')  # saved where the signal stops them alone
+  procs, logs = _two(out, data, tmp_path, model='SlowTinyNet', tag='stopped', more=more)
   deadline = time.monotonic() + TIMEOUT
-  while 'train epoch 1/6' not in logs[0].read_text():  # checkpointed (every epoch)
+  while 'train epoch 1/6' not in logs[0].read_text():
     assert all(p.poll() is None for p in procs), logs[0].read_text()[-3000:]
     assert time.monotonic() < deadline, 'no epoch ended'
     time.sleep(0.1)
@@ -160,7 +161,7 @@ def test_sigterm_on_one_process_stops_both_and_the_rerun_resumes(one_device, tmp
   assert not list((out / 'state' / 'folds').glob('*.json')), 'stopped after the first group'
   assert list((out / 'state' / 'checkpoints').iterdir())
 
-  procs, logs = _two(out, data, tmp_path, model='SlowTinyNet', tag='resumed')
+  procs, logs = _two(out, data, tmp_path, model='SlowTinyNet', tag='resumed', more=more)
   codes = _wait(procs, logs)
   text = logs[0].read_text()
   assert codes == [0, 0], text[-3000:] + logs[1].read_text()[-3000:]

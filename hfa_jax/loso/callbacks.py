@@ -6,6 +6,9 @@ A callback has any of these methods, called in this order by `hfa_jax.loso.run`:
   epoch), on_epoch_end(end: EpochEnd), on_phase_end(end: PhaseEnd), on_group_end(group),
   on_run_end(). At on_group_end the group's fold records are in group.records; the run saves
   them after it (they mark the models finished, so what a callback saves of them comes first).
+  A callback that sets `end.stop` at an epoch end (StopAtEpochEnd) has the run call
+  on_stop(end) once every callback has seen it: the Checkpointer saves the group there, then
+  the callback that asked stops the run.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class EpochEnd:
   state: object  # the stacked train states (valid until the next epoch starts)
   history: GroupHistory
   stats: object = None  # precise BatchNorm statistics the evaluation used (F, ...), or {}
+  stop: bool = False  # set by a callback to stop the run here: on_stop follows
 
   @property
   def loss(self) -> np.ndarray:
@@ -158,10 +162,11 @@ class ProgressBar:
 
 class Checkpointer:
   """Saves the group in training after the first epoch that ends `minutes` of `clock`
-  after the group's start or its last checkpoint (0: after every epoch), and when
-  validation has chosen the epochs to retrain for (the run deletes them once the group's
-  kept models and then its fold records are saved). A phase's last epoch needs none: the
-  fold records, or the phase-end checkpoint, follow it.
+  after the group's start or its last checkpoint (0: after every epoch), at an epoch end
+  where the run stops (on_stop: StopAtEpochEnd), and when validation has chosen the epochs
+  to retrain for (the run deletes them once the group's kept models and then its fold
+  records are saved). A phase's last epoch needs none: the fold records, or the phase-end
+  checkpoint, follow it.
 
   Checkpoint steps grow along the run's models, whatever the grouping of a resumed run.
   With many processes, process 0's clock decides for all (each must take part in a save).
@@ -170,6 +175,7 @@ class Checkpointer:
   def __init__(self, store, minutes: float, epochs: int, phases: int, clock: Callable):
     self.store, self.every, self.clock = store, 60 * minutes, clock
     self.epochs, self.phases = epochs, phases
+    self.saved = None  # the step of the last checkpoint
 
   def _step(self, group: Group, phase_index: int, epochs_done: int) -> int:
     return (group.first * self.phases + phase_index) * self.epochs + epochs_done
@@ -180,13 +186,19 @@ class Checkpointer:
   def on_epoch_end(self, end: EpochEnd):
     if end.phase.done or not distributed.first(np.bool_(self.clock() - self.last >= self.every)):
       return
+    self._save(self._step(end.group, len(end.history.phases) - 1, end.phase.epochs_done), end)
+
+  def on_stop(self, end: EpochEnd):
     step = self._step(end.group, len(end.history.phases) - 1, end.phase.epochs_done)
-    self.store.save(step, end.state, end.history)
-    self.last = self.clock()
+    if step != self.saved:  # not saved by the clock at this epoch end already
+      self._save(step, end)
 
   def on_phase_end(self, end: PhaseEnd):
-    self.store.save(self._step(end.group, 1, 0), end.state, end.history)
-    self.last = self.clock()
+    self._save(self._step(end.group, 1, 0), end)
+
+  def _save(self, step: int, end):
+    self.store.save(step, end.state, end.history)
+    self.saved, self.last = step, self.clock()
 
 
 class MetricLog:
@@ -249,28 +261,50 @@ class MetricLog:
   on_run_end = on_group_end
 
 
-class StopTogether:
-  """For a job of many processes: a Ctrl-C or SIGTERM that reaches any of them (one host
-  preempted, or all) stops every process at the end of the same epoch, where they learn of it
-  together (a collective), by raising `exception(signal number)` there. A process stopped
-  mid-step on its own would leave the others waiting for it in a collective."""
+class StopAtEpochEnd:
+  """Holds back `signals` (SIGTERM: a scheduler's preemption, `kill`) until the end of the
+  epoch in progress, where the run saves the group (on_stop: the Checkpointer, before this
+  callback) and the signal then goes to the handler that was there before (experiments.loso's
+  stops the run, saying how to resume): a resume loses nothing. After a phase's last epoch,
+  which the fold records or the phase-end checkpoint follow, it goes as the next epoch starts
+  (after the run's last, the run ends). A second signal goes at once.
 
-  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+  With many processes (then Ctrl-C too: a process stopped mid-step on its own would leave the
+  others waiting for it in a collective), a signal that reaches any of them stops all at the
+  same epoch end, where they learn of it together (a collective) and each takes part in the
+  checkpoint.
+  """
 
-  def __init__(self, exception: Callable[[int], BaseException]):
-    self.exception, self.caught, self.previous = exception, 0, {}
+  def __init__(self, signals=(signal.SIGTERM,)):
+    self.signals, self.caught, self.due, self.previous = tuple(signals), 0, 0, {}
 
   def on_run_start(self, run: RunStart):
     if threading.current_thread() is threading.main_thread():
-      self.previous = {s: signal.signal(s, self._catch) for s in self.SIGNALS}
+      self.previous = {s: signal.signal(s, self._catch) for s in self.signals}
 
   def _catch(self, signum, frame):
+    if self.caught:
+      self._deliver(signum)
     self.caught = signum
 
+  def on_epoch_start(self, group: Group, phase: Phase, epoch: int):
+    if self.due:  # asked for at a phase's last epoch: what followed it is saved
+      self._deliver(self.due)
+
   def on_epoch_end(self, end: EpochEnd):
-    signum = distributed.largest(self.caught)
-    if signum:
-      raise self.exception(signum)
+    self.due = distributed.largest(self.caught)
+    if self.due and not end.phase.done:
+      end.stop = True
+
+  def on_stop(self, end: EpochEnd):
+    if self.due:
+      self._deliver(self.due)
+
+  def _deliver(self, signum: int):
+    """Gives `signum` to the handler that was there before."""
+    self.due = 0
+    self.on_run_end()
+    signal.raise_signal(signum)
 
   def on_run_end(self):
     for s, handler in self.previous.items():

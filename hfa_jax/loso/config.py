@@ -186,7 +186,8 @@ class Execution:
   checkpoint_minutes: float = setting(
     10.0,
     'minutes of training between checkpoints of the folds in training (0: after every '
-    'epoch); finished folds are always saved. A checkpoint of HFA-Net holds ~0.3 GB per fold',
+    'epoch); finished folds are always saved, and a SIGTERM stops the run at the end of the '
+    'epoch, saved. A checkpoint of HFA-Net holds ~0.3 GB per fold',
     minimum=0,
   )
 

@@ -109,7 +109,8 @@ def run_loso(  # noqa: PLR0913 (the public entry point: its options are keyword-
     progress: show a tqdm bar (on process 0 of a multi-process job).
     on_epoch: called as on_epoch(group_index, epoch, info) after each epoch (and its
       checkpoint); may raise to stop the run (tests use it to simulate a kill).
-    callbacks: more callbacks (hfa_jax.loso.callbacks, e.g. MetricLog(dir)).
+    callbacks: more callbacks (hfa_jax.loso.callbacks, e.g. MetricLog(dir); StopAtEpochEnd():
+      a SIGTERM stops the run at the end of the epoch, with a checkpoint there).
     devices: devices of the fold mesh (default all: with jax.distributed, those of every
       process; hfa_jax.distributed). Every process then calls run_loso alike, and process 0
       writes the run folder's files.
@@ -351,9 +352,10 @@ def run_phase(run: Run, group: cb.Group, state, tables: dict, members: list):
     seconds = time.perf_counter() - t0
     models = _epoch_metrics(run, group, phase, members)
     samples = n * run.plan.steps_per_epoch * config.batch_size
-    run.callbacks.on_epoch_end(
-      cb.EpochEnd(group, phase, epoch, models, seconds, samples, state, history, stats)
-    )
+    end = cb.EpochEnd(group, phase, epoch, models, seconds, samples, state, history, stats)
+    run.callbacks.on_epoch_end(end)
+    if end.stop:  # a callback stops the run here (StopAtEpochEnd), the group saved first
+      run.callbacks.on_stop(end)
   return state
 
 

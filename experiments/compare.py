@@ -104,6 +104,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
       )
     if name in OWN:
       p.error(f'{name} is not an option of every network run: give {OWN[name]}')
+    if name in ('--eval_every_epoch', '--config.eval_every_epoch'):
+      p.error(
+        f'{name}: compare evaluates every epoch of every run (the published protocol\'s rows '
+        'and the curves need each epoch\'s test score): leave it out'
+      )
     if name.startswith('--') and name not in passed:
       p.error(
         f"{name}: no such option (abbreviations are not taken: give an option's full name; "

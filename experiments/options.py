@@ -167,6 +167,11 @@ def recipe_names() -> list[str]:
   return sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem != '__init__')
 
 
+def recipe_path(name: str) -> str:
+  """How messages name recipe `name`: experiments/configs/NAME.py, or the .py path given."""
+  return name if name.endswith('.py') else f'experiments/configs/{name}.py'
+
+
 def load_recipe(name: str) -> dict:
   """The settings of experiments/configs/NAME.py (or a .py path): its get_config()."""
   path = pathlib.Path(name)
@@ -209,7 +214,7 @@ def make_parser(
   doc = doc.split('\n\n', 1)
   p = Parser(
     prog='python -m experiments.loso',
-    description=doc[0] + f'\n\nDefaults shown: those of experiments/configs/{recipe}.py, the '
+    description=doc[0] + f'\n\nDefaults shown: those of {recipe_path(recipe)}, the '
     'recipe these options choose (--config, or by --dataset and --model).',
     epilog=doc[1],
     formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -284,7 +289,7 @@ def settings_from_args(args: argparse.Namespace, command: tuple = ()) -> Setting
   if 'size' in given:
     reason = '--size'
   elif 'size' in from_recipe:
-    reason = f'experiments/configs/{recipe}.py'
+    reason = recipe_path(recipe)
   else:
     reason = None
   return checked(values, recipe, reason)

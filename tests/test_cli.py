@@ -498,6 +498,11 @@ def test_a_recipe_file_named_like_a_stock_recipe_gets_a_folder_of_its_own(tmp_pa
   assert _settings('--config', 'tiny').out == default.with_name(default.name + '-tiny')
   assert _settings('--config', str(tmp_path / 'mine.py')).out.name == default.name + '-mine'
   assert _settings('--config', str(options.CONFIG_DIR / 'synthetic.py')).out == default
+  # the input side's reason names the file given (it read 'experiments/configs//...py.py')
+  sized = tmp_path / 'sized.py'
+  sized.write_text((options.CONFIG_DIR / 'tiny.py').read_text())
+  assert _settings('--config', str(sized)).size_reason == f'set by {sized}'
+  assert _settings('--config', 'tiny').size_reason == 'set by experiments/configs/tiny.py'
 
 
 def test_the_saved_command_keeps_an_unset_setting_unset():

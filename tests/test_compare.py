@@ -190,6 +190,8 @@ def test_options_that_would_change_every_networks_run_silently_are_refused(capsy
     ),
     (['--config.dataset', 'synthetic'], 'give --dataset'),
     (['--config.out=/tmp/x'], 'give --out'),
+    (['--eval_every_epoch', 'false'], 'compare evaluates every epoch of every run'),
+    (['--config.eval_every_epoch=false'], 'compare evaluates every epoch of every run'),
   ):
     with pytest.raises(SystemExit):
       compare.parse(['--models', 'hfanet,ststnet', *argv])

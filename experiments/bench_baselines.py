@@ -37,7 +37,7 @@ import time
 import jax
 import numpy as np
 
-from experiments import options, torch_baselines
+from experiments import recipes, torch_baselines
 from experiments.bench_runners import NUM_CLASSES, fold_runner
 from experiments.run_log import duration
 from experiments.timing import peak_memory_bytes, train_flops_per_sample
@@ -80,7 +80,7 @@ class Recipe:
 
 def recipe(name: str, devices=None) -> Recipe:
   """The recipe of baseline `name` (experiments/configs/NAME.py) for the 3-seed dev-part run."""
-  values = options.load_recipe(name)
+  values = recipes.load_recipe(name)
   fields = {f.name for f in dataclasses.fields(loso.LosoConfig)}
   config = loso.LosoConfig(**{k: v for k, v in values.items() if k in fields})
   multiple = getattr(registry.model_class(name), 'side_multiple', 1)

@@ -42,7 +42,7 @@ import pathlib
 import shlex
 import sys
 
-from experiments import usage, leaderboard, loso, options
+from experiments import leaderboard, loso, options, recipes, usage
 from experiments.compare_rows import (
   PUBLISHED,
   honest_epoch,
@@ -92,8 +92,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.error(
       "--protocol published shows each authors' script with its own recipe: not with --recipe"
     )
-  if args.recipe and args.recipe not in options.recipe_names():
-    p.error(f"--recipe {args.recipe}: no such recipe ({', '.join(options.recipe_names())})")
+  if args.recipe and args.recipe not in recipes.recipe_names():
+    p.error(f"--recipe {args.recipe}: no such recipe ({', '.join(recipes.recipe_names())})")
   passed = loso_options()
   for option in rest:
     name = option.split('=', 1)[0]
@@ -175,7 +175,7 @@ def model_argv(args, model: str, recipe: str | None, folder: str) -> list[str]:
 
 def own_recipe(args, model: str) -> bool:
   """Whether `model` trains with its own recipe in this comparison."""
-  return not args.recipe or args.recipe == options.default_recipe(args.dataset, model)
+  return not args.recipe or args.recipe == recipes.default_recipe(args.dataset, model)
 
 
 def recipe_argv(args, rest: list[str], model: str) -> list[str]:

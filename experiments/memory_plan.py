@@ -27,7 +27,7 @@ import time
 
 import jax
 
-from experiments import options
+from experiments import recipes
 from hfa_jax import kernels, loso
 from hfa_jax.loso import abstract, memory
 from hfa_jax.loso.program import ProgramShape, fold_mesh, fold_program
@@ -41,7 +41,7 @@ def recipe(name: str, side: int) -> loso.LosoConfig:
   """The training settings a LOSO of network `name` at `side` px uses by default: a baseline's
   own recipe; HFA-Net's for the flow images (32 px) or for frames (224 px)."""
   dataset = 'megc2019_flow_images' if side <= 64 else 'casme2'
-  values = options.load_recipe(options.default_recipe(dataset, name))
+  values = recipes.load_recipe(recipes.default_recipe(dataset, name))
   names = {f.name for f in dataclasses.fields(loso.LosoConfig)}
   return loso.LosoConfig(**{k: v for k, v in values.items() if k in names})
 

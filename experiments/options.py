@@ -1,9 +1,8 @@
-"""The settings of `python -m experiments.loso`: declarations, recipes, command line.
+"""The settings of `python -m experiments.loso`: the command line, saved runs, the checks.
 
-Every setting is declared once, as a field with its default, help and bounds:
-`Experiment` below (data, model, output) and `hfa_jax.loso.LosoConfig` (training).
-A recipe is an ml_collections config file, experiments/configs/NAME.py, whose
-`get_config()` returns the settings it changes (plain overrides of the declared defaults).
+Every setting is declared once (experiments.declarations: `Experiment` and
+`hfa_jax.loso.LosoConfig`); a recipe (experiments.recipes) is an ml_collections config file,
+experiments/configs/NAME.py, whose `get_config()` returns the settings it changes.
 Layers, lowest first: the declarations < the recipe < the command line, where
 `--epochs 12`, `--epochs=12` and `--config.epochs=12` are the same option. Without
 --config the recipe follows the model and the data. `--resume OUT` takes the settings
@@ -14,109 +13,36 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import importlib.util
 import json
 import pathlib
 import shlex
 
-import ml_collections
 
-from datasets.common import registry as dataset_registry
 from datasets.load import native_size
 from hfa_jax import settings as settings_lib
 from hfa_jax.loso import store
 from hfa_jax.loso.config import LosoConfig
 from experiments import run_folder
+from experiments.declarations import (
+  DATASETS,
+  FLOW_IMAGES,
+  NATIVE_OK,
+  Experiment,
+  base_config,
+  declared_defaults,
+  field_names,
+)
 from experiments.networks import model_class
+from experiments.recipes import (
+  default_recipe,
+  folder_recipe,
+  load_recipe,
+  recipe_path,
+)
 from experiments.run_folder import default_out  # noqa: F401 (the commands' folder names)
-from hfa_jax.models import registry
 from experiments.usage import Parser, UsageError  # noqa: F401 (the commands' errors)
-from hfa_jax.settings import setting
 
-# What --dataset takes: the generated synthetic databases, or a dataset built by datasets.build.
-DATASETS = ('synthetic', *dataset_registry.NAMES)
-FLOW_IMAGES = dataset_registry.FLOW_IMAGES
-NATIVE_OK = dataset_registry.DATABASES  # datasets with emotions of their own
-CONFIG_DIR = pathlib.Path(__file__).resolve().parent / 'configs'
 COMMAND = ('config', 'resume', 'no_progress')  # options that are not settings
-
-
-@dataclasses.dataclass(frozen=True)
-class Experiment:
-  """What to train on, which model, where the results go."""
-
-  dataset: str = setting(
-    'synthetic',
-    'NAME or NAME:CONFIG of a dataset built by python -m '
-    'datasets.build (e.g. casme2:size_224_missing_apex_middle), or '
-    'synthetic',
-  )
-  data_dir: str | None = setting(
-    None,
-    'where datasets are built ($TFDS_DATA_DIR or '
-    '~/tensorflow_datasets; synthetic: ./synthetic_data)',
-  )
-  classes: str = setting(
-    'composite',
-    "'composite': negative/positive/surprise (MEGC2019); 'native': the database's emotions",
-    choices=('composite', 'native'),
-  )
-  keep_emotions: list | None = setting(None, 'native classes to keep, comma-separated')
-  size: int | None = setting(
-    None,
-    "input side (default: a flow-image dataset's native side, "
-    "rounded up to the model's multiple; 224 for frame-based data)",
-    minimum=8,
-  )
-  subjects: list | None = setting(
-    None, 'test only these subjects (comma-separated): part of a LOSO'
-  )
-  model: str = setting(
-    'hfanet',
-    "'hfanet', a baseline ('rcn_a', 'ststnet'), or 'module:Class' of a linen module "
-    'taking num_classes, called as (x, train)',
-  )
-  out: str | None = setting(
-    None,
-    'output folder (default runs/loso-DATASET-CLASSES-SIZEpx-'
-    'seedSEED, with the model unless HFA-Net, and the subjects of a part)',
-  )
-  synthetic_subjects: int = setting(4, 'subjects per synthetic database', minimum=1)
-  synthetic_seed: int = setting(0, 'seed of the synthetic databases')
-
-  @property
-  def dataset_name(self) -> str:
-    """'casme2:size_224_missing_apex_middle' -> 'casme2'."""
-    return self.dataset.partition(':')[0]
-
-  @property
-  def dataset_config(self) -> str | None:
-    """'casme2:size_224_missing_apex_middle' -> 'size_224_missing_apex_middle'."""
-    return self.dataset.partition(':')[2] or None
-
-
-DECLARED = (Experiment, LosoConfig)
-
-
-def field_names() -> list[str]:
-  return [n for cls in DECLARED for n in settings_lib.names(cls)]
-
-
-def declared_defaults() -> dict:
-  """Every declared setting at its declared default, by name."""
-  return {k: v for cls in DECLARED for k, v in settings_lib.defaults(cls).items()}
-
-
-def base_config() -> ml_collections.ConfigDict:
-  """Every declared setting at its declared default, as an ml_collections ConfigDict (typed
-  placeholders where the default is None): a starting point for a config of your own."""
-  config = ml_collections.ConfigDict()
-  for cls in DECLARED:
-    for name, value in settings_lib.defaults(cls).items():
-      base, _ = settings_lib._base_type(cls, name)
-      config[name] = ml_collections.config_dict.placeholder(base) if value is None else value
-  return config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,48 +84,6 @@ class Settings:
       size_reason=self.size_reason,
       command=self.command(),
     )
-
-
-# ---------------------------------------------------------------------- recipes
-
-
-def recipe_names() -> list[str]:
-  return sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem != '__init__')
-
-
-def recipe_path(name: str) -> str:
-  """How messages name recipe `name`: experiments/configs/NAME.py, or the .py path given."""
-  return name if name.endswith('.py') else f'experiments/configs/{name}.py'
-
-
-def load_recipe(name: str) -> dict:
-  """The settings of experiments/configs/NAME.py (or a .py path): its get_config()."""
-  path = pathlib.Path(name)
-  if path.suffix != '.py':
-    path = CONFIG_DIR / f'{name}.py'
-  if not path.is_file():
-    raise UsageError(f'--config {name}: no file {path} (configs: {", ".join(recipe_names())})')
-  spec = importlib.util.spec_from_file_location(f'_loso_config_{path.stem}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not hasattr(module, 'get_config'):
-    raise UsageError(f'--config {path} has no get_config()')
-  config = module.get_config()
-  values = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
-  unknown = sorted(set(values) - set(field_names()))
-  if unknown:
-    raise UsageError(f'--config {path}: unknown settings {unknown}')
-  return values
-
-
-def default_recipe(dataset: str, model: str) -> str:
-  """The recipe of a dataset and model when --config is not given."""
-  name = dataset.partition(':')[0]
-  if model != 'hfanet' and model in registry.names():
-    return model  # a baseline's own published recipe, experiments/configs/MODEL.py
-  if name == 'synthetic':
-    return 'synthetic'
-  return 'flow_images' if name in FLOW_IMAGES else 'frames'
 
 
 # ----------------------------------------------------------------- command line
@@ -375,17 +259,6 @@ def changed_settings(values: dict, recipe: str) -> dict:
   except UsageError:
     return {}
   return run_folder.changed_from(values, defaults, field_names())
-
-
-def folder_recipe(recipe: str, chosen: str) -> str | None:
-  """How a default folder names `recipe`: not at all where it is `chosen` (the one the model
-  and data choose), else by its name; a file of your own named like a recipe of
-  experiments/configs as NAME.py, so that its runs never share that recipe's folders."""
-  path = pathlib.Path(recipe)
-  stock = CONFIG_DIR / f'{path.stem}.py'
-  if path.suffix == '.py' and stock.is_file() and path.resolve() != stock:
-    return path.name
-  return None if path.stem == chosen else path.stem
 
 
 def default_folder(s: Settings) -> pathlib.Path:

@@ -26,7 +26,7 @@ def default_out(
 ) -> pathlib.Path:
   """runs/loso-DATASET-CLASSES-SIZEpx[-MODEL]-seedSEED[-RECIPE][-SETTINGS][-only-SUBJECTS]: a
   part of a LOSO (--subjects) gets a folder of its own, named by its subjects; `recipe`, the
-  name of a recipe other than the one the model and data choose (options.folder_recipe), and
+  name of a recipe other than the one the model and data choose (recipes.folder_recipe), and
   `changed`, the settings that differ from the recipe's (those that change the results: not the
   execution's), name it too, so that runs with other settings never share a folder."""
   model = '' if e.model == 'hfanet' else f"-{e.model.replace(':', '.')}"

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from experiments import input_pipeline, options
+from experiments import declarations, input_pipeline, options, recipes
 from experiments import loso as cli
 from hfa_jax import environment
 from tests.conftest import ROOT, TINY, run_module
@@ -394,11 +394,11 @@ def _settings(*argv):
 
 
 def test_default_config_and_size_follow_model_and_data():
-  assert options.default_recipe('megc2019_flow_images', 'hfanet') == 'flow_images'
-  assert options.default_recipe('megc2019_flow_images', 'ststnet') == 'ststnet'
-  assert options.default_recipe('samm', 'hfanet') == 'frames'
-  assert options.default_recipe('casme2:size_32_missing_apex_middle', 'hfanet') == 'frames'
-  assert options.default_recipe('synthetic', 'hfanet') == 'synthetic'
+  assert recipes.default_recipe('megc2019_flow_images', 'hfanet') == 'flow_images'
+  assert recipes.default_recipe('megc2019_flow_images', 'ststnet') == 'ststnet'
+  assert recipes.default_recipe('samm', 'hfanet') == 'frames'
+  assert recipes.default_recipe('casme2:size_32_missing_apex_middle', 'hfanet') == 'frames'
+  assert recipes.default_recipe('synthetic', 'hfanet') == 'synthetic'
   s = _settings('--dataset', 'megc2019_flow_images')
   assert s.size == 32 and 'native 28 px' in s.size_reason and 'multiple of 32' in s.size_reason
   s = _settings('--dataset', 'megc2019_flow_images', '--model', 'ststnet')
@@ -413,13 +413,13 @@ def test_ml_collections_configs_and_dotted_overrides():
   as the flax examples' do, and are the same as the plain options."""
   import ml_collections
 
-  for name in options.recipe_names():
-    spec = importlib.util.spec_from_file_location(name, options.CONFIG_DIR / f'{name}.py')
+  for name in recipes.recipe_names():
+    spec = importlib.util.spec_from_file_location(name, recipes.CONFIG_DIR / f'{name}.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config()
     assert isinstance(config, ml_collections.ConfigDict)
-    assert set(config.keys()) <= set(options.field_names()), name  # overrides only
+    assert set(config.keys()) <= set(declarations.field_names()), name  # overrides only
   path = 'experiments/configs/flow_images.py'
   s = _settings(f'--config={path}', '--config.epochs=12', '--config.augment', 'flip')
   assert s.recipe == path and s.training.epochs == 12 and s.training.augment == 'flip'
@@ -441,7 +441,7 @@ def test_help_shows_the_defaults_of_the_chosen_recipe(capsys):
     text = capsys.readouterr().out
     assert f'epochs per fold [default {epochs}]' in text, argv
     names = {o for a in options.make_parser()._actions for o in a.option_strings}
-    assert all(f'--{n}' in names and f'--{n}' in text for n in options.field_names())
+    assert all(f'--{n}' in names and f'--{n}' in text for n in declarations.field_names())
     recipe = options.chosen_recipe(argv)
     assert f'Defaults shown: those of experiments/configs/{recipe}.py' in ' '.join(text.split())
 
@@ -485,7 +485,7 @@ def test_a_recipe_file_named_like_a_stock_recipe_gets_a_folder_of_its_own(tmp_pa
   """A recipe of your own in a file named like one of experiments/configs (the chosen one, or
   another) never gets that recipe's default folder, where its run would be refused; the stock
   file given as a path is the stock recipe."""
-  stock = (options.CONFIG_DIR / 'synthetic.py').read_text()
+  stock = (recipes.CONFIG_DIR / 'synthetic.py').read_text()
   for name in ('synthetic', 'tiny', 'mine'):
     (tmp_path / f'{name}.py').write_text(stock.replace('epochs=2,', 'epochs=5,'))
   default = _settings().out
@@ -497,10 +497,10 @@ def test_a_recipe_file_named_like_a_stock_recipe_gets_a_folder_of_its_own(tmp_pa
   )
   assert _settings('--config', 'tiny').out == default.with_name(default.name + '-tiny')
   assert _settings('--config', str(tmp_path / 'mine.py')).out.name == default.name + '-mine'
-  assert _settings('--config', str(options.CONFIG_DIR / 'synthetic.py')).out == default
+  assert _settings('--config', str(recipes.CONFIG_DIR / 'synthetic.py')).out == default
   # the input side's reason names the file given (it read 'experiments/configs//...py.py')
   sized = tmp_path / 'sized.py'
-  sized.write_text((options.CONFIG_DIR / 'tiny.py').read_text())
+  sized.write_text((recipes.CONFIG_DIR / 'tiny.py').read_text())
   assert _settings('--config', str(sized)).size_reason == f'set by {sized}'
   assert _settings('--config', 'tiny').size_reason == 'set by experiments/configs/tiny.py'
 

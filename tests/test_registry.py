@@ -8,24 +8,24 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from experiments import options
+from experiments import declarations, recipes
 from hfa_jax.models import registry
 
 
 def test_every_baseline_has_its_own_recipe():
-  recipes = set(options.recipe_names())
+  stock = set(recipes.recipe_names())
   for name in registry.names():
     if name != 'hfanet':
-      assert name in recipes, f'experiments/configs/{name}.py is missing'
-      assert options.default_recipe('megc2019_flow_images', name) == name
-      assert options.load_recipe(name).get('model') == name
+      assert name in stock, f'experiments/configs/{name}.py is missing'
+      assert recipes.default_recipe('megc2019_flow_images', name) == name
+      assert recipes.load_recipe(name).get('model') == name
 
 
-@pytest.mark.parametrize('name', options.recipe_names())
+@pytest.mark.parametrize('name', recipes.recipe_names())
 def test_recipes_are_plain_overrides(name):
-  defaults = options.declared_defaults()
-  assert options.base_config().to_dict() == defaults  # the same, as a ConfigDict
-  values = options.load_recipe(name)
+  defaults = declarations.declared_defaults()
+  assert declarations.base_config().to_dict() == defaults  # the same, as a ConfigDict
+  values = recipes.load_recipe(name)
   restated = {k: v for k, v in values.items() if defaults[k] == v}
   assert not restated, f'{name}.py restates declared defaults: {restated}'
 
@@ -57,7 +57,7 @@ def test_every_baseline_runs_at_its_recipe_side(name):
   rounded up to its multiple where the recipe sets no size): logits, and BatchNorm updates
   in training with a dropout rng."""
   cls = registry.model_class(name)
-  side = options.load_recipe(name).get('size') or 28
+  side = recipes.load_recipe(name).get('size') or 28
   side = -(-side // getattr(cls, 'side_multiple', 1)) * getattr(cls, 'side_multiple', 1)
   model = registry.build(name, 3)
   x = jnp.ones((2, side, side, 3)) * 0.1

@@ -60,6 +60,17 @@ def test_stop_at_first_bad_sample(tmp_path, kind, capsys):
   assert _run('casme2', manual, data_dir, '--on_error', 'stop') == 1
   err = capsys.readouterr().err
   assert reason in err and f'sub01/{row[1]}' in err and '--on_error skip' in err
+  assert 'to leave such samples out' in err
+  assert _nothing_built(data_dir)
+
+
+def test_stop_at_a_duplicate_row_says_its_sample_would_be_built(tmp_path, capsys):
+  data_dir = tmp_path / 'tfds'
+  manual = _casme2(tmp_path / 'manual', [GOOD, GOOD])
+  assert _run('casme2', manual, data_dir, '--on_error', 'stop') == 1
+  err = capsys.readouterr().err
+  assert 'duplicate row' in err and 'leave such samples out' not in err
+  assert '--on_error skip to build its sample from its first row' in err
   assert _nothing_built(data_dir)
 
 

@@ -201,10 +201,14 @@ class FlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _bad(self, problem: Problem) -> None:
     if self.on_error == 'stop':
+      then = (
+        'to build its sample from its first row (duplicates are listed in the summary)'
+        if problem.duplicate
+        else 'to leave such samples out (they are listed in the summary)'
+      )
       raise BuildStopped(
         f'{self.name}: stopped at a bad sample (--on_error stop); nothing '
-        f'was written.\n  {problem}\nFix it, or rerun with --on_error skip '
-        'to leave such samples out (they are listed in the summary).'
+        f'was written.\n  {problem}\nFix it, or rerun with --on_error skip {then}.'
       )
     entries = self.report.duplicates if problem.duplicate else self.report.skipped
     entries.append((problem.where, problem.reason))

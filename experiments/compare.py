@@ -42,18 +42,21 @@ import pathlib
 import shlex
 import sys
 
-from experiments import leaderboard, loso, options, recipes, usage
+from experiments import declarations, leaderboard, loso, options, recipes, usage
 from experiments.compare_rows import (
   PUBLISHED,
   honest_epoch,
   honest_row,
+  in_words,
   models_ensemble,
   published_rows,
   reference_scores,
   shows_published,
 )
 from experiments.options import UsageError
+from hfa_jax import settings as settings_lib
 from hfa_jax.environment import cpu_model
+from hfa_jax.loso.config import LosoConfig
 from hfa_jax.models import registry
 
 
@@ -204,8 +207,25 @@ def run_model(
   record, result, data = loso.run_with_result(s, not args.no_progress)
   command = shlex.join(['python', '-m', 'experiments.loso', *argv])
   return dict(
-    result=result, data=data, record=record, command=command, recipe=s.recipe, swapped=swapped
+    result=result,
+    data=data,
+    record=record,
+    command=command,
+    recipe=s.recipe,
+    swapped=swapped,
+    changed=changed_from_recipe(s),
   )
+
+
+def changed_from_recipe(s: options.Settings) -> dict:
+  """The settings of a network's run that differ from its recipe's and change what it learns
+  (training settings and the input side given to every run, such as --epochs 2), less
+  compare's own: its seeds and the evaluation of every epoch."""
+  changed = options.changed_settings(s.values(), s.recipe)
+  learned = set(settings_lib.names(LosoConfig)) - {'ensemble', 'eval_every_epoch'}
+  given = s.size_reason == 'set by --size'  # the input side is not among changed_settings
+  size = {'size': s.size} if given and s.size != recipes.load_recipe(s.recipe).get('size') else {}
+  return size | {k: v for k, v in changed.items() if k in learned}
 
 
 def notes(args, runs: dict) -> list[str]:
@@ -236,6 +256,13 @@ def notes(args, runs: dict) -> list[str]:
     '(its own input side kept) on the same folds and samples: rows named NETWORK (RECIPE) '
     "are not their authors' recipes."
   )
+  changed = {k: v for run in runs.values() for k, v in run.get('changed', {}).items()}
+  changed = {k: changed[k] for k in declarations.field_names() if k in changed}
+  if changed:
+    trained += (
+      f' The recipes were changed by the options given ({in_words(changed)}): '
+      "no row is its authors' recipe."
+    )
   return [
     f'{dataset}; {args.ensemble} seeds per network trained together, each seed scored as a '
     'LOSO of its own (UF1 and UAR pooled over all folds), mean +- std (ddof 1).',

@@ -107,8 +107,10 @@ def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
   record = run['record']
   select = honest_epoch(run)
   members, ensemble = scores(run, select)
+  changed = run.get('changed')
   script = (
-    not (shows_published(model) or run['swapped']) and select == PUBLISHED[model].select_epoch
+    not (shows_published(model) or run['swapped'] or changed)
+    and select == PUBLISHED[model].select_epoch
   )
   same = ", as its authors' script" if script else ''
   return Row(
@@ -123,8 +125,14 @@ def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
     **times(record),
     machine=machine(record),
     source=f"experiments/configs/{run['recipe']}.py"
+    + (f', changed: {in_words(changed)}' if changed else '')
     + (f'; its scoring as {PUBLISHED[model].script}' if script else ''),
   )
+
+
+def in_words(changed: dict) -> str:
+  """{'epochs': 2, 'batch_size': 4} -> 'epochs 2, batch_size 4'."""
+  return ', '.join(f'{k} {v}' for k, v in changed.items())
 
 
 def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | None) -> list[Row]:
@@ -138,7 +146,8 @@ def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | N
     members, ensemble = scores(run, 'last')
     base = Row(
       name=f'{model} ({pub.recipe})',
-      protocol="honest: last epoch, its authors' recipe",
+      protocol="honest: last epoch, its authors' recipe"
+      + (' (changed)' if run.get('changed') else ''),
       honest=True,
       members=members,
       ensemble=ensemble,
@@ -147,7 +156,9 @@ def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | N
       command=run['command'],
       **times(run['record']),
       machine=machine(run['record']),
-      source=f'experiments/configs/{pub.recipe}.py; {pub.script}',
+      source=f'experiments/configs/{pub.recipe}.py'
+      + (f", changed: {in_words(run['changed'])}" if run.get('changed') else '')
+      + f'; {pub.script}',
     )
     rows.append(base)
   if pub.select_epoch == 'best_test':

@@ -49,7 +49,11 @@ def test_files_and_rows(board):
   flags = [r['honest'] == 'True' for r in rows]
   assert flags == sorted(flags, reverse=True)  # no NOT honest row above an honest one
   ststnet = next(r for r in honest if r['model'] == 'ststnet')
-  assert "as its authors' script" in ststnet['protocol']
+  # trained 2 epochs of batch 4 (the options given): neither its authors' recipe nor script
+  assert ststnet['protocol'] == 'honest: last epoch'
+  assert ststnet['source'] == (
+    'experiments/configs/ststnet.py, changed: epochs 2, batch_size 4, steps_per_epoch 1'
+  )
   # what trained it: the wall and CPU time of its one part, and the code
   assert float(ststnet['cpu_time_s']) > 0 and float(ststnet['wall_time_s']) > 0
   assert ststnet['code'] == leaderboard.code_cell([code_version()]) != ''
@@ -57,10 +61,13 @@ def test_files_and_rows(board):
   # their scripts' choice; HFA-Net's script has a recipe of its own, scored both ways
   assert {r['model'] for r in not_honest} == {'hfanet (hfanet_published)', 'offapexnet'}
   own = next(r for r in honest if r['model'] == 'hfanet (hfanet_published)')
-  assert own['protocol'] == "honest: last epoch, its authors' recipe"
+  assert own['protocol'] == "honest: last epoch, its authors' recipe (changed)"
   assert '--config hfanet_published' in own['command']
   assert all(r['protocol'] == 'NOT honest: epoch chosen on the test subject' for r in not_honest)
   text = (out / f'{BOARD}.md').read_text()
+  assert 'The recipes were changed by the options given (epochs 2, batch_size 4, ' in text
+  assert 'synthetic_subjects' not in text.split('Each row')[0]  # the data, not a recipe's
+  assert "no row is its authors' recipe" in text
   assert text.index('NOT honest') > text.index('| ststnet | honest')
   assert 'python -m experiments.loso --dataset synthetic --model hfanet' in text
   assert (out / 'runs' / 'hfanet-published' / 'summary.json').is_file()
@@ -226,6 +233,21 @@ def test_abbreviations_are_refused_not_read_as_another_option(capsys):
     assert said in capsys.readouterr().err, argv
   args, _ = compare.parse(['--models', 'hfanet', '--ensemble', '2', '--out=o', '--no_progress'])
   assert (args.ensemble, str(args.out), args.no_progress) == (2, 'o', True)
+
+
+def test_settings_given_to_every_run_are_its_changes_from_its_recipe():
+  """What a row says its recipe was changed by: training settings and an input side other
+  than the recipe's, not compare's own seeds and evaluation, nor the data's settings."""
+  args, rest = compare.parse(
+    ['--dataset', 'synthetic', '--models', 'hfanet,ststnet', '--synthetic_subjects', '1']
+    + ['--epochs', '2', '--size', '32']
+  )
+  changed = {}
+  for model in args.models:
+    _, namespace = compare.options.parse(compare.model_argv(args, model, None, model) + rest)
+    changed[model] = compare.changed_from_recipe(compare.options.settings_from_args(namespace))
+  # the synthetic recipe trains 2 epochs at 32 px already; STSTNet's trains 800 at the native
+  assert changed == {'hfanet': {}, 'ststnet': {'size': 32, 'epochs': 2}}
 
 
 def test_unknown_models_and_bad_counts_are_refused(capsys):

@@ -3,7 +3,8 @@ honest row (its run at its honest epoch, paired with HFA-Net's seed by seed), th
 authors' public script would print (`PUBLISHED`), and the ensemble of the networks.
 
 A run here is experiments.compare.run_model's dict: 'result' (LosoResult), 'data', 'record'
-(summary.json), 'command', 'recipe', 'swapped' (trained with another network's recipe).
+(summary.json), 'command', 'recipe', 'swapped' (trained with another network's recipe),
+'changed' (the settings the options given changed from its recipe: compare.changed_from_recipe).
 """
 
 from __future__ import annotations

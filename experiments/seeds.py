@@ -42,7 +42,7 @@ def run_result(run: pathlib.Path):
 
 def key_scheme(run: pathlib.Path) -> int:
   """How the run derived its members' random keys (hfa_jax.loso.keys; 1 if unrecorded)."""
-  return (store.read_run(run / 'state') or {}).get(store.KEYS, 1)
+  return store.key_scheme(store.read_run(run / 'state') or {})
 
 
 def member_scores(result, data) -> tuple[list[dict], dict, int]:
@@ -138,11 +138,12 @@ def main(argv=None) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 2
   print(heading(result.config) + '\n\n' + table(members, ensemble, baseline))
-  if baseline is not None and k > 1 and key_scheme(args.run) != key_scheme(args.baseline):
+  schemes = (key_scheme(args.run), key_scheme(args.baseline)) if baseline is not None else ()
+  if k > 1 and len(set(schemes)) > 1:
     print(
       f'note: the two runs derive the keys of members >= 1 differently (random_keys '
-      f'{key_scheme(args.run)} and {key_scheme(args.baseline)}, hfa_jax.loso.keys): only '
-      'member 0 is paired with the same initial weights'
+      f'{schemes[0]} and {schemes[1]}, hfa_jax.loso.keys): only member 0 is paired with the '
+      'same initial weights'
     )
   if args.json:
     record = dict(members=members, ensemble=ensemble, baseline=baseline)

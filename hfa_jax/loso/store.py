@@ -41,6 +41,11 @@ def read_run(run_dir) -> dict | None:
     return json.load(f)
 
 
+def key_scheme(run: dict) -> int:
+  """The random-key scheme (hfa_jax.loso.keys) of a run from its run.json: 1 where unrecorded."""
+  return run.get(KEYS, 1)
+
+
 def write_json(path, obj):
   """Compact JSON, written atomically (hfa_jax.files)."""
   files.write_json(path, obj, indent=None)
@@ -170,7 +175,8 @@ class RunStore:
     with open(run_json) as f:
       saved = json.load(f)
     saved.pop(NOTE, None)
-    self.random_keys = saved.pop(KEYS, 1)
+    self.random_keys = key_scheme(saved)
+    saved.pop(KEYS, None)
     saved, identity = json.loads(json.dumps(saved)), json.loads(json.dumps(identity))
     if saved.get('data') != identity.get('data'):
       was, now = saved.get('data', {}), identity.get('data', {})

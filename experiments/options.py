@@ -98,6 +98,7 @@ def make_parser(
   doc = doc.split('\n\n', 1)
   p = Parser(
     prog='python -m experiments.loso',
+    allow_abbrev=False,  # '--epoch 5' is no option (argparse would read it as --epochs)
     description=doc[0] + f'\n\nDefaults shown: those of {recipe_path(recipe)}, the '
     'recipe these options choose (--config, or by --dataset and --model).',
     epilog=doc[1],
@@ -131,7 +132,7 @@ def make_parser(
 
 def chosen_recipe(argv: list[str]) -> str:
   """The recipe that `argv` chooses (its --config, or by --dataset and --model)."""
-  pre = argparse.ArgumentParser(add_help=False)
+  pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
   for name in ('config', 'dataset', 'model'):
     pre.add_argument(f'--{name}', f'--config.{name}', dest=name)
   known, _ = pre.parse_known_args(argv)

@@ -4,6 +4,7 @@ listed; the option types the commands share."""
 from __future__ import annotations
 
 import argparse
+import difflib
 
 
 class UsageError(Exception):
@@ -11,10 +12,33 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-  """argparse, with errors in two lines: what is wrong, and where the options are listed."""
+  """argparse, with errors in two lines: what is wrong (with the nearest option's name for
+  one it does not know: '--epoch 2', did you mean --epochs?), and where the options are
+  listed."""
 
   def error(self, message: str):
-    self.exit(2, f'{self.prog}: error: {message}\n({self.prog} --help lists every option)\n')
+    self.exit(
+      2,
+      f'{self.prog}: error: {message}{self._nearest(message)}\n'
+      f'({self.prog} --help lists every option)\n',
+    )
+
+  def _nearest(self, message: str) -> str:
+    """'; did you mean --epochs?' for the first unknown option of `message` near a known one."""
+    head = 'unrecognized arguments: '
+    if not message.startswith(head):
+      return ''
+
+    def bare(option: str) -> str:  # '--config.epochs=5' -> 'epochs'
+      return option.split('=')[0].removeprefix('--').removeprefix('config.')
+
+    known = {bare(o): o for o in reversed(self._option_string_actions) if o.startswith('--')}
+    for word in message[len(head) :].split():
+      if word.startswith('--'):
+        near = difflib.get_close_matches(bare(word), list(known), n=1, cutoff=0.75)
+        if near:
+          return f' (did you mean {known[near[0]]}?)'
+    return ''
 
 
 def parse_ints(text: str) -> list[int]:

@@ -246,7 +246,10 @@ def test_not_built_dataset_prints_the_build_command(tmp_path, capsys):
       '--keep_emotions is empty',
     ),
     (['--config.epochs=0'], 'must be >= 1'),
-    (['--config.nosuch=1'], 'unrecognized arguments: --config.nosuch=1'),
+    (['--config.nosuch=1'], 'unrecognized arguments: --config.nosuch=1\n'),  # no near name
+    (['--epoch', '2'], 'unrecognized arguments: --epoch 2 (did you mean --epochs?)'),
+    (['--ensem', '2'], 'unrecognized arguments: --ensem 2'),  # no abbreviations
+    (['--config.learnin_rate=1'], '(did you mean --learning_rate?)'),
   ],
 )
 def test_bad_options(args, message, capsys, tmp_path, monkeypatch):

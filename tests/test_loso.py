@@ -897,9 +897,9 @@ def test_checkpoints_follow_the_training_clock(tmp_path, monkeypatch):
   monkeypatch.setattr(
     store_lib.RunStore,
     'save',
-    lambda self, step, state, history: (
+    lambda self, step, state, history, held=None: (
       saved.append(history.phase.epochs_done),
-      real_save(self, step, state, history),
+      real_save(self, step, state, history, held),
     ),
   )
 
@@ -949,9 +949,9 @@ def test_ctrl_c_during_a_checkpoint_write_stops_after_the_write(tmp_path):
       files.save(3, state, history)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert files.manager.latest_step() == 3
-    restored, got = files.restore(['s1'], state)
+    restored, got, held = files.restore(['s1'], state)
     chex.assert_trees_all_close(restored, state)
-    assert got == history
+    assert got == history and held is None
     assert files.restore(['s2'], state) is None  # another group's checkpoint
   finally:
     signal.signal(signal.SIGINT, before)
@@ -1001,6 +1001,33 @@ def test_kept_models_rescore_the_run(name, cfg, tmp_path):
   swapped = rescore.rescore(out, data, cfg, TinyNet(), kw['only_subjects'])
   moved = np.abs(swapped['predictions']['probs'] - run['predictions']['probs']).max()
   assert moved > 1e-3
+
+
+@pytest.mark.parametrize('select_epoch', ['validation', 'best_test'])
+def test_a_resume_keeps_the_best_epoch_trained_before_the_stop(select_epoch, tmp_path):
+  """'validation' and 'best_test' without retraining hold each model's best epoch so far
+  until its group ends; a checkpoint holds it too, so a run stopped after it (here after
+  epoch 3 of 4, checkpointed) and resumed keeps every fold's scored model, the one of an
+  epoch before the stop included: the kept models rescore the run."""
+  from hfa_jax.loso import rescore
+
+  x, y, s, strata = _six_subjects()
+  cfg = dataclasses_replace(VAL, select_epoch=select_epoch, checkpoint_minutes=0)
+  kw = dict(strata=strata, only_subjects=['s1', 's2', 's5'], progress=False)
+  full = run_loso(x, y, s, cfg, TinyNet(), **kw)
+  assert min(full['selected_epoch'][f] for f in ('s1', 's2')) <= 3  # best before the stop
+  out = tmp_path / 'run'
+  stopped = functools.partial(run_loso, x, y, s, cfg, TinyNet(), out_dir=out, **kw)
+  assert preempted(stopped, (0, 'train', 2))[1] is None  # stopped after epoch 3 of group 0
+  assert (out / 'checkpoints').is_dir()
+  resumed = run_loso(x, y, s, cfg, TinyNet(), out_dir=out, **kw)
+  np.testing.assert_array_equal(resumed['predictions']['probs'], full['predictions']['probs'])
+  assert sorted(p.name for p in (out / 'models').iterdir()) == ['s1', 's2', 's5']
+  again = rescore.rescore(
+    out, loso.LosoData.of(x, y, s, strata), cfg, TinyNet(), ['s1', 's2', 's5']
+  )
+  np.testing.assert_allclose(again['predictions']['probs'], full['predictions']['probs'], atol=1e-5)
+  assert again['selected_epoch'] == full['selected_epoch']
 
 
 def test_a_run_without_kept_models_says_so(tmp_path):

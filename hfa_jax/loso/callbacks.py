@@ -51,6 +51,7 @@ class Group:
   total: int  # models of the run
   names: list  # its models' names ('s1', 's1#1' for an ensemble's second model, ...)
   history: GroupHistory | None = None  # set once restored or begun
+  held: dict | None = None  # what its checkpoint held of the kept models (ModelKeeper.held)
   records: list | None = None  # its models' FoldRecords, set when it ends
 
   @property
@@ -170,10 +171,14 @@ class Checkpointer:
 
   Checkpoint steps grow along the run's models, whatever the grouping of a resumed run.
   With many processes, process 0's clock decides for all (each must take part in a save).
+  A `keeper` (ModelKeeper, called before this callback) has what it holds of the group's
+  best epochs so far saved with each checkpoint.
   """
 
-  def __init__(self, store, minutes: float, epochs: int, phases: int, clock: Callable):
-    self.store, self.every, self.clock = store, 60 * minutes, clock
+  def __init__(  # noqa: PLR0913
+    self, store, minutes: float, epochs: int, phases: int, clock: Callable, keeper=None
+  ):
+    self.store, self.every, self.clock, self.keeper = store, 60 * minutes, clock, keeper
     self.epochs, self.phases = epochs, phases
     self.saved = None  # the step of the last checkpoint
 
@@ -197,7 +202,8 @@ class Checkpointer:
     self._save(self._step(end.group, 1, 0), end)
 
   def _save(self, step: int, end):
-    self.store.save(step, end.state, end.history)
+    held = self.keeper.held() if self.keeper is not None else None
+    self.store.save(step, end.state, end.history, held)
     self.saved, self.last = step, self.clock()
 
 

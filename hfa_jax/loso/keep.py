@@ -6,11 +6,12 @@ the models finished. HFA-Net takes 86 MB a fold (`du`, float32).
 
 The scored epoch is known as training goes: the last one; with retraining, the epoch that
 validation chose, whose model is saved as soon as it is trained (final: a stop after it loses
-none); otherwise the epoch that records.scored_epoch picks from the curves so far (the one
-rule the fold records use). A model is saved only if the epoch kept is the one its record
-scores (after a resume from a checkpoint, an earlier best of 'validation' or 'best_test'
-without retraining may have been trained before the stop: that model's weights are then not
-kept, and `experiments.evaluate` says so).
+none); otherwise ('validation' or 'best_test' without retraining) the best epoch so far, by
+the rule of records.scored_epoch (validation UF1, the later on ties; test accuracy, the
+earlier), whose variables are held until the group ends and go into each checkpoint of the
+group (`held`; the Checkpointer saves them beside the state), so that a resume holds the best
+epoch trained before the stop. A model is saved only if the epoch held is the one its record
+scores.
 
 With many processes (hfa_jax.distributed) every process gathers the variables of the folds
 that the others train and calls the orbax save alike; process 0 writes the files.
@@ -25,7 +26,6 @@ import numpy as np
 
 from hfa_jax import distributed, trained
 from hfa_jax.loso.callbacks import EpochEnd, Group
-from hfa_jax.loso.records import scored_epoch
 
 
 def model_folder(run_dir, fold: str, replica: int = 0) -> str:
@@ -50,23 +50,33 @@ class ModelKeeper:
     self.select_epoch, self.retrain = select_epoch, retrain
 
   def on_group_start(self, group: Group):
-    self.kept = {}  # model j -> (phase, epoch 1-based, variables)
-    self.curves = {}  # model j -> (validation UF1, test accuracy) per epoch of its train phase
+    self.kept = {}  # model j -> (phase, epoch 1-based, variables; None once saved)
+    self.best = {}  # model j -> the best value so far of its scoring curve (train phase)
+    for j, (epoch, best, variables) in (group.held or {}).items():  # from its checkpoint
+      self.kept[j], self.best[j] = ('train', epoch, variables), best
 
   def _is_scored(self, end: EpochEnd, j: int) -> bool:
-    """Whether this epoch is (so far) model j's scored epoch."""
+    """Whether this epoch is (so far) model j's scored epoch (records.scored_epoch's rule)."""
     m, epoch = end.models[j], end.epoch + 1
     if self.retrain:
       return end.phase.name == 'retrain' and epoch == end.history.chosen[j]
     if self.select_epoch == 'last':
       return end.phase.done
-    val, test = self.curves.setdefault(j, ([], []))
-    val.append(m.get('val_uf1'))
-    test.append(m.get('test_accuracy', float('nan')))
     key = 'val_uf1' if self.select_epoch == 'validation' else 'test_accuracy'
-    if m.get(key) is None:
+    value, best = m.get(key), self.best.get(j, -np.inf)
+    if value is None or not (value >= best if key == 'val_uf1' else value > best):
       return False
-    return scored_epoch(self.select_epoch, len(val), val, test) == len(val)
+    self.best[j] = value
+    return True
+
+  def held(self) -> dict:
+    """{model j: (epoch, best value, variables)} of the models whose scored variables are
+    held until the group ends (none with retraining or 'last'): what a checkpoint keeps."""
+    return {
+      j: (epoch, self.best[j], variables)
+      for j, (_, epoch, variables) in self.kept.items()
+      if variables is not None
+    }
 
   def on_epoch_end(self, end: EpochEnd):
     keep = [j for j in range(len(end.models)) if self._is_scored(end, j)]

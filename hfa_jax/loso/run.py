@@ -228,9 +228,13 @@ def standard_callbacks(config: LosoConfig, data: LosoData, store, clock, progres
   phases = 2 if config.retrain else 1
   out = []
   if store:
-    out.append(cb.Checkpointer(store, config.checkpoint_minutes, config.epochs, phases, clock))
-    if config.keep_models:
-      out.append(ModelKeeper(store.dir, data.labels, config.select_epoch, config.retrain))
+    keeper = None
+    if config.keep_models:  # before the Checkpointer: a checkpoint holds its best so far
+      keeper = ModelKeeper(store.dir, data.labels, config.select_epoch, config.retrain)
+      out.append(keeper)
+    out.append(
+      cb.Checkpointer(store, config.checkpoint_minutes, config.epochs, phases, clock, keeper)
+    )
   if progress and distributed.is_main():
     out.append(cb.ProgressBar())
   return out
@@ -267,7 +271,7 @@ def train_group(run: Run, g: int, indices: list) -> list:
   history = GroupHistory.new(group.names, config.epochs, plan.eval_batch)
   restored = run.store.restore(group.names, state) if run.store else None
   if restored is not None:
-    state, history = restored
+    state, history, group.held = restored
     if history.eval_batch not in (None, plan.eval_batch):
       raise RunMismatchError(
         f'the checkpoint in {run.store.dir} evaluated {history.eval_batch} samples a row, this '

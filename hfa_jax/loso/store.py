@@ -18,6 +18,7 @@ import signal
 import threading
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from hfa_jax import files
@@ -223,31 +224,41 @@ class RunStore:
     return meta['history'].get('models')
 
   def restore(self, models: list, state) -> tuple | None:
-    """(state, GroupHistory) of the latest checkpoint if it is of the group `models`
-    (names), else None. `state` gives the structure, shapes and shardings."""
+    """(state, GroupHistory, held) of the latest checkpoint if it is of the group `models`
+    (names), else None. `state` gives the structure, shapes and shardings; `held` is what the
+    checkpoint holds of the kept models ({model j: (epoch, best value, variables)}, see save),
+    None where it holds none."""
     if self.checkpoint_models() != list(models):  # none, or another group's
       return None
     step = self.manager.latest_step()
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    restored = self.manager.restore(
-      step,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), history=ocp.args.JsonRestore()
-      ),
-    )
-    return restored['state'], GroupHistory.from_json(restored['history'])
+    items = dict(state=ocp.args.StandardRestore(abstract), history=ocp.args.JsonRestore())
+    with_held = 'held' in self.manager.item_metadata(step)
+    if with_held:
+      items |= dict(held=ocp.args.StandardRestore(), held_epochs=ocp.args.JsonRestore())
+    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    history = GroupHistory.from_json(restored['history'])
+    if not with_held:
+      return restored['state'], history, None
+    held = {
+      int(j): (epoch, best, jax.tree.map(np.asarray, restored['held'][j]))
+      for j, (epoch, best) in restored['held_epochs'].items()
+    }
+    return restored['state'], history, held
 
-  def save(self, step: int, state, history: GroupHistory):
-    """Writes a checkpoint; a Ctrl-C or SIGTERM meanwhile stops the run after the
-    write, not inside it (orbax's writer threads would be left half-done)."""
-    with interrupts_deferred():
-      self.manager.save(
-        step,
-        args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history.to_json())
-        ),
-        force=True,
+  def save(self, step: int, state, history: GroupHistory, held: dict | None = None):
+    """Writes a checkpoint: the stacked states, the history and what is `held` of the kept
+    models ({model j: (epoch, best value, variables)}: ModelKeeper.held). A Ctrl-C or SIGTERM
+    meanwhile stops the run after the write, not inside it (orbax's writer threads would be
+    left half-done)."""
+    items = dict(state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history.to_json()))
+    if held:
+      items |= dict(
+        held=ocp.args.StandardSave({str(j): v for j, (_, _, v) in held.items()}),
+        held_epochs=ocp.args.JsonSave({str(j): [e, b] for j, (e, b, _) in held.items()}),
       )
+    with interrupts_deferred():
+      self.manager.save(step, args=ocp.args.Composite(**items), force=True)
       self.manager.wait_until_finished()
 
   def drop_checkpoints(self):

@@ -113,9 +113,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         'and the curves need each epoch\'s test score): leave it out'
       )
     if name.startswith('--') and name not in passed:
+      near = usage.nearest_option(name, passed | set(p._option_string_actions))
       p.error(
-        f"{name}: no such option (abbreviations are not taken: give an option's full name; "
-        'python -m experiments.loso --help lists those passed to every network run)'
+        f'{name}: no such option{f" (did you mean {near}?)" if near else ""} (abbreviations '
+        "are not taken: give an option's full name; python -m experiments.loso --help lists "
+        'those passed to every network run)'
       )
   if args.out is None:
     args.out = pathlib.Path('runs') / f"compare-{args.dataset.replace(':', '-')}"

@@ -24,21 +24,30 @@ class Parser(argparse.ArgumentParser):
     )
 
   def _nearest(self, message: str) -> str:
-    """'; did you mean --epochs?' for the first unknown option of `message` near a known one."""
+    """' (did you mean --epochs?)' for the first unknown option of `message` near a known one."""
     head = 'unrecognized arguments: '
     if not message.startswith(head):
       return ''
-
-    def bare(option: str) -> str:  # '--config.epochs=5' -> 'epochs'
-      return option.split('=')[0].removeprefix('--').removeprefix('config.')
-
-    known = {bare(o): o for o in reversed(self._option_string_actions) if o.startswith('--')}
     for word in message[len(head) :].split():
-      if word.startswith('--'):
-        near = difflib.get_close_matches(bare(word), list(known), n=1, cutoff=0.75)
-        if near:
-          return f' (did you mean {known[near[0]]}?)'
+      near = nearest_option(word, self._option_string_actions) if word.startswith('--') else None
+      if near:
+        return f' (did you mean {near}?)'
     return ''
+
+
+def nearest_option(word: str, known) -> str | None:
+  """The option among `known` whose name is nearest `word` ('--epoch' -> '--epochs'), its
+  plain form before its '--config.' one; None where none is near."""
+
+  def bare(option: str) -> str:  # '--config.epochs=5' -> 'epochs'
+    return option.split('=')[0].removeprefix('--').removeprefix('config.')
+
+  names = {}
+  for option in sorted(o for o in known if o.startswith('--')):
+    if bare(option) not in names or not option.startswith('--config.'):
+      names[bare(option)] = option
+  near = difflib.get_close_matches(bare(word), list(names), n=1, cutoff=0.75)
+  return names[near[0]] if near else None
 
 
 def parse_ints(text: str) -> list[int]:

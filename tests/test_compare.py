@@ -224,6 +224,7 @@ def test_abbreviations_are_refused_not_read_as_another_option(capsys):
       compare.parse(['--models', 'hfanet,ststnet', *argv])
     err = capsys.readouterr().err
     assert f"{argv[0].split('=')[0]}: no such option" in err and 'full name' in err, argv
+  assert '--epoch: no such option (did you mean --epochs?)' in err  # the last one's nearest
   for argv, said in (
     (['--model', 'ststnet'], 'give --models'),
     (['--config.ensemble', '5'], 'give --ensemble'),

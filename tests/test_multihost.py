@@ -171,6 +171,28 @@ def test_sigterm_on_one_process_stops_both_and_the_rerun_resumes(one_device, tmp
   _same_predictions(out, one)
 
 
+def test_two_processes_checkpoint_the_held_best_epochs_as_one(one_device, tmp_path):
+  """With 'best_test' each checkpoint holds the best epoch's model so far (numpy arrays, alike
+  on both processes): two processes write them together and keep the one-process models."""
+  _, data = one_device
+  best = ('--select_epoch', 'best_test')
+  log = tmp_path / 'single.log'
+  args = [*RUN, *best, '--model', 'tests.tiny:TinyNet', '--data_dir', str(data)]
+  code = _wait([_start([*args, '--out', str(tmp_path / 'single')], log)], [log])[0]
+  assert code == 0, log.read_text()[-3000:]
+  procs, logs = _two(tmp_path / 'two', data, tmp_path, more=best)
+  codes = _wait(procs, logs)
+  assert codes == [0, 0], '\n'.join(log.read_text()[-3000:] for log in logs)
+  _same_predictions(tmp_path / 'two', tmp_path / 'single')
+  models = [tmp_path / o / 'state' / 'models' for o in ('two', 'single')]
+  folds = sorted(p.name for p in models[1].iterdir())
+  assert len(folds) == 3 and folds == sorted(p.name for p in models[0].iterdir())
+  for fold in folds:
+    kept, alone = (_leaves(trained.load_weights(m / fold)) for m in models)
+    for name in kept:
+      np.testing.assert_allclose(kept[name], alone[name], atol=1e-5, err_msg=f'{fold} {name}')
+
+
 def test_options_go_together_and_a_single_process_starts_nothing(monkeypatch):
   for name in distributed.SLURM_STEP + ('TPU_WORKER_HOSTNAMES', 'TPU_PROCESS_ADDRESSES'):
     monkeypatch.delenv(name, raising=False)

@@ -24,15 +24,19 @@ it goes on the card as another run's result, never as the expected accuracy). Wi
 from __future__ import annotations
 
 import pathlib
+import shutil
 import sys
 
 import jax
 
 from datasets.load import DatasetNotBuiltError
 from experiments import input_pipeline, messages, model_card, networks, options
+from experiments.loso import Terminated, sigterm_stops, stopped
 from experiments.options import UsageError
 from experiments.run_log import EpochLog
 from hfa_jax import trained
+from hfa_jax.loso.callbacks import StopAtEpochEnd
+from hfa_jax.loso.errors import RunInUseError, RunMismatchError
 from hfa_jax.loso.final import train_final
 
 OWN = ('loso', 'any_loso')
@@ -61,8 +65,8 @@ def main(argv=None) -> int:
   try:
     if getattr(args, 'resume', None):
       raise UsageError(
-        '--resume continues a LOSO run; a final model trains from the start: give the '
-        "recipe's settings (the LOSO run's command, with final_model for loso) and --loso RUN"
+        '--resume continues a LOSO run; a stopped final model goes on when its own command is '
+        "run again (the recipe's settings: the LOSO run's command, with final_model for loso)"
       )
     s = model_card.final_settings(options.settings_from_args(args, OWN))
     ignored = model_card.not_for_a_final_model(s)
@@ -82,11 +86,28 @@ def main(argv=None) -> int:
     messages.describe(s, data, jax.devices(), protocol=False)
     model = networks.build_model(s, data.num_classes)
     log = None if progress else EpochLog(what='final model')
-    variables = train_final(data.arrays, s.training, model, progress, log)
+    state = s.out / 'state'  # its checkpoints while it trains
+    with sigterm_stops():
+      variables = train_final(
+        data.arrays,
+        s.training,
+        model,
+        progress,
+        log,
+        out_dir=state,
+        run_record=dict(dataset=s.experiment.dataset, classes=s.experiment.classes, size=s.size),
+        callbacks=(StopAtEpochEnd(),),
+      )
     folder = trained.save_model(s.out, variables, model_card.model_card(s, data, loso))
-  except (UsageError, DatasetNotBuiltError, ValueError) as e:
+    shutil.rmtree(state)
+  except (UsageError, DatasetNotBuiltError, ValueError, RunMismatchError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except RunInUseError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  except KeyboardInterrupt as e:  # Terminated (SIGTERM, once the epoch is saved) or Ctrl-C
+    return stopped(isinstance(e, Terminated), kept='the last checkpoint is kept')
   print(
     f'final model in {folder}: {len(data.labels)} samples, every subject; load it with '
     f'hfa_jax.load_model({str(folder)!r}), predict with hfa_jax predict '

@@ -311,15 +311,13 @@ def sigterm_stops():
     signal.signal(signal.SIGTERM, previous)
 
 
-def stopped(by_sigterm: bool, resume: str = '') -> int:
-  """Says how to continue a stopped run (`resume`: another way to, in brackets); returns its
-  exit status (143 SIGTERM, 130 Ctrl-C)."""
+def stopped(
+  by_sigterm: bool, resume: str = '', kept: str = 'finished folds and the last checkpoint are kept'
+) -> int:
+  """Says how to continue a stopped run (`resume`: another way to, in brackets; `kept`: what
+  is kept of it); returns its exit status (143 SIGTERM, 130 Ctrl-C)."""
   stop = 'stopped by SIGTERM' if by_sigterm else 'stopped'
-  print(
-    f'\n{stop}. Run the same command again{resume} to continue; '
-    'finished folds and the last checkpoint are kept.',
-    file=sys.stderr,
-  )
+  print(f'\n{stop}. Run the same command again{resume} to continue; {kept}.', file=sys.stderr)
   return 143 if by_sigterm else 130
 
 

@@ -22,6 +22,7 @@ import time
 
 from experiments.run_log import duration
 from hfa_jax import report
+from hfa_jax.loso import store
 
 
 def _protocol(summary: dict) -> str:
@@ -159,6 +160,12 @@ def comparison_runs(folder: pathlib.Path) -> list[pathlib.Path]:
 
 def what_it_is(folder: pathlib.Path) -> str:
   """What a folder without summary.json is, in words."""
+  run = store.read_run(folder / 'state') or {}
+  if run.get('run', {}).get('final_model'):
+    return (
+      'a final model stopped while it trained, not a LOSO run (its experiments.final_model '
+      'command, run again, goes on from its last checkpoint)'
+    )
   if (folder / 'model.json').is_file():
     return 'a model folder (experiments.final_model), not a LOSO run'
   if (folder / 'config.json').is_file() or (folder / 'state' / 'run.json').is_file():

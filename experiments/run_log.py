@@ -90,7 +90,7 @@ class EpochLog:
 
   def on_run_start(self, run):
     self.run = run
-    if run.groups:
+    if run.groups and self.what is None:  # a named model (a final model) is one
       print(
         f'{run.left} of {run.folds * run.ensemble} models ({run.folds} '
         f'fold{"s" * (run.folds != 1)} x {run.ensemble}) '

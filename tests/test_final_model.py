@@ -3,7 +3,9 @@ that loads back and predicts on the synthetic database's raw clips; HFA-Net's fo
 the original network's state dict."""
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 
 import jax
@@ -274,3 +276,50 @@ def test_settings_a_final_model_cannot_follow_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
       final_model.main(argv)
     assert said in capsys.readouterr().err, argv
+
+
+def test_a_sigterm_stops_at_an_epochs_end_and_the_same_command_goes_on(tmp_path, tiny_data):
+  """A preempted final model (SIGTERM) stops at the end of the epoch in progress, saved there,
+  says how to go on and exits 143; the same command trains the epochs left (none twice) to
+  the weights of an uninterrupted run and leaves no checkpoint in the model folder. A LOSO
+  run's folder as --out is refused (its run is another), and `results` calls a stopped final
+  model what it is."""
+  import signal
+
+  from experiments import results
+  from tests.conftest import ROOT
+
+  args = [*FINAL, '--model', 'tests.tiny:SlowTinyNet', '--epochs', '6']
+  args += ['--checkpoint_minutes', '60', '--data_dir', str(tiny_data)]  # saved by the stop alone
+  out = tmp_path / 'stopped'
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  command = [sys.executable, '-m', 'experiments.final_model', *args, '--out', str(out)]
+  proc = subprocess.Popen(
+    command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
+  for line in proc.stdout:  # the first epoch's line: training is under way
+    if 'final model, train epoch 1/6' in line:
+      break
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 143, err[-2000:]
+  assert 'stopped by SIGTERM. Run the same command again to continue; the last checkpoint' in err
+  assert 'Traceback' not in err and not (out / 'model.json').exists()
+  assert list((out / 'state' / 'checkpoints').glob('[0-9]*'))
+  assert 'a final model stopped while it trained' in results.what_it_is(out)
+  again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert 'train epoch 1/6' not in again.stdout and 'train epoch 6/6' in again.stdout
+  assert (out / 'model.json').is_file() and not (out / 'state').exists()
+  assert final_model.main([*args, '--out', str(tmp_path / 'whole')]) == 0
+  kept, whole = (trained.load_weights(o / 'weights') for o in (out, tmp_path / 'whole'))
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), kept, whole)
+
+
+def test_a_loso_runs_folder_is_refused(tiny_run_copy, tiny_data, capsys):
+  """--out of a LOSO run: its state/ holds another run, which the final model leaves alone."""
+  before = sorted(p.name for p in (tiny_run_copy / 'state').iterdir())
+  code = final_model.main([*FINAL, '--data_dir', str(tiny_data), '--out', str(tiny_run_copy)])
+  assert code == 2 and 'holds a run with other settings' in capsys.readouterr().err
+  assert sorted(p.name for p in (tiny_run_copy / 'state').iterdir()) == before
+  assert not (tiny_run_copy / 'model.json').exists()

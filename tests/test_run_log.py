@@ -87,7 +87,7 @@ def test_a_finished_run_says_nothing_is_left(capsys):
 
 
 def test_a_final_model_is_named_as_told(capsys):
-  """final_model's lines: one model, no group (its epochs end with group None)."""
+  """A named model's lines (final_model's), also where its epochs end with no group."""
   log = EpochLog(what='final model')
   end = _end(0, 0, 7, done=True)
   end.group = None

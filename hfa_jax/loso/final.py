@@ -42,8 +42,9 @@ def train_final(  # noqa: PLR0913
   """The variables {'params', 'batch_stats'} (NumPy) of `model` trained on all of `data`
   with `config`'s recipe, as its LOSO folds would evaluate them (the weight average where
   kept, BatchNorm statistics recomputed with precise_bn). Its key is fold_key(seed, number
-  of subjects): the model after the LOSO folds' own. `log`: a callback (hfa_jax.loso.callbacks;
-  experiments.run_log.EpochLog: plain lines for logs) whose epochs end with group None.
+  of subjects): the model after the LOSO folds' own. `log` and `callbacks`: callbacks
+  (hfa_jax.loso.callbacks; experiments.run_log.EpochLog(what='final model'): plain lines for
+  logs) of a run of one group of one model, named 'final model'.
 
   `out_dir`: a run folder (hfa_jax.loso.store: its run.json says what is trained, with
   `run_record`) where it checkpoints every `config.checkpoint_minutes` and at an epoch end where

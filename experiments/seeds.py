@@ -113,6 +113,12 @@ def write_seeds(run: pathlib.Path, result, data) -> str:
   return text
 
 
+def same_samples(data) -> dict:
+  """What two runs must share to be paired: the samples, their labels and subjects (their folds),
+  not the images' pixels or side (another network's input side, or normalisation, pairs)."""
+  return {k: v for k, v in data.fingerprint().items() if k not in ('images', 'shape')}
+
+
 def main(argv=None) -> int:
   p = usage.Parser(prog='python -m experiments.seeds', description=__doc__.split('\n\n')[0])
   p.add_argument('run', type=pathlib.Path, help='a finished experiments.loso run with --ensemble K')
@@ -128,7 +134,7 @@ def main(argv=None) -> int:
       baseline, _, k_base = member_scores(base_result, base_data)
       if k_base != k:
         raise UsageError(f'--baseline has {k_base} seeds, {args.run} has {k}: pair equal counts')
-      tested = lambda r, d: (d.arrays.fingerprint(), r.pooled['predictions']['index'].tolist())
+      tested = lambda r, d: (same_samples(d.arrays), r.pooled['predictions']['index'].tolist())
       if tested(base_result, base_data) != tested(result, data):
         raise UsageError(
           f'--baseline {args.baseline} tested other samples than {args.run} (another dataset, '

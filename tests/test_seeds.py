@@ -20,6 +20,7 @@ def runs(tmp_path_factory, tiny_data, tiny_run):
   for name, extra in (
     ('three', ['--ensemble', '3']),
     ('longer', ['--ensemble', '3', '--epochs', '3', '--select_epoch', 'best_test']),
+    ('wider', ['--ensemble', '3', '--size', '40']),  # another input side: the same samples
   ):
     out[name] = tmp / name
     proc = _run([*common, *extra, '--out', str(out[name])])
@@ -80,6 +81,9 @@ def test_a_baseline_that_tested_other_samples_is_refused(runs, tmp_path, capsys)
   assert seeds.main([str(part), '--baseline', str(runs['three'])]) == 2
   assert 'tested other samples' in capsys.readouterr().err
   assert seeds.main([str(part), '--baseline', str(part)]) == 0
+  # another network's input side (its own images) tests the same samples: paired
+  assert seeds.main([str(runs['wider']), '--baseline', str(runs['three'])]) == 0
+  assert 'paired difference' in capsys.readouterr().out
 
 
 def test_mean_std_by_hand():

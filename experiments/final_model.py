@@ -29,14 +29,12 @@ import sys
 
 import jax
 
-from datasets.load import DatasetNotBuiltError
 from experiments import input_pipeline, messages, model_card, networks, options
-from experiments.loso import Terminated, sigterm_stops, stopped
+from experiments.loso import USER_ERRORS, Terminated, exit_code, sigterm_stops, stopped
 from experiments.options import UsageError
 from experiments.run_log import EpochLog
 from hfa_jax import trained
 from hfa_jax.loso.callbacks import StopAtEpochEnd
-from hfa_jax.loso.errors import RunInUseError, RunMismatchError
 from hfa_jax.loso.final import train_final
 
 OWN = ('loso', 'any_loso')
@@ -100,12 +98,9 @@ def main(argv=None) -> int:
       )
     folder = trained.save_model(s.out, variables, model_card.model_card(s, data, loso))
     shutil.rmtree(state)
-  except (UsageError, DatasetNotBuiltError, ValueError, RunMismatchError) as e:
+  except (ValueError, *(kind for kind, _ in USER_ERRORS)) as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2
-  except RunInUseError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+    return exit_code(e)
   except KeyboardInterrupt as e:  # Terminated (SIGTERM, once the epoch is saved) or Ctrl-C
     return stopped(isinstance(e, Terminated), kept='the last checkpoint is kept')
   print(

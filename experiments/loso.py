@@ -284,8 +284,13 @@ def main(argv=None) -> int:
     return stopped(isinstance(e, Terminated), f' (or --resume {s.out})')
   except tuple(kind for kind, _ in USER_ERRORS) as e:
     print(f'error: {e}', file=sys.stderr)
-    return next(code for kind, code in USER_ERRORS if isinstance(e, kind))
+    return exit_code(e)
   return 0
+
+
+def exit_code(error: Exception) -> int:
+  """The exit code of a user's error (USER_ERRORS; 2 for another, such as a bad value)."""
+  return next((code for kind, code in USER_ERRORS if isinstance(error, kind)), 2)
 
 
 def _stop_signals() -> tuple:

@@ -84,8 +84,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   p.add_argument('--out', type=pathlib.Path, help='default runs/compare-DATASET')
   p.add_argument('--no_progress', action='store_true', help='log lines instead of progress bars')
   args, rest = p.parse_known_args(argv)
-  default = default_networks(say=not args.models)
-  args.models = [m for m in (args.models or ','.join(default)).split(',') if m]
+  chosen = bool(args.models)
+  args.models = [m for m in (args.models or ','.join(default_networks())).split(',') if m]
   unknown = [m for m in args.models if m not in PUBLISHED]
   if unknown:
     p.error(f"--models: {', '.join(unknown)} not in {', '.join(PUBLISHED)}")
@@ -121,6 +121,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
       )
   if args.out is None:
     args.out = pathlib.Path('runs') / f"compare-{args.dataset.replace(':', '-')}"
+  if not chosen:
+    default_networks(say=True)  # once the options are taken: an option error comes alone
   return args, rest
 
 

@@ -265,6 +265,18 @@ def test_unknown_models_and_bad_counts_are_refused(capsys):
   assert 'not with --recipe' in capsys.readouterr().err
 
 
+def test_the_default_says_what_it_leaves_out_once_the_options_are_taken(capsys):
+  """On a CPU the default networks leave HTNet out and say so; an option error comes alone."""
+  with pytest.raises(SystemExit):
+    compare.parse(['--epoch', '2'])
+  said = capsys.readouterr()
+  assert 'did you mean --epochs?' in said.err and 'left out' not in said.out
+  args, _ = compare.parse([])
+  assert 'left out on a CPU: HTNet' in capsys.readouterr().out and 'htnet' not in args.models
+  compare.parse(['--models', 'hfanet'])
+  assert 'left out' not in capsys.readouterr().out
+
+
 def test_a_stop_says_how_to_resume_as_experiments_loso_does(monkeypatch, tmp_path, capsys):
   """A SIGTERM (experiments.loso saves the epoch in progress, then raises Terminated) or a
   Ctrl-C stops the comparison saying how to continue it: exit 143 or 130."""

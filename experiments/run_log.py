@@ -72,25 +72,25 @@ class WallClock:
 
 
 class EpochLog:
-  """Plain progress lines for logs (--no_progress): how many models are left, that the first
-  epoch compiles, then one line per epoch at most every `every` seconds, and the last epoch of
-  each phase, named by its models among all the run's ('models 17-20/120'), with the time this
-  part of the run has left at the median of the last `RECENT` epochs' times ('about 9.4 h
-  left': the recent pace, so that a burst of other work on the machine, or its end, does not
-  skew it for long; the first epoch, which compiles, not counted; the time between epochs,
-  checkpoints, not either)."""
+  """Plain progress lines for logs (--no_progress): how many models are left (in a run of
+  more than one), that the first epoch compiles, then one line per epoch at most every
+  `every` seconds, and the last epoch of each phase, named by its models among all the run's
+  ('models 17-20/120'), with the time this part of the run has left at the median of the
+  last `RECENT` epochs' times ('about 9.4 h left': the recent pace, so that a burst of other
+  work on the machine, or its end, does not skew it for long; the first epoch, which
+  compiles, not counted; the time between epochs, checkpoints, not either)."""
 
   RECENT = 25
 
   def __init__(self, every: float = 60.0, what: str | None = None):
     self.every, self.last, self.started = every, None, False
-    self.what = what  # the lines' subject (default: the models group)
+    self.what = what  # the lines' subject (default: the group's models, 'models 17-20/120')
     self.run, self.epochs_seen = None, 0
     self.recent = collections.deque(maxlen=self.RECENT)  # epoch times, the first not timed
 
   def on_run_start(self, run):
     self.run = run
-    if run.groups and self.what is None:  # a named model (a final model) is one
+    if run.groups and run.folds * run.ensemble > 1:  # of one model (a final model): nothing
       print(
         f'{run.left} of {run.folds * run.ensemble} models ({run.folds} '
         f'fold{"s" * (run.folds != 1)} x {run.ensemble}) '

@@ -82,8 +82,18 @@ def test_the_time_left_follows_the_recent_pace(capsys):
 
 
 def test_a_finished_run_says_nothing_is_left(capsys):
-  EpochLog().on_run_start(RunStart(1, 1, 1, 0, 2, 1, 0))
+  EpochLog().on_run_start(RunStart(2, 1, 1, 0, 2, 1, 0))
   assert capsys.readouterr().out == ''
+
+
+def test_a_run_of_one_model_does_not_count_its_models(capsys):
+  """A final model's run (one fold, one model) has no 'models left' line, named or not;
+  two models have."""
+  EpochLog(what='final model').on_run_start(RunStart(1, 1, 1, 1, 200, 1, 1))
+  EpochLog().on_run_start(RunStart(1, 1, 1, 1, 200, 1, 1))
+  assert capsys.readouterr().out == ''
+  EpochLog(what='final model').on_run_start(RunStart(1, 2, 2, 1, 200, 1, 2))
+  assert capsys.readouterr().out.startswith('2 of 2 models (1 fold x 2) left to train')
 
 
 def test_a_final_model_is_named_as_told(capsys):

@@ -1,17 +1,23 @@
-"""Mean and spread over seeds, from one LOSO run that trained them together.
+"""Mean and spread over seeds, from LOSO runs that trained them together.
 
     python -m experiments.loso --dataset megc2019_flow_images --ensemble 3 --out runs/r3
     python -m experiments.seeds runs/r3                       # each seed alone, mean +- std
                                                       # (the loso command prints it too)
     python -m experiments.seeds runs/candidate --baseline runs/r3   # paired differences
+    python -m experiments.loso ... --ensemble 3 --seed 1 --out runs/r3-seed1   # 3 seeds more
+    python -m experiments.seeds runs/r3 runs/r3-seed1         # the 6 seeds together
 
 A run with `--ensemble K` trains K models per fold, each from its own seed (member r's key
 is fold_key(seed, fold, r), hfa_jax.loso.keys; member 0 is the single model of that seed),
 together in the fold program. Scored one member at a time, they are K independent LOSO runs:
 this command pools each member's predictions as a LOSO of its own, prints UF1 / UAR pooled
 and per database for each, their mean and standard deviation (ddof 1), the ensemble's (mean
-probability) for comparison, and with --baseline RUN (same K, same data), the paired
+probability) for comparison, and with --baseline RUN (as many seeds, same data), the paired
 difference member by member: a candidate wins only by more than that spread.
+
+Several runs of one recipe with other `--seed` values are several seeds' more: their members
+are taken together, in the order given (runs of other settings, or that trained the same
+models, are refused); --baseline takes as many runs, paired member by member in that order.
 """
 
 from __future__ import annotations
@@ -23,11 +29,11 @@ import sys
 
 import numpy as np
 
-from experiments import usage, input_pipeline, options
+from experiments import declarations, input_pipeline, options, run_folder, usage
 from experiments.options import UsageError
 from hfa_jax import files, metrics
+from hfa_jax.loso import keys, store
 from hfa_jax.loso.errors import PlanError, RunMismatchError
-from hfa_jax.loso import store
 from hfa_jax.loso.rescore import finished_result
 
 
@@ -71,14 +77,18 @@ def mean_std(values) -> str:
   return f'{v.mean():.4f}' + (f' +- {v.std(ddof=1):.4f}' if len(v) > 1 else '')
 
 
-def table(members: list[dict], ensemble: dict, baseline: list[dict] | None) -> str:
-  """Markdown: one row per member, mean +- std, the ensemble, paired differences."""
+def table(
+  members: list[dict], ensemble: dict, baseline: list[dict] | None, labels: list[str] | None = None
+) -> str:
+  """Markdown: one row per member (`labels`, default 'member r'), mean +- std, the ensemble,
+  paired differences."""
   groups = list(members[0])
+  labels = labels or [f'member {r}' for r in range(len(members))]
   head = ['seed'] + [f'{g} UF1 / UAR' for g in groups]
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   cell = lambda m, g: f'{m[g][0]:.4f} / {m[g][1]:.4f}'
-  for r, m in enumerate(members):
-    lines.append(f'| member {r} | ' + ' | '.join(cell(m, g) for g in groups) + ' |')
+  for label, m in zip(labels, members):
+    lines.append(f'| {label} | ' + ' | '.join(cell(m, g) for g in groups) + ' |')
   both = lambda ms, g: f'{mean_std([m[g][0] for m in ms])} / {mean_std([m[g][1] for m in ms])}'
   lines.append('| mean +- std | ' + ' | '.join(both(members, g) for g in groups) + ' |')
   lines.append('| ensemble | ' + ' | '.join(cell(ensemble, g) for g in groups) + ' |')
@@ -119,41 +129,132 @@ def same_samples(data) -> dict:
   return {k: v for k, v in data.fingerprint().items() if k not in ('images', 'shape')}
 
 
+@dataclasses.dataclass
+class Seeds:
+  """The members of one or more runs of one recipe, taken together (`runs_seeds`)."""
+
+  members: list[dict]  # per member: seeds.scores
+  labels: list[str]  # 'member r', or with several runs 'seed S member r'
+  ensemble: dict  # the scores of the mean probability of every member
+  result: object  # the first run's LosoResult (its protocol, its tested samples)
+  data: object  # its dataset (datasets.load.TrainingData)
+  schemes: list  # each member's random-key scheme (its run's; None for a member 0: any)
+
+
+def tested(result, data) -> tuple:
+  """What a run tested, as paired runs must share it (same_samples and the tested indices)."""
+  return same_samples(data.arrays), result.pooled['predictions']['index'].tolist()
+
+
+def other_settings(run: pathlib.Path, first: pathlib.Path) -> dict:
+  """The settings of `run` that differ from those of `first` and change what its models
+  learn: not the seed, the number of models per fold or the evaluation of every epoch."""
+  a, b = (options.saved_settings(r).values() for r in (run, first))
+  names = declarations.field_names()
+  changed = run_folder.changed_from(a, b, names)
+  changed |= {k: a[k] for k in ('dataset', 'classes', 'size', 'model', 'subjects') if a[k] != b[k]}
+  return {k: v for k, v in changed.items() if k not in ('ensemble', 'eval_every_epoch')}
+
+
+def runs_seeds(runs: list[pathlib.Path]) -> Seeds:
+  """The members of `runs` (finished runs of one recipe, other seeds) taken together, in
+  order; the ensemble is the mean probability over all of them. Refuses runs that tested other
+  samples, ran other settings, or trained the same models (the same seed and key scheme)."""
+  members, labels, probs, weights, schemes, seen = [], [], [], [], [], {}
+  first = None
+  for run in runs:
+    result, data = run_result(run)
+    if first is None:
+      first = result, data
+    elif tested(result, data) != tested(*first):
+      raise UsageError(
+        f'{run} tested other samples than {runs[0]} (another dataset, build or --subjects): '
+        'seeds are taken together only over the same folds and samples'
+      )
+    changed = other_settings(run, runs[0]) if run != runs[0] else {}
+    if changed:
+      said = ', '.join(f'{k} {v}' for k, v in changed.items())
+      raise UsageError(
+        f'{run} ran other settings than {runs[0]} ({said}): seeds are taken together only '
+        'for one recipe (compare two recipes with --baseline)'
+      )
+    config, scheme = result.config, key_scheme(run)
+    run_members, _, k = member_scores(result, data)
+    for r in range(k):
+      key = tuple(keys.fold_key(config.seed, 0, r, scheme).tolist())
+      if key in seen:
+        raise UsageError(
+          f'{run} member {r} is the model of {seen[key]} (seed {config.seed}, the same key): '
+          'give runs of other --seed values'
+        )
+      seen[key] = f'{run} member {r}'
+    members += run_members
+    labels += [f'seed {config.seed} member {r}' for r in range(k)]
+    probs.append(result.pooled['predictions']['probs'])
+    weights.append(k)
+    schemes += [None] + [scheme] * (k - 1)  # member 0's key is the same in every scheme
+  result, data = first
+  if len(runs) == 1:
+    labels = [f'member {r}' for r in range(len(members))]
+    ensemble = scores(result.pooled, data)
+  else:
+    mean = np.average(np.stack(probs), axis=0, weights=weights)
+    predictions = dict(result.pooled['predictions'], probs=mean, pred=mean.argmax(-1))
+    ensemble = scores(dict(predictions=predictions), data)
+  return Seeds(members, labels, ensemble, result, data, schemes)
+
+
 def main(argv=None) -> int:
   p = usage.Parser(prog='python -m experiments.seeds', description=__doc__.split('\n\n')[0])
-  p.add_argument('run', type=pathlib.Path, help='a finished experiments.loso run with --ensemble K')
-  p.add_argument('--baseline', type=pathlib.Path, help='a run of the baseline with the same K')
+  p.add_argument(
+    'runs',
+    nargs='+',
+    type=pathlib.Path,
+    metavar='run',
+    help='finished experiments.loso runs with --ensemble K (several: one recipe, other --seed)',
+  )
+  p.add_argument(
+    '--baseline',
+    nargs='+',
+    type=pathlib.Path,
+    help="runs of the baseline with as many seeds, paired with the runs' member by member",
+  )
   p.add_argument('--json', type=pathlib.Path, help='also write the scores as JSON here')
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
   try:
-    result, data = run_result(args.run)
-    members, ensemble, k = member_scores(result, data)
-    baseline = None
+    ours = runs_seeds(args.runs)
+    k = len(ours.members)
+    base = None
     if args.baseline:
-      base_result, base_data = run_result(args.baseline)
-      baseline, _, k_base = member_scores(base_result, base_data)
-      if k_base != k:
-        raise UsageError(f'--baseline has {k_base} seeds, {args.run} has {k}: pair equal counts')
-      tested = lambda r, d: (same_samples(d.arrays), r.pooled['predictions']['index'].tolist())
-      if tested(base_result, base_data) != tested(result, data):
+      base = runs_seeds(args.baseline)
+      if len(base.members) != k:
         raise UsageError(
-          f'--baseline {args.baseline} tested other samples than {args.run} (another dataset, '
-          'build or --subjects): a paired difference needs the same folds and samples'
+          f'--baseline has {len(base.members)} seeds, {" ".join(map(str, args.runs))} '
+          f'{k}: pair equal counts'
+        )
+      if tested(base.result, base.data) != tested(ours.result, ours.data):
+        raise UsageError(
+          f'--baseline {args.baseline[0]} tested other samples than {args.runs[0]} (another '
+          'dataset, build or --subjects): a paired difference needs the same folds and samples'
         )
   except (UsageError, PlanError, RunMismatchError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  print(heading(result.config) + '\n\n' + table(members, ensemble, baseline))
-  schemes = (key_scheme(args.run), key_scheme(args.baseline)) if baseline is not None else ()
-  if k > 1 and len(set(schemes)) > 1:
+  baseline = base.members if base else None
+  config = dataclasses.replace(ours.result.config, ensemble=k)  # the ensemble: every member
+  print(heading(config) + '\n\n' + table(ours.members, ours.ensemble, baseline, ours.labels))
+  paired = zip(ours.schemes, base.schemes) if base else ()
+  differ = sorted({(a, b) for a, b in paired if None not in (a, b) and a != b})
+  if differ:
     print(
-      f'note: the two runs derive the keys of members >= 1 differently (random_keys '
-      f'{schemes[0]} and {schemes[1]}, hfa_jax.loso.keys): only member 0 is paired with the '
-      'same initial weights'
+      f'note: the paired runs derive the keys of members >= 1 differently (random_keys '
+      f'{differ[0][0]} and {differ[0][1]}, hfa_jax.loso.keys): only members 0 are paired with '
+      'the same initial weights'
     )
   if args.json:
-    record = dict(members=members, ensemble=ensemble, baseline=baseline)
-    args.json.write_text(json.dumps(record | dict(protocol=protocols(result.config))))
+    record = dict(members=ours.members, labels=ours.labels, ensemble=ours.ensemble)
+    record |= dict(baseline=baseline, protocol=protocols(config))
+    args.json.write_text(json.dumps(record))
   return 0
 
 

@@ -20,6 +20,7 @@ def runs(tmp_path_factory, tiny_data, tiny_run):
   for name, extra in (
     ('three', ['--ensemble', '3']),
     ('longer', ['--ensemble', '3', '--epochs', '3', '--select_epoch', 'best_test']),
+    ('seed1', ['--ensemble', '2', '--seed', '1']),
   ):
     out[name] = tmp / name
     proc = _run([*common, *extra, '--out', str(out[name])])
@@ -112,6 +113,57 @@ def test_a_baseline_under_another_key_scheme_is_said(runs, tmp_path, capsys):
   assert 'random_keys' not in capsys.readouterr().out
   assert seeds.main([str(runs['three']), '--baseline', str(old)]) == 0
   assert 'random_keys 2 and 1' in capsys.readouterr().out
+
+
+def test_runs_of_other_seeds_are_taken_together(runs, tmp_path, capsys):
+  """Two runs of one recipe (seeds 0 and 1, 3 + 2 members): five seeds, mean +- std over the
+  five, the ensemble the mean probability of all five (by hand); a baseline of as many seeds
+  is paired member by member in the order given."""
+  three, seed1 = (seeds.run_result(runs[n]) for n in ('three', 'seed1'))
+  assert (
+    seeds.main([str(runs['three']), str(runs['seed1']), '--json', str(tmp_path / 'a.json')]) == 0
+  )
+  text = capsys.readouterr().out
+  record = json.loads((tmp_path / 'a.json').read_text())
+  alone = [m for r, d in (three, seed1) for m in seeds.member_scores(r, d)[0]]
+  assert [tuple(m['all']) for m in record['members']] == [m['all'] for m in alone]
+  assert record['labels'] == [f'seed {s} member {r}' for s, k in ((0, 3), (1, 2)) for r in range(k)]
+  assert text.count('| seed 1 member ') == 2 and '5 models per fold' in text
+  uf1 = [m['all'][0] for m in alone]
+  assert f'| mean +- std | {np.mean(uf1):.4f} +- {np.std(uf1, ddof=1):.4f} / ' in text
+  probs = (
+    3 * three[0].pooled['predictions']['probs'] + 2 * seed1[0].pooled['predictions']['probs']
+  ) / 5
+  pred = three[0].pooled['predictions']
+  from hfa_jax import metrics
+
+  by_hand = metrics.summarize(pred['label'], probs.argmax(-1), three[1].num_classes)
+  assert tuple(record['ensemble']['all']) == (by_hand['uf1'], by_hand['uar'])
+  # paired with the baseline's members in order: seed1's two, then three's three
+  argv = [
+    str(runs['three']),
+    str(runs['seed1']),
+    '--baseline',
+    str(runs['seed1']),
+    str(runs['three']),
+  ]
+  assert seeds.main([*argv, '--json', str(tmp_path / 'b.json')]) == 0
+  base = json.loads((tmp_path / 'b.json').read_text())['baseline']
+  assert [tuple(m['all']) for m in base] == [m['all'] for m in alone[3:] + alone[:3]]
+  diff = np.subtract(uf1, [m['all'][0] for m in base])
+  paired = next(line for line in capsys.readouterr().out.splitlines() if 'paired' in line)
+  assert paired.split(' | ')[1].startswith(f'{diff.mean():.4f} +- {diff.std(ddof=1):.4f} / ')
+
+
+def test_runs_that_cannot_be_taken_together_are_refused(runs, capsys):
+  """The same models twice (the same seed), other settings, or unequal counts to pair."""
+  assert seeds.main([str(runs['three']), str(runs['single'])]) == 2  # seed 0's member 0 twice
+  assert 'is the model of' in capsys.readouterr().err
+  assert seeds.main([str(runs['seed1']), str(runs['longer'])]) == 2
+  err = capsys.readouterr().err
+  assert 'ran other settings' in err and 'epochs 3' in err and 'select_epoch best_test' in err
+  assert seeds.main([str(runs['three']), str(runs['seed1']), '--baseline', str(runs['three'])]) == 2
+  assert '--baseline has 3 seeds' in capsys.readouterr().err
 
 
 def test_runs_at_other_input_sides_test_the_same_samples():

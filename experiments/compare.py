@@ -42,7 +42,7 @@ import pathlib
 import shlex
 import sys
 
-from experiments import declarations, leaderboard, loso, options, recipes, usage
+from experiments import declarations, leaderboard, loso, options, recipes, run_folder, usage
 from experiments.compare_rows import (
   PUBLISHED,
   honest_epoch,
@@ -81,7 +81,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     help='train every network with experiments/configs/RECIPE.py instead of its own (its own '
     'input side kept), e.g. flow_images: HFA-Net\'s recipe (default: each its own)',
   )
-  p.add_argument('--out', type=pathlib.Path, help='default runs/compare-DATASET')
+  p.add_argument(
+    '--out',
+    type=pathlib.Path,
+    help='default runs/compare-DATASET, named also by the settings given to every run '
+    '(--seed 1: runs/compare-DATASET-seed1)',
+  )
   p.add_argument('--no_progress', action='store_true', help='log lines instead of progress bars')
   args, rest = p.parse_known_args(argv)
   chosen = bool(args.models)
@@ -120,10 +125,22 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         'those passed to every network run)'
       )
   if args.out is None:
-    args.out = pathlib.Path('runs') / f"compare-{args.dataset.replace(':', '-')}"
+    args.out = default_out(args.dataset, rest)
   if not chosen:
     default_networks(say=True)  # once the options are taken: an option error comes alone
   return args, rest
+
+
+def default_out(dataset: str, rest: list[str]) -> pathlib.Path:
+  """runs/compare-DATASET, named also by the settings given to every run that change what it
+  learns or tests (`--seed 1`: runs/compare-DATASET-seed1; `--subjects`: ...-only-SUBJECTS), so
+  that a comparison with other settings never meets another's runs in its folder."""
+  _, namespace = options.parse(rest)
+  given = {k: v for k, v in vars(namespace).items() if k not in options.COMMAND}
+  unnamed = ('dataset', 'model', 'subjects', 'data_dir', 'out', *run_folder.EXECUTION)
+  changed = {k: given[k] for k in declarations.field_names() if k in given and k not in unnamed}
+  name = f"compare-{dataset.replace(':', '-')}" + run_folder.settings_part(changed)
+  return pathlib.Path('runs') / (name + run_folder.subjects_part(given.get('subjects')))
 
 
 # experiments.loso's options that would override compare's own in every run: the one to give.

@@ -33,15 +33,27 @@ def default_out(
   name = f"loso-{e.dataset.replace(':', '-')}-{e.classes}-{size}px{model}-seed{seed}"
   if recipe:
     name += f'-{recipe}'
-  if changed:
-    name += '-' + _short('-'.join(f'{k}{_value(v)}' for k, v in changed.items()), changed)
-  if e.subjects:
-    joined = '+'.join(e.subjects)
-    if len(joined) > 40:
-      digest = hashlib.sha1(joined.encode()).hexdigest()[:8]
-      joined = f'{len(e.subjects)}subjects-{digest}'
-    name += f'-only-{joined}'
-  return pathlib.Path('runs') / name
+  return pathlib.Path('runs') / (name + settings_part(changed) + subjects_part(e.subjects))
+
+
+def settings_part(changed: dict | None) -> str:
+  """'-epochs1-mixup0.2' for settings that tell a folder apart ('' for none): where longer than
+  40 characters, how many settings and a digest of them ('-5settings-bdc77fd1')."""
+  if not changed:
+    return ''
+  return '-' + _short('-'.join(f'{k}{_value(v)}' for k, v in changed.items()), changed)
+
+
+def subjects_part(subjects) -> str:
+  """'-only-sub01+s3' for a part of a LOSO (--subjects; '' for all of it), or how many subjects
+  and a digest of their names where longer than 40 characters."""
+  if not subjects:
+    return ''
+  joined = '+'.join(subjects)
+  if len(joined) > 40:
+    digest = hashlib.sha1(joined.encode()).hexdigest()[:8]
+    joined = f'{len(subjects)}subjects-{digest}'
+  return f'-only-{joined}'
 
 
 def _value(v) -> str:

@@ -265,6 +265,19 @@ def test_unknown_models_and_bad_counts_are_refused(capsys):
   assert 'not with --recipe' in capsys.readouterr().err
 
 
+def test_the_default_folder_is_named_by_the_settings_given_to_every_run():
+  """A comparison with another seed, other epochs or a part of the LOSO gets a folder of its
+  own (its runs would be refused in the default one's); options that change no result don't."""
+  out = lambda *argv: str(compare.parse(['--models', 'hfanet', *argv])[0].out)
+  assert out() == 'runs/compare-megc2019_flow_images'
+  assert out('--dataset', 'synthetic') == 'runs/compare-synthetic'
+  assert out('--seed', '1') == out('--config.seed=1') == 'runs/compare-megc2019_flow_images-seed1'
+  subjects = out('--subjects', 'sub01,s3', '--epochs', '2', '--checkpoint_minutes', '5')
+  assert subjects == 'runs/compare-megc2019_flow_images-epochs2-only-sub01+s3'
+  assert out('--data_dir', '/d', '--keep_models', 'false') == 'runs/compare-megc2019_flow_images'
+  assert out('--seed', '1', '--out', 'mine') == 'mine'
+
+
 def test_the_default_says_what_it_leaves_out_once_the_options_are_taken(capsys):
   """On a CPU the default networks leave HTNet out and say so; an option error comes alone."""
   with pytest.raises(SystemExit):

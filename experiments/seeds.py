@@ -13,7 +13,10 @@ together in the fold program. Scored one member at a time, they are K independen
 this command pools each member's predictions as a LOSO of its own, prints UF1 / UAR pooled
 and per database for each, their mean and standard deviation (ddof 1), the ensemble's (mean
 probability) for comparison, and with --baseline RUN (as many seeds, same data), the paired
-difference member by member: a candidate wins only by more than that spread.
+difference member by member: a candidate wins only by more than that spread. With a baseline
+it also resamples the tested subjects (10,000 times, with replacement; every member under the
+same draw) and gives the 95 % interval of the seeds' mean UF1 difference: the seeds' spread is
+the training's randomness, this the test subjects' (metrics.subject_bootstrap_uf1).
 
 Several runs of one recipe with other `--seed` values are several seeds' more: their members
 are taken together, in the order given (runs of other settings, or that trained the same
@@ -139,6 +142,7 @@ class Seeds:
   result: object  # the first run's LosoResult (its protocol, its tested samples)
   data: object  # its dataset (datasets.load.TrainingData)
   schemes: list  # each member's random-key scheme (its run's; None for a member 0: any)
+  preds: np.ndarray  # (members, tested samples) each member's predicted classes, by index
 
 
 def tested(result, data) -> tuple:
@@ -160,7 +164,7 @@ def runs_seeds(runs: list[pathlib.Path]) -> Seeds:
   """The members of `runs` (finished runs of one recipe, other seeds) taken together, in
   order; the ensemble is the mean probability over all of them. Refuses runs that tested other
   samples, ran other settings, or trained the same models (the same seed and key scheme)."""
-  members, labels, probs, weights, schemes, seen = [], [], [], [], [], {}
+  members, labels, probs, weights, schemes, seen, preds = [], [], [], [], [], {}, []
   first = None
   for run in runs:
     result, data = run_result(run)
@@ -189,6 +193,7 @@ def runs_seeds(runs: list[pathlib.Path]) -> Seeds:
         )
       seen[key] = f'{run} member {r}'
     members += run_members
+    preds += [result.pool(member=r)['predictions']['pred'] for r in range(k)]
     labels += [f'seed {config.seed} member {r}' for r in range(k)]
     probs.append(result.pooled['predictions']['probs'])
     weights.append(k)
@@ -201,7 +206,30 @@ def runs_seeds(runs: list[pathlib.Path]) -> Seeds:
     mean = np.average(np.stack(probs), axis=0, weights=weights)
     predictions = dict(result.pooled['predictions'], probs=mean, pred=mean.argmax(-1))
     ensemble = scores(dict(predictions=predictions), data)
-  return Seeds(members, labels, ensemble, result, data, schemes)
+  return Seeds(members, labels, ensemble, result, data, schemes, np.stack(preds))
+
+
+REPLICATES = 10000
+
+
+def over_subjects(ours: Seeds, base: Seeds, replicates: int = REPLICATES) -> dict:
+  """The paired UF1 difference (the mean over the seeds of ours minus the baseline's) over
+  resamples of the tested subjects (metrics.subject_bootstrap_uf1, every member under the same
+  draw): its 2.5 and 97.5 percentiles and the share of draws where ours is above. The seeds'
+  spread is the training's randomness; this is the test subjects' (another 40 subjects from
+  the same population)."""
+  pred = ours.result.pooled['predictions']
+  preds = np.concatenate([ours.preds, base.preds])
+  uf1 = metrics.subject_bootstrap_uf1(
+    pred['label'], preds, pred['subject'], ours.data.num_classes, replicates
+  )
+  k = len(ours.preds)
+  diff = uf1[:, :k].mean(1) - uf1[:, k:].mean(1)
+  low, high = np.percentile(diff, [2.5, 97.5])
+  subjects = len(set(pred['subject'].tolist()))
+  return dict(
+    replicates=replicates, subjects=subjects, interval=[low, high], above=float((diff > 0).mean())
+  )
 
 
 def main(argv=None) -> int:
@@ -251,9 +279,17 @@ def main(argv=None) -> int:
       f'{differ[0][0]} and {differ[0][1]}, hfa_jax.loso.keys): only members 0 are paired with '
       'the same initial weights'
     )
+  bootstrap = over_subjects(ours, base) if base else None
+  if bootstrap:
+    low, high = bootstrap['interval']
+    print(
+      f"over subjects: the {bootstrap['subjects']} tested subjects resampled with replacement "
+      f"{bootstrap['replicates']:,} times, the paired UF1 difference of the seeds' mean lies in "
+      f"[{low:+.4f}, {high:+.4f}] (95 %), above 0 in {100 * bootstrap['above']:.1f} % of the draws"
+    )
   if args.json:
     record = dict(members=ours.members, labels=ours.labels, ensemble=ours.ensemble)
-    record |= dict(baseline=baseline, protocol=protocols(config))
+    record |= dict(baseline=baseline, protocol=protocols(config), over_subjects=bootstrap)
     args.json.write_text(json.dumps(record))
   return 0
 

@@ -97,3 +97,36 @@ def by_group(y_true, y_pred, groups, num_classes: int) -> dict:
     str(g): summarize(y_true[groups == g], y_pred[groups == g], num_classes)
     for g in sorted(set(groups.tolist()))
   }
+
+
+def uf1_of_confusions(cm: np.ndarray) -> np.ndarray:
+  """UF1 of each confusion matrix in `cm` (..., C, C), rows true: uf1's convention (the mean
+  F1 over the classes true or predicted), vectorised over the leading axes."""
+  cm = np.asarray(cm, np.float64)
+  tp = np.diagonal(cm, axis1=-2, axis2=-1)
+  seen = cm.sum(-1) + cm.sum(-2)  # support + predicted
+  f1 = np.divide(2 * tp, seen, out=np.zeros_like(tp), where=seen > 0)
+  count = (seen > 0).sum(-1)
+  return np.divide(f1.sum(-1), count, out=np.full(count.shape, np.nan), where=count > 0)
+
+
+def subject_bootstrap_uf1(
+  y_true, preds, subjects, num_classes: int, replicates: int = 10000, seed: int = 0
+) -> np.ndarray:
+  """UF1 (replicates, M) of each of M prediction vectors `preds` (M, n) of the same samples,
+  pooled over a resample of the subjects: each replicate draws as many subjects as there
+  are, with replacement, and pools their samples (a subject drawn twice counts twice), as a
+  LOSO over another draw of subjects from the same population would. All M share each
+  replicate's draw, so differences between them are paired."""
+  y_true, preds = np.asarray(y_true, np.int64), np.atleast_2d(np.asarray(preds, np.int64))
+  names, subject = np.unique(np.asarray(subjects), return_inverse=True)
+  s, c = len(names), num_classes
+  # per member and subject its confusion counts (M, S, C * C)
+  cells = subject * c * c + y_true * c
+  per_subject = np.stack(
+    [np.bincount(cells + p, minlength=s * c * c).reshape(s, c * c) for p in preds]
+  )
+  draws = np.random.default_rng(seed).integers(0, s, size=(replicates, s))
+  weights = np.stack([np.bincount(d, minlength=s) for d in draws])  # (B, S) multiplicities
+  cm = np.einsum('bs,msk->bmk', weights, per_subject).reshape(replicates, len(preds), c, c)
+  return uf1_of_confusions(cm)

@@ -85,3 +85,41 @@ def test_by_group_splits_before_pooling():
   )
   # smic: class 0 F1 0 (tp 0), class 1 F1 2/3; recall 0 and 1
   assert out['smic']['uf1'] == pytest.approx(1 / 3) and out['smic']['n'] == 2
+
+
+def test_uf1_of_confusions_is_uf1_for_each_matrix():
+  rng = np.random.default_rng(3)
+  y, p = rng.integers(0, 3, (4, 30)), rng.integers(0, 3, (4, 30))
+  p[0] = np.where(p[0] == 2, 0, p[0])  # class 2 never predicted
+  y[1], p[1] = np.where(y[1] == 2, 1, y[1]), np.where(p[1] == 2, 1, p[1])  # class 2 unseen
+  cm = np.stack([metrics.confusion_matrix(a, b, 3) for a, b in zip(y, p)])
+  np.testing.assert_allclose(
+    metrics.uf1_of_confusions(cm), [metrics.uf1(a, b, 3) for a, b in zip(y, p)], rtol=1e-12
+  )
+  assert np.isnan(metrics.uf1_of_confusions(np.zeros((3, 3))))  # no sample: as uf1
+
+
+def test_subject_bootstrap_by_hand():
+  """Subject a (labels 0, 1; both right) and b (label 0, predicted 1). Each replicate draws two
+  subjects: (a, a) pools 0 1 0 1 all right, UF1 1; (b, b) only wrong answers, UF1 0; a and b
+  pool labels 0 1 0 as 0 1 1, F1 2/3 for both classes: UF1 2/3, drawn half of the time."""
+  y, p, s = [0, 1, 0], [0, 1, 1], ['a', 'a', 'b']
+  got = metrics.subject_bootstrap_uf1(y, [p], s, 2, replicates=4000, seed=1)[:, 0]
+  values, counts = np.unique(np.round(got, 12), return_counts=True)
+  np.testing.assert_allclose(values, [0, 2 / 3, 1])
+  np.testing.assert_allclose(counts / 4000, [0.25, 0.5, 0.25], atol=0.03)
+
+
+def test_subject_bootstrap_pools_the_drawn_subjects_samples():
+  """Each replicate equals uf1 of the samples of its drawn subjects concatenated (a subject
+  drawn twice, twice), for every prediction vector, all under the same draw."""
+  rng = np.random.default_rng(0)
+  y, preds = rng.integers(0, 4, 60), rng.integers(0, 4, (3, 60))
+  subjects = np.array([f's{i}' for i in rng.integers(0, 9, 60)])
+  got = metrics.subject_bootstrap_uf1(y, preds, subjects, 4, replicates=20, seed=5)
+  names = np.unique(subjects)
+  draws = np.random.default_rng(5).integers(0, len(names), size=(20, len(names)))
+  for b, draw in enumerate(draws):
+    idx = np.concatenate([np.flatnonzero(subjects == names[d]) for d in draw])
+    want = [metrics.uf1(y[idx], p[idx], 4) for p in preds]
+    np.testing.assert_allclose(got[b], want, rtol=1e-12)

@@ -155,6 +155,29 @@ def test_runs_of_other_seeds_are_taken_together(runs, tmp_path, capsys):
   assert paired.split(' | ')[1].startswith(f'{diff.mean():.4f} +- {diff.std(ddof=1):.4f} / ')
 
 
+def test_the_paired_difference_over_resampled_subjects(runs, tmp_path, capsys):
+  """With a baseline: the seeds' mean UF1 difference over resamples of the tested subjects,
+  every member under the same draw; a run against itself differs by exactly 0 in every draw."""
+  assert seeds.main([str(runs['three']), '--baseline', str(runs['three'])]) == 0
+  assert (
+    'lies in [+0.0000, +0.0000] (95 %), above 0 in 0.0 % of the draws' in capsys.readouterr().out
+  )
+  ours, base = seeds.runs_seeds([runs['seed1']]), seeds.runs_seeds([runs['longer']])
+  got = seeds.over_subjects(ours, seeds.runs_seeds([runs['three']]), replicates=200)
+  pred = ours.result.pooled['predictions']
+  members = [ours.result.pool(member=r)['predictions']['pred'] for r in range(2)]
+  three = seeds.run_result(runs['three'])[0]
+  members += [three.pool(member=r)['predictions']['pred'] for r in range(3)]
+  from hfa_jax import metrics
+
+  classes = ours.data.num_classes
+  uf1 = metrics.subject_bootstrap_uf1(pred['label'], members, pred['subject'], classes, 200)
+  diff = uf1[:, :2].mean(1) - uf1[:, 2:].mean(1)
+  np.testing.assert_allclose(got['interval'], np.percentile(diff, [2.5, 97.5]))
+  assert got['above'] == (diff > 0).mean() and got['subjects'] == len(set(pred['subject']))
+  assert base.preds.shape == (3, len(pred['index']))
+
+
 def test_runs_that_cannot_be_taken_together_are_refused(runs, capsys):
   """The same models twice (the same seed), other settings, or unequal counts to pair."""
   assert seeds.main([str(runs['three']), str(runs['single'])]) == 2  # seed 0's member 0 twice

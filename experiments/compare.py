@@ -42,7 +42,7 @@ import pathlib
 import shlex
 import sys
 
-from experiments import declarations, leaderboard, loso, options, recipes, run_folder, usage
+from experiments import declarations, leaderboard, loso, options, recipes, run_folder, seeds, usage
 from experiments.compare_rows import (
   PUBLISHED,
   honest_epoch,
@@ -284,9 +284,17 @@ def notes(args, runs: dict) -> list[str]:
       f' The recipes were changed by the options given ({in_words(changed)}): '
       "no row is its authors' recipe."
     )
+  over = (
+    ' A paired difference from HFA-Net also gives its 95 % interval over subjects: the tested '
+    f'subjects resampled with replacement {seeds.REPLICATES:,} times, every seed of both '
+    "networks under the same draw, the 2.5 and 97.5 percentiles of the seeds' mean UF1 "
+    "difference (the test subjects' uncertainty, which the seeds' spread leaves out)"
+    if 'hfanet' in runs and len(runs) > 1
+    else ''
+  )
   return [
     f'{dataset}; {args.ensemble} seeds per network trained together, each seed scored as a '
-    'LOSO of its own (UF1 and UAR pooled over all folds), mean +- std (ddof 1).',
+    f'LOSO of its own (UF1 and UAR pooled over all folds), mean +- std (ddof 1).{over}',
     f'{trained} {honest}; rows marked NOT '
     "honest score each subject's best test epoch, as their authors' scripts do, and are "
     'listed after every honest row.',

@@ -67,10 +67,34 @@ def honest_epoch(run: dict) -> str:
   return 'last' if select == 'best_test' else select
 
 
-def reference_scores(runs: dict) -> list[dict] | None:
-  """HFA-Net's per-seed scores at its honest row's epoch (honest_epoch: never each subject's
-  best test epoch), with which the other rows are paired; None without HFA-Net."""
-  return scores(runs['hfanet'], honest_epoch(runs['hfanet']))[0] if 'hfanet' in runs else None
+@dataclasses.dataclass(frozen=True)
+class Reference:
+  """HFA-Net's run at its honest row's epoch (honest_epoch: never each subject's best test
+  epoch), with which the other rows are paired."""
+
+  scores: list[dict]  # per member: seeds.scores
+  preds: np.ndarray  # (members, samples) each member's predicted classes, by sample index
+  predictions: dict  # its pooled predictions ('label', 'subject', 'index', ...)
+  num_classes: int
+
+
+def member_preds(run: dict, select_epoch: str) -> np.ndarray:
+  """(members, samples) each member's predicted classes at `select_epoch`, by sample index."""
+  result = run['result']
+  k = result.config.ensemble
+  return np.stack(
+    [result.pool(member=r, select_epoch=select_epoch)['predictions']['pred'] for r in range(k)]
+  )
+
+
+def reference_scores(runs: dict) -> Reference | None:
+  """HFA-Net's run as the Reference of the other rows; None without HFA-Net."""
+  if 'hfanet' not in runs:
+    return None
+  run, select = runs['hfanet'], honest_epoch(runs['hfanet'])
+  predictions = run['result'].pool(select_epoch=select)['predictions']
+  members = scores(run, select)[0]
+  return Reference(members, member_preds(run, select), predictions, run['data'].num_classes)
 
 
 def paired(members: list[dict], reference: list[dict]) -> list[dict]:
@@ -78,6 +102,24 @@ def paired(members: list[dict], reference: list[dict]) -> list[dict]:
   if len(members) != len(reference):
     raise ValueError(f'{len(members)} seeds against {len(reference)}: pair equal counts')
   return [{g: tuple(np.subtract(m[g], r[g])) for g in m} for m, r in zip(members, reference)]
+
+
+def over_subjects(run: dict, select_epoch: str, reference: Reference) -> tuple[float, float]:
+  """The 95 % interval of a run's paired UF1 difference from the reference over resamples of
+  the tested subjects (seeds.subjects_interval)."""
+  pred = reference.predictions
+  if not np.array_equal(
+    run['result'].pool(select_epoch=select_epoch)['predictions']['index'], pred['index']
+  ):
+    raise ValueError('the run and HFA-Net were tested on different samples: no paired difference')
+  interval = seeds.subjects_interval(
+    pred['label'],
+    pred['subject'],
+    member_preds(run, select_epoch),
+    reference.preds,
+    reference.num_classes,
+  )['interval']
+  return tuple(interval)
 
 
 def machine(record: dict) -> str:
@@ -120,7 +162,10 @@ def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
     honest=True,
     members=members,
     ensemble=ensemble,
-    paired=paired(members, reference) if reference and model != 'hfanet' else None,
+    paired=paired(members, reference.scores) if reference and model != 'hfanet' else None,
+    over_subjects=over_subjects(run, select, reference)
+    if reference and model != 'hfanet'
+    else None,
     paired_with=f"HFA-Net{' with the same recipe' if run['swapped'] else ''}, seed by seed",
     command=run['command'],
     **times(record),
@@ -136,7 +181,7 @@ def in_words(changed: dict) -> str:
   return ', '.join(f'{k} {v}' for k, v in changed.items())
 
 
-def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | None) -> list[Row]:
+def published_rows(model: str, run: dict, honest: Row, reference: Reference | None) -> list[Row]:
   """The rows of the authors' script. With a recipe of its own (`run` is its run): that
   recipe's honest row (last epoch), paired with HFA-Net's recipe seed by seed; then, where the
   script keeps each subject's best test epoch, the row it would print, paired with the same
@@ -152,7 +197,8 @@ def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | N
       honest=True,
       members=members,
       ensemble=ensemble,
-      paired=paired(members, reference) if reference else None,
+      paired=paired(members, reference.scores) if reference else None,
+      over_subjects=over_subjects(run, 'last', reference) if reference else None,
       paired_with="HFA-Net's recipe, seed by seed",
       command=run['command'],
       **times(run['record']),
@@ -172,6 +218,7 @@ def published_rows(model: str, run: dict, honest: Row, reference: list[dict] | N
         members=members,
         ensemble=ensemble,
         paired=paired(members, base.members),
+        over_subjects=None,
         paired_with='its honest row, seed by seed: the inflation',
         wall_time_s=None,
         cpu_time_s=None,

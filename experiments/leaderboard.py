@@ -34,6 +34,8 @@ class Row:
   ensemble: dict  # the K members' mean probability, scored: {'all': (uf1, uar), ...}
   paired: list | None = None  # per member {'all': (duf1, duar), ...} against the reference
   paired_with: str = ''  # what `paired` is against, in words
+  # the 95 % interval of the paired mean UF1 difference over resamples of the tested subjects
+  over_subjects: tuple | None = None
   command: str = ''
   wall_time_s: float | None = None
   cpu_time_s: float | None = None  # the process's CPU time, all threads (None: not known)
@@ -90,6 +92,17 @@ def code_cell(parts: list) -> str:
   return ', '.join(out)
 
 
+def paired_cell(r: Row) -> str:
+  """'-0.0140 +- 0.0213 (HFA-Net, seed by seed; over subjects -0.0508 to +0.0161)'."""
+  if not r.paired:
+    return ''
+  low_high = ''
+  if r.over_subjects is not None:
+    low, high = r.over_subjects
+    low_high = f'; 95 % over subjects {low:+.4f} to {high:+.4f}'
+  return f"{_pm(r.stat('all', 0, 'paired'))} ({r.paired_with}{low_high})"
+
+
 def markdown(rows: list[Row], title: str, notes: list[str]) -> str:
   """The leaderboard as Markdown: the table, then what it says and how it was made."""
   rows = ordered(rows)
@@ -105,7 +118,7 @@ def markdown(rows: list[Row], title: str, notes: list[str]) -> str:
       f'{_pm(r.stat(d, 0))} / {_pm(r.stat(d, 1))}' if d in r.members[0] else '' for d in dbs
     ]
     cells.append(f"{r.ensemble['all'][0]:.4f} / {r.ensemble['all'][1]:.4f}")
-    cells.append(f"{_pm(r.stat('all', 0, 'paired'))} ({r.paired_with})" if r.paired else '')
+    cells.append(paired_cell(r))
     cells += [_times(r), r.machine, code_cell(r.code)]
     lines.append('| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |')
   lines += ['', *notes, '', 'Each row\'s command:', '']
@@ -137,6 +150,8 @@ def table_rows(rows: list[Row]) -> list[dict]:
       d['paired_with'] = r.paired_with
       d['paired_uf1_mean'], d['paired_uf1_std'] = _known(r.stat('all', 0, 'paired'))
       d['paired_uar_mean'], d['paired_uar_std'] = _known(r.stat('all', 1, 'paired'))
+      low_high = r.over_subjects or (None, None)
+      d['paired_uf1_subjects_low'], d['paired_uf1_subjects_high'] = low_high
     d |= dict(wall_time_s=r.wall_time_s, cpu_time_s=r.cpu_time_s, machine=r.machine)
     d |= dict(code=code_cell(r.code), command=r.command, source=r.source)
     out.append(d)

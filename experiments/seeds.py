@@ -213,22 +213,32 @@ REPLICATES = 10000
 
 
 def over_subjects(ours: Seeds, base: Seeds, replicates: int = REPLICATES) -> dict:
-  """The paired UF1 difference (the mean over the seeds of ours minus the baseline's) over
-  resamples of the tested subjects (metrics.subject_bootstrap_uf1, every member under the same
-  draw): its 2.5 and 97.5 percentiles and the share of draws where ours is above. The seeds'
-  spread is the training's randomness; this is the test subjects' (another 40 subjects from
-  the same population)."""
+  """The paired UF1 difference of `ours` from `base` over resamples of the tested subjects
+  (subjects_interval)."""
   pred = ours.result.pooled['predictions']
-  preds = np.concatenate([ours.preds, base.preds])
-  uf1 = metrics.subject_bootstrap_uf1(
-    pred['label'], preds, pred['subject'], ours.data.num_classes, replicates
+  return subjects_interval(
+    pred['label'], pred['subject'], ours.preds, base.preds, ours.data.num_classes, replicates
   )
-  k = len(ours.preds)
+
+
+def subjects_interval(labels, subjects, preds, base_preds, classes: int, replicates=REPLICATES):
+  """The paired UF1 difference (the mean over the seeds of `preds` (K, n) minus that of
+  `base_preds` (K', n), the same samples) over resamples of the subjects
+  (metrics.subject_bootstrap_uf1, every member under the same draw): {'interval': its 2.5
+  and 97.5 percentiles, 'above': the share of draws where `preds` is above, 'subjects',
+  'replicates'}. The seeds' spread is the training's randomness; this is the test subjects'
+  (another draw of as many subjects from the same population)."""
+  uf1 = metrics.subject_bootstrap_uf1(
+    labels, np.concatenate([preds, base_preds]), subjects, classes, replicates
+  )
+  k = len(preds)
   diff = uf1[:, :k].mean(1) - uf1[:, k:].mean(1)
   low, high = np.percentile(diff, [2.5, 97.5])
-  subjects = len(set(pred['subject'].tolist()))
   return dict(
-    replicates=replicates, subjects=subjects, interval=[low, high], above=float((diff > 0).mean())
+    replicates=replicates,
+    subjects=len(set(np.asarray(subjects).tolist())),
+    interval=[float(low), float(high)],
+    above=float((diff > 0).mean()),
   )
 
 

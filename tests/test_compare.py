@@ -104,6 +104,25 @@ def test_figures_are_the_runs_seeds_by_hand(board):
   mine = [_member_uf1(out / 'runs' / 'ststnet', r, data, 'last') for r in range(2)]
   ref = [_member_uf1(out / 'runs' / 'hfanet', r, data, 'last') for r in range(2)]
   assert rows['ststnet', True]['paired_uf1_mean'] == pytest.approx(np.mean(np.subtract(mine, ref)))
+  # and its 95 % interval over resampled subjects, from the members' predictions
+  preds = {
+    name: [seeds.run_result(out / 'runs' / name)[0].pool(member=r)['predictions'] for r in range(2)]
+    for name in ('ststnet', 'hfanet')
+  }
+  p = preds['hfanet'][0]
+  by_hand = seeds.subjects_interval(
+    p['label'],
+    p['subject'],
+    np.stack([q['pred'] for q in preds['ststnet']]),
+    np.stack([q['pred'] for q in preds['hfanet']]),
+    data.num_classes,
+  )['interval']
+  got = [rows['ststnet', True][f'paired_uf1_subjects_{end}'] for end in ('low', 'high')]
+  assert got == pytest.approx(by_hand, abs=1e-12) and got[0] <= got[1]
+  assert (
+    f'95 % over subjects {by_hand[0]:+.4f} to {by_hand[1]:+.4f}'
+    in (out / f'{BOARD}.md').read_text()
+  )
   # HFA-Net's authors' recipe: its last epoch against HFA-Net's recipe; its script's figure
   # (each subject's best test epoch) against its own last epoch: the inflation
   run = out / 'runs' / 'hfanet-published'
@@ -114,6 +133,8 @@ def test_figures_are_the_runs_seeds_by_hand(board):
   assert rows[name, True]['paired_uf1_mean'] == pytest.approx(np.mean(np.subtract(last, ref)))
   assert rows[name, False]['all_uf1_mean'] == pytest.approx(np.mean(best), abs=1e-12)
   assert rows[name, False]['paired_uf1_mean'] == pytest.approx(np.mean(np.subtract(best, last)))
+  assert rows[name, True]['paired_uf1_subjects_low'] is not None
+  assert rows[name, False]['paired_uf1_subjects_low'] is None  # the inflation: none
 
 
 def test_the_same_command_resumes_and_trains_nothing(board, capsys):
@@ -349,7 +370,7 @@ def test_rows_pair_with_hfanets_honest_epoch_and_say_what_they_are(board, monkey
   run = dict(zip(('result', 'data'), seeds.run_result(out / 'runs' / 'hfanet-published')))
   data = run['data']
   last = [_member_uf1(out / 'runs' / 'hfanet-published', r, data, 'last') for r in range(2)]
-  got = [m['all'][0] for m in compare_rows.reference_scores({'hfanet': run})]
+  got = [m['all'][0] for m in compare_rows.reference_scores({'hfanet': run}).scores]
   assert got == pytest.approx(last, abs=1e-12)
   assert compare_rows.reference_scores({'ststnet': run}) is None
 

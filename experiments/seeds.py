@@ -25,6 +25,7 @@ models, are refused); --baseline takes as many runs, paired member by member in 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import pathlib
@@ -243,7 +244,12 @@ def subjects_interval(labels, subjects, preds, base_preds, classes: int, replica
 
 
 def main(argv=None) -> int:
-  p = usage.Parser(prog='python -m experiments.seeds', description=__doc__.split('\n\n')[0])
+  p = usage.Parser(
+    prog='python -m experiments.seeds',
+    description=__doc__.split('\n\n')[0],
+    epilog=__doc__.split('\n\n', 1)[1] + '\nGive the runs before --baseline, which takes the rest.',
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   p.add_argument(
     'runs',
     nargs='+',

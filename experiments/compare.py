@@ -286,7 +286,8 @@ def notes(args, runs: dict) -> list[str]:
     )
   over = (
     ' A paired difference from HFA-Net also gives its 95 % interval over subjects: the tested '
-    f'subjects resampled with replacement {seeds.REPLICATES:,} times, every seed of both '
+    f'subjects resampled with replacement {seeds.REPLICATES:,} times (each database\'s among '
+    'themselves), every seed of both '
     "networks under the same draw, the 2.5 and 97.5 percentiles of the seeds' mean UF1 "
     "difference (the test subjects' uncertainty, which the seeds' spread leaves out)"
     if 'hfanet' in runs and len(runs) > 1

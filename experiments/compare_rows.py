@@ -76,6 +76,7 @@ class Reference:
   preds: np.ndarray  # (members, samples) each member's predicted classes, by sample index
   predictions: dict  # its pooled predictions ('label', 'subject', 'index', ...)
   num_classes: int
+  databases: np.ndarray  # each tested sample's database, by sample index
 
 
 def member_preds(run: dict, select_epoch: str) -> np.ndarray:
@@ -94,7 +95,9 @@ def reference_scores(runs: dict) -> Reference | None:
   run, select = runs['hfanet'], honest_epoch(runs['hfanet'])
   predictions = run['result'].pool(select_epoch=select)['predictions']
   members = scores(run, select)[0]
-  return Reference(members, member_preds(run, select), predictions, run['data'].num_classes)
+  databases = np.asarray(run['data'].databases)[predictions['index']]
+  preds = member_preds(run, select)
+  return Reference(members, preds, predictions, run['data'].num_classes, databases)
 
 
 def paired(members: list[dict], reference: list[dict]) -> list[dict]:
@@ -106,7 +109,7 @@ def paired(members: list[dict], reference: list[dict]) -> list[dict]:
 
 def over_subjects(run: dict, select_epoch: str, reference: Reference) -> tuple[float, float]:
   """The 95 % interval of a run's paired UF1 difference from the reference over resamples of
-  the tested subjects (seeds.subjects_interval)."""
+  the tested subjects, each database's among themselves (seeds.subjects_interval)."""
   pred = reference.predictions
   if not np.array_equal(
     run['result'].pool(select_epoch=select_epoch)['predictions']['index'], pred['index']
@@ -118,6 +121,7 @@ def over_subjects(run: dict, select_epoch: str, reference: Reference) -> tuple[f
     member_preds(run, select_epoch),
     reference.preds,
     reference.num_classes,
+    reference.databases,
   )['interval']
   return tuple(interval)
 

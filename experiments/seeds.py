@@ -14,9 +14,10 @@ this command pools each member's predictions as a LOSO of its own, prints UF1 / 
 and per database for each, their mean and standard deviation (ddof 1), the ensemble's (mean
 probability) for comparison, and with --baseline RUN (as many seeds, same data), the paired
 difference member by member: a candidate wins only by more than that spread. With a baseline
-it also resamples the tested subjects (10,000 times, with replacement; every member under the
-same draw) and gives the 95 % interval of the seeds' mean UF1 difference: the seeds' spread is
-the training's randomness, this the test subjects' (metrics.subject_bootstrap_uf1).
+it also resamples the tested subjects (10,000 times, with replacement, each database's among
+themselves; every member under the same draw) and gives the 95 % interval of the seeds' mean
+UF1 difference: the seeds' spread is the training's randomness, this the test subjects'
+(metrics.subject_bootstrap_uf1).
 
 Several runs of one recipe with other `--seed` values are several seeds' more: their members
 are taken together, in the order given (runs of other settings, or that trained the same
@@ -215,22 +216,32 @@ REPLICATES = 10000
 
 def over_subjects(ours: Seeds, base: Seeds, replicates: int = REPLICATES) -> dict:
   """The paired UF1 difference of `ours` from `base` over resamples of the tested subjects
-  (subjects_interval)."""
+  (subjects_interval), each database's subjects drawn among themselves."""
   pred = ours.result.pooled['predictions']
+  databases = np.asarray(ours.data.databases)[pred['index']]
   return subjects_interval(
-    pred['label'], pred['subject'], ours.preds, base.preds, ours.data.num_classes, replicates
+    pred['label'],
+    pred['subject'],
+    ours.preds,
+    base.preds,
+    ours.data.num_classes,
+    databases,
+    replicates,
   )
 
 
-def subjects_interval(labels, subjects, preds, base_preds, classes: int, replicates=REPLICATES):
+def subjects_interval(
+  labels, subjects, preds, base_preds, classes: int, databases=None, replicates=REPLICATES
+) -> dict:
   """The paired UF1 difference (the mean over the seeds of `preds` (K, n) minus that of
   `base_preds` (K', n), the same samples) over resamples of the subjects
-  (metrics.subject_bootstrap_uf1, every member under the same draw): {'interval': its 2.5
-  and 97.5 percentiles, 'above': the share of draws where `preds` is above, 'subjects',
-  'replicates'}. The seeds' spread is the training's randomness; this is the test subjects'
-  (another draw of as many subjects from the same population)."""
+  (metrics.subject_bootstrap_uf1, every member under the same draw; with `databases`, per
+  sample, each database's subjects drawn among themselves): {'interval': its 2.5 and 97.5
+  percentiles, 'above': the share of draws where `preds` is above, 'subjects', 'replicates'}.
+  The seeds' spread is the training's randomness; this is the test subjects' (another draw of
+  as many subjects from each database, the trained models held as they are)."""
   uf1 = metrics.subject_bootstrap_uf1(
-    labels, np.concatenate([preds, base_preds]), subjects, classes, replicates
+    labels, np.concatenate([preds, base_preds]), subjects, classes, replicates, strata=databases
   )
   k = len(preds)
   diff = uf1[:, :k].mean(1) - uf1[:, k:].mean(1)
@@ -300,6 +311,7 @@ def main(argv=None) -> int:
     low, high = bootstrap['interval']
     print(
       f"over subjects: the {bootstrap['subjects']} tested subjects resampled with replacement "
+      'within their databases '
       f"{bootstrap['replicates']:,} times, the paired UF1 difference of the seeds' mean lies in "
       f"[{low:+.4f}, {high:+.4f}] (95 %), above 0 in {100 * bootstrap['above']:.1f} % of the draws"
     )

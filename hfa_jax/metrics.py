@@ -111,13 +111,15 @@ def uf1_of_confusions(cm: np.ndarray) -> np.ndarray:
 
 
 def subject_bootstrap_uf1(
-  y_true, preds, subjects, num_classes: int, replicates: int = 10000, seed: int = 0
+  y_true, preds, subjects, num_classes: int, replicates: int = 10000, seed: int = 0, strata=None
 ) -> np.ndarray:
   """UF1 (replicates, M) of each of M prediction vectors `preds` (M, n) of the same samples,
   pooled over a resample of the subjects: each replicate draws as many subjects as there
   are, with replacement, and pools their samples (a subject drawn twice counts twice), as a
-  LOSO over another draw of subjects from the same population would. All M share each
-  replicate's draw, so differences between them are paired."""
+  LOSO over another draw of subjects from the same population would. With `strata` (per
+  sample, e.g. its database; one per subject) each stratum's subjects are drawn among
+  themselves, as many as it has, so every replicate keeps the composite's make-up. All M
+  share each replicate's draw, so differences between them are paired."""
   y_true, preds = np.asarray(y_true, np.int64), np.atleast_2d(np.asarray(preds, np.int64))
   names, subject = np.unique(np.asarray(subjects), return_inverse=True)
   s, c = len(names), num_classes
@@ -126,7 +128,29 @@ def subject_bootstrap_uf1(
   per_subject = np.stack(
     [np.bincount(cells + p, minlength=s * c * c).reshape(s, c * c) for p in preds]
   )
-  draws = np.random.default_rng(seed).integers(0, s, size=(replicates, s))
+  rng = np.random.default_rng(seed)
+  draws = np.concatenate(
+    [
+      members[rng.integers(0, len(members), size=(replicates, len(members)))]
+      for members in stratum_subjects(subject, s, strata)
+    ],
+    axis=1,
+  )
   weights = np.stack([np.bincount(d, minlength=s) for d in draws])  # (B, S) multiplicities
   cm = np.einsum('bs,msk->bmk', weights, per_subject).reshape(replicates, len(preds), c, c)
   return uf1_of_confusions(cm)
+
+
+def stratum_subjects(subject: np.ndarray, count: int, strata=None) -> list[np.ndarray]:
+  """The subject numbers (of `count`; `subject` per sample) of each stratum, in the order of
+  the strata's names; one stratum of all where `strata` is None. ValueError where a subject's
+  samples lie in two strata."""
+  if strata is None:
+    return [np.arange(count)]
+  names, stratum = np.unique(np.asarray(strata), return_inverse=True)
+  of_subject = np.full(count, -1)
+  for sub, st in zip(subject.tolist(), stratum.tolist()):
+    if of_subject[sub] not in (-1, st):
+      raise ValueError(f'subject number {sub} has samples in two strata: no stratified draw')
+    of_subject[sub] = st
+  return [np.flatnonzero(of_subject == k) for k in range(len(names))]

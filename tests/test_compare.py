@@ -116,6 +116,7 @@ def test_figures_are_the_runs_seeds_by_hand(board):
     np.stack([q['pred'] for q in preds['ststnet']]),
     np.stack([q['pred'] for q in preds['hfanet']]),
     data.num_classes,
+    np.asarray(data.databases)[p['index']],  # each database's subjects among themselves
   )['interval']
   got = [rows['ststnet', True][f'paired_uf1_subjects_{end}'] for end in ('low', 'high')]
   assert got == pytest.approx(by_hand, abs=1e-12) and got[0] <= got[1]

@@ -123,3 +123,29 @@ def test_subject_bootstrap_pools_the_drawn_subjects_samples():
     idx = np.concatenate([np.flatnonzero(subjects == names[d]) for d in draw])
     want = [metrics.uf1(y[idx], p[idx], 4) for p in preds]
     np.testing.assert_allclose(got[b], want, rtol=1e-12)
+
+
+def test_a_stratified_bootstrap_draws_each_stratum_among_itself():
+  """One subject per stratum: every replicate draws each once, the pooled UF1 itself; two
+  strata of several: each replicate pools its strata's draws, as many as each has; a
+  subject in two strata is refused."""
+  y, p = np.array([0, 1, 0, 2]), np.array([0, 1, 1, 2])
+  got = metrics.subject_bootstrap_uf1(y, [p], ['a', 'a', 'b', 'b'], 3, 50, strata=list('xxyy'))
+  np.testing.assert_allclose(got[:, 0], metrics.uf1(y, p, 3))
+  rng = np.random.default_rng(2)
+  y, preds = rng.integers(0, 3, 80), rng.integers(0, 3, (2, 80))
+  subjects = np.array([f's{i}' for i in rng.integers(0, 10, 80)])
+  strata = np.where(np.isin(subjects, ['s0', 's1', 's2', 's3']), 'smic', 'casme2')
+  got = metrics.subject_bootstrap_uf1(y, preds, subjects, 3, 30, seed=4, strata=strata)
+  names = np.unique(subjects)
+  groups = [
+    names[~np.isin(names, ['s0', 's1', 's2', 's3'])],
+    names[np.isin(names, ['s0', 's1', 's2', 's3'])],
+  ]
+  draw = np.random.default_rng(4)  # casme2 then smic: the strata in their names' order
+  drawn = np.concatenate([g[draw.integers(0, len(g), (30, len(g)))] for g in groups], axis=1)
+  for b in range(30):
+    idx = np.concatenate([np.flatnonzero(subjects == d) for d in drawn[b]])
+    np.testing.assert_allclose(got[b], [metrics.uf1(y[idx], q[idx], 3) for q in preds])
+  with pytest.raises(ValueError, match='two strata'):
+    metrics.subject_bootstrap_uf1(y[:2], p[:2], ['a', 'a'], 3, 5, strata=['x', 'y'])

@@ -156,8 +156,9 @@ def test_runs_of_other_seeds_are_taken_together(runs, tmp_path, capsys):
 
 
 def test_the_paired_difference_over_resampled_subjects(runs, tmp_path, capsys):
-  """With a baseline: the seeds' mean UF1 difference over resamples of the tested subjects,
-  every member under the same draw; a run against itself differs by exactly 0 in every draw."""
+  """With a baseline: the seeds' mean UF1 difference over resamples of the tested subjects
+  (within their databases), every member under the same draw; a run against itself differs by
+  exactly 0 in every draw."""
   assert seeds.main([str(runs['three']), '--baseline', str(runs['three'])]) == 0
   assert (
     'lies in [+0.0000, +0.0000] (95 %), above 0 in 0.0 % of the draws' in capsys.readouterr().out
@@ -170,8 +171,11 @@ def test_the_paired_difference_over_resampled_subjects(runs, tmp_path, capsys):
   members += [three.pool(member=r)['predictions']['pred'] for r in range(3)]
   from hfa_jax import metrics
 
-  classes = ours.data.num_classes
-  uf1 = metrics.subject_bootstrap_uf1(pred['label'], members, pred['subject'], classes, 200)
+  classes, dbs = ours.data.num_classes, np.asarray(ours.data.databases)[pred['index']]
+  assert len(set(dbs)) > 1  # each database's subjects drawn among themselves
+  uf1 = metrics.subject_bootstrap_uf1(
+    pred['label'], members, pred['subject'], classes, 200, strata=dbs
+  )
   diff = uf1[:, :2].mean(1) - uf1[:, 2:].mean(1)
   np.testing.assert_allclose(got['interval'], np.percentile(diff, [2.5, 97.5]))
   assert got['above'] == (diff > 0).mean() and got['subjects'] == len(set(pred['subject']))

@@ -185,7 +185,8 @@ def runs_seeds(runs: list[pathlib.Path]) -> Seeds:
         'for one recipe (compare two recipes with --baseline)'
       )
     config, scheme = result.config, key_scheme(run)
-    run_members, _, k = member_scores(result, data)
+    k = result.config.ensemble
+    pools = [result.pool(member=r) for r in range(k)]  # each member alone, pooled once
     for r in range(k):
       key = tuple(keys.fold_key(config.seed, 0, r, scheme).tolist())
       if key in seen:
@@ -194,8 +195,8 @@ def runs_seeds(runs: list[pathlib.Path]) -> Seeds:
           'give runs of other --seed values'
         )
       seen[key] = f'{run} member {r}'
-    members += run_members
-    preds += [result.pool(member=r)['predictions']['pred'] for r in range(k)]
+    members += [scores(pool, data) for pool in pools]
+    preds += [pool['predictions']['pred'] for pool in pools]
     labels += [f'seed {config.seed} member {r}' for r in range(k)]
     probs.append(result.pooled['predictions']['probs'])
     weights.append(k)

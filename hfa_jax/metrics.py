@@ -58,8 +58,7 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
 
 def uf1(y_true, y_pred, num_classes: int) -> float:
   """Unweighted F1: mean F1 over the classes present in y_true or y_pred."""
-  pc = per_class(confusion_matrix(y_true, y_pred, num_classes))
-  return float(pc['f1'][pc['seen']].mean()) if pc['seen'].any() else float('nan')
+  return float(uf1_of_confusions(confusion_matrix(y_true, y_pred, num_classes)))
 
 
 def uar(y_true, y_pred, num_classes: int) -> float:
@@ -79,7 +78,7 @@ def summarize(y_true, y_pred, num_classes: int) -> dict:
   pc = per_class(cm)
   mean = lambda v, m: float(v[m].mean()) if m.any() else float('nan')
   return dict(
-    uf1=mean(pc['f1'], pc['seen']),
+    uf1=float(uf1_of_confusions(cm)),
     uar=mean(pc['recall'], pc['present']),
     accuracy=accuracy(y_true, y_pred),
     n=int(cm.sum()),

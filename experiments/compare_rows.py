@@ -52,12 +52,27 @@ PUBLISHED = {
 }
 
 
-def scores(run: dict, select_epoch: str | None = None) -> tuple[list[dict], dict]:
-  """(per member scores, the scores of the members' mean probability) of a run."""
+@dataclasses.dataclass(frozen=True)
+class Scored:
+  """A run at one epoch, its members pooled once: their scores and their predictions."""
+
+  members: list[dict]  # per member: seeds.scores
+  ensemble: dict  # seeds.scores of the members' mean probability
+  preds: np.ndarray  # (members, samples) each member's predicted classes, by sample index
+  predictions: dict  # the members' mean probability's pooled predictions ('label', 'index', ...)
+
+
+def scored(run: dict, select_epoch: str | None = None) -> Scored:
+  """A run's members and their mean probability at `select_epoch`, each pooled once."""
   result, data = run['result'], run['data']
-  k = result.config.ensemble
-  members = [seeds.scores(result.pool(member=r, select_epoch=select_epoch), data) for r in range(k)]
-  return members, seeds.scores(result.pool(select_epoch=select_epoch), data)
+  pools = [result.pool(member=r, select_epoch=select_epoch) for r in range(result.config.ensemble)]
+  mean = result.pool(select_epoch=select_epoch)
+  return Scored(
+    members=[seeds.scores(p, data) for p in pools],
+    ensemble=seeds.scores(mean, data),
+    preds=np.stack([p['predictions']['pred'] for p in pools]),
+    predictions=mean['predictions'],
+  )
 
 
 def honest_epoch(run: dict) -> str:
@@ -79,25 +94,14 @@ class Reference:
   databases: np.ndarray  # each tested sample's database, by sample index
 
 
-def member_preds(run: dict, select_epoch: str) -> np.ndarray:
-  """(members, samples) each member's predicted classes at `select_epoch`, by sample index."""
-  result = run['result']
-  k = result.config.ensemble
-  return np.stack(
-    [result.pool(member=r, select_epoch=select_epoch)['predictions']['pred'] for r in range(k)]
-  )
-
-
 def reference_scores(runs: dict) -> Reference | None:
   """HFA-Net's run as the Reference of the other rows; None without HFA-Net."""
   if 'hfanet' not in runs:
     return None
-  run, select = runs['hfanet'], honest_epoch(runs['hfanet'])
-  predictions = run['result'].pool(select_epoch=select)['predictions']
-  members = scores(run, select)[0]
-  databases = np.asarray(run['data'].databases)[predictions['index']]
-  preds = member_preds(run, select)
-  return Reference(members, preds, predictions, run['data'].num_classes, databases)
+  run = runs['hfanet']
+  got = scored(run, honest_epoch(run))
+  databases = np.asarray(run['data'].databases)[got.predictions['index']]
+  return Reference(got.members, got.preds, got.predictions, run['data'].num_classes, databases)
 
 
 def paired(members: list[dict], reference: list[dict]) -> list[dict]:
@@ -107,18 +111,16 @@ def paired(members: list[dict], reference: list[dict]) -> list[dict]:
   return [{g: tuple(np.subtract(m[g], r[g])) for g in m} for m, r in zip(members, reference)]
 
 
-def over_subjects(run: dict, select_epoch: str, reference: Reference) -> tuple[float, float]:
+def over_subjects(run: Scored, reference: Reference) -> tuple[float, float]:
   """The 95 % interval of a run's paired UF1 difference from the reference over resamples of
   the tested subjects, each database's among themselves (seeds.subjects_interval)."""
   pred = reference.predictions
-  if not np.array_equal(
-    run['result'].pool(select_epoch=select_epoch)['predictions']['index'], pred['index']
-  ):
+  if not np.array_equal(run.predictions['index'], pred['index']):
     raise ValueError('the run and HFA-Net were tested on different samples: no paired difference')
   interval = seeds.subjects_interval(
     pred['label'],
     pred['subject'],
-    member_preds(run, select_epoch),
+    run.preds,
     reference.preds,
     reference.num_classes,
     reference.databases,
@@ -153,7 +155,8 @@ def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
   subject's best test epoch (a recipe that does so, given to every network by --recipe)."""
   record = run['record']
   select = honest_epoch(run)
-  members, ensemble = scores(run, select)
+  got = scored(run, select)
+  members, ensemble = got.members, got.ensemble
   changed = run.get('changed')
   script = (
     not (shows_published(model) or run['swapped'] or changed)
@@ -167,9 +170,7 @@ def honest_row(model: str, run: dict, reference: list[dict] | None) -> Row:
     members=members,
     ensemble=ensemble,
     paired=paired(members, reference.scores) if reference and model != 'hfanet' else None,
-    over_subjects=over_subjects(run, select, reference)
-    if reference and model != 'hfanet'
-    else None,
+    over_subjects=over_subjects(got, reference) if reference and model != 'hfanet' else None,
     paired_with=f"HFA-Net{' with the same recipe' if run['swapped'] else ''}, seed by seed",
     command=run['command'],
     **times(record),
@@ -193,7 +194,8 @@ def published_rows(model: str, run: dict, honest: Row, reference: Reference | No
   pub = PUBLISHED[model]
   base, rows = honest, []
   if pub.recipe:
-    members, ensemble = scores(run, 'last')
+    got = scored(run, 'last')
+    members, ensemble = got.members, got.ensemble
     base = Row(
       name=f'{model} ({pub.recipe})',
       protocol="honest: last epoch, its authors' recipe"
@@ -202,7 +204,7 @@ def published_rows(model: str, run: dict, honest: Row, reference: Reference | No
       members=members,
       ensemble=ensemble,
       paired=paired(members, reference.scores) if reference else None,
-      over_subjects=over_subjects(run, 'last', reference) if reference else None,
+      over_subjects=over_subjects(got, reference) if reference else None,
       paired_with="HFA-Net's recipe, seed by seed",
       command=run['command'],
       **times(run['record']),
@@ -213,15 +215,15 @@ def published_rows(model: str, run: dict, honest: Row, reference: Reference | No
     )
     rows.append(base)
   if pub.select_epoch == 'best_test':
-    members, ensemble = scores(run, 'best_test')
+    best = scored(run, 'best_test')
     rows.append(
       dataclasses.replace(
         base,
         protocol=NOT_HONEST,
         honest=False,
-        members=members,
-        ensemble=ensemble,
-        paired=paired(members, base.members),
+        members=best.members,
+        ensemble=best.ensemble,
+        paired=paired(best.members, base.members),
         over_subjects=None,
         paired_with='its honest row, seed by seed: the inflation',
         wall_time_s=None,

@@ -264,7 +264,7 @@ def main(argv=None) -> int:
   )
   p.add_argument(
     'runs',
-    nargs='+',
+    nargs='*',
     type=pathlib.Path,
     metavar='run',
     help='finished experiments.loso runs with --ensemble K (several: one recipe, other --seed)',
@@ -277,6 +277,9 @@ def main(argv=None) -> int:
   )
   p.add_argument('--json', type=pathlib.Path, help='also write the scores as JSON here')
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  if not args.runs:
+    order = ' (--baseline takes every path after it)' if args.baseline else ''
+    p.error(f'give the runs to score first: RUN [RUN ...] --baseline BASE [BASE ...]{order}')
   try:
     ours = runs_seeds(args.runs)
     k = len(ours.members)

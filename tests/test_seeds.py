@@ -203,3 +203,11 @@ def test_runs_at_other_input_sides_test_the_same_samples():
   assert seeds.same_samples(small) == seeds.same_samples(large)
   other = LosoData.of(np.zeros((4, 28, 28, 3), np.float32), y[::-1], s)
   assert seeds.same_samples(other) != seeds.same_samples(small)
+
+
+def test_runs_given_after_the_baseline_are_said_to_come_first(runs, capsys):
+  """--baseline takes every path after it: with no runs before it, the error says the order."""
+  with pytest.raises(SystemExit) as stop:
+    seeds.main(['--baseline', str(runs['three']), str(runs['seed1'])])
+  assert stop.value.code == 2
+  assert 'give the runs to score first' in capsys.readouterr().err

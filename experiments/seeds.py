@@ -21,7 +21,8 @@ UF1 difference: the seeds' spread is the training's randomness, this the test su
 
 Several runs of one recipe with other `--seed` values are several seeds' more: their members
 are taken together, in the order given (runs of other settings, or that trained the same
-models, are refused); --baseline takes as many runs, paired member by member in that order.
+models, are refused; runs of other code are taken together with a note naming each one's
+commit); --baseline takes as many runs, paired member by member in that order.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def run_result(run: pathlib.Path):
 def key_scheme(run: pathlib.Path) -> int:
   """How the run derived its members' random keys (hfa_jax.loso.keys; 1 if unrecorded)."""
   return store.key_scheme(store.read_run(run / 'state') or {})
+
+
+def run_code(run: pathlib.Path) -> tuple:
+  """The code each part of a finished run ran ('git COMMIT', from its summary.json; () where
+  it was not recorded)."""
+  summary = run / 'summary.json'
+  return tuple(json.loads(summary.read_text()).get('code_parts') or ()) if summary.exists() else ()
 
 
 def member_scores(result, data) -> tuple[list[dict], dict, int]:
@@ -145,6 +153,17 @@ class Seeds:
   data: object  # its dataset (datasets.load.TrainingData)
   schemes: list  # each member's random-key scheme (its run's; None for a member 0: any)
   preds: np.ndarray  # (members, tested samples) each member's predicted classes, by index
+  code: dict  # each run's code (run_code), by run
+
+  def code_note(self, what: str) -> str | None:
+    """A line naming each run's code where the runs taken together ran other code."""
+    if len(set(self.code.values())) < 2:
+      return None
+    said = '; '.join(f"{run}: {', '.join(c) or 'not recorded'}" for run, c in self.code.items())
+    return (
+      f"note: {what} ran other code ({said}); their seeds are taken together as one recipe's: "
+      'check that nothing between those commits changed what the models learn'
+    )
 
 
 def tested(result, data) -> tuple:
@@ -209,7 +228,8 @@ def runs_seeds(runs: list[pathlib.Path]) -> Seeds:
     mean = np.average(np.stack(probs), axis=0, weights=weights)
     predictions = dict(result.pooled['predictions'], probs=mean, pred=mean.argmax(-1))
     ensemble = scores(dict(predictions=predictions), data)
-  return Seeds(members, labels, ensemble, result, data, schemes, np.stack(preds))
+  code = {str(run): run_code(run) for run in runs}
+  return Seeds(members, labels, ensemble, result, data, schemes, np.stack(preds), code)
 
 
 REPLICATES = 10000
@@ -302,6 +322,10 @@ def main(argv=None) -> int:
   baseline = base.members if base else None
   config = dataclasses.replace(ours.result.config, ensemble=k)  # the ensemble: every member
   print(heading(config) + '\n\n' + table(ours.members, ours.ensemble, baseline, ours.labels))
+  for seeds_, what in ((ours, 'the runs'), (base, 'the --baseline runs')):
+    note = seeds_.code_note(what) if seeds_ else None
+    if note:
+      print(note)
   paired = zip(ours.schemes, base.schemes) if base else ()
   differ = sorted({(a, b) for a, b in paired if None not in (a, b) and a != b})
   if differ:

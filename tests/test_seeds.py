@@ -211,3 +211,18 @@ def test_runs_given_after_the_baseline_are_said_to_come_first(runs, capsys):
     seeds.main(['--baseline', str(runs['three']), str(runs['seed1'])])
   assert stop.value.code == 2
   assert 'give the runs to score first' in capsys.readouterr().err
+
+
+def test_runs_of_other_code_taken_together_are_said(runs, tmp_path, capsys):
+  """Runs of one recipe from other commits pool (their settings match), with a note naming
+  each run's code; runs of the same code get no note."""
+  assert seeds.main([str(runs['three']), str(runs['seed1'])]) == 0
+  assert 'ran other code' not in capsys.readouterr().out
+  other = tmp_path / 'seed1-other-code'
+  shutil.copytree(runs['seed1'], other)
+  summary = json.loads((other / 'summary.json').read_text())
+  summary['code_parts'] = ['git 0123456']
+  (other / 'summary.json').write_text(json.dumps(summary))
+  assert seeds.main([str(runs['three']), str(other)]) == 0
+  note = next(line for line in capsys.readouterr().out.splitlines() if 'ran other code' in line)
+  assert note.startswith('note: the runs ran other code (') and f'{other}: git 0123456' in note

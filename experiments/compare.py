@@ -15,7 +15,8 @@ OUT/runs/NAME/; the same command again resumes the runs where they stopped. Othe
 .csv, .json and .png (OUT/leaderboard-NET1-NET2.* for --models other than the default, so
 that no table overwrites another's): per network UF1 and UAR mean +- std over the seeds
 (each seed scored as a LOSO of its own), pooled and per database, its paired difference from
-HFA-Net (seed r against seed r), the ensemble of its seeds, wall and CPU time, machine, code
+HFA-Net (seed r against seed r) with its 95 % interval over resamples of the tested subjects
+(experiments.seeds), the ensemble of its seeds, wall and CPU time, machine, code
 (each part's git commit) and command; one row for the ensemble of all the networks (the mean
 of their probabilities per sample).
 

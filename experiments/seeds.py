@@ -322,8 +322,8 @@ def main(argv=None) -> int:
   baseline = base.members if base else None
   config = dataclasses.replace(ours.result.config, ensemble=k)  # the ensemble: every member
   print(heading(config) + '\n\n' + table(ours.members, ours.ensemble, baseline, ours.labels))
-  for seeds_, what in ((ours, 'the runs'), (base, 'the --baseline runs')):
-    note = seeds_.code_note(what) if seeds_ else None
+  for taken, what in ((ours, 'the runs'), (base, 'the --baseline runs')):
+    note = taken.code_note(what) if taken else None
     if note:
       print(note)
   paired = zip(ours.schemes, base.schemes) if base else ()

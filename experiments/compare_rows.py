@@ -52,27 +52,9 @@ PUBLISHED = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class Scored:
-  """A run at one epoch, its members pooled once: their scores and their predictions."""
-
-  members: list[dict]  # per member: seeds.scores
-  ensemble: dict  # seeds.scores of the members' mean probability
-  preds: np.ndarray  # (members, samples) each member's predicted classes, by sample index
-  predictions: dict  # the members' mean probability's pooled predictions ('label', 'index', ...)
-
-
-def scored(run: dict, select_epoch: str | None = None) -> Scored:
-  """A run's members and their mean probability at `select_epoch`, each pooled once."""
-  result, data = run['result'], run['data']
-  pools = [result.pool(member=r, select_epoch=select_epoch) for r in range(result.config.ensemble)]
-  mean = result.pool(select_epoch=select_epoch)
-  return Scored(
-    members=[seeds.scores(p, data) for p in pools],
-    ensemble=seeds.scores(mean, data),
-    preds=np.stack([p['predictions']['pred'] for p in pools]),
-    predictions=mean['predictions'],
-  )
+def scored(run: dict, select_epoch: str | None = None) -> seeds.Scored:
+  """A run's members and their mean probability at `select_epoch` (seeds.scored)."""
+  return seeds.scored(run['result'], run['data'], select_epoch)
 
 
 def honest_epoch(run: dict) -> str:
@@ -111,7 +93,7 @@ def paired(members: list[dict], reference: list[dict]) -> list[dict]:
   return [{g: tuple(np.subtract(m[g], r[g])) for g in m} for m, r in zip(members, reference)]
 
 
-def over_subjects(run: Scored, reference: Reference) -> tuple[float, float]:
+def over_subjects(run: seeds.Scored, reference: Reference) -> tuple[float, float]:
   """The 95 % interval of a run's paired UF1 difference from the reference over resamples of
   the tested subjects, each database's among themselves (seeds.subjects_interval)."""
   pred = reference.predictions

@@ -64,12 +64,35 @@ def run_code(run: pathlib.Path) -> tuple:
   return tuple(json.loads(summary.read_text()).get('code_parts') or ()) if summary.exists() else ()
 
 
+@dataclasses.dataclass(frozen=True)
+class Scored:
+  """A run at one epoch, its members pooled once: their scores and their predictions."""
+
+  members: list[dict]  # per member: scores
+  ensemble: dict  # scores of the members' mean probability
+  preds: np.ndarray  # (members, samples) each member's predicted classes, by sample index
+  predictions: dict  # the members' mean probability's pooled predictions ('label', 'index', ...)
+
+
+def scored(result, data, select_epoch: str | None = None) -> Scored:
+  """A LosoResult's members and their mean probability at `select_epoch` (None: the run's
+  own, its pooled result), each pooled once, scored on `data` (datasets.load.TrainingData)."""
+  k = result.config.ensemble
+  pools = [result.pool(member=r, select_epoch=select_epoch) for r in range(k)]
+  mean = result.pooled if select_epoch is None else result.pool(select_epoch=select_epoch)
+  return Scored(
+    members=[scores(p, data) for p in pools],
+    ensemble=scores(mean, data),
+    preds=np.stack([p['predictions']['pred'] for p in pools]),
+    predictions=mean['predictions'],
+  )
+
+
 def member_scores(result, data) -> tuple[list[dict], dict, int]:
   """([per member: {'all': (uf1, uar), database: (uf1, uar), ...}], the ensemble's, K) of a
   LosoResult and its dataset (datasets.load.TrainingData)."""
-  k = result.config.ensemble
-  members = [scores(result.pool(member=r), data) for r in range(k)]
-  return members, scores(result.pooled, data), k
+  got = scored(result, data)
+  return got.members, got.ensemble, len(got.members)
 
 
 def scores(result: dict, data) -> dict:
@@ -204,8 +227,8 @@ def runs_seeds(runs: list[pathlib.Path]) -> Seeds:
         'for one recipe (compare two recipes with --baseline)'
       )
     config, scheme = result.config, key_scheme(run)
-    k = result.config.ensemble
-    pools = [result.pool(member=r) for r in range(k)]  # each member alone, pooled once
+    got = scored(result, data)
+    k = len(got.members)
     for r in range(k):
       key = tuple(keys.fold_key(config.seed, 0, r, scheme).tolist())
       if key in seen:
@@ -214,8 +237,8 @@ def runs_seeds(runs: list[pathlib.Path]) -> Seeds:
           'give runs of other --seed values'
         )
       seen[key] = f'{run} member {r}'
-    members += [scores(pool, data) for pool in pools]
-    preds += [pool['predictions']['pred'] for pool in pools]
+    members += got.members
+    preds += list(got.preds)
     labels += [f'seed {config.seed} member {r}' for r in range(k)]
     probs.append(result.pooled['predictions']['probs'])
     weights.append(k)

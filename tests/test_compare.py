@@ -392,7 +392,7 @@ def test_rows_pair_with_hfanets_honest_epoch_and_say_what_they_are(board, monkey
     'after epoch 800 scored'
   )
   monkeypatch.setattr(compare_rows, 'honest_epoch', lambda run: 'validation')
-  one = compare_rows.Scored([{'all': (0.5, 0.5)}], {}, np.zeros((1, 0)), {})
+  one = seeds.Scored([{'all': (0.5, 0.5)}], {}, np.zeros((1, 0)), {})
   monkeypatch.setattr(compare_rows, 'scored', lambda run, select: one)
   assert compare_rows.honest_row('ststnet', ststnet, None).protocol == 'honest: validation epoch'
   monkeypatch.undo()

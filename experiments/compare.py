@@ -250,6 +250,34 @@ def changed_from_recipe(s: options.Settings) -> dict:
   return size | {k: v for k, v in changed.items() if k in learned}
 
 
+# Where HFA-Net's recipes come from: none is its authors' (the paper states none).
+HFANET_RECIPES = {
+  'flow_images': 'chosen by subject-grouped cross-validation on the CASME II + SMIC part of '
+  'the MEGC2019 flow images, so its row is not blind there',
+  'frames': 'a starting recipe, not tuned on real frames',
+  'synthetic': "the synthetic database's quick preset",
+}
+
+
+def own_recipes(runs: dict) -> str:
+  """What the notes say of recipes where every network trains with its own: HFA-Net's is
+  this project's (where it was chosen), the others' their authors' published ones."""
+  if 'hfanet' not in runs:
+    return (
+      "Every network was trained with its authors' published recipe (not tuned here) on the "
+      'same folds and samples.'
+    )
+  recipe = runs['hfanet']['recipe']
+  origin = HFANET_RECIPES.get(recipe, 'a recipe file of your own')
+  hfanet = f"HFA-Net with this project's recipe ({recipes.recipe_path(recipe)}: {origin})"
+  if len(runs) == 1:
+    return f'{hfanet}.'
+  return (
+    f'Every network was trained with its own recipe on the same folds and samples: {hfanet}, '
+    "every other network with its authors' published one (not tuned here)."
+  )
+
+
 def notes(args, runs: dict) -> list[str]:
   data = next(iter(runs.values()))['data']
   subjects = len(set(data.subjects.tolist()))
@@ -271,8 +299,7 @@ def notes(args, runs: dict) -> list[str]:
     "the epoch of its best UF1 on validation subjects held out of the fold's training subjects"
   )
   trained = (
-    "Every network was trained with its own published recipe (not tuned here) on the same "
-    'folds and samples.'
+    own_recipes(runs)
     if not args.recipe
     else f'Every network was trained with the recipe experiments/configs/{args.recipe}.py '
     '(its own input side kept) on the same folds and samples: rows named NETWORK (RECIPE) '

@@ -68,6 +68,9 @@ def test_files_and_rows(board):
   assert 'The recipes were changed by the options given (epochs 2, batch_size 4, ' in text
   assert 'synthetic_subjects' not in text.split('Each row')[0]  # the data, not a recipe's
   assert "no row is its authors' recipe" in text
+  # HFA-Net's recipe is this project's, never called its authors' or untuned
+  assert "HFA-Net with this project's recipe (experiments/configs/synthetic.py" in text
+  assert 'Every network was trained with its own published recipe' not in text
   assert text.index('NOT honest') > text.index('| ststnet | honest')
   assert 'python -m experiments.loso --dataset synthetic --model hfanet' in text
   assert (out / 'runs' / 'hfanet-published' / 'summary.json').is_file()
@@ -408,3 +411,23 @@ def test_rows_pair_with_hfanets_honest_epoch_and_say_what_they_are(board, monkey
   said = compare.notes(args, {'ststnet': part})[0]
   assert f'{first.sum()} samples of 1 of its {len(set(data.subjects.tolist()))} subjects' in said
   assert 'leave one subject out' in compare.notes(args, {'ststnet': ststnet})[0]
+
+
+def test_hfanets_recipe_is_said_to_be_this_projects_and_where_it_was_chosen():
+  def run(recipe):
+    return dict(recipe=recipe)
+
+  said = compare.own_recipes({'hfanet': run('flow_images'), 'ststnet': run('ststnet')})
+  assert "HFA-Net with this project's recipe (experiments/configs/flow_images.py: chosen by" in said
+  assert 'CASME II + SMIC part' in said and 'not blind there' in said
+  assert "every other network with its authors' published one (not tuned here)" in said
+  assert said.startswith('Every network was trained with its own recipe')
+  alone = compare.own_recipes({'hfanet': run('frames')})
+  assert alone == (
+    "HFA-Net with this project's recipe (experiments/configs/frames.py: a starting recipe, "
+    'not tuned on real frames).'
+  )
+  mine = compare.own_recipes({'hfanet': run('runs/mine.py'), 'rcn_a': run('rcn_a')})
+  assert '(runs/mine.py: a recipe file of your own)' in mine
+  baselines = compare.own_recipes({'ststnet': run('ststnet')})
+  assert baselines.startswith("Every network was trained with its authors' published recipe")

@@ -317,7 +317,8 @@ def notes(args, runs: dict) -> list[str]:
     f'subjects resampled with replacement {seeds.REPLICATES:,} times (each database\'s among '
     'themselves), every seed of both '
     "networks under the same draw, the 2.5 and 97.5 percentiles of the seeds' mean UF1 "
-    "difference (the test subjects' uncertainty, which the seeds' spread leaves out)"
+    "difference (the test subjects' uncertainty, which the seeds' spread leaves out; none "
+    'where no database has two tested subjects).'
     if 'hfanet' in runs and len(runs) > 1
     else ''
   )

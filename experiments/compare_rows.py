@@ -93,9 +93,10 @@ def paired(members: list[dict], reference: list[dict]) -> list[dict]:
   return [{g: tuple(np.subtract(m[g], r[g])) for g in m} for m, r in zip(members, reference)]
 
 
-def over_subjects(run: seeds.Scored, reference: Reference) -> tuple[float, float]:
+def over_subjects(run: seeds.Scored, reference: Reference) -> tuple[float, float] | None:
   """The 95 % interval of a run's paired UF1 difference from the reference over resamples of
-  the tested subjects, each database's among themselves (seeds.subjects_interval)."""
+  the tested subjects, each database's among themselves (seeds.subjects_interval); None where
+  no database has two tested subjects (every draw the same)."""
   pred = reference.predictions
   if not np.array_equal(run.predictions['index'], pred['index']):
     raise ValueError('the run and HFA-Net were tested on different samples: no paired difference')
@@ -107,7 +108,7 @@ def over_subjects(run: seeds.Scored, reference: Reference) -> tuple[float, float
     reference.num_classes,
     reference.databases,
   )['interval']
-  return tuple(interval)
+  return None if interval is None else tuple(interval)
 
 
 def machine(record: dict) -> str:

@@ -283,7 +283,12 @@ def subjects_interval(
   sample, each database's subjects drawn among themselves): {'interval': its 2.5 and 97.5
   percentiles, 'above': the share of draws where `preds` is above, 'subjects', 'replicates'}.
   The seeds' spread is the training's randomness; this is the test subjects' (another draw of
-  as many subjects from each database, the trained models held as they are)."""
+  as many subjects from each database, the trained models held as they are). Where no
+  database has two tested subjects every draw is the same: 'interval' and 'above' are None."""
+  names, subject = np.unique(np.asarray(subjects), return_inverse=True)
+  tested = len(names)
+  if all(len(s) < 2 for s in metrics.stratum_subjects(subject, tested, databases)):
+    return dict(replicates=0, subjects=tested, interval=None, above=None)
   uf1 = metrics.subject_bootstrap_uf1(
     labels, np.concatenate([preds, base_preds]), subjects, classes, replicates, strata=databases
   )
@@ -292,7 +297,7 @@ def subjects_interval(
   low, high = np.percentile(diff, [2.5, 97.5])
   return dict(
     replicates=replicates,
-    subjects=len(set(np.asarray(subjects).tolist())),
+    subjects=tested,
     interval=[float(low), float(high)],
     above=float((diff > 0).mean()),
   )
@@ -358,7 +363,12 @@ def main(argv=None) -> int:
       'the same initial weights'
     )
   bootstrap = over_subjects(ours, base) if base else None
-  if bootstrap:
+  if bootstrap and bootstrap['interval'] is None:
+    print(
+      'over subjects: no interval: no database has two tested subjects, so every resample '
+      'draws the same ones'
+    )
+  elif bootstrap:
     low, high = bootstrap['interval']
     print(
       f"over subjects: the {bootstrap['subjects']} tested subjects resampled with replacement "

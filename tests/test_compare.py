@@ -93,7 +93,7 @@ def _member_uf1(run_dir, member, data, select):
   return metrics.uf1(y, p, data.num_classes)
 
 
-def test_figures_are_the_runs_seeds_by_hand(board):
+def test_figures_are_the_runs_seeds_by_hand(board, monkeypatch):
   out, _ = board
   board_json = json.loads((out / f'{BOARD}.json').read_text())
   rows = {(r['model'], r['honest']): r for r in board_json['rows']}
@@ -107,11 +107,17 @@ def test_figures_are_the_runs_seeds_by_hand(board):
   mine = [_member_uf1(out / 'runs' / 'ststnet', r, data, 'last') for r in range(2)]
   ref = [_member_uf1(out / 'runs' / 'hfanet', r, data, 'last') for r in range(2)]
   assert rows['ststnet', True]['paired_uf1_mean'] == pytest.approx(np.mean(np.subtract(mine, ref)))
-  # and its 95 % interval over resampled subjects, from the members' predictions
-  preds = {
-    name: [seeds.run_result(out / 'runs' / name)[0].pool(member=r)['predictions'] for r in range(2)]
-    for name in ('ststnet', 'hfanet')
-  }
+  # its 95 % interval over resampled subjects: none here, where each database has one tested
+  # subject (every draw the same), rather than an interval of width 0
+  assert data.subjects.size and all(
+    len(set(np.asarray(data.subjects)[np.asarray(data.databases) == d].tolist())) == 1
+    for d in set(data.databases)
+  )
+  assert rows['ststnet', True]['paired_uf1_subjects_low'] is None  # null in the JSON
+  assert '95 % over subjects' not in (out / f'{BOARD}.md').read_text()
+  # with the subjects drawn from one pool, the interval is the members' predictions' by hand
+  results = {name: seeds.run_result(out / 'runs' / name)[0] for name in ('ststnet', 'hfanet')}
+  preds = {n: [r.pool(member=m)['predictions'] for m in range(2)] for n, r in results.items()}
   p = preds['hfanet'][0]
   by_hand = seeds.subjects_interval(
     p['label'],
@@ -119,14 +125,13 @@ def test_figures_are_the_runs_seeds_by_hand(board):
     np.stack([q['pred'] for q in preds['ststnet']]),
     np.stack([q['pred'] for q in preds['hfanet']]),
     data.num_classes,
-    np.asarray(data.databases)[p['index']],  # each database's subjects among themselves
   )['interval']
-  got = [rows['ststnet', True][f'paired_uf1_subjects_{end}'] for end in ('low', 'high')]
-  assert got == pytest.approx(by_hand, abs=1e-12) and got[0] <= got[1]
-  assert (
-    f'95 % over subjects {by_hand[0]:+.4f} to {by_hand[1]:+.4f}'
-    in (out / f'{BOARD}.md').read_text()
+  hfanet = seeds.scored(results['hfanet'], data, 'last')
+  one_pool = compare_rows.Reference(
+    hfanet.members, hfanet.preds, hfanet.predictions, data.num_classes, np.zeros(len(p['index']))
   )
+  got = compare_rows.over_subjects(seeds.scored(results['ststnet'], data, 'last'), one_pool)
+  assert got == pytest.approx(by_hand, abs=1e-12) and got[0] < got[1]
   # HFA-Net's authors' recipe: its last epoch against HFA-Net's recipe; its script's figure
   # (each subject's best test epoch) against its own last epoch: the inflation
   run = out / 'runs' / 'hfanet-published'
@@ -137,8 +142,16 @@ def test_figures_are_the_runs_seeds_by_hand(board):
   assert rows[name, True]['paired_uf1_mean'] == pytest.approx(np.mean(np.subtract(last, ref)))
   assert rows[name, False]['all_uf1_mean'] == pytest.approx(np.mean(best), abs=1e-12)
   assert rows[name, False]['paired_uf1_mean'] == pytest.approx(np.mean(np.subtract(best, last)))
-  assert rows[name, True]['paired_uf1_subjects_low'] is not None
-  assert rows[name, False]['paired_uf1_subjects_low'] is None  # the inflation: none
+  # an interval over subjects for that recipe's honest row (none in this board: one subject
+  # per database), never for its script's figure, the inflation
+  assert rows[name, True]['paired_uf1_subjects_low'] is None
+  monkeypatch.setattr(compare_rows, 'over_subjects', lambda run, reference: (-0.5, 0.5))
+  pub = dict(zip(('result', 'data'), seeds.run_result(run)), command='c', record={}, changed={})
+  hfanet = dict(zip(('result', 'data'), seeds.run_result(out / 'runs' / 'hfanet')))
+  reference = compare_rows.reference_scores({'hfanet': hfanet})
+  honest, inflation = compare_rows.published_rows('hfanet', pub, None, reference)
+  assert honest.honest and honest.over_subjects == (-0.5, 0.5)
+  assert not inflation.honest and inflation.over_subjects is None
 
 
 def test_the_same_command_resumes_and_trains_nothing(board, capsys):

@@ -1,6 +1,7 @@
 """python -m experiments.seeds: each member of an --ensemble K run scored as its own LOSO
 (member 0 is the single model of the seed), mean +- std, paired differences."""
 
+import dataclasses
 import json
 import shutil
 
@@ -155,31 +156,49 @@ def test_runs_of_other_seeds_are_taken_together(runs, tmp_path, capsys):
   assert paired.split(' | ')[1].startswith(f'{diff.mean():.4f} +- {diff.std(ddof=1):.4f} / ')
 
 
-def test_the_paired_difference_over_resampled_subjects(runs, tmp_path, capsys):
+def test_the_paired_difference_over_resampled_subjects(runs, monkeypatch, capsys):
   """With a baseline: the seeds' mean UF1 difference over resamples of the tested subjects
-  (within their databases), every member under the same draw; a run against itself differs by
-  exactly 0 in every draw."""
-  assert seeds.main([str(runs['three']), '--baseline', str(runs['three'])]) == 0
-  assert (
-    'lies in [+0.0000, +0.0000] (95 %), above 0 in 0.0 % of the draws' in capsys.readouterr().out
+  (within their databases), every member under the same draw. The tiny runs test one subject
+  per database, so there is no interval (every draw the same); their subjects drawn from one
+  pool give one, by hand; a run against itself differs by exactly 0 in every draw."""
+  assert seeds.main([str(runs['three']), '--baseline', str(runs['seed1'])]) == 2  # 3 seeds vs 2
+  capsys.readouterr()
+  assert seeds.main([str(runs['seed1']), '--baseline', str(runs['seed1'])]) == 0
+  assert 'over subjects: no interval: no database has two tested subjects' in (
+    capsys.readouterr().out
   )
-  ours, base = seeds.runs_seeds([runs['seed1']]), seeds.runs_seeds([runs['longer']])
-  got = seeds.over_subjects(ours, seeds.runs_seeds([runs['three']]), replicates=200)
+  ours, three = seeds.runs_seeds([runs['seed1']]), seeds.runs_seeds([runs['three']])
+  assert seeds.over_subjects(ours, three, replicates=200)['interval'] is None
+
+  def one_pool(s):  # every sample of one database: its subjects drawn among all of them
+    data = dataclasses.replace(s.data, databases=np.full(len(s.data.databases), 'all'))
+    return dataclasses.replace(s, data=data)
+
+  got = seeds.over_subjects(one_pool(ours), one_pool(three), replicates=200)
   pred = ours.result.pooled['predictions']
   members = [ours.result.pool(member=r)['predictions']['pred'] for r in range(2)]
-  three = seeds.run_result(runs['three'])[0]
-  members += [three.pool(member=r)['predictions']['pred'] for r in range(3)]
+  members += [three.result.pool(member=r)['predictions']['pred'] for r in range(3)]
   from hfa_jax import metrics
 
-  classes, dbs = ours.data.num_classes, np.asarray(ours.data.databases)[pred['index']]
-  assert len(set(dbs)) > 1  # each database's subjects drawn among themselves
   uf1 = metrics.subject_bootstrap_uf1(
-    pred['label'], members, pred['subject'], classes, 200, strata=dbs
+    pred['label'], members, pred['subject'], ours.data.num_classes, 200
   )
   diff = uf1[:, :2].mean(1) - uf1[:, 2:].mean(1)
   np.testing.assert_allclose(got['interval'], np.percentile(diff, [2.5, 97.5]))
+  assert got['interval'][0] < got['interval'][1]
   assert got['above'] == (diff > 0).mean() and got['subjects'] == len(set(pred['subject']))
-  assert base.preds.shape == (3, len(pred['index']))
+  assert three.preds.shape == (3, len(pred['index']))
+  itself = seeds.over_subjects(one_pool(three), one_pool(three), replicates=200)
+  assert itself['interval'] == [0.0, 0.0] and itself['above'] == 0.0
+  # what the command prints of an interval
+  monkeypatch.setattr(seeds, 'over_subjects', lambda a, b: got)
+  assert seeds.main([str(runs['seed1']), '--baseline', str(runs['seed1'])]) == 0
+  low, high = got['interval']
+  assert (
+    f"over subjects: the 3 tested subjects resampled with replacement within their databases "
+    f"200 times, the paired UF1 difference of the seeds' mean lies in [{low:+.4f}, {high:+.4f}] "
+    f"(95 %), above 0 in {100 * got['above']:.1f} % of the draws"
+  ) in capsys.readouterr().out
 
 
 def test_runs_that_cannot_be_taken_together_are_refused(runs, capsys):
@@ -226,3 +245,15 @@ def test_runs_of_other_code_taken_together_are_said(runs, tmp_path, capsys):
   assert seeds.main([str(runs['three']), str(other)]) == 0
   note = next(line for line in capsys.readouterr().out.splitlines() if 'ran other code' in line)
   assert note.startswith('note: the runs ran other code (') and f'{other}: git 0123456' in note
+
+
+def test_no_interval_over_subjects_where_no_database_has_two():
+  """One tested subject per database: every resample draws the same ones, so no interval
+  (not one of width 0); drawn from one pool, the two subjects give one."""
+  labels, subjects = np.array([0, 1, 2, 0]), np.array(['a', 'a', 'b', 'b'])
+  preds, base = np.array([[0, 1, 2, 0]]), np.array([[0, 0, 0, 0]])
+  dbs = np.array(['casme2', 'casme2', 'smic', 'smic'])
+  got = seeds.subjects_interval(labels, subjects, preds, base, 3, dbs, replicates=50)
+  assert got == dict(replicates=0, subjects=2, interval=None, above=None)
+  got = seeds.subjects_interval(labels, subjects, preds, base, 3, None, replicates=50)
+  assert got['replicates'] == 50 and got['interval'][0] < got['interval'][1]

@@ -91,13 +91,13 @@ def original(name: str, checkouts: dict):
   option, relative, attribute = ORIGINALS[name]
   if not checkouts.get(option):
     return f'skipped: no --{option} checkout given'
+  folder = Path(checkouts[option]).expanduser().resolve()
+  if not (folder / relative).is_file():
+    return f'skipped: {folder} has no {relative}'
   try:
     import torch  # noqa: F401
   except ImportError:
     return 'skipped: torch is not installed'
-  folder = Path(checkouts[option]).expanduser().resolve()
-  if not (folder / relative).is_file():
-    return f'skipped: {folder} has no {relative}'
   try:
     if option == 'torchvision':
       build = _torchvision_resnet(folder, attribute)

@@ -2,6 +2,7 @@
 original from a checkout (here a stand-in file), the table and the JSON (no timing asserted)."""
 
 import json
+import sys
 
 import pytest
 
@@ -68,8 +69,15 @@ def test_a_cpu_time_below_the_clocks_resolution_gives_no_rate():
   assert bench_baselines._gflops_per_cpu_s(2e9, 0.5) == 4.0
 
 
-def test_an_absent_original_is_skipped_with_the_reason(tmp_path):
+def test_an_absent_original_is_skipped_with_the_reason(tmp_path, monkeypatch):
   assert 'no --meb checkout' in torch_baselines.original('sssnet', {})
   found = torch_baselines.original('rcn_a', {'rcn': str(tmp_path)})
   assert found.startswith('skipped') and 'MeNets.py' in found
+  # the checkout is there but torch is not (None in sys.modules makes the import fail)
+  checkout = tmp_path / 'meb'
+  (checkout / 'meb' / 'models').mkdir(parents=True)
+  (checkout / 'meb' / 'models' / 'me_networks.py').write_text(STAND_IN)
+  monkeypatch.setitem(sys.modules, 'torch', None)
+  found = torch_baselines.original('offapexnet', {'meb': str(checkout)})
+  assert found == 'skipped: torch is not installed'
   assert torch_baselines.taken_from('meb') == ['ststnet', 'sssnet', 'offapexnet']

@@ -22,6 +22,14 @@ class OffApexNet(torch.nn.Module):
 '''
 
 
+def meb_checkout(folder):
+  """A stand-in MEB checkout in `folder`: meb/meb/models/me_networks.py holding STAND_IN."""
+  checkout = folder / 'meb'
+  (checkout / 'meb' / 'models').mkdir(parents=True)
+  (checkout / 'meb' / 'models' / 'me_networks.py').write_text(STAND_IN)
+  return checkout
+
+
 def test_recipes_of_the_dev_part_run():
   """Each baseline's side, batch, steps per epoch (one pass over the largest training set
   of the development part) and models per program for the 3-seed run."""
@@ -35,9 +43,7 @@ def test_recipes_of_the_dev_part_run():
 
 def test_a_baseline_row_with_its_original(tmp_path, monkeypatch, capsys):
   pytest.importorskip('torch')
-  checkout = tmp_path / 'meb'
-  (checkout / 'meb' / 'models').mkdir(parents=True)
-  (checkout / 'meb' / 'models' / 'me_networks.py').write_text(STAND_IN)
+  checkout = meb_checkout(tmp_path)
   monkeypatch.setattr(bench_baselines, 'DEV_FOLDS', 2)
   monkeypatch.setattr(bench_baselines, 'SEEDS', 1)
   out = tmp_path / 'bench.json'
@@ -74,9 +80,7 @@ def test_an_absent_original_is_skipped_with_the_reason(tmp_path, monkeypatch):
   found = torch_baselines.original('rcn_a', {'rcn': str(tmp_path)})
   assert found.startswith('skipped') and 'MeNets.py' in found
   # the checkout is there but torch is not (None in sys.modules makes the import fail)
-  checkout = tmp_path / 'meb'
-  (checkout / 'meb' / 'models').mkdir(parents=True)
-  (checkout / 'meb' / 'models' / 'me_networks.py').write_text(STAND_IN)
+  checkout = meb_checkout(tmp_path)
   monkeypatch.setitem(sys.modules, 'torch', None)
   found = torch_baselines.original('offapexnet', {'meb': str(checkout)})
   assert found == 'skipped: torch is not installed'

@@ -18,14 +18,14 @@ def bench_torch(path: str, sides, batch, steps, threads: int, num_classes: int) 
 
   Returns rows, or a sentence saying why it was skipped (torch, timm or the code missing).
   """
+  path = os.path.abspath(os.path.expanduser(path))
+  if not os.path.isfile(os.path.join(path, 'model', 'model_dual_msff.py')):
+    return f'skipped: {path} has no model/model_dual_msff.py'
   try:
     import torch
     import torch.nn.functional as F
   except ImportError:
     return 'skipped: torch is not installed'
-  path = os.path.abspath(os.path.expanduser(path))
-  if not os.path.isfile(os.path.join(path, 'model', 'model_dual_msff.py')):
-    return f'skipped: {path} has no model/model_dual_msff.py'
   sys.path.insert(0, path)
   try:
     from model.model_dual_msff import DualInception

@@ -2,6 +2,7 @@
 
 import functools
 import json
+import sys
 
 from experiments import bench_parts, benchmark
 from tests.quick_compile import QUICK_COMPILE
@@ -94,3 +95,18 @@ def test_the_last_part_is_the_model_after_its_branches():
   nested = {kind: {'model': tree} for kind, tree in variables.items()}
   got = jit(lambda v, levels: top.apply(v, *levels, train=False))(nested, levels)
   np.testing.assert_allclose(got, logits, rtol=1e-5, atol=1e-5)
+
+
+def test_an_absent_original_says_which_file_is_missing(tmp_path, monkeypatch):
+  """--original pointing at a folder without HFA-Net's PyTorch file: that is the reason given,
+  with or without torch; with the file there and no torch, torch's absence is."""
+  from experiments import torch_reference
+
+  found = torch_reference.bench_torch(str(tmp_path), [32], 2, 1, 1, 3)
+  assert found == f'skipped: {tmp_path} has no model/model_dual_msff.py'
+  (tmp_path / 'model').mkdir()
+  (tmp_path / 'model' / 'model_dual_msff.py').write_text('')
+  monkeypatch.setitem(sys.modules, 'torch', None)
+  assert torch_reference.bench_torch(str(tmp_path), [32], 2, 1, 1, 3) == (
+    'skipped: torch is not installed'
+  )
